@@ -1,0 +1,67 @@
+"""The FastAPI application factory: create_app(settings) wires storage, queue and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from backend import __version__
+from backend.api.middleware import BodyLimit, SecurityHeaders
+from backend.api.routes import datasets, experiments, health, metrics, pages, runs, sweeps, techniques, variants
+from backend.db import make_engine, make_sessionmaker
+from backend.maintenance import Maintenance
+from backend.queue import JobQueue
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROUTERS = [health.router, runs.router, metrics.router, variants.router, experiments.router,
+           datasets.router, sweeps.router, techniques.router, pages.router]
+
+
+def plotly_js_dir() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data"
+
+
+def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    factory = make_sessionmaker(engine)
+    queue = JobQueue(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = None
+        if maintenance:
+            loop = Maintenance(factory, queue, interval_s=settings.reaper_interval_s,
+                               heartbeat_timeout_s=settings.heartbeat_timeout_s)
+            loop.start()
+        yield
+        if loop:
+            loop.stop()
+        queue.close()
+        engine.dispose()
+
+    app = FastAPI(title="optiboard", version=__version__, lifespan=lifespan,
+                  description="Launch and compare model-optimization runs.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = factory
+    app.state.queue = queue
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static/vendor", StaticFiles(directory=plotly_js_dir()), name="vendor")
+    if settings.frontend_dir.is_dir():
+        app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
+                       upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,82 @@
+"""Dependencies, one alias per concern: SessionDep, SettingsDep, QueueDep, CurrentToken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from backend.queue import JobQueue
+from backend.settings import Settings
+from backend.store import tokens
+from backend.store.records import TokenRecord
+
+COOKIE = "optiboard_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work: committed once after the handler, rolled back on error."""
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin:
+        parts = urlsplit(origin)
+        return parts.netloc == request.headers.get("host", "")
+    # No Origin/Referer (non-browser client or privacy settings): our own pages always send
+    # this header, which a cross-site form cannot.
+    return request.headers.get("x-requested-with") == "optiboard"
+
+
+def current_token(request: Request, session: SessionDep, settings: SettingsDep) -> TokenRecord | None:
+    """Bearer token, or the dashboard's HttpOnly cookie (writes through it must be same-origin)."""
+    if not settings.auth_required:
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        token = value.strip()
+        from_cookie = False
+    elif request.cookies.get(COOKIE):
+        token = request.cookies[COOKIE]
+        from_cookie = True
+    else:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required: send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    record = tokens.verify_token(session, token=token)
+    if record is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if from_cookie and request.method not in SAFE_METHODS and not _same_origin(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin write refused")
+    return record
+
+
+CurrentToken = Annotated[TokenRecord | None, Depends(current_token)]
+Authenticated = [Depends(current_token)]

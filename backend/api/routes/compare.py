@@ -1,0 +1,111 @@
+"""Compare runs: the table with deltas, the three figures, and the CSV/JSON/HTML exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from sqlalchemy.orm import Session
+
+from backend import figures
+from backend.api.deps import Authenticated, SessionDep
+from backend.api.schemas import RunPublic, VariantPublic
+from backend.figures.table import compare_rows, rows_csv
+from backend.store import metrics, runs, variants
+
+router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
+
+MAX_RUNS = 50
+LOSS_KEYS = ("loss", "val_loss")
+XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
+RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
+                                 description="comma-separated run ids, e.g. 1,2,3")]
+BaselineQuery = Annotated[int | None, Query(ge=1, le=2**62, description="run id the deltas refer to")]
+XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
+
+
+def _run_ids(raw: str) -> list[int]:
+    ids = list(dict.fromkeys(int(p) for p in raw.split(",") if p.strip()))
+    if len(ids) > MAX_RUNS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            [{"loc": ["query", "runs"], "msg": f"at most {MAX_RUNS} runs", "type": "value_error"}])
+    return ids
+
+
+def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *,
+                with_figures: bool) -> dict[str, Any]:
+    ids = _run_ids(raw_runs)
+    records = runs.get_runs(session, run_ids=ids)
+    missing = sorted(set(ids) - {r.id for r in records})
+    if missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"runs not found: {', '.join(map(str, missing))}")
+    run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
+    variant_docs = [VariantPublic.of(v).model_dump(mode="json")
+                    for v in variants.list_variants(session, run_ids=ids)]
+    rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x)
+    out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
+    if with_figures:
+        series_by_run = {}
+        for r in records:
+            series = metrics.read_series(session, run_id=r.id, keys=list(LOSS_KEYS), max_points=800)
+            # the run id keeps two runs with the same name apart in the legend
+            series_by_run[f"#{r.id} {r.name}"] = {
+                k: {"steps": s.steps, "values": s.values} for k, s in series.items()}
+        out["figures"] = {
+            "tradeoff": figures.tradeoff_figure(rows, x=x),
+            "latency": figures.latency_figure(rows),
+            "loss": figures.loss_figure(series_by_run, keys=LOSS_KEYS),
+        }
+    return out
+
+
+def _attachment(name: str) -> dict[str, str]:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return {"Content-Disposition": f'attachment; filename="optiboard-compare-{stamp}.{name}"'}
+
+
+@router.get("/compare")
+def read_comparison(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
+                    x: XQuery = "size_bytes") -> dict[str, Any]:
+    """Runs side by side: one row per variant with deltas, and the loss/trade-off/latency figures."""
+    return _comparison(session, runs, baseline, x, with_figures=True)
+
+
+@router.get("/compare.csv", response_class=PlainTextResponse)
+def export_csv(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
+               x: XQuery = "size_bytes") -> PlainTextResponse:
+    """The comparison table as CSV."""
+    data = _comparison(session, runs, baseline, x, with_figures=False)
+    return PlainTextResponse(rows_csv(data["rows"]), media_type="text/csv; charset=utf-8",
+                             headers=_attachment("csv"))
+
+
+@router.get("/compare.json")
+def export_json(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
+                x: XQuery = "size_bytes") -> JSONResponse:
+    """The comparison table and its runs as a JSON file."""
+    data = _comparison(session, runs, baseline, x, with_figures=False)
+    return JSONResponse(data, headers=_attachment("json"))
+
+
+@router.get("/compare/report.html", response_class=HTMLResponse)
+def export_report(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
+                  x: XQuery = "size_bytes") -> HTMLResponse:
+    """A self-contained HTML report (Plotly.js and figures inlined) that opens offline."""
+    data = _comparison(session, runs, baseline, x, with_figures=True)
+    html = figures.report_html(data["rows"], data["figures"], data["runs"])
+    return HTMLResponse(html, headers=_attachment("html"))
+
+
+@router.get("/variants/{variant_id}/figures/confusion")
+def read_confusion_figure(variant_id: int, session: SessionDep) -> dict[str, Any]:
+    """The variant's confusion matrix as a Plotly heat map (rows: true class)."""
+    v = variants.get_variant(session, variant_id=variant_id)
+    if v is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+    labels = v.extra.get("class_names") if isinstance(v.extra.get("class_names"), list) else None
+    if labels is not None and len(labels) != len(v.confusion):
+        labels = None
+    return figures.confusion_figure(v.confusion, labels)

@@ -1,0 +1,64 @@
+"""User datasets: .npz uploads (x_train, y_train, x_test, y_test), stored under a server-chosen name."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+
+from backend.api.deps import Authenticated, SessionDep, SettingsDep
+from backend.api.schemas import DatasetPublic, DatasetsPublic
+from backend.store import datasets
+from backend.store.records import DatasetRecord
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"], dependencies=Authenticated)
+
+
+def _public(r: DatasetRecord) -> DatasetPublic:
+    return DatasetPublic(id=r.id, name=r.name, size_bytes=r.size_bytes, info=r.info, created_at=r.created_at)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def upload_dataset(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description=".npz with x_train, y_train, x_test, y_test")],
+    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+) -> DatasetPublic:
+    """Upload a dataset as an .npz file; its arrays are checked before it is kept."""
+    from worker.engine.npz import validate_npz  # numpy only: no TensorFlow in the API
+
+    settings.uploads.mkdir(parents=True, exist_ok=True)
+    filename = f"{secrets.token_hex(16)}.npz"
+    target = settings.uploads / filename
+    tmp = target.with_suffix(".part")
+    size = 0
+    try:
+        with tmp.open("wb") as out:
+            while chunk := file.file.read(1 << 20):
+                size += len(chunk)
+                if size > settings.max_upload_bytes:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                                        f"file: larger than the {settings.max_upload_bytes} byte limit")
+                out.write(chunk)
+        try:
+            info = validate_npz(tmp)
+        except ValueError as e:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                detail=[{"loc": ["body", "file"], "msg": str(e), "type": "value_error"}]) from None
+        shutil.move(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    display = name or (file.filename or "dataset")[:200]
+    record = datasets.add_dataset(session, name=display, filename=filename, size_bytes=size, info=info)
+    return _public(record)
+
+
+@router.get("")
+def read_datasets(session: SessionDep) -> DatasetsPublic:
+    """Uploaded datasets."""
+    records = datasets.list_datasets(session)
+    return DatasetsPublic(data=[_public(r) for r in records], count=len(records))

@@ -1,0 +1,54 @@
+"""Metric points: read after a step cursor (downsampled on request), write in batches."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from backend.api.deps import Authenticated, SessionDep
+from backend.api.schemas import Accepted, MetricsPublic, PointsIn, SeriesPublic, finite_or_str
+from backend.store import metrics, runs
+
+router = APIRouter(prefix="/api/runs", tags=["metrics"], dependencies=Authenticated)
+
+
+@router.get("/{run_id}/metrics")
+def read_metrics(
+    run_id: int,
+    session: SessionDep,
+    after_step: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+    keys: Annotated[str | None, Query(max_length=2000, description="comma-separated metric keys")] = None,
+    max_points: Annotated[int, Query(ge=4, le=100_000)] = 1000,
+) -> MetricsPublic:
+    """Points after `after_step`, at most `max_points` per key (bucket minima and maxima kept)."""
+    run = runs.get_run(session, run_id=run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    key_list = [k for k in (keys or "").split(",") if k] or None
+    series = metrics.read_series(session, run_id=run_id, after_step=after_step, keys=key_list,
+                                 max_points=max_points)
+    last = max((s.steps[-1] for s in series.values() if s.steps), default=after_step)
+    return MetricsPublic(
+        run_id=run_id, status=run.status, last_step=last,
+        series={k: SeriesPublic(steps=s.steps, values=[finite_or_str(v) for v in s.values])  # type: ignore[misc]
+                for k, s in series.items()},
+    )
+
+
+@router.post("/{run_id}/metrics")
+def log_metrics(run_id: int, body: PointsIn, session: SessionDep) -> Accepted:
+    """Log a batch of points into an external run; a repeated (key, step) is ignored."""
+    run = runs.get_run(session, run_id=run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    if not run.external:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
+    if run.status != "running":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
+    points = [metrics.Point(key=p.key, step=p.step, value=math.nan if p.value is None else p.value,
+                            wall_time=p.wall_time) for p in body.points]
+    n = metrics.log_batch(session, run_id=run_id, points=points)
+    runs.heartbeat_external(session, run_id=run_id)
+    return Accepted(accepted=n)

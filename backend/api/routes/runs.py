@@ -1,0 +1,130 @@
+"""Runs: submit, list, read, edit, cancel, retry, delete, optimize."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from backend.api.deps import Authenticated, QueueDep, SessionDep, SettingsDep
+from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate
+from backend.spec import RunSpec
+from backend.store import runs
+from backend.store.records import RunRecord
+from backend.submission import commit_and_enqueue, create_checked
+
+router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=Authenticated)
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def _found(run: RunRecord | None, run_id: int) -> RunRecord:
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return run
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
+    """Submit a run; it is queued and sent to a worker once stored."""
+    run = create_checked(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, [run])
+    return RunPublic.of(_found(runs.get_run(session, run_id=run.id), run.id))
+
+
+@router.get("")
+def read_runs(
+    session: SessionDep,
+    experiment: Annotated[str | None, Query(max_length=200)] = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    sort: Annotated[str, Query(pattern=r"^-?(created_at|name|status|id|finished_at|progress)$")] = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> RunsPublic:
+    """List runs, newest first, filtered by experiment, status, tag and text."""
+    filters = runs.RunFilter(experiment=experiment, status=status_, tag=tag, q=q)
+    records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
+    return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)
+
+
+@router.get("/{run_id}")
+def read_run(run_id: int, session: SessionDep) -> RunPublic:
+    """Read one run."""
+    return RunPublic.of(_found(runs.get_run(session, run_id=run_id), run_id))
+
+
+@router.patch("/{run_id}")
+def update_run(run_id: int, body: RunUpdate, session: SessionDep) -> RunPublic:
+    """Rename a run or edit its tags and notes."""
+    updated = runs.update_run(session, run_id=run_id, name=body.name, tags=body.tags, notes=body.notes)
+    return RunPublic.of(_found(updated, run_id))
+
+
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_run(run_id: int, session: SessionDep, settings: SettingsDep) -> Response:
+    """Delete a finished run with its metrics, variants and files."""
+    run = _found(runs.get_run(session, run_id=run_id), run_id)
+    if not run.terminal:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: cancel it first")
+    runs.delete_run(session, run_id=run_id)
+    session.commit()
+    shutil.rmtree(settings.artifacts / "runs" / str(run_id), ignore_errors=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(run_id: int, session: SessionDep) -> RunPublic:
+    """Cancel a queued run at once, or ask a running one to stop at its next batch."""
+    run = _found(runs.get_run(session, run_id=run_id), run_id)
+    if run.terminal:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.status}")
+    return RunPublic.of(_found(runs.request_cancel(session, run_id=run_id), run_id))
+
+
+@router.post("/{run_id}/retry", status_code=status.HTTP_201_CREATED)
+def retry_run(run_id: int, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
+    """Submit a failed or cancelled run again, as a new run with the same spec."""
+    run = _found(runs.get_run(session, run_id=run_id), run_id)
+    if run.status not in ("failed", "cancelled") or run.external:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
+    spec = RunSpec.model_validate(run.spec).model_copy(update={"name": f"{run.name} (retry)"[:200]})
+    new = create_checked(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, [new])
+    return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
+
+
+@router.post("/{run_id}/optimize", status_code=status.HTTP_201_CREATED)
+def optimize_run(run_id: int, body: OptimizeRequest, session: SessionDep, queue: QueueDep,
+                 settings: SettingsDep) -> RunPublic:
+    """Launch post-training quantization of this run's model as a new optimize run."""
+    parent = _found(runs.get_run(session, run_id=run_id), run_id)
+    base = RunSpec.model_validate(parent.spec)
+    spec = RunSpec.model_validate({
+        **base.model_dump(mode="json"),
+        "name": body.name or f"{parent.name} → {'+'.join(body.exports)}"[:200],
+        "kind": "optimize", "parent_run_id": run_id, "techniques": [], "exports": body.exports,
+        "external": False,
+    })
+    new = create_checked(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, [new])
+    return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
+
+
+@router.get("/{run_id}/logs")
+def read_logs(run_id: int, session: SessionDep) -> LogsPublic:
+    """The run's log tail."""
+    return LogsPublic(lines=_found(runs.get_run(session, run_id=run_id), run_id).log_tail)
+
+
+@router.post("/{run_id}/finish")
+def finish_external_run(run_id: int, body: FinishRequest, session: SessionDep) -> RunPublic:
+    """End an external run (one logged by an outside script) with a terminal status."""
+    run = _found(runs.get_run(session, run_id=run_id), run_id)
+    if not run.external:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is run by a worker; use cancel")
+    if not runs.finish_run(session, run_id=run_id, lease=None, status=body.status, error=body.error):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.status}")
+    return RunPublic.of(_found(runs.get_run(session, run_id=run_id), run_id))

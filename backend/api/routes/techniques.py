@@ -1,0 +1,34 @@
+"""What can be launched: the run spec's JSON schema and defaults, for the launch form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from backend.api.deps import Authenticated
+from backend.spec import ARCHITECTURES, BUILTIN_DATASETS, EXPORT_FORMATS, RunSpec
+from backend.sweeps import SweepIn
+
+router = APIRouter(prefix="/api", tags=["techniques"], dependencies=Authenticated)
+
+
+@router.get("/techniques")
+def read_techniques() -> dict[str, Any]:
+    """The RunSpec JSON schema, its defaults, and the technique, dataset and export names."""
+    schema = RunSpec.model_json_schema()
+    techniques = {}
+    for name, sub in schema.get("$defs", {}).items():
+        props = sub.get("properties", {})
+        tname = props.get("name", {}).get("const")
+        if tname and name.endswith("Spec") and "name" in sub.get("required", []):
+            techniques[tname] = sub
+    return {
+        "schema": schema,
+        "sweep_schema": SweepIn.model_json_schema(),
+        "defaults": RunSpec().model_dump(mode="json"),
+        "techniques": techniques,
+        "datasets": list(BUILTIN_DATASETS) + ["upload"],
+        "architectures": list(ARCHITECTURES),
+        "exports": list(EXPORT_FORMATS),
+    }

@@ -1,0 +1,44 @@
+"""Variants: the measured models of a run, and their files."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+from backend.api.deps import Authenticated, SessionDep, SettingsDep
+from backend.api.schemas import VariantPublic, VariantsPublic
+from backend.artifacts import resolve_inside
+from backend.store import runs, variants
+
+router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
+
+
+@router.get("/runs/{run_id}/variants")
+def read_variants(run_id: int, session: SessionDep) -> VariantsPublic:
+    """Every model the run produced, with accuracy, size and latency."""
+    if runs.get_run(session, run_id=run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    records = variants.list_variants(session, run_ids=[run_id])
+    return VariantsPublic(data=[VariantPublic.of(v) for v in records], count=len(records))
+
+
+@router.get("/variants/{variant_id}")
+def read_variant(variant_id: int, session: SessionDep) -> VariantPublic:
+    """One variant."""
+    v = variants.get_variant(session, variant_id=variant_id)
+    if v is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+    return VariantPublic.of(v)
+
+
+@router.get("/variants/{variant_id}/download", response_class=FileResponse)
+def download_variant(variant_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The variant's model file."""
+    v = variants.get_variant(session, variant_id=variant_id)
+    if v is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+    path = resolve_inside(settings.artifacts, v.artifact_path)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"file of variant {variant_id} is missing")
+    safe_name = f"optiboard-run{v.run_id}-{v.format}{path.suffix}"
+    return FileResponse(path, filename=safe_name, media_type="application/octet-stream")

@@ -1,0 +1,184 @@
+"""API request and response models (separate from the ORM tables and from the run spec)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.store.records import RunRecord, VariantRecord
+
+Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
+
+
+def finite_or_str(x: float | None) -> float | str | None:
+    if x is None or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunPublic(BaseModel):
+    id: int
+    name: str
+    experiment_id: int
+    experiment: str
+    kind: str
+    external: bool
+    status: str
+    spec: dict[str, Any]
+    spec_hash: str
+    summary: str
+    parent_run_id: int | None
+    attempt: int
+    max_attempts: int
+    worker: str | None
+    cancel_requested: bool
+    progress: float
+    eta_seconds: float | None
+    error: str | None
+    log_tail: list[str]
+    tags: list[str]
+    notes: str
+    hardware: dict[str, Any]
+    train_seconds: float | None
+    peak_memory_bytes: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    duration_seconds: float | None
+    headline: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, r: RunRecord) -> RunPublic:
+        end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
+        duration = (end - r.started_at).total_seconds() if r.started_at and end else None
+        data = {k: getattr(r, k) for k in cls.model_fields if hasattr(r, k)}
+        data["duration_seconds"] = duration
+        return cls(**data)
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+
+
+class RunUpdate(In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=32)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class OptimizeRequest(In):
+    exports: list[Literal["float32", "dynamic", "float16", "int8"]] = Field(min_length=1, max_length=4)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class VariantPublic(BaseModel):
+    id: int
+    run_id: int
+    format: str
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    confusion: list[list[int]]
+    size_bytes: int
+    gzip_bytes: int
+    params: int
+    nonzero_params: int
+    sparsity: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    throughput_per_s: float | None
+    hardware: dict[str, Any]
+    extra: dict[str, Any]
+    created_at: datetime
+    download_url: str
+
+    @classmethod
+    def of(cls, v: VariantRecord) -> VariantPublic:
+        data = {k: getattr(v, k) for k in cls.model_fields if hasattr(v, k)}
+        for k in ("accuracy", "precision", "recall", "f1"):
+            if data[k] is not None and not math.isfinite(data[k]):
+                data[k] = None
+        data["download_url"] = f"/api/variants/{v.id}/download"
+        return cls(**data)
+
+
+class VariantsPublic(BaseModel):
+    data: list[VariantPublic]
+    count: int
+
+
+class SeriesPublic(BaseModel):
+    steps: list[int]
+    values: list[Number]
+
+
+class MetricsPublic(BaseModel):
+    run_id: int
+    status: str
+    last_step: int
+    series: dict[str, SeriesPublic]
+
+
+class PointIn(In):
+    key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-/ ]+$")
+    step: int = Field(ge=0, le=2**62)
+    value: float | None = Field(description="null or a non-finite number is stored as NaN/±inf")
+    wall_time: float | None = Field(default=None, ge=0, le=1e11)
+
+
+class PointsIn(In):
+    points: list[PointIn] = Field(min_length=1, max_length=50_000)
+
+
+class Accepted(BaseModel):
+    accepted: int
+
+
+class ExperimentIn(In):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ExperimentPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    run_count: int
+
+
+class ExperimentsPublic(BaseModel):
+    data: list[ExperimentPublic]
+    count: int
+
+
+class DatasetPublic(BaseModel):
+    id: int
+    name: str
+    size_bytes: int
+    info: dict[str, Any]
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class LogsPublic(BaseModel):
+    lines: list[str]
+
+
+class FinishRequest(In):
+    status: Literal["succeeded", "failed", "cancelled"]
+    error: str | None = Field(default=None, max_length=10_000)

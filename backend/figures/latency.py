@@ -1,0 +1,69 @@
+"""Latency per variant: p50 bars with a whisker up to p95."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from backend.figures.labels import technique_of, variant_label
+from backend.figures.text import esc, finite
+from backend.figures.theme import axis, base_layout, color, empty_annotation
+
+
+def latency_figure(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    usable = [r for r in rows if finite(r.get("latency_p50_ms")) is not None]
+    layout = base_layout(
+        "Inference latency (batch 1): p50, whisker to p95",
+        xaxis=axis("", type="category", tickangle=-30),
+        yaxis=axis("Latency (ms)", rangemode="tozero"),
+        # one bar per category; "overlay" stops bars of different traces being offset
+        barmode="overlay",
+        bargap=0.35,
+    )
+    if not usable:
+        layout["annotations"] = [empty_annotation("No latency measurements yet")]
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+        return go.Figure(layout=layout).to_plotly_json()
+
+    fig = go.Figure(layout=layout)
+    order = [variant_label(r) for r in usable]
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    techniques = sorted({technique_of(r) for r in usable})
+    for i, tech in enumerate(techniques):
+        members = [r for r in usable if technique_of(r) == tech]
+        p50 = [finite(r.get("latency_p50_ms")) for r in members]
+        p95 = [finite(r.get("latency_p95_ms")) for r in members]
+        plus = [
+            max(0.0, (b - a)) if (a is not None and b is not None) else 0.0
+            for a, b in zip(p50, p95, strict=True)
+        ]
+        hover = [
+            f"<b>{variant_label(r)}</b><br>technique: {esc(tech)}<br>"
+            f"p50: {a:.4g} ms<br>p95: {'–' if b is None else f'{b:.4g} ms'}"
+            for r, a, b in zip(members, p50, p95, strict=True)
+        ]
+        fig.add_trace(
+            go.Bar(
+                x=[variant_label(r) for r in members],
+                y=p50,
+                name=esc(tech),
+                marker={"color": color(i)},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": plus,
+                    "arrayminus": [0.0] * len(plus),
+                    "color": "#111827",
+                    "thickness": 1.2,
+                    "width": 5,
+                },
+                hovertext=hover,
+                hoverinfo="text",
+                customdata=[[r.get("run_id"), r.get("variant_id")] for r in members],
+                meta={"role": "latency", "technique": esc(tech)},
+            )
+        )
+    return fig.to_plotly_json()

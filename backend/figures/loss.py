@@ -1,0 +1,57 @@
+"""Loss curves of several runs overlaid: train solid, validation dashed, one colour per run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+
+from backend.figures.text import esc, finite
+from backend.figures.theme import axis, base_layout, color, empty_annotation
+
+# Series = {"steps": [...], "values": [...]} as returned by GET /api/runs/{id}/metrics.
+Series = Mapping[str, Any]
+
+
+def loss_figure(
+    series_by_run: Mapping[str, Mapping[str, Series]],
+    keys: tuple[str, ...] = ("loss", "val_loss"),
+) -> dict[str, Any]:
+    """`series_by_run` maps a run label (user text, escaped here) to its series by metric key."""
+    layout = base_layout(
+        "Loss",
+        xaxis=axis("Step (training batch)"),
+        yaxis=axis("Loss"),
+        hovermode="x unified",
+    )
+    fig = go.Figure(layout=layout)
+    for i, (run_label, series) in enumerate(series_by_run.items()):
+        for key in keys:
+            s = series.get(key)
+            if not s or not s.get("steps"):
+                continue
+            validation = key.startswith("val_")
+            fig.add_trace(
+                go.Scatter(
+                    x=list(s["steps"]),
+                    y=[finite(v) for v in s["values"]],
+                    mode="lines+markers" if validation else "lines",
+                    name=f"{esc(run_label)} · {esc(key)}",
+                    legendgroup=f"run{i}",
+                    line={
+                        "color": color(i),
+                        "width": 2 if validation else 1.5,
+                        "dash": "dash" if validation else "solid",
+                    },
+                    marker={"size": 5},
+                    connectgaps=False,
+                    meta={"role": "loss", "key": esc(key)},
+                )
+            )
+    if not fig.data:
+        layout["annotations"] = [empty_annotation("No loss points logged yet")]
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+        return go.Figure(layout=layout).to_plotly_json()
+    return fig.to_plotly_json()

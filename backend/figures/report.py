@@ -1,0 +1,147 @@
+"""A self-contained HTML report: Plotly.js, the figures and the table inlined; opens offline.
+
+Every user string goes through html.escape for the page and is already escaped inside the
+figures (see text.py). Figure JSON is embedded in <script type="application/json"> with
+'<', '>' and '&' written as \\u escapes so no value can close the script element.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from backend.figures.labels import technique_of
+from backend.figures.text import finite, human_bytes
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1f2937;
+margin:0;background:#f6f7f9}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.meta{color:#6b7280;margin:0 0 16px}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px;margin:12px 0}
+.fig{height:420px}
+table{border-collapse:collapse;width:100%;background:#fff;font-variant-numeric:tabular-nums}
+th,td{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;white-space:nowrap}
+td.num,th.num{text-align:right}
+tr.front td:first-child{box-shadow:inset 3px 0 0 #111827}
+.pos{color:#15803d}.neg{color:#b91c1c}
+"""
+
+# Renders each <script type="application/json" data-figure> into the div before it.
+_BOOT = """
+document.querySelectorAll('script[data-figure]').forEach(function (el) {
+  var fig = JSON.parse(el.textContent);
+  var div = document.getElementById(el.getAttribute('data-figure'));
+  Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
+});
+"""
+
+_FIGURE_TITLES = {"loss": "Loss curves", "tradeoff": "Accuracy vs size", "latency": "Latency"}
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    # "</script" cannot appear inside an inline script; the bundle has none today, but make sure.
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+def _json_for_script(value: Any) -> str:
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _num(value: Any, fmt: str) -> str:
+    v = finite(value)
+    return "–" if v is None else format(v, fmt)
+
+
+def _delta(value: Any) -> str:
+    v = finite(value)
+    if v is None:
+        return "<td class='num'>–</td>"
+    cls = "pos" if v > 0 else "neg" if v < 0 else ""
+    return f"<td class='num {cls}'>{v:+.4f}</td>"
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = (
+        "<tr><th>Run</th><th>Format</th><th>Technique</th><th class='num'>Accuracy</th>"
+        "<th class='num'>Δ acc</th><th class='num'>F1</th><th class='num'>Size</th>"
+        "<th class='num'>Size ×</th><th class='num'>Gzip</th><th class='num'>Params</th>"
+        "<th class='num'>p50 ms</th><th class='num'>p95 ms</th><th>Pareto</th></tr>"
+    )
+    body = []
+    for r in rows:
+        e = html.escape
+        body.append(
+            f"<tr class='{'front' if r.get('pareto') else ''}'>"
+            f"<td>#{e(str(r.get('run_id')))} {e(str(r.get('run_name') or ''))}</td>"
+            f"<td>{e(str(r.get('format') or ''))}</td><td>{e(technique_of(r))}</td>"
+            f"<td class='num'>{_num(r.get('accuracy'), '.4f')}</td>"
+            f"{_delta(r.get('delta_accuracy'))}"
+            f"<td class='num'>{_num(r.get('f1'), '.4f')}</td>"
+            f"<td class='num'>{e(human_bytes(finite(r.get('size_bytes'))))}</td>"
+            f"<td class='num'>{_num(r.get('size_ratio'), '.3f')}</td>"
+            f"<td class='num'>{e(human_bytes(finite(r.get('gzip_bytes'))))}</td>"
+            f"<td class='num'>{_num(r.get('params'), ',.0f')}</td>"
+            f"<td class='num'>{_num(r.get('latency_p50_ms'), '.4g')}</td>"
+            f"<td class='num'>{_num(r.get('latency_p95_ms'), '.4g')}</td>"
+            f"<td>{'yes' if r.get('pareto') else ''}</td></tr>"
+        )
+    if not body:
+        body.append("<tr><td colspan='13'>No measured variants.</td></tr>")
+    return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _runs_list(runs: Sequence[Mapping[str, Any]]) -> str:
+    items = []
+    for run in runs:
+        e = html.escape
+        items.append(
+            f"<li><b>#{e(str(run.get('id')))} {e(str(run.get('name') or ''))}</b> — "
+            f"{e(str(run.get('summary') or ''))} · {e(str(run.get('status') or ''))}"
+            f"{' · experiment ' + e(str(run.get('experiment'))) if run.get('experiment') else ''}"
+            "</li>"
+        )
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def report_html(
+    rows: Sequence[Mapping[str, Any]],
+    figures: Mapping[str, Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "optiboard comparison",
+    generated_at: dt.datetime | None = None,
+) -> str:
+    """The whole report as one HTML string (a few MB: Plotly.js is inlined)."""
+    when = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    blocks = []
+    for i, (name, fig) in enumerate(figures.items()):
+        div_id = f"fig-{i}"
+        payload = _json_for_script({"data": fig.get("data", []), "layout": fig.get("layout", {})})
+        blocks.append(
+            f"<h2>{html.escape(_FIGURE_TITLES.get(name, name))}</h2>"
+            f"<div class='card'><div id='{div_id}' class='fig' data-name='{html.escape(name)}'>"
+            "</div></div>"
+            f"<script type='application/json' data-figure='{div_id}'>{payload}</script>"
+        )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
+        f"<script>{_plotly_js()}</script></head><body><main>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p class='meta'>{len(runs)} runs · {len(rows)} variants · generated {when}</p>"
+        f"<h2>Runs</h2>{_runs_list(runs)}"
+        f"{''.join(blocks)}"
+        f"<h2>Variants</h2><div class='card'>{_table(rows)}</div>"
+        f"<script>{_BOOT}</script></main></body></html>"
+    )

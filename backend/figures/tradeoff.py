@@ -1,0 +1,100 @@
+"""Accuracy against a cost (size, gzip size, parameters, latency), with the Pareto front."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from backend.figures.labels import technique_of, variant_label
+from backend.figures.pareto import pareto_flags, pareto_front
+from backend.figures.text import esc, finite, human_bytes, human_number
+from backend.figures.theme import axis, base_layout, color, empty_annotation
+
+# x key → axis title; all are "smaller is better" costs, plotted on a log axis.
+X_AXES: dict[str, str] = {
+    "size_bytes": "Model size on disk (bytes, log)",
+    "gzip_bytes": "Gzipped size (bytes, log)",
+    "params": "Parameters (log)",
+    "latency_p50_ms": "Latency p50 (ms, log)",
+}
+DIMMED = 0.28
+
+
+def _fmt_x(x: str, value: float | None) -> str:
+    if x in ("size_bytes", "gzip_bytes"):
+        return human_bytes(value)
+    if x == "latency_p50_ms":
+        return "–" if value is None else f"{value:.3g} ms"
+    return human_number(value, 6)
+
+
+def _hover(row: Mapping[str, Any], x: str, on_front: bool) -> str:
+    acc = finite(row.get("accuracy"))
+    lines = [
+        f"<b>{variant_label(row)}</b>",
+        f"technique: {esc(technique_of(row))}",
+        f"accuracy: {'–' if acc is None else f'{acc:.4f}'}",
+        f"{esc(X_AXES[x].split(' (')[0].lower())}: {_fmt_x(x, finite(row.get(x)))}",
+        "on the Pareto front" if on_front else "dominated",
+    ]
+    return "<br>".join(lines)
+
+
+def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") -> dict[str, Any]:
+    """One point per variant, coloured by technique; the front as a line, others dimmed."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {sorted(X_AXES)}")
+    usable = [
+        r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None
+    ]
+    layout = base_layout(
+        "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
+        xaxis=axis(X_AXES[x], type="log"),
+        yaxis=axis("Test accuracy", tickformat=".3f"),
+    )
+    if not usable:
+        layout["annotations"] = [empty_annotation("No measured variants to plot yet")]
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+        return go.Figure(layout=layout).to_plotly_json()
+
+    flags = pareto_flags(usable, x, "accuracy")
+    fig = go.Figure(layout=layout)
+    techniques = sorted({technique_of(r) for r in usable})
+    for i, tech in enumerate(techniques):
+        members = [(r, f) for r, f in zip(usable, flags, strict=True) if technique_of(r) == tech]
+        fig.add_trace(
+            go.Scatter(
+                x=[finite(r.get(x)) for r, _ in members],
+                y=[finite(r.get("accuracy")) for r, _ in members],
+                mode="markers",
+                name=esc(tech),
+                legendgroup=esc(tech),
+                marker={
+                    "color": color(i),
+                    "size": [12 if f else 9 for _, f in members],
+                    "opacity": [1.0 if f else DIMMED for _, f in members],
+                    "line": {"width": [1.5 if f else 0 for _, f in members], "color": "#111827"},
+                },
+                hovertext=[_hover(r, x, f) for r, f in members],
+                hoverinfo="text",
+                # run id and variant id let the page link a clicked point to its run
+                customdata=[[r.get("run_id"), r.get("variant_id")] for r, _ in members],
+                meta={"role": "variants", "technique": esc(tech)},
+            )
+        )
+    front = pareto_front(usable, x, "accuracy")
+    fig.add_trace(
+        go.Scatter(
+            x=[finite(r.get(x)) for r in front],
+            y=[finite(r.get("accuracy")) for r in front],
+            mode="lines",
+            name="Pareto front",
+            line={"color": "#111827", "width": 1.5, "dash": "dot", "shape": "hv"},
+            hoverinfo="skip",
+            meta={"role": "pareto"},
+        )
+    )
+    return fig.to_plotly_json()

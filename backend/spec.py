@@ -1,0 +1,225 @@
+"""The run spec: what a user may ask a worker to do, as data only.
+
+Shared by the API (validation at submit) and the worker (it re-validates the stored JSON).
+Pure pydantic: no TensorFlow, no database. Every model forbids unknown fields and bounds
+every number and string, so a spec can never carry a path, URL, module name or command.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+ARCHITECTURES = ("seed_cnn", "mlp", "ds_cnn")
+EXPORT_FORMATS = ("float32", "dynamic", "float16", "int8")
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(Strict):
+    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "upload"] = "digits"
+    upload_id: int | None = Field(default=None, ge=1, le=2**62, description="id from POST /api/datasets")
+    validation_split: float = Field(default=0.1, ge=0.0, le=0.5)
+    normalize: Literal["scale", "standardize", "none"] = "scale"
+    limit_train: int | None = Field(default=None, ge=10, le=10_000_000, description="use the first N training examples")
+    limit_test: int | None = Field(default=None, ge=10, le=10_000_000, description="use the first N test examples")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _upload_needs_id(self) -> DatasetSpec:
+        if self.name == "upload" and self.upload_id is None:
+            raise ValueError("upload_id is required when name is 'upload'")
+        if self.name != "upload" and self.upload_id is not None:
+            raise ValueError("upload_id is only allowed when name is 'upload'")
+        return self
+
+
+class ModelSpec(Strict):
+    architecture: Literal["seed_cnn", "mlp", "ds_cnn"] = "seed_cnn"
+    width_multiplier: float = Field(default=1.0, ge=0.25, le=2.0)
+
+
+class OptimizerSpec(Strict):
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    clipnorm: float | None = Field(default=None, gt=0.0, le=1e6)
+    clipvalue: float | None = Field(default=None, gt=0.0, le=1e6)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OptimizerSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
+            raise ValueError("nesterov needs the sgd optimizer with momentum > 0")
+        if self.weight_decay and self.name != "adamw":
+            raise ValueError("weight_decay applies to adamw only (use regularization.l2 otherwise)")
+        return self
+
+
+class ScheduleSpec(Strict):
+    name: Literal["constant", "step", "exponential", "cosine", "plateau"] = "constant"
+    warmup_epochs: int = Field(default=0, ge=0, le=100)
+    step_epochs: int = Field(default=10, ge=1, le=1000, description="step: epochs between drops")
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/exponential/plateau factor")
+    patience: int = Field(default=2, ge=1, le=100, description="plateau: epochs without improvement")
+    min_learning_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class RegularizationSpec(Strict):
+    l1: float = Field(default=0.0, ge=0.0, le=1.0)
+    l2: float = Field(default=0.0, ge=0.0, le=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, le=0.9)
+    label_smoothing: float = Field(default=0.0, ge=0.0, le=0.5)
+
+
+class EarlyStoppingSpec(Strict):
+    patience: int = Field(default=3, ge=1, le=100)
+    min_delta: float = Field(default=0.0, ge=0.0, le=10.0)
+
+
+class PipelineSpec(Strict):
+    cache: bool = True
+    prefetch: bool = True
+    steps_per_execution: int = Field(default=1, ge=1, le=1000)
+    xla: bool = False
+    mixed_precision: bool = Field(default=False, description="float16 compute; GPU only, ignored on CPU")
+
+
+class TrainingSpec(Strict):
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    regularization: RegularizationSpec = RegularizationSpec()
+    early_stopping: EarlyStoppingSpec | None = None
+    pipeline: PipelineSpec = PipelineSpec()
+    epochs: int = Field(default=3, ge=1, le=1000)
+    batch_size: int = Field(default=32, ge=1, le=8192)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
+
+
+class PruningSpec(Strict):
+    name: Literal["pruning"]
+    target_sparsity: float = Field(default=0.8, ge=0.0, le=0.99)
+    initial_sparsity: float = Field(default=0.0, ge=0.0, le=0.99)
+    schedule: Literal["constant", "polynomial"] = "polynomial"
+    begin_step: int = Field(default=0, ge=0, le=10_000_000)
+    end_step: int | None = Field(default=None, ge=1, le=10_000_000, description="default: end of fine-tuning")
+    frequency: int = Field(default=50, ge=1, le=100_000)
+    epochs: int = Field(default=2, ge=1, le=1000, description="fine-tuning epochs")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PruningSpec:
+        if self.initial_sparsity > self.target_sparsity:
+            raise ValueError("initial_sparsity must not exceed target_sparsity")
+        if self.end_step is not None and self.end_step <= self.begin_step:
+            raise ValueError("end_step must be greater than begin_step")
+        return self
+
+
+class QATSpec(Strict):
+    name: Literal["qat"]
+    epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
+    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0)
+
+
+class ClusteringSpec(Strict):
+    name: Literal["clustering"]
+    number_of_clusters: int = Field(default=16, ge=2, le=65536)
+    centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
+    epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
+    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0)
+
+
+class DistillationSpec(Strict):
+    name: Literal["distillation"]
+    teacher_run_id: int = Field(ge=1, le=2**62)
+    temperature: float = Field(default=4.0, ge=1.0, le=100.0)
+    alpha: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+Technique = Annotated[
+    PruningSpec | QATSpec | ClusteringSpec | DistillationSpec, Field(discriminator="name")
+]
+
+
+class ExportOptions(Strict):
+    representative_samples: int = Field(default=200, ge=1, le=10_000)
+
+
+class MeasurementSpec(Strict):
+    latency_runs: int = Field(default=200, ge=10, le=100_000)
+    warmup_runs: int = Field(default=20, ge=0, le=10_000)
+    throughput_batch: int = Field(default=32, ge=1, le=4096)
+
+
+class RunSpec(Strict):
+    """A whole run: train (or fine-tune) a model, then export and measure its variants."""
+
+    name: Name = "run"
+    experiment: Name = "default"
+    kind: Literal["train", "optimize"] = "train"
+    parent_run_id: int | None = Field(default=None, ge=1, le=2**62, description="optimize: the finished run whose model to convert")
+    external: bool = Field(default=False, description="metrics are logged by an outside script; no worker job")
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    training: TrainingSpec = TrainingSpec()
+    techniques: list[Technique] = Field(default_factory=list, max_length=8)
+    exports: list[Literal["float32", "dynamic", "float16", "int8"]] = Field(default_factory=lambda: ["float32"], max_length=4)
+    export_options: ExportOptions = ExportOptions()
+    measurement: MeasurementSpec = MeasurementSpec()
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    notes: str = Field(default="", max_length=10_000)
+
+    @field_validator("exports")
+    @classmethod
+    def _unique_exports(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("exports must not repeat a format")
+        return v
+
+    @model_validator(mode="after")
+    def _chain(self) -> RunSpec:
+        names = [t.name for t in self.techniques]
+        if self.kind == "optimize":
+            if self.parent_run_id is None:
+                raise ValueError("parent_run_id is required for an optimize run")
+            if names:
+                raise ValueError("an optimize run applies post-training exports only: techniques must be empty (QAT, pruning, clustering and distillation need training)")
+            if not self.exports:
+                raise ValueError("an optimize run needs at least one export")
+        elif self.parent_run_id is not None:
+            raise ValueError("parent_run_id is only allowed for optimize runs")
+        for n in set(names):
+            if names.count(n) > 1:
+                raise ValueError(f"technique '{n}' appears more than once")
+        if "distillation" in names and names.index("distillation") != 0:
+            raise ValueError("distillation must come first: it trains the student from scratch")
+        if "qat" in names and names[-1] != "qat":
+            raise ValueError("qat must be the last technique: pruning or clustering after quantization-aware training is not supported")
+        return self
+
+
+def techniques_summary(spec: RunSpec) -> str:
+    """A short human label of the recipe, e.g. 'seed_cnn adam · pruning80 → qat · int8'."""
+    parts = [f"{spec.model.architecture} {spec.training.optimizer.name}"]
+    chain = []
+    for t in spec.techniques:
+        if isinstance(t, PruningSpec):
+            chain.append(f"pruning{round(t.target_sparsity * 100)}")
+        elif isinstance(t, ClusteringSpec):
+            chain.append(f"clustering{t.number_of_clusters}")
+        else:
+            chain.append(t.name)
+    if chain:
+        parts.append(" → ".join(chain))
+    if spec.exports:
+        parts.append("+".join(spec.exports))
+    return " · ".join(parts)

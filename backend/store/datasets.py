@@ -1,0 +1,32 @@
+"""Uploaded datasets: metadata rows; the .npz file lives under the data directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.store import models as m
+from backend.store.records import DatasetRecord
+
+
+def _record(row: m.Dataset) -> DatasetRecord:
+    return DatasetRecord(id=row.id, name=row.name, filename=row.filename,
+                         size_bytes=row.size_bytes, info=dict(row.info or {}), created_at=row.created_at)
+
+
+def add_dataset(session: Session, *, name: str, filename: str, size_bytes: int, info: dict[str, Any]) -> DatasetRecord:
+    row = m.Dataset(name=name, filename=filename, size_bytes=size_bytes, info=info)
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
+def get_dataset(session: Session, *, dataset_id: int) -> DatasetRecord | None:
+    row = session.get(m.Dataset, dataset_id)
+    return _record(row) if row else None
+
+
+def list_datasets(session: Session) -> list[DatasetRecord]:
+    return [_record(r) for r in session.scalars(select(m.Dataset).order_by(m.Dataset.id.desc()))]

@@ -1,0 +1,135 @@
+"""Plain records the store hands out: the boundary between ORM rows and everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backend.store import models as m
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    run_count: int = 0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    experiment_id: int
+    experiment: str
+    name: str
+    kind: str
+    external: bool
+    status: str
+    spec: dict[str, Any]
+    spec_hash: str
+    summary: str
+    parent_run_id: int | None
+    attempt: int
+    max_attempts: int
+    worker: str | None
+    cancel_requested: bool
+    progress: float
+    eta_seconds: float | None
+    error: str | None
+    log_tail: list[str]
+    tags: list[str]
+    notes: str
+    hardware: dict[str, Any]
+    train_seconds: float | None
+    peak_memory_bytes: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    lease: str | None = None
+    headline: dict[str, Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in m.TERMINAL
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    id: int
+    run_id: int
+    format: str
+    artifact_path: str
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    confusion: list[list[int]]
+    size_bytes: int
+    gzip_bytes: int
+    params: int
+    nonzero_params: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    throughput_per_s: float | None
+    hardware: dict[str, Any]
+    extra: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def sparsity(self) -> float | None:
+        return 1.0 - self.nonzero_params / self.params if self.params else None
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: int
+    name: str
+    filename: str
+    size_bytes: int
+    info: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass
+class Series:
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+
+def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None) -> RunRecord:
+    return RunRecord(
+        id=row.id, experiment_id=row.experiment_id, experiment=experiment_name, name=row.name,
+        kind=row.kind, external=row.external, status=row.status, spec=row.spec,
+        spec_hash=row.spec_hash, summary=row.summary, parent_run_id=row.parent_run_id,
+        attempt=row.attempt, max_attempts=row.max_attempts, worker=row.worker,
+        cancel_requested=row.cancel_requested, progress=row.progress, eta_seconds=row.eta_seconds,
+        error=row.error, log_tail=list(row.log_tail or []), tags=list(row.tags or []),
+        notes=row.notes, hardware=dict(row.hardware or {}), train_seconds=row.train_seconds,
+        peak_memory_bytes=row.peak_memory_bytes, created_at=row.created_at,
+        started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
+        lease=row.lease, headline=headline,
+    )
+
+
+def variant_record(row: m.Variant) -> VariantRecord:
+    return VariantRecord(
+        id=row.id, run_id=row.run_id, format=row.format, artifact_path=row.artifact_path,
+        accuracy=row.accuracy, precision=row.precision, recall=row.recall, f1=row.f1,
+        confusion=list(row.confusion or []), size_bytes=row.size_bytes, gzip_bytes=row.gzip_bytes,
+        params=row.params, nonzero_params=row.nonzero_params, latency_p50_ms=row.latency_p50_ms,
+        latency_p95_ms=row.latency_p95_ms, throughput_per_s=row.throughput_per_s,
+        hardware=dict(row.hardware or {}), extra=dict(row.extra or {}), created_at=row.created_at,
+    )

@@ -1,0 +1,297 @@
+"""Runs and their state machine: queued → running → succeeded | failed | cancelled.
+
+Every transition is one conditional UPDATE, so a terminal state never changes and only the
+attempt holding the lease may move a running run (a late "succeeded" cannot overwrite
+"cancelled"; a reaped zombie cannot finish a run it no longer owns).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, cast, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.spec import RunSpec, techniques_summary
+from backend.store import models as m
+from backend.store.experiments import get_or_create_experiment
+from backend.store.records import RunRecord, run_record
+
+HEADLINE_FORMATS = ("tflite-float32", "keras")
+LOG_TAIL_LINES = 200
+SORTABLE = {
+    "created_at": m.Run.created_at, "name": m.Run.name, "status": m.Run.status,
+    "id": m.Run.id, "finished_at": m.Run.finished_at, "progress": m.Run.progress,
+}
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> RunRecord:
+    data = spec.model_dump(mode="json")
+    exp = get_or_create_experiment(session, name=spec.experiment)
+    now = m.utcnow()
+    row = m.Run(
+        experiment_id=exp.id, name=spec.name, kind=spec.kind, external=spec.external,
+        status="running" if spec.external else "queued", spec=data, spec_hash=spec_hash(data),
+        summary=techniques_summary(spec)[:300], parent_run_id=spec.parent_run_id,
+        attempt=1 if spec.external else 0, max_attempts=max_attempts, tags=list(spec.tags),
+        notes=spec.notes, created_at=now, log_tail=[], hardware={},
+        started_at=now if spec.external else None, heartbeat_at=now if spec.external else None,
+        worker="external" if spec.external else None,
+    )
+    session.add(row)
+    session.flush()
+    return run_record(row, exp.name)
+
+
+def _headlines(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(m.Variant.run_id, m.Variant.format, m.Variant.accuracy, m.Variant.size_bytes,
+               m.Variant.latency_p50_ms)
+        .where(m.Variant.run_id.in_(run_ids), m.Variant.format.in_(HEADLINE_FORMATS))
+    ).all()
+    out: dict[int, dict[str, Any]] = {}
+    for run_id, fmt, acc, size, lat in rows:
+        best = out.get(run_id)
+        if best is None or HEADLINE_FORMATS.index(fmt) < HEADLINE_FORMATS.index(best["format"]):
+            out[run_id] = {"format": fmt, "accuracy": acc, "size_bytes": size, "latency_p50_ms": lat}
+    return out
+
+
+def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRecord]:
+    heads = _headlines(session, [r.id for r, _ in rows])
+    return [run_record(r, exp, heads.get(r.id)) for r, exp in rows]
+
+
+def get_run(session: Session, *, run_id: int) -> RunRecord | None:
+    row = session.execute(
+        select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id == run_id)
+    ).first()
+    return _records(session, [tuple(row)])[0] if row else None  # type: ignore[list-item]
+
+
+def get_runs(session: Session, *, run_ids: Sequence[int]) -> list[RunRecord]:
+    rows = session.execute(
+        select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id.in_(run_ids))
+    ).all()
+    by_id = {r.id: (r, e) for r, e in rows}
+    return _records(session, [by_id[i] for i in run_ids if i in by_id])
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    experiment: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    q: str | None = None
+
+
+def list_runs(
+    session: Session, *, filters: RunFilter = RunFilter(), sort: str = "-created_at",
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[RunRecord], int]:
+    query = select(m.Run, m.Experiment.name).join(m.Experiment)
+    if filters.experiment:
+        query = query.where(m.Experiment.name == filters.experiment)
+    if filters.status:
+        query = query.where(m.Run.status == filters.status)
+    if filters.tag:
+        # JSON list stored as text on both backends: match the quoted element.
+        query = query.where(cast(m.Run.tags, String).contains(json.dumps(filters.tag)))
+    if filters.q:
+        like = f"%{filters.q.lower()}%"
+        query = query.where(or_(func.lower(m.Run.name).like(like), func.lower(m.Run.summary).like(like),
+                                func.lower(m.Run.notes).like(like)))
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    column = SORTABLE.get(sort.lstrip("-"), m.Run.created_at)
+    order = column.desc() if sort.startswith("-") else column.asc()
+    rows = session.execute(query.order_by(order, m.Run.id.desc()).limit(limit).offset(offset)).all()
+    return _records(session, [tuple(r) for r in rows]), count  # type: ignore[misc]
+
+
+def update_run(
+    session: Session, *, run_id: int, name: str | None = None, tags: list[str] | None = None,
+    notes: str | None = None,
+) -> RunRecord | None:
+    row = session.get(m.Run, run_id)
+    if row is None:
+        return None
+    if name is not None:
+        row.name = name
+    if tags is not None:
+        row.tags = list(tags)
+    if notes is not None:
+        row.notes = notes
+    session.flush()
+    return get_run(session, run_id=run_id)
+
+
+def delete_run(session: Session, *, run_id: int) -> bool:
+    """Deletes a terminal run with its points and variants (the caller removes artifact files)."""
+    result = session.execute(
+        delete(m.Run).where(m.Run.id == run_id, m.Run.status.in_(m.TERMINAL))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, *, run_id: int) -> RunRecord | None:
+    """Queued (and external) runs are cancelled at once; a running one stops at its next batch."""
+    now = m.utcnow()
+    session.execute(
+        update(m.Run)
+        .where(m.Run.id == run_id, or_(m.Run.status == "queued",
+                                       (m.Run.status == "running") & m.Run.external))
+        .values(status="cancelled", finished_at=now, cancel_requested=True, lease=None,
+                error="cancelled by user")
+    )
+    session.execute(
+        update(m.Run).where(m.Run.id == run_id, m.Run.status == "running")
+        .values(cancel_requested=True)
+    )
+    session.flush()
+    return get_run(session, run_id=run_id)
+
+
+def claim_run(session: Session, *, run_id: int, worker: str, hardware: dict[str, Any] | None = None) -> str | None:
+    """Take the run's lease for a new attempt. None when it is not queued (duplicate delivery,
+    cancelled, or another attempt active): the caller must then do nothing."""
+    lease = secrets.token_hex(16)
+    now = m.utcnow()
+    result = session.execute(
+        update(m.Run)
+        .where(m.Run.id == run_id, m.Run.status == "queued", m.Run.cancel_requested.is_(False))
+        .values(status="running", lease=lease, worker=worker, attempt=m.Run.attempt + 1,
+                started_at=now, heartbeat_at=now, progress=0.0, error=None,
+                hardware=hardware or {})
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    # A new attempt starts clean: points and variants of a lost attempt would mix with its own.
+    session.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == run_id))
+    session.execute(delete(m.Variant).where(m.Variant.run_id == run_id))
+    session.flush()
+    return lease
+
+
+def heartbeat(
+    session: Session, *, run_id: int, lease: str, progress: float | None = None,
+    eta_seconds: float | None = None,
+) -> str:
+    """'ok', 'cancel' (the user asked to stop) or 'lost' (the lease is gone: stop, write nothing)."""
+    values: dict[str, Any] = {"heartbeat_at": m.utcnow()}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, progress))
+        values["eta_seconds"] = eta_seconds
+    result = session.execute(
+        update(m.Run).where(m.Run.id == run_id, m.Run.lease == lease, m.Run.status == "running")
+        .values(**values)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return "lost"
+    cancel = session.scalar(select(m.Run.cancel_requested).where(m.Run.id == run_id))
+    return "cancel" if cancel else "ok"
+
+
+def finish_run(
+    session: Session, *, run_id: int, lease: str | None, status: str, error: str | None = None,
+    train_seconds: float | None = None, peak_memory_bytes: int | None = None,
+) -> bool:
+    """Moves a running run to a terminal state; False if it was not ours to move."""
+    assert status in m.TERMINAL
+    cond = [m.Run.id == run_id, m.Run.status == "running"]
+    cond.append(m.Run.lease == lease if lease is not None else m.Run.external.is_(True))
+    values: dict[str, Any] = {"status": status, "finished_at": m.utcnow(), "error": error, "lease": None}
+    if status == "succeeded":
+        values["progress"] = 1.0
+        values["eta_seconds"] = 0.0
+    if train_seconds is not None:
+        values["train_seconds"] = train_seconds
+    if peak_memory_bytes is not None:
+        values["peak_memory_bytes"] = peak_memory_bytes
+    result = session.execute(update(m.Run).where(*cond).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_queued(session: Session, *, run_id: int, error: str) -> bool:
+    """A queued run that cannot start (its spec no longer validates, enqueue failed)."""
+    result = session.execute(
+        update(m.Run).where(m.Run.id == run_id, m.Run.status == "queued")
+        .values(status="failed", finished_at=m.utcnow(), error=error)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def append_log(session: Session, *, run_id: int, lines: Sequence[str]) -> None:
+    row = session.get(m.Run, run_id)
+    if row is None or not lines:
+        return
+    row.log_tail = (list(row.log_tail or []) + [ln[:1000] for ln in lines])[-LOG_TAIL_LINES:]
+    session.flush()
+
+
+def set_task_id(session: Session, *, run_id: int, task_id: str) -> None:
+    session.execute(update(m.Run).where(m.Run.id == run_id).values(task_id=task_id))
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: list[int]
+    failed: list[int]
+
+
+def reap_stale(session: Session, *, timeout_s: float, now: datetime | None = None) -> ReapResult:
+    """Runs whose worker stopped heartbeating: requeue under the attempt cap, else fail.
+    The caller re-sends the tasks of requeued runs after committing."""
+    now = now or m.utcnow()
+    cutoff = now - timedelta(seconds=timeout_s)
+    stale = session.execute(
+        select(m.Run.id, m.Run.attempt, m.Run.max_attempts, m.Run.cancel_requested)
+        .where(m.Run.status == "running", m.Run.external.is_(False), m.Run.heartbeat_at < cutoff)
+    ).all()
+    requeued, failed = [], []
+    for run_id, attempt, max_attempts, cancel in stale:
+        base = [m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff]
+        if cancel:
+            values: dict[str, Any] = {"status": "cancelled", "finished_at": now, "lease": None,
+                                      "error": "cancelled (worker lost while stopping)"}
+            target = failed
+        elif attempt < max_attempts:
+            values = {"status": "queued", "lease": None, "worker": None,
+                      "error": f"worker lost (no heartbeat for {timeout_s:.0f} s); requeued, attempt {attempt + 1} of {max_attempts} next"}
+            target = requeued
+        else:
+            values = {"status": "failed", "finished_at": now, "lease": None,
+                      "error": f"worker lost: no heartbeat for {timeout_s:.0f} s on attempt {attempt} of {max_attempts}"}
+            target = failed
+        if session.execute(update(m.Run).where(*base).values(**values)).rowcount:  # type: ignore[attr-defined]
+            target.append(run_id)
+    session.flush()
+    return ReapResult(requeued=requeued, failed=failed)
+
+
+def queued_run_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(m.Run.id).where(m.Run.status == "queued", m.Run.external.is_(False))))
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(m.Run.status, func.count()).group_by(m.Run.status)).all()
+    return {s: n for s, n in rows}
+
+
+def heartbeat_external(session: Session, *, run_id: int) -> None:
+    session.execute(
+        update(m.Run).where(m.Run.id == run_id, m.Run.external.is_(True), m.Run.status == "running")
+        .values(heartbeat_at=m.utcnow())
+    )

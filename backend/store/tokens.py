@@ -1,0 +1,52 @@
+"""API tokens: only a SHA-256 hash is stored; the secret is shown once, at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backend.store import models as m
+from backend.store.records import TokenRecord
+
+PREFIX = "ob_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _record(row: m.ApiToken) -> TokenRecord:
+    return TokenRecord(id=row.id, name=row.name, prefix=row.prefix, created_at=row.created_at,
+                       last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+
+
+def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
+    secret = PREFIX + secrets.token_urlsafe(32)
+    row = m.ApiToken(name=name, token_hash=hash_token(secret), prefix=secret[:10])
+    session.add(row)
+    session.flush()
+    return _record(row), secret
+
+
+def verify_token(session: Session, *, token: str) -> TokenRecord | None:
+    if not token or len(token) > 200:
+        return None
+    row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_token(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return _record(row)
+
+
+def revoke_token(session: Session, *, token_id: int) -> bool:
+    result = session.execute(
+        update(m.ApiToken).where(m.ApiToken.id == token_id, m.ApiToken.revoked_at.is_(None))
+        .values(revoked_at=m.utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_tokens(session: Session) -> list[TokenRecord]:
+    return [_record(r) for r in session.scalars(select(m.ApiToken).order_by(m.ApiToken.id))]

@@ -1,0 +1,86 @@
+"""Submitting runs: checks that need the database, the row, the commit, then the job.
+
+The job is sent only after the commit that created the row, so a worker can never receive an
+id it cannot read. If the broker is down the run stays queued with no task id and the
+dispatcher in the API's background loop sends it later: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException, status
+from sqlalchemy.orm import Session
+
+from backend.queue import JobQueue
+from backend.spec import DistillationSpec, RunSpec
+from backend.store import datasets, runs, variants
+from backend.store.records import RunRecord
+
+log = logging.getLogger(__name__)
+
+Problem = tuple[tuple[Any, ...], str]
+
+
+def _finished_model(session: Session, run_id: int) -> str | None:
+    """None if the run has a stored Keras model to start from, else why not."""
+    run = runs.get_run(session, run_id=run_id)
+    if run is None:
+        return f"run {run_id} does not exist"
+    if run.status != "succeeded":
+        return f"run {run_id} is {run.status}, not a finished (succeeded) run"
+    if not any(v.format == "keras" for v in variants.list_variants(session, run_ids=[run_id])):
+        return f"run {run_id} has no stored Keras model"
+    return None
+
+
+def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, t in enumerate(spec.techniques):
+        if isinstance(t, DistillationSpec):
+            why = _finished_model(session, t.teacher_run_id)
+            if why:
+                problems.append(((*loc, "techniques", i, "teacher_run_id"), f"teacher {why}"))
+    if spec.kind == "optimize" and spec.parent_run_id is not None:
+        why = _finished_model(session, spec.parent_run_id)
+        if why:
+            problems.append(((*loc, "parent_run_id"), f"parent {why}"))
+    if spec.dataset.name == "upload" and spec.dataset.upload_id is not None:
+        if datasets.get_dataset(session, dataset_id=spec.dataset.upload_id) is None:
+            problems.append(((*loc, "dataset", "upload_id"), f"dataset {spec.dataset.upload_id} does not exist"))
+    try:
+        from backend.architectures import check_spec_semantics
+    except ImportError:  # the arithmetic checks arrive with the engine's architecture table
+        return problems
+    for path, msg in check_spec_semantics(spec):
+        problems.append(((*loc, *str(path).split(".")), msg))
+    return problems
+
+
+def raise_if_problems(problems: Sequence[Problem]) -> None:
+    if problems:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in problems],
+        )
+
+
+def create_checked(session: Session, spec: RunSpec, *, max_attempts: int) -> RunRecord:
+    raise_if_problems(reference_problems(session, spec))
+    return runs.create_run(session, spec=spec, max_attempts=max_attempts)
+
+
+def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunRecord]) -> None:
+    session.commit()
+    for run in created:
+        if run.external:
+            continue
+        try:
+            task_id = queue.enqueue_run(run_id=run.id, kind=run.kind)
+        except Exception:  # broker unreachable: the dispatcher retries from the database
+            log.warning("could not enqueue run %s now; the dispatcher will retry", run.id, exc_info=True)
+            continue
+        runs.set_task_id(session, run_id=run.id, task_id=task_id)
+    session.commit()

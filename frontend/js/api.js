@@ -1,0 +1,111 @@
+// The one API client: one function per endpoint, one error shape (ApiError).
+// Cookie auth (set by /login?token=...) travels with credentials: "same-origin"; writes add
+// X-Requested-With so the server's same-origin check accepts them.
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the server could not be reached
+   * @param {string} message one human sentence
+   * @param {Array<{loc: Array<string|number>, msg: string, type?: string}>} fieldErrors 422 details
+   */
+  constructor(status, message, fieldErrors = []) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.fieldErrors = fieldErrors;
+  }
+}
+
+function describe(status, detail) {
+  if (status === 401 || status === 403) {
+    return "You are not signed in. Open the login link printed by `optiboard up` (or /login?token=…).";
+  }
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${e.msg}`).join("; ");
+  }
+  if (detail && typeof detail === "object") return JSON.stringify(detail);
+  return `The server answered ${status}.`;
+}
+
+async function request(method, path, { query, body, signal } = {}) {
+  const url = new URL(path, window.location.origin);
+  if (query) {
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
+    }
+  }
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-Requested-With"] = "optiboard";
+  const init = { method, headers, credentials: "same-origin", signal };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    if (err && err.name === "AbortError") throw err;
+    throw new ApiError(0, "Cannot reach the optiboard server. Is it running?");
+  }
+  if (response.status === 204) return null;
+  let payload = null;
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("application/json")) {
+    try {
+      payload = await response.json();
+    } catch {
+      payload = null;
+    }
+  }
+  if (!response.ok) {
+    const detail = payload && "detail" in payload ? payload.detail : null;
+    throw new ApiError(response.status, describe(response.status, detail), Array.isArray(detail) ? detail : []);
+  }
+  return payload;
+}
+
+const get = (path, query, opts) => request("GET", path, { query, ...opts });
+const post = (path, body, opts) => request("POST", path, { body, ...opts });
+
+// Runs
+export const listRuns = (filters = {}, opts) => get("/api/runs", filters, opts);
+export const createRun = (spec) => post("/api/runs", spec);
+export const getRun = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}`, undefined, opts);
+export const updateRun = (id, patch) => request("PATCH", `/api/runs/${encodeURIComponent(id)}`, { body: patch });
+export const deleteRun = (id) => request("DELETE", `/api/runs/${encodeURIComponent(id)}`);
+export const cancelRun = (id) => post(`/api/runs/${encodeURIComponent(id)}/cancel`);
+export const retryRun = (id) => post(`/api/runs/${encodeURIComponent(id)}/retry`);
+export const optimizeRun = (id, { exports, name }) =>
+  post(`/api/runs/${encodeURIComponent(id)}/optimize`, name ? { exports, name } : { exports });
+export const getMetrics = (id, { afterStep = -1, keys, maxPoints } = {}, opts) =>
+  get(`/api/runs/${encodeURIComponent(id)}/metrics`, { after_step: afterStep, keys, max_points: maxPoints }, opts);
+export const getVariants = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/variants`, undefined, opts);
+export const getLogs = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/logs`, undefined, opts);
+export const getConfusionFigure = (variantId, opts) =>
+  get(`/api/variants/${encodeURIComponent(variantId)}/figures/confusion`, undefined, opts);
+export const variantDownloadUrl = (variant) => variant.download_url || `/api/variants/${encodeURIComponent(variant.id)}/download`;
+
+// Experiments, sweeps, launch form
+export const listExperiments = (opts) => get("/api/experiments", undefined, opts);
+export const createExperiment = (body) => post("/api/experiments", body);
+export const createSweep = (body) => post("/api/sweeps", body);
+export const previewSweep = (body, opts) => request("POST", "/api/sweeps/preview", { body, ...opts });
+export const getTechniques = (opts) => get("/api/techniques", undefined, opts);
+export const listDatasets = (opts) => get("/api/datasets", undefined, opts);
+
+// Compare
+export const getCompare = ({ runs, baseline, x }, opts) =>
+  get("/api/compare", { runs: runs.join(","), baseline, x }, opts);
+export function compareExportUrl(kind, { runs, baseline, x }) {
+  const path = { csv: "/api/compare.csv", json: "/api/compare.json", html: "/api/compare/report.html" }[kind];
+  const url = new URL(path, window.location.origin);
+  url.searchParams.set("runs", runs.join(","));
+  if (baseline) url.searchParams.set("baseline", String(baseline));
+  if (x) url.searchParams.set("x", x);
+  return url.pathname + url.search;
+}
+
+// Operations
+export const listWorkers = (opts) => get("/api/workers", undefined, opts);

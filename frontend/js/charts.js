@@ -1,0 +1,96 @@
+// Charts are pure functions of data that end in Plotly.react, with an explicit empty state.
+// Server figures (compare page, confusion matrix) arrive as {data, layout} from the plotly
+// package; the live curves of the run page are built here from the metrics cursor.
+
+import { metricValue, plotlyText } from "./format.js";
+
+export const PALETTE = ["#2563eb", "#e66100", "#1a9850", "#c2185b", "#7c3aed", "#0891b2", "#b45309", "#4b5563", "#65a30d", "#db2777"];
+const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
+
+export const PLOT_CONFIG = {
+  responsive: true,
+  displaylogo: false,
+  // no link to the plotly cloud; image export works offline
+  showLink: false,
+  modeBarButtonsToRemove: ["lasso2d", "select2d"],
+};
+
+function axis(title, extra = {}) {
+  return { title: { text: title, font: { size: 12 } }, gridcolor: "#e5e7eb", linecolor: "#9ca3af", zeroline: false, automargin: true, ticks: "outside", tickcolor: "#9ca3af", ...extra };
+}
+
+function emptyLayout(title, message) {
+  return {
+    title: { text: title, x: 0, xanchor: "left", font: { size: 14 } },
+    font: { family: FONT, size: 12, color: "#1f2937" },
+    xaxis: { visible: false },
+    yaxis: { visible: false },
+    margin: { l: 16, r: 16, t: 40, b: 16 },
+    annotations: [{ text: message, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 13, color: "#6b7280" } }],
+  };
+}
+
+function plotly() {
+  if (!window.Plotly) throw new Error("Plotly.js did not load (/static/vendor/plotly.min.js)");
+  return window.Plotly;
+}
+
+/** Render a figure made by the server (backend/figures). */
+export function renderFigure(div, fig, { title = "", empty = "Nothing to plot yet" } = {}) {
+  const data = (fig && fig.data) || [];
+  const layout = (fig && fig.layout) || emptyLayout(title, empty);
+  if (!data.length && !(layout.annotations && layout.annotations.length)) {
+    return plotly().react(div, [], emptyLayout(title, empty), PLOT_CONFIG);
+  }
+  return plotly().react(div, data, { ...layout, autosize: true }, PLOT_CONFIG);
+}
+
+/**
+ * Curves of one run: series = {key: {steps, values}}; keys picks which to draw.
+ * Train keys solid, "val_" keys dashed with markers (they come once per epoch).
+ */
+export function curveTraces(series, keys) {
+  const traces = [];
+  keys.forEach((key, i) => {
+    const s = series[key];
+    if (!s || !s.steps.length) return;
+    const validation = key.startsWith("val_");
+    const base = validation ? key.slice(4) : key;
+    const colourIndex = Math.max(0, keys.filter((k) => !k.startsWith("val_")).indexOf(base));
+    traces.push({
+      type: "scatter",
+      mode: validation ? "lines+markers" : "lines",
+      name: plotlyText(key),
+      x: s.steps,
+      y: s.values.map(metricValue),
+      line: { color: PALETTE[(validation ? colourIndex : i) % PALETTE.length], width: validation ? 2 : 1.5, dash: validation ? "dash" : "solid" },
+      marker: { size: 5 },
+      connectgaps: false,
+      meta: { key: plotlyText(key) },
+    });
+  });
+  return traces;
+}
+
+export function renderCurves(div, series, keys, { title, yTitle, log = false, empty = "No points logged yet" }) {
+  const traces = curveTraces(series, keys);
+  if (!traces.length) return plotly().react(div, [], emptyLayout(title, empty), PLOT_CONFIG);
+  const layout = {
+    title: { text: title, x: 0, xanchor: "left", font: { size: 14 } },
+    font: { family: FONT, size: 12, color: "#1f2937" },
+    paper_bgcolor: "#ffffff",
+    plot_bgcolor: "#ffffff",
+    margin: { l: 56, r: 16, t: 40, b: 44 },
+    xaxis: axis("Step (training batch)"),
+    yaxis: axis(yTitle, log ? { type: "log", exponentformat: "power" } : {}),
+    legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right", font: { size: 11 } },
+    hovermode: "x unified",
+    // keep zoom while new points arrive
+    uirevision: "keep",
+  };
+  return plotly().react(div, traces, layout, PLOT_CONFIG);
+}
+
+export function purge(div) {
+  if (window.Plotly) window.Plotly.purge(div);
+}

@@ -1,0 +1,197 @@
+// Compare page: the selection lives in the query string (/compare?runs=1,2,3&baseline=1&x=…).
+// The server builds the three figures (backend/figures); this page renders them, the table
+// with deltas against the baseline, and the export links.
+
+import * as api from "../api.js";
+import { purge, renderFigure } from "../charts.js";
+import { h, replace } from "../dom.js";
+import * as fmt from "../format.js";
+import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, table } from "../layout.js";
+
+const X_AXES = [
+  { key: "size_bytes", label: "Size" },
+  { key: "gzip_bytes", label: "Gzip size" },
+  { key: "params", label: "Parameters" },
+  { key: "latency_p50_ms", label: "Latency" },
+];
+
+const main = mountLayout("compare", "Compare");
+const params = new URLSearchParams(window.location.search);
+const state = {
+  runs: (params.get("runs") || "").split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0),
+  baseline: Number(params.get("baseline")) || null,
+  x: X_AXES.some((a) => a.key === params.get("x")) ? params.get("x") : "size_bytes",
+  data: null,
+  candidates: [],
+};
+state.runs = [...new Set(state.runs)];
+
+const figs = {
+  tradeoff: h("div", { class: "chart tall", id: "fig-tradeoff", role: "img", "aria-label": "Accuracy against the chosen cost, with the Pareto front" }),
+  latency: h("div", { class: "chart", id: "fig-latency", role: "img", "aria-label": "Latency p50 with p95 whiskers" }),
+  loss: h("div", { class: "chart", id: "fig-loss", role: "img", "aria-label": "Loss curves overlaid" }),
+};
+const slots = { selection: h("div", { class: "card" }), controls: h("div"), body: h("div", { class: "stack" }) };
+replace(main, pageHeader("Compare", { subtitle: "Accuracy, size and latency of the selected runs, side by side." }), slots.selection, h("div", { class: "stack" }, slots.controls, slots.body));
+
+
+function syncUrl() {
+  const p = new URLSearchParams();
+  if (state.runs.length) p.set("runs", state.runs.join(","));
+  if (state.baseline && state.runs.includes(state.baseline)) p.set("baseline", String(state.baseline));
+  if (state.x !== "size_bytes") p.set("x", state.x);
+  const qs = p.toString().replace(/%2C/g, ",");
+  history.replaceState(null, "", qs ? `/compare?${qs}` : "/compare");
+}
+
+// ---- selection -------------------------------------------------------------------------
+async function loadCandidates() {
+  try {
+    const res = await api.listRuns({ status: "succeeded", sort: "-created_at", limit: 200 });
+    state.candidates = res.data;
+  } catch {
+    state.candidates = [];
+  }
+  renderSelection();
+}
+
+function nameOf(id) {
+  const r = (state.data && state.data.runs.find((x) => x.id === id)) || state.candidates.find((x) => x.id === id);
+  return r ? r.name : "";
+}
+
+function renderSelection() {
+  const chips = state.runs.map((id) =>
+    h("span", { class: "chip" }, `#${id} ${nameOf(id)}`, h("button", { type: "button", "aria-label": `Remove run ${id} from the comparison`, on: { click: () => setRuns(state.runs.filter((r) => r !== id)) } }, "×")),
+  );
+  const available = state.candidates.filter((r) => !state.runs.includes(r.id));
+  const add = h(
+    "select",
+    { "aria-label": "Add a run to the comparison", id: "add-run", on: { change: (e) => { if (e.target.value) setRuns([...state.runs, Number(e.target.value)]); } } },
+    h("option", { value: "" }, available.length ? "Add a finished run…" : "No other finished runs"),
+    available.map((r) => h("option", { value: r.id }, `#${r.id} ${r.name} — ${r.summary || r.experiment || ""}`)),
+  );
+  replace(slots.selection, h("div", { class: "selection" }, h("strong", {}, "Runs: "), chips.length ? chips : h("span", { class: "muted" }, "none selected"), add));
+}
+
+function setRuns(ids) {
+  state.runs = [...new Set(ids)];
+  if (!state.runs.includes(state.baseline)) state.baseline = null;
+  syncUrl();
+  renderSelection();
+  load();
+}
+
+// ---- data ------------------------------------------------------------------------------
+let inflight = null;
+async function load() {
+  if (!state.runs.length) {
+    for (const d of Object.values(figs)) purge(d);
+    replace(slots.controls);
+    replace(
+      slots.body,
+      emptyState("Pick runs to compare", "Select runs on the Runs page and press Compare, or add finished runs above. The selection is kept in the address, so you can share it.", h("a", { class: "btn", href: "/" }, "Go to Runs")),
+    );
+    return;
+  }
+  if (inflight) inflight.abort();
+  inflight = new AbortController();
+  if (!state.data) replace(slots.body, loadingState("Building the comparison…"));
+  try {
+    state.data = await api.getCompare({ runs: state.runs, baseline: state.baseline || undefined, x: state.x }, { signal: inflight.signal });
+    render();
+    renderSelection();
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    state.data = null;
+    replace(slots.controls);
+    replace(slots.body, errorState(err, load));
+  }
+}
+
+// ---- rendering -------------------------------------------------------------------------
+function renderControls() {
+  const runs = state.data.runs;
+  const baseline = state.baseline || (runs[0] && runs[0].id);
+  const baselineSelect = h(
+    "select",
+    { id: "baseline", on: { change: (e) => { state.baseline = Number(e.target.value); syncUrl(); load(); } } },
+    runs.map((r) => h("option", { value: r.id, selected: r.id === baseline }, `#${r.id} ${r.name}`)),
+  );
+  const xSwitch = h(
+    "div",
+    { class: "segmented", role: "group", "aria-label": "x axis of the trade-off plot" },
+    X_AXES.map((a) => h("button", { type: "button", "aria-pressed": a.key === state.x ? "true" : "false", dataset: { x: a.key }, on: { click: () => { state.x = a.key; syncUrl(); load(); } } }, a.label)),
+  );
+  const exportParams = { runs: state.runs, baseline: state.baseline || undefined, x: state.x };
+  replace(
+    slots.controls,
+    h(
+      "div",
+      { class: "toolbar" },
+      h("label", { for: "baseline" }, "Baseline"),
+      baselineSelect,
+      h("span", { class: "muted" }, "  x axis"),
+      xSwitch,
+      h("span", { class: "grow" }),
+      h("span", { class: "muted" }, "Export"),
+      h("a", { class: "btn btn-sm", id: "export-csv", href: api.compareExportUrl("csv", exportParams), download: "" }, "CSV"),
+      h("a", { class: "btn btn-sm", id: "export-json", href: api.compareExportUrl("json", exportParams), download: "" }, "JSON"),
+      h("a", { class: "btn btn-sm", id: "export-html", href: api.compareExportUrl("html", exportParams), download: "" }, "HTML report"),
+    ),
+  );
+}
+
+const COLUMNS = [
+  { label: "Run", cell: (r) => [h("a", { href: `/runs/${r.run_id}` }, r.run_name), h("span", { class: "muted" }, ` #${r.run_id}`)] },
+  { label: "Format", cell: (r) => h("span", { class: "mono" }, r.format) },
+  { label: "Technique", cell: (r) => r.technique || "baseline" },
+  { label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
+  { label: "Δ accuracy", num: true, cell: (r) => h("span", { class: r.delta_accuracy > 0 ? "pos" : r.delta_accuracy < 0 ? "neg" : undefined }, fmt.signed(r.delta_accuracy)) },
+  { label: "F1", num: true, cell: (r) => fmt.accuracy(r.f1) },
+  { label: "Size", num: true, cell: (r) => fmt.bytes(r.size_bytes) },
+  { label: "Size ×", num: true, cell: (r) => h("span", { class: r.size_ratio < 1 ? "pos" : r.size_ratio > 1 ? "neg" : undefined }, fmt.ratio(r.size_ratio)) },
+  { label: "Gzip", num: true, cell: (r) => fmt.bytes(r.gzip_bytes) },
+  { label: "Params", num: true, cell: (r) => fmt.integer(r.params) },
+  { label: "p50", num: true, cell: (r) => fmt.ms(r.latency_p50_ms) },
+  { label: "p95", num: true, cell: (r) => fmt.ms(r.latency_p95_ms) },
+  { label: "Latency ×", num: true, cell: (r) => h("span", { class: r.latency_ratio < 1 ? "pos" : r.latency_ratio > 1 ? "neg" : undefined }, fmt.ratio(r.latency_ratio)) },
+  { label: "Pareto", cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓ front") : "") },
+];
+
+function render() {
+  renderControls();
+  const { rows, figures, runs } = state.data;
+  const notDone = runs.filter((r) => r.status !== "succeeded");
+  replace(
+    slots.body,
+    notDone.length
+      ? h("div", { class: "banner banner-info" }, `${notDone.length} of the selected runs have not succeeded (${notDone.map((r) => `#${r.id} ${r.status}`).join(", ")}); they add curves but no variants.`)
+      : null,
+    h("section", { class: "card chart-card" }, figs.tradeoff),
+    h("div", { class: "grid-2" }, h("section", { class: "card chart-card" }, figs.latency), h("section", { class: "card chart-card" }, figs.loss)),
+    card(
+      `Variants (${rows.length})`,
+      rows.length
+        ? table(COLUMNS, rows, { caption: "Variants with deltas against the baseline", rowClass: (r) => (r.pareto ? "front" : "dominated") })
+        : emptyState("No measured variants", "The selected runs have not produced models yet."),
+    ),
+  );
+  renderFigure(figs.tradeoff, figures.tradeoff, { title: "Accuracy vs size", empty: "No measured variants to plot yet" });
+  renderFigure(figs.latency, figures.latency, { title: "Latency", empty: "No latency measurements yet" });
+  renderFigure(figs.loss, figures.loss, { title: "Loss", empty: "No loss points logged yet" });
+  for (const div of [figs.tradeoff, figs.latency]) {
+    if (!div.dataset.linked) {
+      div.dataset.linked = "1";
+      div.on("plotly_click", (ev) => {
+        const point = ev.points && ev.points[0];
+        const runId = point && point.customdata && point.customdata[0];
+        if (runId) window.location.href = `/runs/${runId}`;
+      });
+    }
+  }
+}
+
+renderSelection();
+loadCandidates();
+load();

@@ -1,0 +1,232 @@
+// Launch page: one run or a sweep, with the form generated from GET /api/techniques.
+// The sweep grid varies any scalar field of the spec; the server says how many runs it
+// will create (POST /api/sweeps/preview) before anything is queued.
+
+import * as api from "../api.js";
+import { debounce, h, replace } from "../dom.js";
+import { errorState, loadingState, mountLayout, pageHeader, toast } from "../layout.js";
+import { SchemaForm } from "../schema_form.js";
+
+const main = mountLayout("launch", "Launch");
+const state = { mode: new URLSearchParams(window.location.search).get("mode") === "sweep" ? "sweep" : "single", form: null, paths: [], rows: [], previewAbort: null };
+
+replace(main, pageHeader("Launch", { subtitle: "Train a model with an optimization recipe, or a grid of them." }), loadingState("Loading the available techniques…"));
+init();
+
+async function init() {
+  try {
+    const meta = await api.getTechniques();
+    build(meta);
+  } catch (err) {
+    replace(main, pageHeader("Launch"), errorState(err, init));
+  }
+}
+
+function build(meta) {
+  const form = new SchemaForm(meta.schema, meta.defaults);
+  state.form = form;
+  state.paths = form.sweepablePaths();
+
+  const modeButtons = ["single", "sweep"].map((m) =>
+    h("button", { type: "button", "aria-pressed": state.mode === m ? "true" : "false", dataset: { mode: m }, on: { click: () => setMode(m) } }, m === "single" ? "One run" : "Sweep"),
+  );
+  const sweepBox = h("section", { class: "card", id: "sweep-editor" });
+  const countValue = h("div", { class: "count", id: "sweep-count" }, "1");
+  const countLabel = h("p", { class: "muted", id: "sweep-count-label" }, "run will be queued");
+  const previewError = h("p", { class: "field-error", role: "alert" });
+  const submit = h("button", { type: "submit", class: "btn btn-primary", id: "launch-submit" }, "Launch run");
+  const formError = h("div", { class: "banner banner-error", role: "alert", hidden: true });
+
+  const random = {
+    on: h("input", { type: "checkbox", id: "random-on", on: { change: () => { randomFields.hidden = !random.on.checked; preview(); } } }),
+    budget: h("input", { type: "number", id: "random-budget", min: "1", step: "1", value: "8", on: { input: () => preview() } }),
+    seed: h("input", { type: "number", id: "random-seed", min: "0", step: "1", value: "0", on: { input: () => preview() } }),
+  };
+  const randomFields = h(
+    "div",
+    { class: "fields", hidden: true },
+    h("div", { class: "field" }, h("label", { for: "random-budget" }, "Runs to sample"), random.budget),
+    h("div", { class: "field" }, h("label", { for: "random-seed" }, "Sampling seed"), random.seed),
+  );
+
+  function sweepBody() {
+    const grid = {};
+    const problems = [];
+    for (const row of state.rows) {
+      if (!row.path.value) continue;
+      const spec = state.paths.find((p) => p.path === row.path.value);
+      const raw = row.values.value.split(",").map((s) => s.trim()).filter(Boolean);
+      const values = raw.map((s) => parseValue(s, spec.schema));
+      row.error.textContent = "";
+      row.values.removeAttribute("aria-invalid");
+      const bad = raw.filter((s, i) => values[i] === undefined);
+      if (bad.length || !raw.length) {
+        row.error.textContent = raw.length ? `Not valid for ${spec.label}: ${bad.join(", ")}` : "Give at least one value.";
+        row.values.setAttribute("aria-invalid", "true");
+        problems.push(spec.path);
+        continue;
+      }
+      grid[spec.path] = values;
+    }
+    const body = { base: form.value(), grid, random: random.on.checked ? { budget: Number(random.budget.value), seed: Number(random.seed.value) } : null };
+    return { body, problems };
+  }
+
+  const preview = debounce(async () => {
+    if (state.mode !== "sweep") return;
+    const { body, problems } = sweepBody();
+    previewError.textContent = "";
+    if (problems.length) {
+      countValue.textContent = "–";
+      countLabel.textContent = "fix the grid values first";
+      return;
+    }
+    if (state.previewAbort) state.previewAbort.abort();
+    state.previewAbort = new AbortController();
+    try {
+      const res = await api.previewSweep(body, { signal: state.previewAbort.signal });
+      countValue.textContent = String(res.count);
+      countLabel.textContent = res.count === 1 ? "run will be queued" : "runs will be queued";
+      submit.textContent = `Launch ${res.count} run${res.count === 1 ? "" : "s"}`;
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      countValue.textContent = "–";
+      countLabel.textContent = "the server could not expand this sweep";
+      previewError.textContent = err.message;
+    }
+  }, 250);
+
+  function addRow(path = "", values = "") {
+    const id = `sweep-${state.rows.length}`;
+    const pathSel = h(
+      "select",
+      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); } } },
+      h("option", { value: "" }, "Choose a parameter…"),
+      state.paths.map((p) => h("option", { value: p.path, selected: p.path === path }, p.label)),
+    );
+    const vals = h("input", { type: "text", id: `${id}-values`, "aria-label": "Values, comma-separated", placeholder: "e.g. 0.001, 0.01", value: values, on: { input: () => preview() } });
+    const row = {
+      path: pathSel,
+      values: vals,
+      error: h("p", { class: "field-error" }),
+      hint: h("span", { class: "hint" }),
+    };
+    row.el = h(
+      "div",
+      {},
+      h("div", { class: "sweep-row" }, pathSel, vals, h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": "Remove this parameter", on: { click: () => { state.rows = state.rows.filter((r) => r !== row); drawSweep(); preview(); } } }, "Remove")),
+      row.hint,
+      row.error,
+    );
+    hintFor(row);
+    state.rows.push(row);
+    drawSweep();
+  }
+
+  function hintFor(row) {
+    const spec = state.paths.find((p) => p.path === row.path.value);
+    row.hint.textContent = !spec ? "" : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : `${spec.schema.type}${spec.schema.minimum !== undefined ? ` ≥ ${spec.schema.minimum}` : ""}${spec.schema.maximum !== undefined ? ` ≤ ${spec.schema.maximum}` : ""}`;
+  }
+
+  function drawSweep() {
+    replace(
+      sweepBox,
+      h("h2", { class: "card-title" }, "Sweep grid ", h("span", { class: "muted" }, "every combination of the values below, on top of the form's spec")),
+      state.rows.map((r) => r.el),
+      h("p", {}, h("button", { type: "button", class: "btn btn-sm", id: "sweep-add", on: { click: () => addRow() } }, "Add parameter")),
+      h("div", { class: "field check" }, random.on, h("label", { for: "random-on" }, "Random search: sample a subset of the grid")),
+      randomFields,
+    );
+  }
+
+  function setMode(m) {
+    state.mode = m;
+    modeButtons.forEach((b) => b.setAttribute("aria-pressed", b.dataset.mode === m ? "true" : "false"));
+    sweepBox.hidden = m !== "sweep";
+    countLabel.textContent = m === "sweep" ? "runs will be queued" : "run will be queued";
+    if (m === "sweep") {
+      if (!state.rows.length) addRow("training.optimizer.learning_rate", "0.001, 0.01");
+      preview();
+    } else {
+      countValue.textContent = "1";
+      submit.textContent = "Launch run";
+    }
+    const url = new URL(window.location.href);
+    if (m === "sweep") url.searchParams.set("mode", "sweep");
+    else url.searchParams.delete("mode");
+    history.replaceState(null, "", url.pathname + url.search);
+  }
+
+  form.onChange = () => preview();
+
+  async function onSubmit(e) {
+    e.preventDefault();
+    formError.hidden = true;
+    form.clearErrors();
+    submit.disabled = true;
+    try {
+      if (state.mode === "single") {
+        const run = await api.createRun(form.value());
+        window.location.href = `/runs/${run.id}`;
+      } else {
+        const { body, problems } = sweepBody();
+        if (problems.length) throw new Error("Fix the highlighted sweep values first.");
+        const res = await api.createSweep(body);
+        toast(`Queued ${res.count} runs`);
+        const exp = res.experiment && res.experiment.name;
+        window.location.href = exp ? `/?experiment=${encodeURIComponent(exp)}` : "/";
+      }
+    } catch (err) {
+      submit.disabled = false;
+      if (err.status === 422 && err.fieldErrors.length) {
+        // sweep errors come as ["body","base",...] for the spec and ["body","grid",...] for the grid
+        const specErrors = err.fieldErrors.filter((x) => state.mode === "single" || x.loc[1] === "base");
+        const other = err.fieldErrors.filter((x) => !specErrors.includes(x));
+        const unmatched = specErrors.length ? form.showErrors(specErrors, state.mode === "single" ? 1 : 2) : [];
+        if (other.length) previewError.textContent = other.map((x) => `${x.loc.slice(1).join(".")}: ${x.msg}`).join("; ");
+        if (unmatched.length && !specErrors.length) {
+          formError.textContent = err.message;
+          formError.hidden = false;
+        }
+      } else {
+        formError.textContent = err.message;
+        formError.hidden = false;
+      }
+    }
+  }
+
+  sweepBox.hidden = state.mode !== "sweep";
+  replace(
+    main,
+    pageHeader("Launch", { subtitle: "Train a model with an optimization recipe, or a grid of them. Defaults come from the server's spec." }),
+    h(
+      "form",
+      { id: "launch-form", novalidate: true, on: { submit: onSubmit } },
+      h(
+        "div",
+        { class: "form-layout" },
+        h("div", {}, h("div", { class: "segmented mode-switch", role: "group", "aria-label": "Launch mode" }, modeButtons), formError, sweepBox, form.element),
+        h(
+          "aside",
+          { class: "form-side card" },
+          h("h2", { class: "card-title" }, "Summary"),
+          countValue,
+          countLabel,
+          previewError,
+          h("p", {}, submit),
+          h("p", { class: "muted" }, "Runs are queued to the workers; watch them on the Runs page."),
+        ),
+      ),
+    ),
+  );
+  if (state.mode === "sweep") setMode("sweep");
+}
+
+function parseValue(text, schema) {
+  if (schema.enum) return schema.enum.find((o) => String(o) === text);
+  if (schema.type === "boolean") return text === "true" ? true : text === "false" ? false : undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n)) return undefined;
+  if (schema.type === "integer" && !Number.isInteger(n)) return undefined;
+  return n;
+}

@@ -1,0 +1,10 @@
+"""The worker's Celery app. Importing it never imports TensorFlow: only the process that runs a
+job does (CUDA is not fork-safe, and the prefork parent stays small)."""
+
+from __future__ import annotations
+
+from backend.queue import make_celery
+from backend.settings import Settings
+
+app = make_celery(Settings(), "optiboard-worker")
+app.conf.include = ["worker.tasks"]

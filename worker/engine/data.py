@@ -1,0 +1,132 @@
+"""Datasets as numpy arrays: load, limit, split off validation, normalize.
+
+Every built-in set comes from its usual loader (scikit-learn for digits, the Keras loaders for
+the others, offline when the file is in the Keras cache); uploads come from a validated .npz.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backend.spec import DatasetSpec
+from worker.engine.npz import validate_npz
+
+# The digits test split is fixed for every run so accuracies compare across runs.
+DIGITS_TEST_FRACTION = 0.25
+DIGITS_SPLIT_SEED = 0
+
+KERAS_FILES = {
+    "mnist": ("", ["mnist.npz"]),
+    "fashion_mnist": ("fashion-mnist", [
+        "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+    ]),
+    "cifar10": ("", ["cifar-10-batches-py.tar.gz"]),
+}
+
+
+@dataclass(frozen=True)
+class Data:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+
+def _keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
+def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from worker.engine.tfsetup import keras
+
+    loader = {
+        "mnist": keras.datasets.mnist,
+        "fashion_mnist": keras.datasets.fashion_mnist,
+        "cifar10": keras.datasets.cifar10,
+    }[name]
+    sub, files = KERAS_FILES[name]
+    folder = _keras_cache_dir() / sub
+    try:
+        (x_tr, y_tr), (x_te, y_te) = loader.load_data()
+    except Exception as exc:  # the loader tries to download what is not cached
+        missing = [f for f in files if not (folder / f).exists()]
+        raise RuntimeError(
+            f"dataset {name!r} is not available offline: missing {missing or files} in "
+            f"{folder} (copy the files there or set KERAS_HOME); loader said: {exc}"
+        ) from exc
+    return x_tr, y_tr.reshape(-1), x_te, y_te.reshape(-1)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = d.images.astype(np.float32) / 16.0  # pixel values are 0..16
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, d.target, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED,
+        stratify=d.target,
+    )
+    return x_tr, y_tr, x_te, y_te
+
+
+def _load_upload(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    validate_npz(path)
+    with np.load(path, allow_pickle=False) as npz:
+        return npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"]
+
+
+def _to_float(x: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "none":
+        return x.astype(np.float32)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    return x.astype(np.float32)  # already floats (digits are scaled to [0, 1] at load)
+
+
+def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path]) -> Data:
+    """The train/validation/test arrays the spec describes, as float32 with a channel axis
+    for images and int32 labels."""
+    if spec.name == "digits":
+        x_tr, y_tr, x_te, y_te = _load_digits()
+    elif spec.name == "upload":
+        assert spec.upload_id is not None  # the spec validator guarantees it
+        x_tr, y_tr, x_te, y_te = _load_upload(resolve_upload(spec.upload_id))
+    else:
+        x_tr, y_tr, x_te, y_te = _load_keras(spec.name)
+    classes = int(max(y_tr.max(), y_te.max())) + 1
+
+    if spec.limit_train:
+        x_tr, y_tr = x_tr[: spec.limit_train], y_tr[: spec.limit_train]
+    if spec.limit_test:
+        x_te, y_te = x_te[: spec.limit_test], y_te[: spec.limit_test]
+
+    x_tr, x_te = _to_float(x_tr, spec.normalize), _to_float(x_te, spec.normalize)
+    if spec.normalize == "standardize":  # statistics of the training set only
+        mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
+        x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    if x_tr.ndim == 3:  # (N, H, W) images get a channel axis for the convolutions
+        x_tr, x_te = x_tr[..., None], x_te[..., None]
+    y_tr, y_te = y_tr.astype(np.int32), y_te.astype(np.int32)
+
+    x_val = y_val = None
+    if spec.validation_split > 0:
+        order = np.random.default_rng(spec.seed).permutation(len(x_tr))
+        n_val = max(1, int(round(len(x_tr) * spec.validation_split)))
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        x_val, y_val = x_tr[val_idx], y_tr[val_idx]
+        x_tr, y_tr = x_tr[tr_idx], y_tr[tr_idx]
+    return Data(x_tr, y_tr, x_val, y_val, x_te, y_te, classes)

@@ -1,0 +1,261 @@
+"""The one measurement harness: every variant, Keras or TFLite, goes through `measure_variant`.
+
+Quality (accuracy, macro precision/recall/F1, confusion matrix) on the test split, size of the
+file as written (raw and gzip), parameter counts, batch-1 latency p50/p95 after warm-up and
+batch throughput, and the hardware fingerprint. TFLite files run in the LiteRT interpreter with
+one thread; nothing is assumed from the Keras model they came from.
+
+Parameter counts: a Keras variant counts the weights of the loaded file. A TFLite variant
+reports the parameter and nonzero counts of the Keras model it was converted from (the
+converter neither adds nor drops weights; int8 maps zeros to zero), and `extra` holds what is
+read from the .tflite itself: its weight tensors (constant tensors of rank ≥ 2), their types,
+zero fraction and distinct values, and the count of int8 tensors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as fb
+from ai_edge_litert.interpreter import Interpreter
+
+from backend.spec import MeasurementSpec
+from worker.engine.contract import VariantResult
+from worker.engine.hardware import fingerprint
+from worker.engine.tfsetup import keras
+
+EVAL_BATCH = 256
+
+
+class Runner(Protocol):
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+    def single(self, x1: np.ndarray):  # returns a zero-arg callable running one inference
+        ...
+
+
+# --- runners ---------------------------------------------------------------------------
+
+class KerasRunner:
+    def __init__(self, path: Path):
+        self.model = keras.models.load_model(path, safe_mode=True, compile=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(x, batch_size=EVAL_BATCH, verbose=0)
+
+    def single(self, x1: np.ndarray):
+        fn = tf.function(self.model)
+        t = tf.constant(x1)
+        fn(t)  # trace outside the timed loop
+        return lambda: fn(t).numpy()
+
+
+class LiteRunner:
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.interp = Interpreter(model_path=self.path, num_threads=1)
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.inp["dtype"]
+        if dtype in (np.int8, np.uint8):
+            scale, zero = self.inp["quantization"]
+            info = np.iinfo(dtype)
+            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        return x.astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if self.out["dtype"] in (np.int8, np.uint8):
+            scale, zero = self.out["quantization"]
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    def _resize(self, n: int) -> None:
+        self.interp.resize_tensor_input(self.inp["index"], [n, *self.inp["shape"][1:]])
+        self.interp.allocate_tensors()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        outs, current = [], None
+        for i in range(0, len(x), EVAL_BATCH):
+            chunk = x[i : i + EVAL_BATCH]
+            if len(chunk) != current:
+                self._resize(len(chunk))
+                current = len(chunk)
+            self.interp.set_tensor(self.inp["index"], self._quantize(chunk))
+            self.interp.invoke()
+            outs.append(self._dequantize(self.interp.get_tensor(self.out["index"])))
+        return np.concatenate(outs)
+
+    def single(self, x1: np.ndarray):
+        self._resize(len(x1))
+        self.interp.set_tensor(self.inp["index"], self._quantize(x1))
+        return self.interp.invoke
+
+
+# --- quality ---------------------------------------------------------------------------
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> dict[str, Any]:
+    """Accuracy, macro precision/recall/F1 over all classes (0 where undefined), confusion."""
+    cm = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(cm, (y_true.astype(np.int64), y_pred.astype(np.int64)), 1)
+    tp = np.diag(cm).astype(np.float64)
+    pred_pos, true_pos = cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(pred_pos > 0, tp / pred_pos, 0.0)
+        recall = np.where(true_pos > 0, tp / true_pos, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {
+        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+        "confusion": cm.tolist(),
+    }
+
+
+# --- speed -----------------------------------------------------------------------------
+
+def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - t0
+    return times
+
+
+# --- weights ---------------------------------------------------------------------------
+
+def _kernels(model: keras.Model) -> dict[str, np.ndarray]:
+    out = {}
+    for layer in model.layers:
+        for w in layer.weights:
+            if "kernel" in w.name:  # kernel and depthwise_kernel: what pruning/clustering act on
+                out[w.name] = w.numpy()
+    return out
+
+
+def keras_weight_stats(model: keras.Model) -> dict[str, Any]:
+    weights = [w.numpy() for w in model.weights]
+    kernels = _kernels(model)
+    k_total = sum(k.size for k in kernels.values())
+    k_zero = sum(int((k == 0).sum()) for k in kernels.values())
+    distinct = {name: int(np.unique(k).size) for name, k in kernels.items()}
+    return {
+        "params": int(sum(w.size for w in weights)),
+        "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
+        "extra": {
+            "kernel_sparsity": k_zero / max(k_total, 1),
+            "distinct_values_per_kernel": distinct,
+            "max_distinct_values_per_kernel": max(distinct.values(), default=0),
+        },
+    }
+
+
+_FB_DTYPES = {
+    fb.TensorType.FLOAT32: np.float32, fb.TensorType.FLOAT16: np.float16,
+    fb.TensorType.INT32: np.int32, fb.TensorType.UINT8: np.uint8,
+    fb.TensorType.INT64: np.int64, fb.TensorType.INT8: np.int8, fb.TensorType.INT16: np.int16,
+}
+_FB_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
+
+
+def tflite_weight_stats(path: Path, interp: Interpreter) -> dict[str, Any]:
+    """Statistics read from the .tflite file: weight tensors are its constant tensors of
+    rank ≥ 2 (kernels; biases and shape constants are rank 1)."""
+    model = fb.Model.GetRootAs(path.read_bytes(), 0)
+    types: dict[str, int] = {}
+    total = zeros = 0
+    max_distinct = 0
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for i in range(graph.TensorsLength()):
+            t = graph.Tensors(i)
+            buf = model.Buffers(t.Buffer())
+            if buf is None or buf.DataLength() == 0 or t.ShapeLength() < 2:
+                continue
+            dtype = _FB_DTYPES.get(t.Type())
+            name = _FB_NAMES.get(t.Type(), str(t.Type()))
+            types[name] = types.get(name, 0) + 1
+            if dtype is None:
+                continue
+            data = buf.DataAsNumpy().view(dtype)
+            total += data.size
+            zeros += int((data == 0).sum())
+            max_distinct = max(max_distinct, int(np.unique(data).size))
+    details = interp.get_tensor_details()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    return {
+        "tflite_weight_tensors": types,
+        "tflite_weight_sparsity": zeros / max(total, 1),
+        "tflite_max_distinct_values_per_weight_tensor": max_distinct,
+        "int8_tensors": sum(1 for d in details if d["dtype"] == np.int8),
+        "tensors": len(details),
+        "input_dtype": np.dtype(inp["dtype"]).name,
+        "output_dtype": np.dtype(out["dtype"]).name,
+    }
+
+
+# --- the harness -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TestSet:
+    x: np.ndarray
+    y: np.ndarray
+    classes: int
+
+
+def measure_variant(
+    path: Path, fmt: str, test: TestSet, measurement: MeasurementSpec, *,
+    source_model: keras.Model | None = None, extra: dict[str, Any] | None = None,
+) -> VariantResult:
+    """Measure the model file at `path` (format `keras` or `tflite-*`) on the test split.
+
+    `source_model`: for TFLite variants, the Keras model that was converted (for the
+    parameter counts, see the module docstring)."""
+    is_tflite = fmt.startswith("tflite")
+    runner: KerasRunner | LiteRunner = LiteRunner(path) if is_tflite else KerasRunner(path)
+
+    logits = runner.predict(test.x)
+    quality = classification_metrics(test.y, np.argmax(logits, axis=-1), test.classes)
+
+    if is_tflite:
+        assert isinstance(runner, LiteRunner)
+        stats_model = source_model if source_model is not None else None
+        file_stats = tflite_weight_stats(path, runner.interp)
+        counts = keras_weight_stats(stats_model) if stats_model is not None else {
+            "params": 0, "nonzero_params": 0, "extra": {}}
+    else:
+        assert isinstance(runner, KerasRunner)
+        file_stats = {}
+        counts = keras_weight_stats(runner.model)
+
+    latency = time_calls(runner.single(test.x[:1]), measurement.latency_runs, measurement.warmup_runs)
+    batch = np.resize(test.x, (measurement.throughput_batch, *test.x.shape[1:]))
+    tp_runs = max(5, measurement.latency_runs // 10)
+    tp_times = time_calls(runner.single(batch), tp_runs, min(measurement.warmup_runs, 5))
+
+    data = path.read_bytes()
+    return VariantResult(
+        format=fmt, path=path,
+        accuracy=quality["accuracy"], precision=quality["precision"], recall=quality["recall"],
+        f1=quality["f1"], confusion=quality["confusion"],
+        size_bytes=len(data), gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
+        params=counts["params"], nonzero_params=counts["nonzero_params"],
+        latency_p50_ms=float(np.percentile(latency, 50) * 1e3),
+        latency_p95_ms=float(np.percentile(latency, 95) * 1e3),
+        throughput_per_s=float(measurement.throughput_batch / np.median(tp_times)),
+        hardware={**fingerprint(), "threads": 1 if is_tflite else "tensorflow-default"},
+        extra={**counts["extra"], **file_stats, "latency_runs": measurement.latency_runs,
+               "warmup_runs": measurement.warmup_runs,
+               "throughput_batch": measurement.throughput_batch,
+               "test_examples": int(len(test.y)), **(extra or {})},
+    )

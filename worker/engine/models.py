@@ -1,0 +1,73 @@
+"""The built-in architectures as tf_keras models; widths come from backend.architectures.
+
+Every model ends in logits (no softmax): the losses use from_logits=True, distillation needs
+the logits, and the measurement takes the argmax.
+"""
+
+from __future__ import annotations
+
+from backend import architectures as arch
+from backend.spec import ModelSpec, RegularizationSpec
+from worker.engine.tfsetup import keras
+
+
+def _regularizer(reg: RegularizationSpec) -> keras.regularizers.Regularizer | None:
+    if reg.l1 == 0 and reg.l2 == 0:
+        return None
+    return keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2)
+
+
+def build_model(
+    spec: ModelSpec, input_shape: tuple[int, ...], classes: int, reg: RegularizationSpec,
+    *, name: str | None = None,
+) -> keras.Model:
+    """A fresh model of the spec's architecture; L1/L2 act on kernels, dropout before the
+    classifier."""
+    kr = _regularizer(reg)
+    w = spec.width_multiplier
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    if spec.architecture == "seed_cnn":
+        if len(input_shape) != 3:
+            raise ValueError(f"seed_cnn needs image inputs (H, W, C), got {input_shape}")
+        pad = arch.seed_cnn_padding(input_shape)
+        for i, f in enumerate(arch.SEED_CNN_FILTERS):
+            x = keras.layers.Conv2D(arch.scaled(f, w), 3, padding=pad, activation="relu",
+                                    kernel_regularizer=kr, name=f"conv{i + 1}")(x)
+            if i < 2:
+                x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(arch.scaled(arch.SEED_CNN_DENSE, w), activation="relu",
+                               kernel_regularizer=kr, name="dense")(x)
+    elif spec.architecture == "mlp":
+        x = keras.layers.Flatten(name="flatten")(x)
+        for i, u in enumerate(arch.MLP_UNITS):
+            x = keras.layers.Dense(arch.scaled(u, w), activation="relu", kernel_regularizer=kr,
+                                   name=f"dense{i + 1}")(x)
+    elif spec.architecture == "ds_cnn":
+        if len(input_shape) != 3:
+            raise ValueError(f"ds_cnn needs image inputs (H, W, C), got {input_shape}")
+        x = keras.layers.Conv2D(arch.scaled(arch.DS_CNN_STEM, w), 3, padding="same",
+                                activation="relu", kernel_regularizer=kr, name="stem")(x)
+        for i, out in enumerate(arch.DS_CNN_BLOCKS):
+            x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+            x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu",
+                                             depthwise_regularizer=kr, name=f"dw{i + 1}")(x)
+            x = keras.layers.Conv2D(arch.scaled(out, w), 1, activation="relu",
+                                    kernel_regularizer=kr, name=f"pw{i + 1}")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    else:  # pragma: no cover - the spec's Literal forbids it
+        raise ValueError(f"unknown architecture {spec.architecture!r}")
+    if reg.dropout > 0:
+        x = keras.layers.Dropout(reg.dropout, name="dropout")(x)
+    # The classifier stays float32 under mixed precision: softmax/CE in float16 is unstable.
+    outputs = keras.layers.Dense(classes, kernel_regularizer=kr, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or spec.architecture)
+
+
+def plain_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled copy with the same weights: what is saved as the `keras` variant
+    (no optimizer state, no custom loss in the file, loadable with safe_mode=True)."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone

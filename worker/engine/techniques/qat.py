@@ -1,0 +1,41 @@
+"""Quantization-aware training (tfmot): fake-quantized fine-tuning, then the real int8 export
+is converted from the QAT model. After pruning or clustering the collaborative schemes keep
+the zeros / the centroids through QAT."""
+
+from __future__ import annotations
+
+import tensorflow_model_optimization as tfmot
+
+from worker.engine.tfsetup import keras
+
+quantization = tfmot.quantization.keras
+
+
+def apply_qat(model: keras.Model, *, preserve_sparsity: bool, preserve_clusters: bool) -> keras.Model:
+    annotated = quantization.quantize_annotate_model(model)
+    if preserve_clusters:
+        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+            preserve_sparsity=preserve_sparsity)
+    elif preserve_sparsity:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = quantization.default_8bit.Default8BitQuantizeScheme()
+    with quantization.quantize_scope():
+        return quantization.quantize_apply(annotated, scheme)
+
+
+def float_weights_from_qat(qat_model: keras.Model, float_model: keras.Model) -> keras.Model:
+    """A plain float copy of `float_model` holding the weights QAT fine-tuned.
+
+    The Keras variant of a QAT run is this plain model (no fake-quant wrappers, so it loads
+    with safe_mode=True and serves as teacher or parent); the int8 variant comes from the
+    QAT model itself."""
+    out = keras.models.clone_model(float_model)
+    for layer in out.layers:
+        if not layer.weights:
+            continue
+        # the wrapper tracks the inner layer's variables under their original names
+        # ('conv1/kernel:0'); the inner layer itself no longer lists its kernel
+        wrapped = {v.name: v for v in qat_model.get_layer("quant_" + layer.name).weights}
+        layer.set_weights([wrapped[w.name].numpy() for w in layer.weights])
+    return out

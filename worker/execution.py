@@ -1,0 +1,135 @@
+"""One job, start to end: claim the run's lease, run the engine with a store-backed reporter,
+and leave the run in a terminal state whatever happens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import traceback
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.artifacts import resolve_inside
+from backend.db import make_engine, make_sessionmaker, unit_of_work
+from backend.settings import Settings
+from backend.spec import RunSpec
+from backend.store import datasets, runs, variants
+from worker.reporter import DbReporter, LeaseLost
+
+log = logging.getLogger(__name__)
+
+_factory: tuple[int, Settings, sessionmaker[Session]] | None = None
+
+
+def _session_factory() -> tuple[Settings, sessionmaker[Session]]:
+    """One engine per process, created after the fork (connections are not fork-safe)."""
+    global _factory
+    if _factory is None or _factory[0] != os.getpid():
+        settings = Settings()
+        settings.ensure_dirs()
+        engine = make_engine(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, pool_size=2)
+        _factory = (os.getpid(), settings, make_sessionmaker(engine))
+    return _factory[1], _factory[2]
+
+
+def host_fingerprint() -> dict[str, str | int | None]:
+    return {"hostname": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def execute(run_id: int, *, worker: str) -> str:
+    settings, factory = _session_factory()
+    with unit_of_work(factory) as session:
+        lease = runs.claim_run(session, run_id=run_id, worker=worker, hardware=host_fingerprint())
+        stored = runs.get_run(session, run_id=run_id)
+    if lease is None or stored is None:
+        log.info("run %s is not queued (duplicate delivery, cancelled or running elsewhere): skipped", run_id)
+        return "skipped"
+
+    def finish(status: str, error: str | None = None, **extra: float | int | None) -> None:
+        with unit_of_work(factory) as session:
+            runs.finish_run(session, run_id=run_id, lease=lease, status=status, error=error, **extra)  # type: ignore[arg-type]
+
+    try:
+        spec = RunSpec.model_validate(stored.spec)
+    except ValidationError as e:
+        finish("failed", f"stored spec no longer validates: {e}")
+        return "failed"
+
+    reporter = DbReporter(factory, run_id=run_id, lease=lease, artifact_root=settings.artifacts).start()
+    workdir = settings.data_dir / "work" / f"run-{run_id}-{lease[:8]}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    outcome = "failed"
+    try:
+        from worker.engine.job import run_job  # TensorFlow is imported here, in the job's process
+
+        reporter.log(f"attempt {stored.attempt + 1} on {worker}")
+        summary = run_job(spec, reporter, workdir=workdir,
+                          resolve_model=lambda rid: _model_path(factory, settings, rid),
+                          resolve_upload=lambda did: _upload_path(factory, settings, did))
+        reporter.close()
+        reporter.flush()
+        finish("succeeded", None, train_seconds=summary.train_seconds,
+               peak_memory_bytes=summary.peak_memory_bytes)
+        outcome = "succeeded"
+    except LeaseLost:
+        log.warning("run %s: lease lost (reaped or cancelled elsewhere); stopping without writing", run_id)
+        outcome = "lost"
+    except Exception as e:
+        reporter.close()
+        cancelled = type(e).__name__ == "Cancelled" or reporter.state == "cancel"
+        try:
+            if not cancelled:
+                reporter.log("".join(traceback.format_exception(e)[-3:]).strip()[-1000:])
+            reporter.flush()
+        except LeaseLost:
+            return "lost"
+        except Exception:
+            log.exception("run %s: final flush failed", run_id)
+        if cancelled:
+            finish("cancelled", "cancelled by user")
+            outcome = "cancelled"
+        else:
+            finish("failed", f"{type(e).__name__}: {e}"[:5000])
+            log.exception("run %s failed", run_id)
+    finally:
+        reporter.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        _release_memory()
+    return outcome
+
+
+def _release_memory() -> None:
+    """Free the job's models before the next job in this warm process."""
+    try:
+        from worker.engine.tfsetup import release_memory
+    except ImportError:
+        return
+    release_memory()
+
+
+def _model_path(factory: sessionmaker[Session], settings: Settings, run_id: int) -> Path:
+    with unit_of_work(factory) as session:
+        keras = [v for v in variants.list_variants(session, run_ids=[run_id]) if v.format == "keras"]
+    if not keras:
+        raise ValueError(f"run {run_id} has no stored Keras model")
+    path = resolve_inside(settings.artifacts, keras[0].artifact_path)
+    if path is None:
+        raise ValueError(f"the model file of run {run_id} is missing")
+    return path
+
+
+def _upload_path(factory: sessionmaker[Session], settings: Settings, dataset_id: int) -> Path:
+    with unit_of_work(factory) as session:
+        record = datasets.get_dataset(session, dataset_id=dataset_id)
+    if record is None:
+        raise ValueError(f"dataset {dataset_id} does not exist")
+    path = resolve_inside(settings.uploads, record.filename)
+    if path is None:
+        raise ValueError(f"the file of dataset {dataset_id} is missing")
+    return path
