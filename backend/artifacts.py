@@ -3,13 +3,21 @@ anything whose real path leaves the root (symlinks included)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SUFFIX = {"keras": ".keras"}
 
 
-def relative_path(run_id: int, fmt: str) -> str:
-    return f"runs/{int(run_id)}/{fmt}{SUFFIX.get(fmt, '.tflite')}"
+def relative_path(run_id: int, fmt: str, *, attempt: str = "") -> str:
+    """Server-chosen: the run id, an attempt tag (a zombie attempt that has not yet noticed it
+    lost the run can never overwrite the files of the attempt that replaced it) and the format."""
+    if not re.fullmatch(r"keras|tflite-[a-z0-9]+", fmt):
+        raise ValueError(f"unknown variant format {fmt!r}")
+    if attempt and not attempt.isalnum():
+        raise ValueError("attempt tag must be alphanumeric")
+    prefix = f"{attempt}-" if attempt else ""
+    return f"runs/{int(run_id)}/{prefix}{fmt}{SUFFIX.get(fmt, '.tflite')}"
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
@@ -17,7 +25,7 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
     root_real = root.resolve()
     try:
         candidate = (root_real / relative).resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: an embedded NUL
         return None
     if not candidate.is_relative_to(root_real) or not candidate.is_file():
         return None

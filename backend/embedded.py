@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from backend.db import make_engine, make_sessionmaker, unit_of_work
 from backend.embedded_redis import EmbeddedRedis

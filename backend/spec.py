@@ -44,6 +44,11 @@ class DatasetSpec(Strict):
 class ModelSpec(Strict):
     architecture: Literal["seed_cnn", "mlp", "ds_cnn"] = "seed_cnn"
     width_multiplier: float = Field(default=1.0, ge=0.25, le=2.0)
+    init_from_run_id: int | None = Field(
+        default=None, ge=1, le=2**62,
+        description="start from this finished run's trained model instead of a fresh one "
+        "(architecture and width are then those of that model); training.epochs may be 0",
+    )
 
 
 class OptimizerSpec(Strict):
@@ -99,7 +104,7 @@ class TrainingSpec(Strict):
     regularization: RegularizationSpec = RegularizationSpec()
     early_stopping: EarlyStoppingSpec | None = None
     pipeline: PipelineSpec = PipelineSpec()
-    epochs: int = Field(default=3, ge=1, le=1000)
+    epochs: int = Field(default=3, ge=0, le=1000, description="0 only with model.init_from_run_id")
     batch_size: int = Field(default=32, ge=1, le=8192)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
@@ -111,9 +116,10 @@ class PruningSpec(Strict):
     initial_sparsity: float = Field(default=0.0, ge=0.0, le=0.99)
     schedule: Literal["constant", "polynomial"] = "polynomial"
     begin_step: int = Field(default=0, ge=0, le=10_000_000)
-    end_step: int | None = Field(default=None, ge=1, le=10_000_000, description="default: end of fine-tuning")
+    end_step: int | None = Field(default=None, ge=1, le=10_000_000, description="steps from the start of fine-tuning; default: two thirds of it")
     frequency: int = Field(default=50, ge=1, le=100_000)
     epochs: int = Field(default=2, ge=1, le=1000, description="fine-tuning epochs")
+    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description="fine-tuning rate; default: the optimizer's")
 
     @model_validator(mode="after")
     def _ordered(self) -> PruningSpec:
@@ -197,6 +203,12 @@ class RunSpec(Strict):
                 raise ValueError("an optimize run needs at least one export")
         elif self.parent_run_id is not None:
             raise ValueError("parent_run_id is only allowed for optimize runs")
+        if self.training.epochs == 0 and self.model.init_from_run_id is None:
+            raise ValueError("training.epochs must be at least 1 unless model.init_from_run_id is set")
+        if self.model.init_from_run_id is not None and "distillation" in names:
+            raise ValueError("distillation trains a fresh student: model.init_from_run_id is not allowed with it")
+        if self.kind == "optimize" and self.model.init_from_run_id is not None:
+            raise ValueError("an optimize run starts from parent_run_id, not model.init_from_run_id")
         for n in set(names):
             if names.count(n) > 1:
                 raise ValueError(f"technique '{n}' appears more than once")

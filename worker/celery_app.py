@@ -8,3 +8,5 @@ from backend.settings import Settings
 
 app = make_celery(Settings(), "optiboard-worker")
 app.conf.include = ["worker.tasks"]
+
+import worker.gpus  # noqa: E402,F401  (registers the optiboard_hardware inspect command)

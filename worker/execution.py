@@ -37,7 +37,8 @@ def _session_factory() -> tuple[Settings, sessionmaker[Session]]:
 
 
 def host_fingerprint() -> dict[str, str | int | None]:
-    return {"hostname": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
+    # pid: which process holds the run (operators, and the crash tests, find it by this)
+    return {"hostname": platform.node(), "pid": os.getpid(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
@@ -68,7 +69,8 @@ def execute(run_id: int, *, worker: str) -> str:
     try:
         from worker.engine.job import run_job  # TensorFlow is imported here, in the job's process
 
-        reporter.log(f"attempt {stored.attempt + 1} on {worker}")
+        # claim_run already counted this attempt
+        reporter.log(f"attempt {stored.attempt} of {stored.max_attempts} on {worker} (pid {os.getpid()})")
         summary = run_job(spec, reporter, workdir=workdir,
                           resolve_model=lambda rid: _model_path(factory, settings, rid),
                           resolve_upload=lambda did: _upload_path(factory, settings, did))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -21,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
+
+from celery.worker.control import inspect_command
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,55 @@ def discover_gpus() -> list[GpuInfo]:
         log.warning("nvidia-smi failed, assuming no GPU", extra={"error": str(exc)})
         return []
     return parse_nvidia_smi(out)
+
+
+_visible_cache: list[GpuInfo] | None = None
+
+
+def visible_gpus() -> list[GpuInfo]:
+    """The GPUs this process may use: all of discover_gpus() narrowed by CUDA_VISIBLE_DEVICES
+    (indexes or UUIDs; "-1" or "" means none). Cached: the answer cannot change in a process.
+    """
+    global _visible_cache
+    if _visible_cache is None:
+        _visible_cache = filter_visible(discover_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return list(_visible_cache)
+
+
+def filter_visible(gpus: Sequence[GpuInfo], cuda_visible_devices: str | None) -> list[GpuInfo]:
+    if cuda_visible_devices is None:
+        return list(gpus)
+    wanted = [w.strip() for w in cuda_visible_devices.split(",") if w.strip()]
+    chosen: list[GpuInfo] = []
+    for want in wanted:
+        if want.startswith("-"):  # CUDA stops at the first invalid id
+            break
+        match = [g for g in gpus if want in (g.index, g.uuid)]
+        if not match:
+            break
+        chosen.append(match[0])
+    return chosen
+
+
+def hardware_summary() -> dict[str, Any]:
+    """What a worker process runs on, without importing TensorFlow: for /api/workers and
+    the hardware stored with each run."""
+    gpus = visible_gpus()
+    return {
+        "hostname": socket.gethostname(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "gpus": [{"index": g.index, "name": g.name, "memory_mib": g.memory_mib} for g in gpus],
+    }
+
+
+@inspect_command()
+def optiboard_hardware(state: Any) -> dict[str, Any]:
+    """`celery inspect optiboard_hardware`: answered by every worker that imported this module
+    (worker/celery_app.py does), from the worker's main process."""
+    return hardware_summary()
 
 
 def parse_nvidia_smi(csv_text: str) -> list[GpuInfo]:

@@ -62,13 +62,13 @@ class DbReporter:
             self._lines.append(f"{time.strftime('%H:%M:%S')} {message}")
 
     def add_variant(self, variant: VariantResult) -> None:
-        rel = relative_path(self.run_id, variant.format)
+        self.flush()  # raises LeaseLost before a lost attempt touches any file
+        rel = relative_path(self.run_id, variant.format, attempt=self.lease[:8])
         target = self.artifact_root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(variant.path, target)
         fields = {k: v for k, v in asdict(variant).items() if k != "path"}
         fields["artifact_path"] = rel
-        self.flush()
         with unit_of_work(self.factory) as session:
             self._check_lease(session)
             variants.add_variant(session, run_id=self.run_id, fields=fields)

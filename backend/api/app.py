@@ -11,8 +11,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import __version__
-from backend.api.middleware import BodyLimit, SecurityHeaders
-from backend.api.routes import datasets, experiments, health, metrics, pages, runs, sweeps, techniques, variants
+from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
+from backend.api.routes import (
+    compare,
+    datasets,
+    experiments,
+    health,
+    metrics,
+    ops,
+    pages,
+    runs,
+    sweeps,
+    techniques,
+    variants,
+)
 from backend.db import make_engine, make_sessionmaker
 from backend.maintenance import Maintenance
 from backend.queue import JobQueue
@@ -21,7 +33,7 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 ROUTERS = [health.router, runs.router, metrics.router, variants.router, experiments.router,
-           datasets.router, sweeps.router, techniques.router, pages.router]
+           datasets.router, sweeps.router, techniques.router, compare.router, ops.router, pages.router]
 
 
 def plotly_js_dir() -> Path:
@@ -61,6 +73,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.mount("/static/vendor", StaticFiles(directory=plotly_js_dir()), name="vendor")
     if settings.frontend_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
+    app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        upload_max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)

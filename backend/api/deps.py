@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
 from backend.queue import JobQueue
@@ -16,6 +16,8 @@ from backend.store.records import TokenRecord
 
 COOKIE = "optiboard_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Ids are 32-bit on PostgreSQL (INTEGER): a larger one can name nothing, and must not reach SQL.
+MAX_ID = 2**31 - 1
 
 
 def get_settings(request: Request) -> Settings:
@@ -78,5 +80,6 @@ def current_token(request: Request, session: SessionDep, settings: SettingsDep) 
     return record
 
 
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 CurrentToken = Annotated[TokenRecord | None, Depends(current_token)]
 Authenticated = [Depends(current_token)]

@@ -1,8 +1,17 @@
-"""ASGI middleware: request size limits (413) and security headers on every response."""
+"""ASGI middleware: request size limits (413), security headers on every response, and input
+the database cannot store answered as 422."""
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy.exc import DataError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -96,5 +105,130 @@ class _TooLarge(Exception):
 async def _reject(send: Send, limit: int) -> None:
     body = b'{"detail":"request body larger than ' + str(limit).encode() + b' bytes"}'
     await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _bad_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "NUL characters are not allowed"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "invalid Unicode (a lone surrogate)"
+    return None
+
+
+def _find_bad_text(value: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
+    """The first string (key or value) in a JSON document that no database can store."""
+    if isinstance(value, str):
+        why = _bad_text(value)
+        return (loc, why) if why else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            why = _bad_text(k)
+            if why:
+                return (*loc, k.encode("utf-8", "backslashreplace").decode()), why
+            found = _find_bad_text(v, (*loc, k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_bad_text(v, (*loc, i))
+            if found:
+                return found
+    return None
+
+
+class InputGuard:
+    """Turns input that the database would refuse into a 422 instead of a 500.
+
+    PostgreSQL cannot store NUL characters in text and neither backend can store a lone UTF-16
+    surrogate: those are refused in the path, the query string and JSON bodies, with the
+    field's location, before any handler runs, so both backends answer the same. A value
+    outside a column's range (an id beyond 32 or 64 bits) that still reaches the database is
+    refused by the database; that refusal is answered as 422 here, not as a server error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _bad_text(scope["path"]):
+            await _unprocessable(send, ["path"], "the path contains a NUL character or invalid Unicode")
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            why = _bad_text(key) or _bad_text(value)
+            if why:
+                await _unprocessable(send, ["query", key.replace("\x00", "")], why)
+                return
+        if scope["method"] in _BODY_METHODS and _is_json(scope):
+            chunks = []
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            try:
+                document = json.loads(body) if body else None
+            except ValueError:  # not JSON: the handler's validation answers 422
+                document = None
+            found = _find_bad_text(document, ("body",))
+            if found:
+                await _unprocessable(send, list(found[0]), found[1])
+                return
+            receive = _replay(body)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except (OverflowError, DataError, StatementError) as e:
+            if started or (isinstance(e, StatementError) and not isinstance(e, DataError)
+                           and not isinstance(e.orig, OverflowError | UnicodeError | ValueError)):
+                raise
+            log.warning("database refused a request value on %s %s: %s", scope["method"],
+                        scope["path"], type(getattr(e, "orig", e)).__name__)
+            await _unprocessable(send, ["request"], "a value is out of range for the database")
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return False
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _unprocessable(send: Send, loc: list[Any], msg: str) -> None:
+    body = json.dumps({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}).encode()
+    await send({"type": "http.response.start", "status": 422,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

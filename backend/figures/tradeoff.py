@@ -19,7 +19,19 @@ X_AXES: dict[str, str] = {
     "params": "Parameters (log)",
     "latency_p50_ms": "Latency p50 (ms, log)",
 }
-DIMMED = 0.28
+DIMMED = 0.3
+# Marker shape per format, so the keras and TFLite variants of one recipe stay apart.
+SYMBOLS = {
+    "keras": "circle",
+    "tflite-float32": "square",
+    "tflite-float16": "triangle-up",
+    "tflite-dynamic": "diamond",
+    "tflite-int8": "star",
+}
+
+
+def symbol(fmt: object) -> str:
+    return SYMBOLS.get(str(fmt), "circle")
 
 
 def _fmt_x(x: str, value: float | None) -> str:
@@ -53,6 +65,16 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
         "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
         xaxis=axis(X_AXES[x], type="log"),
         yaxis=axis("Test accuracy", tickformat=".3f"),
+        # techniques, then the marker shapes of the formats, in one column at the right
+        legend={
+            "orientation": "v",
+            "x": 1.02,
+            "xanchor": "left",
+            "y": 1,
+            "font": {"size": 11},
+            "tracegroupgap": 14,
+        },
+        margin={"l": 56, "r": 16, "t": 40, "b": 48},
     )
     if not usable:
         layout["annotations"] = [empty_annotation("No measured variants to plot yet")]
@@ -74,7 +96,8 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
                 legendgroup=esc(tech),
                 marker={
                     "color": color(i),
-                    "size": [12 if f else 9 for _, f in members],
+                    "size": [13 if f else 10 for _, f in members],
+                    "symbol": [symbol(r.get("format")) for r, _ in members],
                     "opacity": [1.0 if f else DIMMED for _, f in members],
                     "line": {"width": [1.5 if f else 0 for _, f in members], "color": "#111827"},
                 },
@@ -97,4 +120,21 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
             meta={"role": "pareto"},
         )
     )
+    # a legend key for the shapes: empty traces, one per format present
+    for fmt in sorted(
+        {str(r.get("format")) for r in usable},
+        key=lambda f: list(SYMBOLS).index(f) if f in SYMBOLS else 99,
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=esc(fmt),
+                marker={"symbol": symbol(fmt), "color": "#6b7280", "size": 10},
+                legendgroup="formats",
+                hoverinfo="skip",
+                meta={"role": "format-key"},
+            )
+        )
     return fig.to_plotly_json()

@@ -125,6 +125,29 @@ class MetricPoint(Base):
     wall_time: Mapped[float] = mapped_column(Float)
 
 
+class MetricBlock(Base):
+    """A summary of `level` consecutive steps of one series (block = step // level): count and
+    the first, last, minimum and maximum points. Maintained by backend.store.metrics.log_batch so
+    a compare page can downsample millions of points by reading thousands of blocks. NULL
+    values are NaN, ordered below every number for the minimum (so NaN spikes stay visible)."""
+
+    __tablename__ = "metric_blocks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    first_value: Mapped[float | None] = mapped_column(Float)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float | None] = mapped_column(Float)
+
+
 class Variant(Base):
     __tablename__ = "variants"
     __table_args__ = (UniqueConstraint("run_id", "format"),)

@@ -75,7 +75,13 @@ def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRec
     return [run_record(r, exp, heads.get(r.id)) for r, exp in rows]
 
 
+# Run ids are INTEGER (32-bit on PostgreSQL): a larger one names no run and must not reach SQL.
+MAX_ID = 2**31 - 1
+
+
 def get_run(session: Session, *, run_id: int) -> RunRecord | None:
+    if not 1 <= run_id <= MAX_ID:
+        return None
     row = session.execute(
         select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id == run_id)
     ).first()
@@ -83,6 +89,7 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 
 def get_runs(session: Session, *, run_ids: Sequence[int]) -> list[RunRecord]:
+    run_ids = [i for i in run_ids if 1 <= i <= MAX_ID]
     rows = session.execute(
         select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id.in_(run_ids))
     ).all()
@@ -220,6 +227,15 @@ def finish_run(
         values["train_seconds"] = train_seconds
     if peak_memory_bytes is not None:
         values["peak_memory_bytes"] = peak_memory_bytes
+    if status == "succeeded":
+        # A cancel the user asked for wins over a success that arrives after it: the run ends
+        # cancelled, keeping what it stored.
+        result = session.execute(update(m.Run).where(*cond, m.Run.cancel_requested.is_(False)).values(**values))
+        if result.rowcount:  # type: ignore[attr-defined]
+            return True
+        values.update(status="cancelled", error="cancelled by user (the job had finished its work)")
+        values.pop("progress")
+        values.pop("eta_seconds")
     result = session.execute(update(m.Run).where(*cond).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -277,6 +293,7 @@ def reap_stale(session: Session, *, timeout_s: float, now: datetime | None = Non
             target = failed
         if session.execute(update(m.Run).where(*base).values(**values)).rowcount:  # type: ignore[attr-defined]
             target.append(run_id)
+            append_log(session, run_id=run_id, lines=[f"{now:%H:%M:%S} reaper: {values['error']}"])
     session.flush()
     return ReapResult(requeued=requeued, failed=failed)
 

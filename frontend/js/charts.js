@@ -51,25 +51,39 @@ export function renderFigure(div, fig, { title = "", empty = "Nothing to plot ye
  */
 export function curveTraces(series, keys) {
   const traces = [];
-  keys.forEach((key, i) => {
+  let plain = 0;
+  for (const key of keys) {
     const s = series[key];
-    if (!s || !s.steps.length) return;
+    if (!s || !s.steps.length) continue;
+    // the interval means ("loss") are the line; epoch means ("train_loss") and validation
+    // ("val_loss") come once per epoch, drawn with markers; validation dashed, in orange
     const validation = key.startsWith("val_");
-    const base = validation ? key.slice(4) : key;
-    const colourIndex = Math.max(0, keys.filter((k) => !k.startsWith("val_")).indexOf(base));
+    const epochly = validation || key.startsWith("train_");
+    const colour = validation ? PALETTE[1] : key.startsWith("train_") ? "#1e3a8a" : PALETTE[(plain++ * 2) % PALETTE.length];
     traces.push({
       type: "scatter",
-      mode: validation ? "lines+markers" : "lines",
+      mode: epochly ? "lines+markers" : "lines",
       name: plotlyText(key),
       x: s.steps,
       y: s.values.map(metricValue),
-      line: { color: PALETTE[(validation ? colourIndex : i) % PALETTE.length], width: validation ? 2 : 1.5, dash: validation ? "dash" : "solid" },
-      marker: { size: 5 },
+      line: { color: colour, width: epochly ? 2 : 1.5, dash: validation ? "dash" : "solid" },
+      marker: { size: 6 },
       connectgaps: false,
       meta: { key: plotlyText(key) },
     });
-  });
+  }
   return traces;
+}
+
+/** A constant series (e.g. a fixed learning rate) would get Plotly's ±1 default range. */
+function flatRange(traces) {
+  const ys = traces.flatMap((t) => t.y).filter((v) => v !== null);
+  if (!ys.length) return {};
+  const lo = ys.reduce((a, b) => Math.min(a, b));
+  const hi = ys.reduce((a, b) => Math.max(a, b));
+  if (hi - lo > Math.abs(hi) * 1e-9) return {};
+  const pad = Math.abs(hi) * 0.5 || 1;
+  return { range: [lo - pad, hi + pad] };
 }
 
 export function renderCurves(div, series, keys, { title, yTitle, log = false, empty = "No points logged yet" }) {
@@ -82,7 +96,7 @@ export function renderCurves(div, series, keys, { title, yTitle, log = false, em
     plot_bgcolor: "#ffffff",
     margin: { l: 56, r: 16, t: 40, b: 44 },
     xaxis: axis("Step (training batch)"),
-    yaxis: axis(yTitle, log ? { type: "log", exponentformat: "power" } : {}),
+    yaxis: axis(yTitle, { ...(log ? { type: "log", exponentformat: "power" } : {}), ...flatRange(traces) }),
     legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right", font: { size: 11 } },
     hovermode: "x unified",
     // keep zoom while new points arrive

@@ -317,6 +317,25 @@ export class SchemaForm {
       }
     };
     walk(this.schema, []);
+    // parameters of the techniques in the chain right now (grid paths may index lists)
+    const root = this.resolve(this.schema);
+    for (const [key, prop] of Object.entries(root.properties || {})) {
+      const items = prop.type === "array" ? this.resolve(prop.items || {}) : null;
+      if (!items || !(items.discriminator || items.oneOf)) continue;
+      const tagKey = (items.discriminator && items.discriminator.propertyName) || "name";
+      const current = this.value()[key] || [];
+      current.forEach((item, i) => {
+        const variant = (items.oneOf || []).map((o) => this.resolve(o)).find((v) => v.properties[tagKey]?.const === item[tagKey]);
+        if (!variant) return;
+        for (const [k, sub] of Object.entries(variant.properties)) {
+          if (k === tagKey) continue;
+          const { schema } = this.unwrap(sub);
+          if (schema.enum || ["integer", "number", "boolean"].includes(schema.type)) {
+            out.push({ path: `${key}.${i}.${k}`, label: `${humanize(key)} › ${i + 1}. ${humanize(item[tagKey])} › ${humanize(k)}`, schema });
+          }
+        }
+      });
+    }
     return out;
   }
 

@@ -1,24 +1,27 @@
-"""Fixtures for the deployment tests: a dedicated Redis database on the local server."""
+"""Fixtures for the deployment tests. Redis comes from tests/conftest.py (`redis_url`)."""
 
 from __future__ import annotations
 
-import os
+import secrets
 from collections.abc import Iterator
 
+import psycopg
 import pytest
-import redis
 
-# DB 13 is reserved for tests/deploy so these tests never flush another suite's keys.
-DEPLOY_REDIS_DB = 13
+from backend.migrate import upgrade
+from tests.conftest import PG_ADMIN
 
 
 @pytest.fixture
-def deploy_redis_url() -> Iterator[str]:
-    base = os.environ.get("OPTIBOARD_TEST_REDIS", "redis://127.0.0.1:6379")
-    url = f"{base.rstrip('/')}/{DEPLOY_REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.ping()  # fail loudly: these tests need the real Redis server
-    client.flushdb()
+def pg_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, shared by the API and every worker of a
+    test (a many-hosts deployment in miniature), dropped afterwards."""
+    name = f"optiboard_deploy_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    upgrade(url)
     yield url
-    client.flushdb()
-    client.close()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -130,11 +130,11 @@ def _children(pid: int) -> list[int]:
 
 
 def test_spawn_workers_runs_one_pinned_worker_per_gpu_and_stops_on_sigterm(
-    deploy_redis_url: str,
+    redis_url: str,
 ) -> None:
     host = f"t{uuid.uuid4().hex[:8]}"
-    supervisor = _start_supervisor(deploy_redis_url, "0,1", host)
-    app = Celery("probe", broker=deploy_redis_url)
+    supervisor = _start_supervisor(redis_url, "0,1", host)
+    app = Celery("probe", broker=redis_url)
     try:
         nodes = [f"gpu0@{host}", f"gpu1@{host}"]
         answers = _environments(app, nodes)
@@ -165,10 +165,10 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def test_spawn_workers_stops_the_set_when_one_worker_dies(deploy_redis_url: str) -> None:
+def test_spawn_workers_stops_the_set_when_one_worker_dies(redis_url: str) -> None:
     host = f"t{uuid.uuid4().hex[:8]}"
-    supervisor = _start_supervisor(deploy_redis_url, "0,1", host)
-    app = Celery("probe", broker=deploy_redis_url)
+    supervisor = _start_supervisor(redis_url, "0,1", host)
+    app = Celery("probe", broker=redis_url)
     try:
         nodes = [f"gpu0@{host}", f"gpu1@{host}"]
         answers = _environments(app, nodes)

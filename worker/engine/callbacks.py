@@ -67,11 +67,17 @@ class ReporterCallback(keras.callbacks.Callback):
         n = batches - self._last_logged_batches
         if n <= 0:
             return
-        loss_sum = _value(logs.get("loss", math.nan)) * batches
+        mean_loss = _value(logs.get("loss", math.nan))
+        loss_sum = mean_loss * batches
         acc_sum = _value(logs.get("accuracy", math.nan)) * batches
         step = self._epoch_start + batches
+        loss = (loss_sum - self._last_loss_sum) / n
+        if not (math.isfinite(loss) and 0 <= loss and abs(loss_sum) < 1e6):
+            # NaN/inf pass through as they are; huge sums lose float32 precision, so the
+            # epoch's running mean is the honest value there
+            loss = mean_loss
         self.reporter.log_metrics([
-            ("loss", step, (loss_sum - self._last_loss_sum) / n if math.isfinite(loss_sum) else loss_sum),
+            ("loss", step, loss),
             ("accuracy", step, (acc_sum - self._last_acc_sum) / n),
         ])
         self._last_logged_batches = batches

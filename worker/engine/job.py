@@ -84,7 +84,12 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
     loss = make_loss(data.classes, t.regularization.label_smoothing)
 
     # 1. base training, or distillation from a finished run's model (it replaces the base)
-    model = build_model(spec.model, data.input_shape, data.classes, t.regularization)
+    if spec.model.init_from_run_id is not None:
+        model = load_keras_model(resolve_model(spec.model.init_from_run_id), "the initial model")
+        _check_input(model, data, "the initial model")
+        reporter.log(f"starting from run {spec.model.init_from_run_id}'s model")
+    else:
+        model = build_model(spec.model, data.input_shape, data.classes, t.regularization)
     phase_arrays, phase_loss, phase_metrics = arrays, loss, metrics
     first = chain[0] if chain else None
     if isinstance(first, DistillationSpec):
@@ -102,9 +107,8 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
         phase_metrics = [distill.packed_accuracy]
         _phase(reporter, clock, 1, "distillation")
         del teacher
-    else:
-        reporter.log(f"phase: training {spec.model.architecture} ({model.count_params()} parameters)")
-        _phase(reporter, clock, 0, "training")
+    elif t.epochs:
+        _phase(reporter, clock, 0, f"training {model.name} ({model.count_params()} parameters)")
     callbacks = schedule_callbacks(t.schedule, t.optimizer.learning_rate, t.epochs, spe)
     early = None
     if t.early_stopping and data.x_val is not None:
@@ -112,9 +116,10 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
             monitor="val_loss", patience=t.early_stopping.patience,
             min_delta=t.early_stopping.min_delta, restore_best_weights=True)
         callbacks.append(early)
-    fit_phase(model, phase_arrays, training=t, epochs=t.epochs, optimizer=make_optimizer(t.optimizer),
-              loss=phase_loss, metrics=phase_metrics, reporter=reporter, clock=clock,
-              callbacks=callbacks)
+    if t.epochs:
+        fit_phase(model, phase_arrays, training=t, epochs=t.epochs,
+                  optimizer=make_optimizer(t.optimizer), loss=phase_loss, metrics=phase_metrics,
+                  reporter=reporter, clock=clock, callbacks=callbacks)
     if early is not None and early.stopped_epoch > 0:
         clock.stopped_early = True
         reporter.log(f"early stopping after epoch {early.stopped_epoch + 1}; best weights restored")

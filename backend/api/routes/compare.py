@@ -13,7 +13,8 @@ from backend import figures
 from backend.api.deps import Authenticated, SessionDep
 from backend.api.schemas import RunPublic, VariantPublic
 from backend.figures.table import compare_rows, rows_csv
-from backend.store import metrics, runs, variants
+from backend.store import metrics, variants
+from backend.store import runs as run_store
 
 router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
@@ -22,25 +23,27 @@ LOSS_KEYS = ("loss", "val_loss")
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
 RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
                                  description="comma-separated run ids, e.g. 1,2,3")]
-BaselineQuery = Annotated[int | None, Query(ge=1, le=2**62, description="run id the deltas refer to")]
+BaselineQuery = Annotated[int | None, Query(ge=1, le=2**62, description="run the deltas refer to")]
 XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
 
 
 def _run_ids(raw: str) -> list[int]:
     ids = list(dict.fromkeys(int(p) for p in raw.split(",") if p.strip()))
     if len(ids) > MAX_RUNS:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            [{"loc": ["query", "runs"], "msg": f"at most {MAX_RUNS} runs", "type": "value_error"}])
+        msg = f"at most {MAX_RUNS} runs"
+        detail = [{"loc": ["query", "runs"], "msg": msg, "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail)
     return ids
 
 
 def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *,
                 with_figures: bool) -> dict[str, Any]:
     ids = _run_ids(raw_runs)
-    records = runs.get_runs(session, run_ids=ids)
+    records = run_store.get_runs(session, run_ids=ids)
     missing = sorted(set(ids) - {r.id for r in records})
     if missing:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"runs not found: {', '.join(map(str, missing))}")
+        names = ", ".join(map(str, missing))
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"runs not found: {names}")
     run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
     variant_docs = [VariantPublic.of(v).model_dump(mode="json")
                     for v in variants.list_variants(session, run_ids=ids)]
@@ -69,7 +72,7 @@ def _attachment(name: str) -> dict[str, str]:
 @router.get("/compare")
 def read_comparison(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
                     x: XQuery = "size_bytes") -> dict[str, Any]:
-    """Runs side by side: one row per variant with deltas, and the loss/trade-off/latency figures."""
+    """Runs side by side: a row per variant with deltas, and loss/trade-off/latency figures."""
     return _comparison(session, runs, baseline, x, with_figures=True)
 
 

@@ -29,6 +29,9 @@ def upload_dataset(
     name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
 ) -> DatasetPublic:
     """Upload a dataset as an .npz file; its arrays are checked before it is kept."""
+    if name is not None and "\x00" in name:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=[{"loc": ["body", "name"], "msg": "NUL characters are not allowed", "type": "value_error"}])
     from worker.engine.npz import validate_npz  # numpy only: no TensorFlow in the API
 
     settings.uploads.mkdir(parents=True, exist_ok=True)
@@ -46,13 +49,15 @@ def upload_dataset(
                 out.write(chunk)
         try:
             info = validate_npz(tmp)
-        except ValueError as e:
+        except Exception as e:  # whatever the bytes are (empty, truncated, hostile): the upload is refused
+            if not isinstance(e, ValueError):
+                e = ValueError(f"not a readable .npz file: {type(e).__name__}")
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 detail=[{"loc": ["body", "file"], "msg": str(e), "type": "value_error"}]) from None
         shutil.move(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    display = name or (file.filename or "dataset")[:200]
+    display = name or (file.filename or "dataset").replace("\x00", "")[:200] or "dataset"
     record = datasets.add_dataset(session, name=display, filename=filename, size_bytes=size, info=info)
     return _public(record)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from backend.api.deps import COOKIE, SessionDep, SettingsDep
+from backend.api.deps import COOKIE, Id, SessionDep, SettingsDep
 from backend.store import tokens
 
 router = APIRouter(include_in_schema=False)
@@ -29,7 +29,7 @@ def runs_page(settings: SettingsDep) -> FileResponse:
 
 
 @router.get("/runs/{run_id}")
-def run_page(run_id: int, settings: SettingsDep) -> FileResponse:
+def run_page(run_id: Id, settings: SettingsDep) -> FileResponse:
     return _page(settings, "run")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import ValidationError
 
-from backend.api.deps import Authenticated, QueueDep, SessionDep, SettingsDep
+from backend.api.deps import Authenticated, Id, QueueDep, SessionDep, SettingsDep
 from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate
 from backend.spec import RunSpec
 from backend.store import runs
@@ -17,6 +18,16 @@ from backend.submission import commit_and_enqueue, create_checked
 router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=Authenticated)
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def _spec(data: dict[str, Any], *, loc: tuple[str, ...]) -> RunSpec:
+    """A spec built by the server from a stored run and the request: invalid means 422, not 500."""
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+            {"loc": [*loc, *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in e.errors()
+        ]) from None
 
 
 def _found(run: RunRecord | None, run_id: int) -> RunRecord:
@@ -51,20 +62,20 @@ def read_runs(
 
 
 @router.get("/{run_id}")
-def read_run(run_id: int, session: SessionDep) -> RunPublic:
+def read_run(run_id: Id, session: SessionDep) -> RunPublic:
     """Read one run."""
     return RunPublic.of(_found(runs.get_run(session, run_id=run_id), run_id))
 
 
 @router.patch("/{run_id}")
-def update_run(run_id: int, body: RunUpdate, session: SessionDep) -> RunPublic:
+def update_run(run_id: Id, body: RunUpdate, session: SessionDep) -> RunPublic:
     """Rename a run or edit its tags and notes."""
     updated = runs.update_run(session, run_id=run_id, name=body.name, tags=body.tags, notes=body.notes)
     return RunPublic.of(_found(updated, run_id))
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_run(run_id: int, session: SessionDep, settings: SettingsDep) -> Response:
+def delete_run(run_id: Id, session: SessionDep, settings: SettingsDep) -> Response:
     """Delete a finished run with its metrics, variants and files."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if not run.terminal:
@@ -76,7 +87,7 @@ def delete_run(run_id: int, session: SessionDep, settings: SettingsDep) -> Respo
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, session: SessionDep) -> RunPublic:
+def cancel_run(run_id: Id, session: SessionDep) -> RunPublic:
     """Cancel a queued run at once, or ask a running one to stop at its next batch."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if run.terminal:
@@ -85,42 +96,42 @@ def cancel_run(run_id: int, session: SessionDep) -> RunPublic:
 
 
 @router.post("/{run_id}/retry", status_code=status.HTTP_201_CREATED)
-def retry_run(run_id: int, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
+def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
     """Submit a failed or cancelled run again, as a new run with the same spec."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if run.status not in ("failed", "cancelled") or run.external:
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
-    spec = RunSpec.model_validate(run.spec).model_copy(update={"name": f"{run.name} (retry)"[:200]})
+    spec = _spec({**run.spec, "name": f"{run.name} (retry)"[:200]}, loc=("stored spec",))
     new = create_checked(session, spec, max_attempts=settings.max_attempts)
     commit_and_enqueue(session, queue, [new])
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
 
 
 @router.post("/{run_id}/optimize", status_code=status.HTTP_201_CREATED)
-def optimize_run(run_id: int, body: OptimizeRequest, session: SessionDep, queue: QueueDep,
+def optimize_run(run_id: Id, body: OptimizeRequest, session: SessionDep, queue: QueueDep,
                  settings: SettingsDep) -> RunPublic:
     """Launch post-training quantization of this run's model as a new optimize run."""
     parent = _found(runs.get_run(session, run_id=run_id), run_id)
-    base = RunSpec.model_validate(parent.spec)
-    spec = RunSpec.model_validate({
+    base = _spec(parent.spec, loc=("stored spec",))
+    spec = _spec({
         **base.model_dump(mode="json"),
         "name": body.name or f"{parent.name} → {'+'.join(body.exports)}"[:200],
         "kind": "optimize", "parent_run_id": run_id, "techniques": [], "exports": body.exports,
         "external": False,
-    })
+    }, loc=("body",))
     new = create_checked(session, spec, max_attempts=settings.max_attempts)
     commit_and_enqueue(session, queue, [new])
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
 
 
 @router.get("/{run_id}/logs")
-def read_logs(run_id: int, session: SessionDep) -> LogsPublic:
+def read_logs(run_id: Id, session: SessionDep) -> LogsPublic:
     """The run's log tail."""
     return LogsPublic(lines=_found(runs.get_run(session, run_id=run_id), run_id).log_tail)
 
 
 @router.post("/{run_id}/finish")
-def finish_external_run(run_id: int, body: FinishRequest, session: SessionDep) -> RunPublic:
+def finish_external_run(run_id: Id, body: FinishRequest, session: SessionDep) -> RunPublic:
     """End an external run (one logged by an outside script) with a terminal status."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if not run.external:

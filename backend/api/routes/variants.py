@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
-from backend.api.deps import Authenticated, SessionDep, SettingsDep
+from backend.api.deps import Authenticated, Id, SessionDep, SettingsDep
 from backend.api.schemas import VariantPublic, VariantsPublic
 from backend.artifacts import resolve_inside
 from backend.store import runs, variants
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
 
 
 @router.get("/runs/{run_id}/variants")
-def read_variants(run_id: int, session: SessionDep) -> VariantsPublic:
+def read_variants(run_id: Id, session: SessionDep) -> VariantsPublic:
     """Every model the run produced, with accuracy, size and latency."""
     if runs.get_run(session, run_id=run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
@@ -23,7 +23,7 @@ def read_variants(run_id: int, session: SessionDep) -> VariantsPublic:
 
 
 @router.get("/variants/{variant_id}")
-def read_variant(variant_id: int, session: SessionDep) -> VariantPublic:
+def read_variant(variant_id: Id, session: SessionDep) -> VariantPublic:
     """One variant."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:
@@ -32,7 +32,7 @@ def read_variant(variant_id: int, session: SessionDep) -> VariantPublic:
 
 
 @router.get("/variants/{variant_id}/download", response_class=FileResponse)
-def download_variant(variant_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_variant(variant_id: Id, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The variant's model file."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:

@@ -100,7 +100,7 @@ function build(meta) {
     const id = `sweep-${state.rows.length}`;
     const pathSel = h(
       "select",
-      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); } } },
+      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); }, focus: () => refreshOptions(row) } },
       h("option", { value: "" }, "Choose a parameter…"),
       state.paths.map((p) => h("option", { value: p.path, selected: p.path === path }, p.label)),
     );
@@ -121,6 +121,13 @@ function build(meta) {
     hintFor(row);
     state.rows.push(row);
     drawSweep();
+  }
+
+  // the technique chain may have changed since the row was made: offer its parameters too
+  function refreshOptions(row) {
+    state.paths = form.sweepablePaths();
+    const chosen = row.path.value;
+    replace(row.path, h("option", { value: "" }, "Choose a parameter…"), state.paths.map((p) => h("option", { value: p.path, selected: p.path === chosen }, p.label)));
   }
 
   function hintFor(row) {
@@ -173,7 +180,7 @@ function build(meta) {
         if (problems.length) throw new Error("Fix the highlighted sweep values first.");
         const res = await api.createSweep(body);
         toast(`Queued ${res.count} runs`);
-        const exp = res.experiment && res.experiment.name;
+        const exp = typeof res.experiment === "string" ? res.experiment : res.experiment && res.experiment.name;
         window.location.href = exp ? `/?experiment=${encodeURIComponent(exp)}` : "/";
       }
     } catch (err) {

@@ -46,9 +46,13 @@ if (!Number.isInteger(runId) || runId < 1) {
 }
 
 // ---- metric keys → charts --------------------------------------------------------------
+// step markers, not curves
+const NOT_CURVES = new Set(["epoch", "phase"]);
+
 function groupKeys(keys) {
   const groups = { loss: [], accuracy: [], lr: [], other: [] };
   for (const key of keys.sort()) {
+    if (NOT_CURVES.has(key)) continue;
     const k = key.toLowerCase();
     if (k.includes("loss")) groups.loss.push(key);
     else if (k.includes("acc")) groups.accuracy.push(key);
@@ -62,6 +66,9 @@ function groupKeys(keys) {
 
 function drawCurves() {
   const g = groupKeys(Object.keys(state.series));
+  // an optimize run converts its parent's model: no training, so no curves to wait for
+  slots.charts.hidden = state.run && state.run.kind === "optimize" && !Object.keys(state.series).length;
+  if (slots.charts.hidden) return;
   const waiting = state.run && !fmt.isTerminal(state.run.status) ? "Waiting for the first points…" : "No points were logged";
   renderCurves(charts.loss, state.series, g.loss, { title: "Loss", yTitle: "loss", empty: waiting });
   renderCurves(charts.accuracy, state.series, g.accuracy, { title: "Accuracy", yTitle: "accuracy", empty: waiting });
@@ -70,6 +77,10 @@ function drawCurves() {
   if (otherCard) otherCard.hidden = g.other.length === 0;
   if (g.other.length) renderCurves(charts.other, state.series, g.other, { title: "Other metrics", yTitle: "value" });
 }
+
+// Ask again from one step back: points of the same step may land in a later commit than the
+// cursor's (batch points before epoch points); mergeSeries drops what is already there.
+const cursor = () => Math.max(-1, state.lastStep - 1);
 
 function mergeSeries(incoming) {
   let added = 0;
@@ -108,7 +119,7 @@ function startPolling() {
   if (poller) poller.stop();
   poller = poll(
     async () => {
-      const [run, metrics] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: state.lastStep })]);
+      const [run, metrics] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: cursor() })]);
       const statusChanged = run.status !== state.run.status || run.progress !== state.run.progress;
       state.run = run;
       const added = mergeSeries(metrics.series);
@@ -118,7 +129,7 @@ function startPolling() {
       const done = fmt.isTerminal(run.status);
       if (done) {
         // one last pull: points written between the two requests above
-        const tail = await api.getMetrics(runId, { afterStep: state.lastStep });
+        const tail = await api.getMetrics(runId, { afterStep: cursor() });
         if (mergeSeries(tail.series)) drawCurves();
         drawCurves(); // empty states switch from "waiting" to "none logged"
         await loadVariants();

@@ -9,6 +9,8 @@ import { poll } from "../poll.js";
 
 const PAGE_SIZE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+// The API sorts by these; the headline columns are sorted within the loaded page.
+const SERVER_SORT = new Set(["name", "status", "created_at"]);
 const SORTABLE = {
   name: "Name",
   created_at: "Created",
@@ -54,7 +56,7 @@ const statusSelect = h(
   STATUSES.map((s) => h("option", { value: s, selected: state.filters.status === s }, s)),
 );
 const tagInput = h("input", { type: "text", placeholder: "Tag", "aria-label": "Tag", value: state.filters.tag, on: { input: debounce((e) => setFilter("tag", e.target.value.trim()), 300) } });
-const searchInput = h("input", { type: "search", placeholder: "Search names…", "aria-label": "Search runs by name", value: state.filters.q, on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) } });
+const searchInput = h("input", { type: "search", placeholder: "Search name, recipe, notes…", "aria-label": "Search runs", value: state.filters.q, on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) } });
 const clearBtn = h("button", { type: "button", class: "btn btn-link", on: { click: clearFilters } }, "Clear filters");
 const liveNote = h("span", { class: "muted", "aria-live": "polite" });
 const toolbar = h("div", { class: "toolbar", role: "search" }, searchInput, experimentSelect, statusSelect, tagInput, clearBtn, h("span", { class: "grow" }), liveNote);
@@ -63,7 +65,28 @@ replace(main, header, toolbar, body);
 
 // ---- data -----------------------------------------------------------------------------
 function query() {
-  return { ...state.filters, sort: state.sort, limit: PAGE_SIZE, offset: state.offset };
+  const sort = SERVER_SORT.has(state.sort.replace(/^-/, "")) ? state.sort : "-created_at";
+  return { ...state.filters, sort, limit: PAGE_SIZE, offset: state.offset };
+}
+
+function sortValue(run, key) {
+  if (key === "duration_seconds") return run.duration_seconds;
+  return run.headline ? run.headline[key] : null;
+}
+
+/** Headline columns sort within the page; missing values always go last. */
+function clientSort(runs) {
+  const key = state.sort.replace(/^-/, "");
+  if (SERVER_SORT.has(key)) return runs;
+  const dir = state.sort.startsWith("-") ? -1 : 1;
+  return [...runs].sort((a, b) => {
+    const x = sortValue(a, key);
+    const y = sortValue(b, key);
+    if (x == null && y == null) return 0;
+    if (x == null) return 1;
+    if (y == null) return -1;
+    return (x - y) * dir;
+  });
 }
 
 function syncUrl() {
@@ -80,7 +103,7 @@ async function load() {
   const sig = JSON.stringify(page.data.map((r) => [r.id, r.status, r.progress, r.name, r.tags, r.notes, r.headline, r.finished_at]).concat(page.count));
   const changed = sig !== signature || !state.loaded;
   signature = sig;
-  state.runs = page.data;
+  state.runs = clientSort(page.data);
   state.count = page.count;
   state.loaded = true;
   state.error = null;
@@ -231,18 +254,18 @@ function rowFor(run) {
     h(
       "td",
       {},
-      h("a", { class: "run-name", href: `/runs/${run.id}` }, run.name),
+      h("a", { class: "run-name", href: `/runs/${run.id}`, dataset: { runLink: run.id } }, run.name),
       h("span", { class: "muted" }, ` #${run.id}`),
       run.tags && run.tags.length ? h("div", { class: "tags" }, run.tags.map((t) => h("span", { class: "tag" }, t))) : null,
       run.notes ? h("div", { class: "muted summary", title: run.notes }, run.notes.split("\n")[0].slice(0, 80)) : null,
     ),
-    h("td", {}, run.experiment || "–"),
+    h("td", { class: "nowrap" }, run.experiment || "–"),
     h("td", { class: "summary" }, run.kind === "optimize" ? `optimize of #${run.parent_run_id} · ${run.summary || ""}` : run.summary || "–"),
     h("td", { dataset: { cell: "status" } }, statusCell(run)),
     h("td", { class: "num" }, fmt.accuracy(hl.accuracy)),
     h("td", { class: "num", title: hl.format || "" }, fmt.bytes(hl.size_bytes)),
     h("td", { class: "num" }, fmt.ms(hl.latency_p50_ms)),
-    h("td", { class: "num" }, run.duration_seconds != null ? fmt.duration(run.duration_seconds) : run.started_at ? fmt.relative(run.started_at).replace(" ago", "") : "–"),
+    h("td", { class: "num" }, fmt.duration(run.duration_seconds)),
     h("td", { class: "num", title: fmt.dateTime(run.created_at) }, fmt.relative(run.created_at)),
     h(
       "td",

@@ -1,0 +1,140 @@
+"""Submitting runs over HTTP: validation names the field, nothing half-written, jobs sent after commit."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+import redis as redis_lib
+from fastapi.testclient import TestClient
+
+from backend.settings import Settings
+
+
+def run_count(client: TestClient) -> int:
+    return client.get("/api/runs").json()["count"]
+
+
+@pytest.mark.parametrize(("spec", "loc"), [
+    ({"name": "x", "bogus": 1}, ["body", "bogus"]),
+    ({"training": {"epochs": -1}}, ["body", "training", "epochs"]),
+    ({"dataset": {"name": "imagenet"}}, ["body", "dataset", "name"]),
+    ({"training": {"batch_size": 10**9}}, ["body", "training", "batch_size"]),
+    ({"training": {"epochs": "many"}}, ["body", "training", "epochs"]),
+    ({"name": 42}, ["body", "name"]),
+    ({"exports": ["float32", "float32"]}, ["body", "exports"]),
+    ({"techniques": [{"name": "pruning", "target_sparsity": 1.5}]}, ["body", "techniques", 0, "pruning", "target_sparsity"]),
+    ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
+])
+def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(client: TestClient, spec: dict[str, Any],
+                                                               loc: list[Any], app_settings: Settings) -> None:
+    before = run_count(client)
+    r = client.post("/api/runs", json=spec)
+    assert r.status_code == 422, r.text
+    assert loc in [e["loc"] for e in r.json()["detail"]], r.json()
+    assert run_count(client) == before
+    assert redis_lib.Redis.from_url(app_settings.broker_url).llen("train") == 0
+
+
+def test_references_are_checked_at_submit(client: TestClient) -> None:
+    r = client.post("/api/runs", json={"kind": "optimize", "parent_run_id": 999, "exports": ["int8"]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "parent_run_id"]
+    r = client.post("/api/runs", json={"techniques": [{"name": "distillation", "teacher_run_id": 5}]})
+    assert r.status_code == 422 and "teacher" in r.json()["detail"][0]["msg"]
+    queued = client.post("/api/runs", json={"name": "t"}).json()["id"]
+    r = client.post("/api/runs", json={"techniques": [{"name": "distillation", "teacher_run_id": queued}]})
+    assert r.status_code == 422 and "not a finished" in r.json()["detail"][0]["msg"]
+    assert run_count(client) == 1
+
+
+def test_submit_queues_after_commit(client: TestClient, app_settings: Settings) -> None:
+    r = client.post("/api/runs", json={"name": "seed", "experiment": "e", "tags": ["a"]})
+    assert r.status_code == 201
+    run = r.json()
+    assert run["status"] == "queued" and run["experiment"] == "e" and run["summary"].startswith("seed_cnn adam")
+    broker = redis_lib.Redis.from_url(app_settings.broker_url)
+    assert broker.llen("train") == 1
+    assert client.get(f"/api/runs/{run['id']}").json()["id"] == run["id"]
+    assert client.get("/api/runs", params={"status": "queued", "experiment": "e"}).json()["count"] == 1
+    assert client.get("/api/experiments").json()["data"][0]["run_count"] == 1
+
+
+def test_cancel_delete_and_edit(client: TestClient) -> None:
+    run_id = client.post("/api/runs", json={"name": "c"}).json()["id"]
+    assert client.delete(f"/api/runs/{run_id}").status_code == 409  # not terminal yet
+    assert client.post(f"/api/runs/{run_id}/cancel").json()["status"] == "cancelled"
+    assert client.post(f"/api/runs/{run_id}/cancel").status_code == 409
+    edited = client.patch(f"/api/runs/{run_id}", json={"tags": ["keep"], "notes": "n"}).json()
+    assert (edited["tags"], edited["notes"]) == (["keep"], "n")
+    retry = client.post(f"/api/runs/{run_id}/retry")
+    assert retry.status_code == 201 and retry.json()["status"] == "queued" and retry.json()["id"] != run_id
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+    assert client.get(f"/api/runs/{run_id}").status_code == 404
+
+
+def test_sweep_creates_one_run_per_point_or_nothing(client: TestClient) -> None:
+    body = {"base": {"name": "s", "experiment": "sweep"},
+            "grid": {"training.optimizer.learning_rate": [0.001, 0.01], "model.width_multiplier": [0.5, 1.0]}}
+    assert client.post("/api/sweeps/preview", json=body).json()["count"] == 4
+    r = client.post("/api/sweeps", json=body)
+    assert r.status_code == 201 and r.json()["count"] == 4
+    lrs = sorted(run["spec"]["training"]["optimizer"]["learning_rate"] for run in r.json()["data"])
+    assert lrs == [0.001, 0.001, 0.01, 0.01]
+    bad = {"base": {"name": "s"}, "grid": {"training.epochs": [1, -3]}}
+    r = client.post("/api/sweeps", json=bad)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "grid", "training.epochs"]
+    assert run_count(client) == 4
+    sample = {**body, "random": {"budget": 3, "seed": 1}}
+    assert client.post("/api/sweeps/preview", json=sample).json()["count"] == 3
+
+
+def test_external_run_takes_metric_batches(client: TestClient) -> None:
+    run_id = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
+    points = [{"key": "loss", "step": i, "value": 1.0 / (i + 1)} for i in range(100)]
+    points.append({"key": "loss", "step": 100, "value": None})
+    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points}).json() == {"accepted": 101}
+    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:10]}).status_code == 200
+    m = client.get(f"/api/runs/{run_id}/metrics", params={"after_step": 95}).json()
+    assert m["series"]["loss"]["steps"] == [96, 97, 98, 99, 100]
+    assert m["series"]["loss"]["values"][-1] == "NaN" and m["last_step"] == 100
+    assert client.post(f"/api/runs/{run_id}/finish", json={"status": "succeeded"}).json()["status"] == "succeeded"
+    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:1]}).status_code == 409
+    worker_run = client.post("/api/runs", json={"name": "w"}).json()["id"]
+    assert client.post(f"/api/runs/{worker_run}/metrics", json={"points": points[:1]}).status_code == 409
+
+
+def _npz(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_dataset_upload_validated_and_usable(client: TestClient, app_settings: Settings) -> None:
+    rng = np.random.default_rng(0)
+    good = _npz(x_train=rng.random((40, 8, 8), dtype=np.float32), y_train=rng.integers(0, 3, 40),
+                x_test=rng.random((10, 8, 8), dtype=np.float32), y_test=rng.integers(0, 3, 10))
+    r = client.post("/api/datasets", files={"file": ("mine.npz", good)}, data={"name": "mine"})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    stored = list(app_settings.uploads.glob("*.npz"))
+    assert len(stored) == 1 and "mine" not in stored[0].name  # server-chosen name
+    spec = {"name": "u", "dataset": {"name": "upload", "upload_id": ds["id"]}}
+    assert client.post("/api/runs", json=spec).status_code == 201
+    r = client.post("/api/datasets", files={"file": ("bad.npz", b"not a zip")})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "file"]
+    r = client.post("/api/datasets", files={"file": ("big.npz", b"0" * 300_000)})
+    assert r.status_code == 413
+    assert len(list(app_settings.uploads.iterdir())) == 1
+    r = client.post("/api/runs", json={"dataset": {"name": "upload", "upload_id": 999}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "dataset", "upload_id"]
+
+
+def test_auth_required(client: TestClient) -> None:
+    anonymous = {"Authorization": ""}
+    assert client.get("/api/runs", headers=anonymous).status_code == 401
+    assert client.post("/api/runs", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/healthz", headers=anonymous).status_code == 200
+    assert run_count(client) == 0

@@ -1,0 +1,70 @@
+"""Upload validation (numpy only) and training on an uploaded .npz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.engine.npz import validate_npz
+
+
+def _save(path: Path, **arrays) -> Path:
+    rng = np.random.default_rng(0)
+    base = {
+        "x_train": rng.integers(0, 255, (60, 6, 6), dtype=np.uint8),
+        "y_train": rng.integers(0, 3, 60),
+        "x_test": rng.integers(0, 255, (20, 6, 6), dtype=np.uint8),
+        "y_test": rng.integers(0, 3, 20),
+    }
+    base.update(arrays)
+    np.savez(path, **{k: v for k, v in base.items() if v is not None})
+    return path
+
+
+def test_valid_upload_is_described(tmp_path: Path) -> None:
+    info = validate_npz(_save(tmp_path / "ok.npz"))
+    assert info["train_examples"] == 60 and info["test_examples"] == 20
+    assert info["input_shape"] == [6, 6] and info["classes"] == 3 and info["x_dtype"] == "uint8"
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"y_test": None}, "missing arrays ['y_test']"),
+    ({"x_test": np.zeros((20, 5, 6), np.uint8)}, "x_test"),
+    ({"y_train": np.arange(59)}, "59 labels for 60 examples"),
+    ({"y_train": np.full(60, -1)}, "negative"),
+    ({"y_train": np.zeros(60, np.float32)}, "integer class labels"),
+    ({"x_train": np.full((60, 6, 6), np.nan)}, "NaN"),
+    ({"x_train": np.array(["a"] * 60)}, "expected numbers"),
+])
+def test_bad_uploads_say_why(tmp_path: Path, arrays: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate_npz(_save(tmp_path / "bad.npz", **arrays))
+
+
+def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path / "obj.npz", x_train=np.array([object()] * 60, dtype=object))
+    with pytest.raises(ValueError, match="without pickle"):
+        validate_npz(path)
+
+
+def test_not_an_npz(tmp_path: Path) -> None:
+    (tmp_path / "x.npz").write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a readable"):
+        validate_npz(tmp_path / "x.npz")
+
+
+def test_training_on_an_upload(tmp_path: Path, run, digits_spec) -> None:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images * 15).astype(np.uint8)  # as a user would ship images
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=x[:1400], y_train=d.target[:1400], x_test=x[1400:], y_test=d.target[1400:])
+    spec = digits_spec(dataset={"name": "upload", "upload_id": 7}, model={"architecture": "mlp"},
+                       exports=["float32"])
+    _, rep = run(spec, tmp_path, upload=lambda i: path if i == 7 else None)
+    variant = rep.variant("tflite-float32")
+    assert variant.extra["test_examples"] == len(x) - 1400
+    assert variant.accuracy > 0.8

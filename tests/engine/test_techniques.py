@@ -1,0 +1,94 @@
+"""Each technique on digits with real TensorFlow: the variant has its defining property."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_ptq_exports_from_a_saved_model(tmp_path: Path, run, digits_spec, teacher) -> None:
+    """An optimize run: the parent's .keras to every TFLite format, no training."""
+    store, parent, _ = teacher
+    spec = digits_spec(kind="optimize", parent_run_id=1,
+                       exports=["float32", "dynamic", "float16", "int8"])
+    summary, rep = run(spec, tmp_path, models=store)
+    assert summary.epochs_done == 0 and not [p for p in rep.points if p[0] == "loss"]
+    f32, dyn, f16, i8 = (rep.variant(f"tflite-{f}") for f in ("float32", "dynamic", "float16", "int8"))
+    assert dyn.size_bytes < 0.35 * f32.size_bytes and f16.size_bytes < 0.6 * f32.size_bytes
+    assert i8.size_bytes < 0.35 * f32.size_bytes
+    assert i8.extra["input_dtype"] == "int8" and i8.extra["output_dtype"] == "int8"
+    assert i8.extra["int8_tensors"] >= 10 and i8.extra["tflite_weight_tensors"] == {"int8": 5}
+    assert f16.extra["tflite_weight_tensors"] == {"float16": 5}
+    assert f32.extra["int8_tensors"] == 0
+    base = parent.variant("keras").accuracy
+    for v in (f32, dyn, f16, i8):
+        assert abs(v.accuracy - base) <= 0.03, v.format
+        assert v.params == parent.variant("keras").params
+
+
+def test_optimize_refuses_other_formats(tmp_path: Path, run, digits_spec, model_store) -> None:
+    store = model_store()
+    store.paths[5] = tmp_path / "model.h5"
+    store.paths[5].write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"\.keras"):
+        run(digits_spec(kind="optimize", parent_run_id=5, exports=["float32"]), tmp_path, models=store)
+
+
+def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec) -> None:
+    spec = digits_spec(
+        techniques=[{"name": "pruning", "target_sparsity": 0.75, "epochs": 2, "frequency": 10},
+                    {"name": "qat", "epochs": 1, "learning_rate": 5e-4}],
+        exports=["float32", "int8"])
+    _, rep = run(spec, tmp_path)
+    keras_v, f32, i8 = rep.variant("keras"), rep.variant("tflite-float32"), rep.variant("tflite-int8")
+    assert keras_v.extra["kernel_sparsity"] == pytest.approx(0.75, abs=0.02)
+    assert f32.extra["tflite_weight_sparsity"] == pytest.approx(0.75, abs=0.02)
+    # prune-preserving QAT keeps the zeros through to the int8 file
+    assert i8.extra["tflite_weight_sparsity"] == pytest.approx(0.75, abs=0.02)
+    assert i8.extra["from_qat"] and i8.extra["input_dtype"] == "int8"
+    assert i8.extra["tflite_weight_tensors"] == {"int8": 5}
+    assert keras_v.nonzero_params < 0.35 * keras_v.params
+    assert i8.gzip_bytes < 0.5 * i8.size_bytes  # zeros compress
+    assert i8.accuracy > 0.6
+    phases = [v for _, v in rep.series("phase")]
+    assert phases == [0.0, 1.0, 2.0]
+    steps = [s for s, _ in rep.series("epoch")]
+    assert len(steps) == 6 and steps == sorted(steps)  # 3 + 2 + 1 epochs, one step counter
+
+
+def test_clustering_then_int8(tmp_path: Path, run, digits_spec) -> None:
+    spec = digits_spec(techniques=[{"name": "clustering", "number_of_clusters": 8,
+                                    "centroid_init": "linear"}], exports=["int8"])
+    _, rep = run(spec, tmp_path)
+    keras_v = rep.variant("keras")
+    distinct = keras_v.extra["distinct_values_per_kernel"]
+    assert len(distinct) == 5 and max(distinct.values()) <= 8
+    assert keras_v.accuracy > 0.8
+    assert rep.variant("tflite-int8").gzip_bytes < 0.6 * rep.variant("tflite-int8").size_bytes
+
+
+def test_distilled_student_is_smaller(tmp_path: Path, run, digits_spec, teacher) -> None:
+    store, parent, _ = teacher
+    spec = digits_spec(model={"width_multiplier": 0.5}, training={"epochs": 6},
+                       techniques=[{"name": "distillation", "teacher_run_id": 1,
+                                    "temperature": 2.0, "alpha": 0.3}],
+                       exports=["float32"])
+    _, rep = run(spec, tmp_path, models=store)
+    student, teacher_v = rep.variant("keras"), parent.variant("keras")
+    assert student.params < 0.3 * teacher_v.params
+    assert student.accuracy >= 0.8
+    assert any("distillation" in line for line in rep.lines)
+
+
+def test_fine_tune_a_finished_runs_model(tmp_path: Path, run, digits_spec, teacher) -> None:
+    """model.init_from_run_id with no base epochs: pruning starts from the stored model."""
+    store, parent, _ = teacher
+    spec = digits_spec(model={"init_from_run_id": 1}, training={"epochs": 0},
+                       techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1,
+                                    "schedule": "constant"}])
+    summary, rep = run(spec, tmp_path, models=store)
+    assert summary.epochs_done == 1 and [v for _, v in rep.series("phase")] == [1.0]
+    keras_v = rep.variant("keras")
+    assert keras_v.extra["kernel_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert keras_v.accuracy > parent.variant("keras").accuracy - 0.1

@@ -1,0 +1,119 @@
+"""The figure functions: traces, dimming, empty states, JSON-safety."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from backend.figures import confusion_figure, latency_figure, loss_figure, tradeoff_figure
+from backend.figures.tradeoff import DIMMED
+from tests.figures.rows import crafted, row
+
+
+def strict_json(fig):
+    return json.loads(json.dumps(fig, allow_nan=False))
+
+
+def by_role(fig, role):
+    return [t for t in fig["data"] if (t.get("meta") or {}).get("role") == role]
+
+
+def test_tradeoff_one_trace_per_technique_and_the_front_as_a_line():
+    fig = strict_json(tradeoff_figure(crafted()))
+    variants = by_role(fig, "variants")
+    assert sorted(t["name"] for t in variants) == ["baseline", "clustering", "pruning", "qat"]
+    assert sum(len(t["x"]) for t in variants) == 6
+    (front,) = by_role(fig, "pareto")
+    assert front["mode"] == "lines"
+    assert list(zip(front["x"], front["y"], strict=True)) == [(100, 0.90), (200, 0.95), (400, 0.97)]
+    assert fig["layout"]["xaxis"]["type"] == "log"
+
+
+def test_tradeoff_dims_dominated_points_only():
+    fig = tradeoff_figure(crafted())
+    opacity = {}
+    for t in by_role(fig, "variants"):
+        for x, o in zip(t["x"], t["marker"]["opacity"], strict=True):
+            opacity[x] = o
+    assert opacity == {100: 1.0, 200: 1.0, 400: 1.0, 300: DIMMED, 500: DIMMED, 250: DIMMED}
+
+
+@pytest.mark.parametrize("x", ["size_bytes", "gzip_bytes", "params", "latency_p50_ms"])
+def test_tradeoff_every_x_axis(x):
+    fig = strict_json(tradeoff_figure(crafted(), x=x))
+    assert by_role(fig, "pareto")
+
+
+def test_tradeoff_rejects_unknown_axis():
+    with pytest.raises(ValueError):
+        tradeoff_figure(crafted(), x="__class__")
+
+
+def test_tradeoff_empty_state():
+    fig = strict_json(tradeoff_figure([row(1, "a", "keras", "b", None, None)]))
+    assert fig["data"] == []
+    assert "No measured variants" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_latency_bars_with_p95_whiskers():
+    rows = crafted()
+    fig = strict_json(latency_figure(rows))
+    bars = by_role(fig, "latency")
+    assert all(t["type"] == "bar" for t in bars)
+    assert sum(len(t["x"]) for t in bars) == len(rows)
+    for t in bars:
+        assert t["error_y"]["array"] == pytest.approx([0.03] * len(t["x"]))
+        assert t["error_y"]["arrayminus"] == [0.0] * len(t["x"])
+    labels = [x for t in bars for x in t["x"]]
+    assert len(set(labels)) == len(labels)  # categories unique, even for equal names
+
+
+def test_latency_same_name_two_runs_stay_apart():
+    rows = [row(1, "same", "keras", "b", 0.9, 100), row(2, "same", "keras", "b", 0.9, 100)]
+    fig = latency_figure(rows)
+    labels = [x for t in by_role(fig, "latency") for x in t["x"]]
+    assert len(set(labels)) == 2
+
+
+def test_latency_empty_state():
+    fig = strict_json(latency_figure([row(1, "a", "keras", "b", 0.9, 100, p50=None, p95=None)]))
+    assert fig["data"] == [] and fig["layout"]["annotations"]
+
+
+def test_loss_train_solid_validation_dashed_and_nan_gaps():
+    series = {
+        "#1 a": {
+            "loss": {"steps": [1, 2, 3], "values": [2.0, "NaN", 1.0]},
+            "val_loss": {"steps": [3], "values": [1.5]},
+        },
+        "#2 b": {"loss": {"steps": [1, 2], "values": [2.2, math.inf]}},
+    }
+    fig = strict_json(loss_figure(series))
+    assert [t["name"] for t in fig["data"]] == ["#1 a · loss", "#1 a · val_loss", "#2 b · loss"]
+    assert fig["data"][0]["y"] == [2.0, None, 1.0]
+    assert fig["data"][2]["y"] == [2.2, None]
+    assert fig["data"][0]["line"]["dash"] == "solid" and fig["data"][1]["line"]["dash"] == "dash"
+    assert fig["data"][0]["line"]["color"] == fig["data"][1]["line"]["color"]
+    assert fig["data"][0]["line"]["color"] != fig["data"][2]["line"]["color"]
+
+
+def test_loss_empty_state():
+    fig = strict_json(loss_figure({"#1 a": {}}))
+    assert fig["data"] == [] and "No loss points" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_confusion_heat_map_rows_are_true_classes():
+    fig = strict_json(confusion_figure([[8, 2], [1, 9]], ["cat", "dog"]))
+    (heat,) = fig["data"]
+    assert heat["type"] == "heatmap"
+    assert heat["text"] == [[8, 2], [1, 9]]
+    assert heat["z"] == [[0.8, 0.2], [0.1, 0.9]]
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed"
+
+
+def test_confusion_checks_labels_and_handles_empty():
+    with pytest.raises(ValueError):
+        confusion_figure([[1, 0], [0, 1]], ["only-one"])
+    assert confusion_figure([], None)["layout"]["annotations"]
