@@ -21,7 +21,7 @@ const charts = {
   accuracy: h("div", { class: "chart", id: "chart-accuracy", role: "img", "aria-label": "Accuracy curves" }),
   lr: h("div", { class: "chart", id: "chart-lr", role: "img", "aria-label": "Learning rate" }),
   other: h("div", { class: "chart", id: "chart-other", role: "img", "aria-label": "Other metrics" }),
-  confusion: h("div", { class: "chart tall", id: "chart-confusion", role: "img", "aria-label": "Confusion matrix" }),
+  confusion: h("div", { class: "chart square", id: "chart-confusion", role: "img", "aria-label": "Confusion matrix" }),
 };
 const slots = {
   header: h("div"),
@@ -149,6 +149,7 @@ async function loadVariants() {
     state.variants = err;
   }
   renderVariants();
+  renderOverview();
 }
 
 // ---- rendering -------------------------------------------------------------------------
@@ -191,9 +192,17 @@ function stat(label, value, extra) {
   return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), extra || null);
 }
 
+/** The run's headline variant, or (optimize runs have no float32/keras model) its most accurate one. */
+function headline(run) {
+  if (run.headline) return run.headline;
+  const v = Array.isArray(state.variants) ? state.variants : [];
+  const best = v.reduce((a, b) => ((b.accuracy ?? -1) > (a?.accuracy ?? -1) ? b : a), null);
+  return best ? { accuracy: best.accuracy, size_bytes: best.size_bytes, latency_p50_ms: best.latency_p50_ms, format: best.format } : {};
+}
+
 function renderOverview() {
   const run = state.run;
-  const hl = run.headline || {};
+  const hl = headline(run);
   const progress =
     run.status === "running" || run.status === "queued"
       ? h("div", { class: "stat", id: "run-progress" },
@@ -285,6 +294,8 @@ async function renderConfusion() {
 async function drawConfusion() {
   try {
     const fig = await api.getConfusionFigure(state.confusionFor);
+    // the card already says what this is
+    fig.layout = { ...fig.layout, title: { text: "" }, margin: { ...(fig.layout.margin || {}), t: 8 } };
     renderFigure(charts.confusion, fig, { title: "Confusion matrix" });
   } catch (err) {
     replace(charts.confusion, errorState(err));
