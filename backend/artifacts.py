@@ -30,3 +30,23 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
     if not candidate.is_relative_to(root_real) or not candidate.is_file():
         return None
     return candidate
+
+
+def writable_inside(root: Path, relative: str) -> Path:
+    """Where to write a server-chosen relative path; refuses a target whose real directory is
+    outside the root (a symlink planted inside the root must not redirect a write)."""
+    root_real = root.resolve()
+    target = root_real / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.resolve().is_relative_to(root_real) or target.is_symlink():
+        raise ValueError(f"refusing to write {relative!r}: it resolves outside the artifact root")
+    return target
+
+
+def removable_run_dir(root: Path, run_id: int) -> Path | None:
+    """The run's artifact directory if it is a real directory inside the root, else None."""
+    root_real = root.resolve()
+    path = root_real / "runs" / str(int(run_id))
+    if path.is_symlink() or not path.is_dir() or not path.resolve().is_relative_to(root_real):
+        return None
+    return path

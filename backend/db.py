@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+# True inside a unit of work that only reads (the API sets it for GET and HEAD requests): its
+# SQLite transaction begins DEFERRED, so it neither takes nor waits for the write lock. WAL
+# readers see a consistent snapshot without it.
+sqlite_read_only: ContextVar[bool] = ContextVar("sqlite_read_only", default=False)
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
@@ -14,6 +20,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
         engine = create_engine(
             url,
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            # Keep as many connections as the API's threadpool runs requests at once: a connection
+            # beyond the pool is closed on return and the next one pays connect + pragmas.
+            pool_size=max(pool_size, 16), max_overflow=32,
         )
 
         @event.listens_for(engine, "connect")
@@ -30,7 +39,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(conn):  # type: ignore[no-untyped-def]
             # Take the write lock at BEGIN so two writers never deadlock upgrading a read lock.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers skip it: under load they would queue behind each other in the busy handler.
+            conn.exec_driver_sql("BEGIN" if sqlite_read_only.get() else "BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling must be off for the BEGIN above to be ours.
         @event.listens_for(engine, "connect", insert=True)

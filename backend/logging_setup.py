@@ -19,14 +19,14 @@ from types import MappingProxyType
 from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
-_RECORD_ATTRS = frozenset(
-    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
-) | {"message", "asctime", "taskName"}
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 # An immutable default: log_context() always sets a fresh dict, never mutates one in place.
-_context: ContextVar[Mapping[str, Any]] = ContextVar(
-    "optiboard_log_context", default=MappingProxyType({})
-)
+_context: ContextVar[Mapping[str, Any]] = ContextVar("optiboard_log_context", default=MappingProxyType({}))
 
 # Loggers that install handlers of their own; routed to the root handler instead so that
 # every line of the process has the same shape.
@@ -88,11 +88,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = dict(_context.get())
-        fields.update(
-            (k, v)
-            for k, v in record.__dict__.items()
-            if k not in _RECORD_ATTRS and not k.startswith("_")
-        )
+        fields.update((k, v) for k, v in record.__dict__.items() if k not in _RECORD_ATTRS and not k.startswith("_"))
         if fields:
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         return line

@@ -93,7 +93,10 @@ class EarlyStoppingSpec(Strict):
 class PipelineSpec(Strict):
     cache: bool = True
     prefetch: bool = True
-    steps_per_execution: int = Field(default=1, ge=1, le=1000)
+    steps_per_execution: int = Field(
+        default=10, ge=1, le=1000,
+        description="batches per compiled call; callbacks (logging, cancel checks) run between calls",
+    )
     xla: bool = False
     mixed_precision: bool = Field(default=False, description="float16 compute; GPU only, ignored on CPU")
 
@@ -203,6 +206,11 @@ class RunSpec(Strict):
                 raise ValueError("an optimize run needs at least one export")
         elif self.parent_run_id is not None:
             raise ValueError("parent_run_id is only allowed for optimize runs")
+        no_val = self.dataset.validation_split == 0
+        if no_val and self.training.early_stopping is not None:
+            raise ValueError("early_stopping watches the validation loss: dataset.validation_split must be > 0")
+        if no_val and self.training.schedule.name == "plateau":
+            raise ValueError("the plateau schedule watches the validation loss: dataset.validation_split must be > 0")
         if self.training.epochs == 0 and self.model.init_from_run_id is None:
             raise ValueError("training.epochs must be at least 1 unless model.init_from_run_id is set")
         if self.model.init_from_run_id is not None and "distillation" in names:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from harness import REPO, machine, median, stack  # type: ignore[import-not-found]
+
 from tests.stack import free_port, wait_for
 
 KEYS = ("loss", "accuracy", "val_loss", "lr")
@@ -126,51 +126,56 @@ def main() -> None:
     res: dict[str, Any] = {"machine": machine(), "points": n, "history_points": history_len,
                            "repeats": args.repeats}
     venv = find_mlflow(args.mlflow_venv)
+    if venv is None:
+        res["mlflow"] = "not importable: create bench/.mlflow-venv (see the docstring)"
+        print("mlflow is not importable in bench/.mlflow-venv or /tmp/mlflow-venv: optiboard alone")
     with tempfile.TemporaryDirectory(prefix="ob-vs-mlflow-") as tmp:
         work = Path(tmp)
-        with stack(work / "optiboard") as st:
-            http = httpx.Client(base_url=st.url, headers=st.headers(), timeout=300)
-            for batch in (1000, 10_000):
-                secs, ids = [], []
+        (work / "ml").mkdir()
+        server = MlflowServer(venv, work / "ml") if venv else None
+        try:
+            with stack(work / "optiboard") as st:
+                ob = httpx.Client(base_url=st.url, headers=st.headers(), timeout=600)
+                ml = httpx.Client(base_url=server.url, timeout=600) if server else None
+                if server:
+                    res["mlflow"] = server.version
+                # Interleaved, so both see the same machine load: each repeat runs every side once.
+                secs: dict[str, list[float]] = {"ob1000": [], "ob10000": [], "mlflow": []}
+                ob_run, ml_run = 0, ""
                 for _ in range(args.repeats):
-                    dt, rid = optiboard_ingest(http, points, batch)
-                    secs.append(dt)
-                    ids.append(rid)
-                res[f"optiboard_ingest_{batch}_pps"] = n / median(secs)
-                res[f"optiboard_ingest_{batch}_runs"] = [n / s for s in secs]
-            counts = [optiboard_history(http, ids[-1], "loss") for _ in range(args.reads)]
-            assert all(c == history_len for c in counts), counts
-            reads = [_t(lambda: optiboard_history(http, ids[-1], "loss")) for _ in range(args.reads)]
-            res["optiboard_history_pps"] = history_len / median(reads)
-            res["optiboard_history_s"] = median(reads)
-            http.close()
-        if venv is None:
-            res["mlflow"] = "not importable: create bench/.mlflow-venv (see the docstring)"
-            print("mlflow is not importable in bench/.mlflow-venv or /tmp/mlflow-venv: optiboard alone")
-        else:
-            (work / "ml").mkdir()
-            server = MlflowServer(venv, work / "ml")
-            res["mlflow"] = server.version
-            try:
-                http = httpx.Client(base_url=server.url, timeout=600)
-                secs, run_ids = [], []
-                for _ in range(args.repeats):
-                    dt, rid = mlflow_ingest(http, points)
-                    secs.append(dt)
-                    run_ids.append(rid)
-                res["mlflow_ingest_pps"] = n / median(secs)
-                res["mlflow_ingest_runs"] = [n / s for s in secs]
-                c = mlflow_history(http, run_ids[-1], "loss")
-                assert c == history_len, c
-                reads = [_t(lambda: mlflow_history(http, run_ids[-1], "loss")) for _ in range(args.reads)]
-                res["mlflow_history_pps"] = history_len / median(reads)
-                res["mlflow_history_s"] = median(reads)
-                http.close()
-            finally:
+                    dt, ob_run = optiboard_ingest(ob, points, 1000)
+                    secs["ob1000"].append(dt)
+                    dt, ob_run = optiboard_ingest(ob, points, 10_000)
+                    secs["ob10000"].append(dt)
+                    if ml:
+                        dt, ml_run = mlflow_ingest(ml, points)
+                        secs["mlflow"].append(dt)
+                for name, xs in secs.items():
+                    if xs:
+                        res[f"{name}_ingest_pps"] = n / median(xs)
+                        res[f"{name}_ingest_runs"] = [round(n / x) for x in xs]
+                assert optiboard_history(ob, ob_run, "loss") == history_len
+                if ml:
+                    assert mlflow_history(ml, ml_run, "loss") == history_len
+                reads: dict[str, list[float]] = {"ob": [], "mlflow": []}
+                for _ in range(args.reads):
+                    reads["ob"].append(_t(lambda: optiboard_history(ob, ob_run, "loss")))
+                    if ml:
+                        reads["mlflow"].append(_t(lambda: mlflow_history(ml, ml_run, "loss")))
+                for name, xs in reads.items():
+                    if xs:
+                        res[f"{name}_history_pps"] = history_len / median(xs)
+                        res[f"{name}_history_s"] = median(xs)
+                ob.close()
+                if ml:
+                    ml.close()
+        finally:
+            if server:
                 server.stop()
-            res["ingest_ratio_1000"] = res["optiboard_ingest_1000_pps"] / res["mlflow_ingest_pps"]
-            res["ingest_ratio_10000"] = res["optiboard_ingest_10000_pps"] / res["mlflow_ingest_pps"]
-            res["history_ratio"] = res["optiboard_history_pps"] / res["mlflow_history_pps"]
+    if venv:
+        res["ingest_ratio_1000"] = res["ob1000_ingest_pps"] / res["mlflow_ingest_pps"]
+        res["ingest_ratio_10000"] = res["ob10000_ingest_pps"] / res["mlflow_ingest_pps"]
+        res["history_ratio"] = res["ob_history_pps"] / res["mlflow_history_pps"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     print(json.dumps({k: (round(v, 1) if isinstance(v, float) and math.isfinite(v) else v)

@@ -18,6 +18,7 @@ from backend.db import make_engine, make_sessionmaker, unit_of_work
 from backend.settings import Settings
 from backend.spec import RunSpec
 from backend.store import datasets, runs, variants
+from worker.gpus import visible_gpus
 from worker.reporter import DbReporter, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def host_fingerprint() -> dict[str, str | int | None]:
     # pid: which process holds the run (operators, and the crash tests, find it by this)
     return {"hostname": platform.node(), "pid": os.getpid(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "gpu": ", ".join(g.name for g in visible_gpus()) or None}
 
 
 def execute(run_id: int, *, worker: str) -> str:

@@ -243,12 +243,12 @@ def spawn_workers(
     `gpus` is a list of ids or the text given to `--gpus` ("0,1", "all", "none"); `queues`
     a list or "train,optimize". Each child gets CUDA_VISIBLE_DEVICES=<gpu> and the node name
     `gpu<id>@<host>` (`cpu@<host>` and CUDA_VISIBLE_DEVICES=-1 when there is no GPU).
-    SIGINT/SIGTERM received here are forwarded to every child (Celery's warm shutdown: the
-    running job finishes; a second SIGINT, forwarded too, is Celery's cold shutdown, which
-    hands the job back to the broker when the app uses acks_late). If one child
-    exits on its own, the others are stopped as well so that a supervisor (Docker's restart
-    policy, systemd) restarts the whole set. Returns the exit code to use: 0 if every child
-    exited cleanly, else the first non-zero code seen.
+    SIGINT/SIGTERM received here are forwarded to every child: Celery's warm shutdown, the
+    running job finishes first. A second SIGINT, forwarded too, is Celery's cold shutdown:
+    the job is abandoned, its heartbeat stops and the API's reaper requeues the run. If one
+    child exits on its own, the others are stopped as well so that a supervisor (Docker's
+    restart policy, systemd) restarts the whole set. Returns the exit code to use: 0 if every
+    child exited cleanly, else the first non-zero code seen.
     """
     if isinstance(gpus, str):
         gpus = parse_gpu_list(gpus)
@@ -275,9 +275,9 @@ def spawn_workers(
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, forward)
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, forward)
     try:
         for gpu in slots:
             argv = worker_argv(
@@ -304,8 +304,8 @@ def spawn_workers(
             )
         return _wait(children, lambda: stopping)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for _gpu, proc in children:
             if proc.poll() is None:  # only when _wait was interrupted by an exception
                 proc.kill()
@@ -318,6 +318,7 @@ def _wait(
 ) -> int:
     code = 0
     alive = list(children)
+    tearing_down = False
     while alive:
         time.sleep(_POLL_SECONDS)
         for gpu, proc in list(alive):
@@ -328,9 +329,10 @@ def _wait(
             log.info("worker exited", extra={"gpu": gpu, "pid": proc.pid, "returncode": rc})
             if rc != 0 and code == 0:
                 code = rc if rc > 0 else 128 - rc
-            if not stopping() and alive:
+            if not stopping() and not tearing_down and alive:
                 # One worker died under us: stop the rest so the set restarts as a whole.
                 log.error("worker exited unexpectedly, stopping the others", extra={"gpu": gpu})
+                tearing_down = True
                 code = code or 1
                 for _g, other in alive:
                     if other.poll() is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.artifacts import relative_path
+from backend.artifacts import relative_path, writable_inside
 from backend.db import unit_of_work
 from backend.store import metrics, runs, variants
 from worker.engine.contract import VariantResult
@@ -64,8 +64,7 @@ class DbReporter:
     def add_variant(self, variant: VariantResult) -> None:
         self.flush()  # raises LeaseLost before a lost attempt touches any file
         rel = relative_path(self.run_id, variant.format, attempt=self.lease[:8])
-        target = self.artifact_root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = writable_inside(self.artifact_root, rel)
         shutil.copyfile(variant.path, target)
         fields = {k: v for k, v in asdict(variant).items() if k != "path"}
         fields["artifact_path"] = rel

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
 from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
@@ -25,7 +26,7 @@ from backend.api.routes import (
     techniques,
     variants,
 )
-from backend.db import make_engine, make_sessionmaker
+from backend.db import make_engine, make_sessionmaker, sqlite_read_only
 from backend.maintenance import Maintenance
 from backend.queue import JobQueue
 from backend.settings import Settings
@@ -40,6 +41,24 @@ def plotly_js_dir() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data"
+
+
+class ReadOnlyGets:
+    """GET and HEAD requests only read: their SQLite transactions begin DEFERRED (see
+    backend.db.sqlite_read_only), so concurrent page loads never queue for the write lock."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        token = sqlite_read_only.set(True)  # copied into the threadpool with the context
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            sqlite_read_only.reset(token)
 
 
 def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
@@ -77,4 +96,5 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        upload_max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ReadOnlyGets)
     return app

@@ -11,9 +11,7 @@ from backend.figures.text import esc
 from backend.figures.theme import axis, base_layout, empty_annotation
 
 
-def confusion_figure(
-    matrix: Sequence[Sequence[int]], labels: Sequence[object] | None = None
-) -> dict[str, Any]:
+def confusion_figure(matrix: Sequence[Sequence[int]], labels: Sequence[object] | None = None) -> dict[str, Any]:
     n = len(matrix)
     layout = base_layout(
         "Confusion matrix",
@@ -41,9 +39,7 @@ def confusion_figure(
             # counts in the cells while the colour shows the share of the true class
             texttemplate="%{text}" if n <= 20 else None,
             customdata=z,
-            hovertemplate=(
-                "true %{y} → predicted %{x}<br>%{customdata} (%{z:.1%} of true %{y})<extra></extra>"
-            ),
+            hovertemplate=("true %{y} → predicted %{x}<br>%{customdata} (%{z:.1%} of true %{y})<extra></extra>"),
             colorscale="Blues",
             zmin=0,
             zmax=1,

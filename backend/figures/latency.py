@@ -36,10 +36,7 @@ def latency_figure(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         members = [r for r in usable if technique_of(r) == tech]
         p50 = [finite(r.get("latency_p50_ms")) for r in members]
         p95 = [finite(r.get("latency_p95_ms")) for r in members]
-        plus = [
-            max(0.0, (b - a)) if (a is not None and b is not None) else 0.0
-            for a, b in zip(p50, p95, strict=True)
-        ]
+        plus = [max(0.0, (b - a)) if (a is not None and b is not None) else 0.0 for a, b in zip(p50, p95, strict=True)]
         hover = [
             f"<b>{variant_label(r)}</b><br>technique: {esc(tech)}<br>"
             f"p50: {a:.4g} ms<br>p95: {'–' if b is None else f'{b:.4g} ms'}"

@@ -34,9 +34,7 @@ def pareto_front(
     return front
 
 
-def pareto_flags(
-    rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", y: str = "accuracy"
-) -> list[bool]:
+def pareto_flags(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", y: str = "accuracy") -> list[bool]:
     """For each row, whether it is on the front (same order as rows)."""
     on_front = {id(r) for r in pareto_front(rows, x, y)}
     return [id(r) in on_front for r in rows]

@@ -56,11 +56,7 @@ def technique_label(run: Mapping[str, Any]) -> str:
     """The recipe's technique chain, e.g. 'pruning → qat'; 'baseline' when there is none."""
     if run.get("kind") == "optimize":
         return "post-training quantization"
-    chain = [
-        str(t.get("name"))
-        for t in (run.get("spec") or {}).get("techniques", [])
-        if isinstance(t, Mapping)
-    ]
+    chain = [str(t.get("name")) for t in (run.get("spec") or {}).get("techniques", []) if isinstance(t, Mapping)]
     return " → ".join(chain) if chain else "baseline"
 
 
@@ -108,13 +104,9 @@ def compare_rows(
                 value = v.get(key)
                 row[key] = finite(value) if isinstance(value, float) else value
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
-            row["delta_accuracy"] = (
-                acc - ref_acc if acc is not None and ref_acc is not None else None
-            )
+            row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
-            row["latency_ratio"] = (
-                _ratio(row["latency_p50_ms"], ref.get("latency_p50_ms")) if ref else None
-            )
+            row["latency_ratio"] = _ratio(row["latency_p50_ms"], ref.get("latency_p50_ms")) if ref else None
             rows.append(row)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):
         row["pareto"] = on_front

@@ -54,13 +54,36 @@ def _hover(row: Mapping[str, Any], x: str, on_front: bool) -> str:
     return "<br>".join(lines)
 
 
+def _points(
+    members: list[tuple[Mapping[str, Any], bool]], x: str, tech: str, colour: str, *, showlegend: bool
+) -> go.Scatter:
+    return go.Scatter(
+        x=[finite(r.get(x)) for r, _ in members],
+        y=[finite(r.get("accuracy")) for r, _ in members],
+        mode="markers",
+        name=esc(tech),
+        legendgroup=esc(tech),
+        showlegend=showlegend,
+        marker={
+            "color": colour,
+            "size": [13 if f else 10 for _, f in members],
+            "symbol": [symbol(r.get("format")) for r, _ in members],
+            "opacity": [1.0 if f else DIMMED for _, f in members],
+            "line": {"width": [1.5 if f else 0 for _, f in members], "color": "#111827"},
+        },
+        hovertext=[_hover(r, x, f) for r, f in members],
+        hoverinfo="text",
+        # run id and variant id let the page link a clicked point to its run
+        customdata=[[r.get("run_id"), r.get("variant_id")] for r, _ in members],
+        meta={"role": "variants", "technique": esc(tech), "front": bool(members[0][1])},
+    )
+
+
 def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") -> dict[str, Any]:
     """One point per variant, coloured by technique; the front as a line, others dimmed."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}")
-    usable = [
-        r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None
-    ]
+    usable = [r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None]
     layout = base_layout(
         "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
         xaxis=axis(X_AXES[x], type="log"),
@@ -87,27 +110,14 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
     techniques = sorted({technique_of(r) for r in usable})
     for i, tech in enumerate(techniques):
         members = [(r, f) for r, f in zip(usable, flags, strict=True) if technique_of(r) == tech]
-        fig.add_trace(
-            go.Scatter(
-                x=[finite(r.get(x)) for r, _ in members],
-                y=[finite(r.get("accuracy")) for r, _ in members],
-                mode="markers",
-                name=esc(tech),
-                legendgroup=esc(tech),
-                marker={
-                    "color": color(i),
-                    "size": [13 if f else 10 for _, f in members],
-                    "symbol": [symbol(r.get("format")) for r, _ in members],
-                    "opacity": [1.0 if f else DIMMED for _, f in members],
-                    "line": {"width": [1.5 if f else 0 for _, f in members], "color": "#111827"},
-                },
-                hovertext=[_hover(r, x, f) for r, f in members],
-                hoverinfo="text",
-                # run id and variant id let the page link a clicked point to its run
-                customdata=[[r.get("run_id"), r.get("variant_id")] for r, _ in members],
-                meta={"role": "variants", "technique": esc(tech)},
-            )
-        )
+        # two traces per technique, front and dominated, so the legend swatch is never the
+        # dimmed style; one legend entry (the front's when there is one) toggles both
+        parts = [[m for m in members if m[1]], [m for m in members if not m[1]]]
+        legend_on = 0 if parts[0] else 1
+        for k, part in enumerate(parts):
+            if not part:
+                continue
+            fig.add_trace(_points(part, x, tech, color(i), showlegend=k == legend_on))
     front = pareto_front(usable, x, "accuracy")
     fig.add_trace(
         go.Scatter(

@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
+from backend.store import metric_reads
 from backend.store import models as m
 from backend.store.records import Series
 
 # Block widths in steps, finest first; each level is summarised from the one below it.
-LEVELS = (16, 64, 256, 1024, 4096)
-TOP = LEVELS[-1]
-# read_series (one run's page) downsamples series up to this many points exactly from the points;
-# longer ones come from blocks.
-RAW_DOWNSAMPLE_LIMIT = 20_000
+LEVELS = metric_reads.LEVELS
+# read_series (one run's page) buckets a series of up to this many times max_points exactly from
+# its points (max_points/4 buckets); a longer one comes from the block summaries (a quarter to
+# all of that resolution, at a fraction of the cost).
+RAW_DOWNSAMPLE_FACTOR = 4
 # Below this many rows a PostgreSQL COPY round trip costs more than a pipelined executemany.
 _COPY_MIN_ROWS = 200
 
@@ -197,8 +198,9 @@ def read_series(
 ) -> dict[str, Series]:
     """Points after the cursor, at most max_points per key. A longer key is cut into step buckets,
     each kept as its first, last, minimum and maximum point, so spikes stay visible."""
-    return _read(session, run_ids=[run_id], keys=keys, max_points=max_points,
-                 after_step=after_step, raw_limit=RAW_DOWNSAMPLE_LIMIT).get(run_id, {})
+    return metric_reads.read(session.connection(), run_ids=[run_id], keys=keys,
+                             max_points=max_points, after_step=after_step,
+                             raw_limit=RAW_DOWNSAMPLE_FACTOR * max_points).get(run_id, {})
 
 
 def read_series_many(
@@ -206,137 +208,11 @@ def read_series_many(
     max_points: int = 1000,
 ) -> dict[int, dict[str, Series]]:
     """Every (run, key) series of many runs for a compare page, at most max_points each, in a
-    fixed small number of queries (no query per run). A series longer than max_points is read
-    from its block summaries: each block of the coarsest-enough level gives its first, last,
-    minimum and maximum point. Runs without points are absent from the result."""
-    return _read(session, run_ids=run_ids, keys=keys, max_points=max_points, after_step=-1,
-                 raw_limit=max_points)
-
-
-_WINDOW_SQL = """
-WITH s AS (
-  SELECT run_id, key, step, value,
-         MIN(step) OVER (PARTITION BY run_id, key) AS lo,
-         MAX(step) OVER (PARTITION BY run_id, key) AS hi,
-         COUNT(*) OVER (PARTITION BY run_id, key) AS n
-  FROM metric_points
-  WHERE {where} AND step > :after
-), b AS (
-  SELECT run_id, key, step, value,
-         CASE WHEN n <= :max_points THEN step
-              ELSE ((step - lo) * :buckets) / (hi - lo + 1) END AS bucket
-  FROM s
-), r AS (
-  SELECT run_id, key, step, value,
-    ROW_NUMBER() OVER (PARTITION BY run_id, key, bucket ORDER BY value ASC NULLS FIRST, step) AS rmin,
-    ROW_NUMBER() OVER (PARTITION BY run_id, key, bucket ORDER BY value DESC NULLS LAST, step) AS rmax,
-    ROW_NUMBER() OVER (PARTITION BY run_id, key, bucket ORDER BY step) AS rfirst,
-    ROW_NUMBER() OVER (PARTITION BY run_id, key, bucket ORDER BY step DESC) AS rlast
-  FROM b
-)
-SELECT run_id, key, step, value FROM r
-WHERE rmin = 1 OR rmax = 1 OR rfirst = 1 OR rlast = 1
-ORDER BY run_id, key, step
-"""
-
-_PLAIN_SQL = "SELECT run_id, key, step, value FROM metric_points WHERE {where} ORDER BY run_id, key, step"
-
-_BLOCKS_SQL = ("SELECT run_id, key, first_step, first_value, min_step, min_value, max_step, "
-               "max_value, last_step, last_value FROM metric_blocks "
-               "WHERE level = {level} AND {where} ORDER BY run_id, key, block")
-
-
-def _pairs_clause(pairs: Sequence[tuple[int, str]], params: dict[str, object]) -> str:
-    """`(run_id, key) IN (VALUES ...)`: one index probe per series, valid on both backends."""
-    values = []
-    for i, (run_id, key) in enumerate(pairs):
-        params[f"r{i}"], params[f"k{i}"] = run_id, key
-        values.append(f"(:r{i}, :k{i})")
-    return f"(run_id, key) IN (VALUES {', '.join(values)})"
-
-
-def _runs_clause(run_ids: Sequence[int], keys: Sequence[str] | None, params: dict[str, object],
-                 *, table: str = "") -> str:
-    prefix = f"{table}." if table else ""
-    for i, r in enumerate(run_ids):
-        params[f"run{i}"] = r
-    clause = f"{prefix}run_id IN ({', '.join(f':run{i}' for i in range(len(run_ids)))})"
-    if keys:
-        for i, k in enumerate(keys):
-            params[f"key{i}"] = k
-        clause += f" AND {prefix}key IN ({', '.join(f':key{i}' for i in range(len(keys)))})"
-    return clause
-
-
-def _add(out: dict[int, dict[str, Series]], run_id: int, key: str, step: int, value: float | None) -> None:
-    series = out.setdefault(run_id, {}).setdefault(key, Series())
-    series.steps.append(int(step))
-    series.values.append(math.nan if value is None else float(value))
-
-
-def _read(session: Session, *, run_ids: Sequence[int], keys: Sequence[str] | None, max_points: int,
-          after_step: int, raw_limit: int) -> dict[int, dict[str, Series]]:
-    max_points = max(4, max_points)
-    buckets = max(1, max_points // 4)
-    run_ids = list(dict.fromkeys(int(r) for r in run_ids))
-    keys = list(dict.fromkeys(keys)) if keys else None
-    out: dict[int, dict[str, Series]] = {}
-    if not run_ids:
-        return out
-    conn = session.connection()
-    if after_step >= 0:
-        # A cursor poll: few new points, downsampled exactly from the points.
-        params: dict[str, object] = {"after": after_step, "max_points": max_points, "buckets": buckets}
-        where = _runs_clause(run_ids, keys, params)
-        for run_id, key, step, value in conn.execute(text(_WINDOW_SQL.format(where=where)), params):
-            _add(out, run_id, key, step, value)
-        return out
-
-    # 1. how long is each series (from the coarsest summaries: a few rows per series)
-    params = {}
-    stats = conn.execute(text(
-        f"SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM metric_blocks "
-        f"WHERE level = {TOP} AND {_runs_clause(run_ids, keys, params)} GROUP BY run_id, key"), params)
-    plain: list[tuple[int, str]] = []
-    window: list[tuple[int, str]] = []
-    by_level: dict[int, list[tuple[int, str]]] = {}
-    for run_id, key, n, lo, hi in stats:
-        pair = (int(run_id), str(key))
-        if n <= max_points:
-            plain.append(pair)
-            continue
-        level = next((lv for lv in LEVELS if hi // lv - lo // lv + 1 <= buckets), None)
-        if n <= raw_limit or level is None:
-            window.append(pair)
-        else:
-            by_level.setdefault(level, []).append(pair)
-
-    # 2. short series as they are; mid-sized ones downsampled from the points; long ones from blocks
-    if plain:
-        params = {}
-        where = _pairs_clause(plain, params)
-        for run_id, key, step, value in conn.execute(text(_PLAIN_SQL.format(where=where)), params):
-            _add(out, run_id, key, step, value)
-    if window:
-        params = {"after": -1, "max_points": max_points, "buckets": buckets}
-        where = _pairs_clause(window, params)
-        for run_id, key, step, value in conn.execute(text(_WINDOW_SQL.format(where=where)), params):
-            _add(out, run_id, key, step, value)
-    for level, pairs in by_level.items():
-        params = {}
-        where = _pairs_clause(pairs, params)
-        for row in conn.execute(text(_BLOCKS_SQL.format(level=level, where=where)), params):
-            run_id, key = row[0], row[1]
-            series = out.setdefault(run_id, {}).setdefault(key, Series())
-            # first, min, max, last of the block, in step order, each step once
-            pts = sorted({row[i]: row[i + 1] for i in (2, 4, 6, 8)}.items())
-            for step, value in pts:
-                series.steps.append(int(step))
-                series.values.append(math.nan if value is None else float(value))
-    for series_by_key in out.values():
-        for key in sorted(series_by_key):  # stable key order: sorted, as one query would give
-            series_by_key[key] = series_by_key.pop(key)
-    return out
+    fixed small number of queries (not one per run): {run_id: {key: Series}}. A series longer
+    than max_points is read from its block summaries (each block of the coarsest-enough level
+    gives its first, minimum, maximum and last point). Runs without points are absent."""
+    return metric_reads.read(session.connection(), run_ids=run_ids, keys=keys,
+                             max_points=max_points, after_step=-1, raw_limit=max_points)
 
 
 def last_step(session: Session, *, run_id: int) -> int:

@@ -132,6 +132,7 @@ class MetricBlock(Base):
     values are NaN, ordered below every number for the minimum (so NaN spikes stay visible)."""
 
     __tablename__ = "metric_blocks"
+    __table_args__ = {"sqlite_with_rowid": False}  # clustered by (run, key, level, block)
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -90,7 +90,9 @@ export class SchemaForm {
       (child.compound ? compounds : scalars).push(child.el);
     }
     const error = this.errorSlot();
-    const body = h("div", {}, scalars.length ? h("div", { class: "fields" }, scalars) : null, compounds, error);
+    // the top level's own scalars (name, experiment, tags, notes) get a frame like the rest
+    const own = scalars.length ? h("div", { class: "fields" }, scalars) : null;
+    const body = h("div", {}, depth === 0 && own ? h("fieldset", {}, h("legend", {}, "Run"), own) : own, compounds, error);
     const get = () => {
       const out = {};
       for (const [k, child] of children) {
@@ -129,7 +131,7 @@ export class SchemaForm {
       const id = nextId(path.join("."));
       const input = h("input", { type: "text", id, value: list.join(", "), placeholder: "comma-separated", on: { input: () => this.onChange() } });
       const error = this.errorSlot();
-      const el = h("div", { class: "field", dataset: { path: path.join(".") } }, h("label", { for: id }, title), input, h("span", { class: "hint" }, "comma-separated"), error);
+      const el = h("div", { class: "field", dataset: { path: path.join(".") } }, h("label", { for: id }, title), input, error);
       this.register(path, { error, input, container: el });
       const get = () => {
         const parts = input.value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -363,10 +365,13 @@ export class SchemaForm {
       const loc = (err.loc || []).slice(skip);
       // pydantic puts the union tag in the loc: techniques.0.pruning.epochs → techniques.0.epochs
       const clean = loc.filter((part, i) => !(i > 0 && typeof loc[i - 1] === "number" && typeof part === "string" && this.slots.has([...loc.slice(0, i)].join(".")) && !this.slots.has([...loc.slice(0, i + 1)].join("."))));
+      const message = err.msg.replace(/^Value error, /, "");
+      // a whole-spec check often names its field first: "training.epochs must be at least 1…"
+      const named = clean.length ? null : message.match(/^([A-Za-z_]\w*(?:\.\w+)+)\b/);
+      if (named && this.slots.has(named[1])) clean.push(...named[1].split("."));
       let slot = null;
       for (let n = clean.length; n >= 0 && !slot; n -= 1) slot = this.slots.get(clean.slice(0, n).join("."));
       const where = clean.join(".") || "spec";
-      const message = err.msg.replace(/^Value error, /, "");
       items.push(h("li", {}, h("strong", {}, `${where}: `), message));
       if (!slot) {
         unmatched.push(err);

@@ -99,13 +99,18 @@ def test_launch_a_sweep_from_the_form(dashboard: Dashboard, live_stack: Any):
 def test_launch_form_shows_the_api_422_next_to_the_field(dashboard: Dashboard, live_stack: Any):
     before = live_stack.client.http.get("/api/runs", params={"limit": 1}).json()["count"]
     page = dashboard.open("/launch")
-    field = page.locator('[data-path="training.epochs"]')
-    field.locator("input").fill("0")
+    batch = page.locator('[data-path="training.batch_size"]')
+    batch.locator("input").fill("0")  # a field constraint: loc names the field
     page.locator("#launch-submit").click()
-    error = field.locator(".field-error")
-    error.wait_for()
-    assert "greater than or equal to 1" in error.inner_text()
-    assert field.locator("input").get_attribute("aria-invalid") == "true"
+    expect(batch.locator(".field-error")).to_contain_text("greater than or equal to 1")
+    assert batch.locator("input").get_attribute("aria-invalid") == "true"
+
+    batch.locator("input").fill("32")
+    epochs = page.locator('[data-path="training.epochs"]')
+    epochs.locator("input").fill("0")  # a whole-spec check: the message names the field
+    page.locator("#launch-submit").click()
+    expect(epochs.locator(".field-error")).to_contain_text("at least 1")
+    expect(batch.locator(".field-error")).to_have_text("")
     assert page.url.endswith("/launch")
     assert live_stack.client.http.get("/api/runs", params={"limit": 1}).json()["count"] == before
 
@@ -115,6 +120,7 @@ def test_launch_form_is_generated_from_the_schema(dashboard: Dashboard, live_sta
     mapping = schema["properties"]["techniques"]["items"]["discriminator"]["mapping"]
     page = dashboard.open("/launch")
     picker = page.locator('[data-path="techniques"] > .toolbar select')
+    expect(picker.locator("option")).to_have_count(len(mapping) + 1)  # + the prompt
     options = picker.locator("option").evaluate_all("os => os.map(o => o.value).filter(Boolean)")
     assert sorted(options) == sorted(mapping)
     picker.select_option("pruning")
@@ -131,12 +137,12 @@ def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: l
         page.wait_for_function(f"() => document.querySelector('#{fig} .main-svg') !== null")
     traces = page.evaluate(
         """id => document.getElementById(id).data.map(t => ({
-        role: t.meta && t.meta.role, name: t.name, x: t.x,
+        role: t.meta && t.meta.role, name: t.name, x: t.x, legend: t.showlegend !== false,
         opacity: t.marker && t.marker.opacity}))""",
         "fig-tradeoff",
     )
     points = [t for t in traces if t["role"] == "variants"]
-    assert sorted(t["name"] for t in points) == ["baseline", "clustering", "pruning"]
+    assert sorted(t["name"] for t in points if t["legend"]) == ["baseline", "clustering", "pruning"]
     assert sum(len(t["x"]) for t in points) == len(variants)
     (front,) = [t for t in traces if t["role"] == "pareto"]
     assert 1 <= len(front["x"]) <= len(variants)

@@ -23,9 +23,7 @@ VAR_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<r
 
 
 def compose_text_without_comments() -> str:
-    return "\n".join(
-        line for line in COMPOSE.read_text().splitlines() if not line.lstrip().startswith("#")
-    )
+    return "\n".join(line for line in COMPOSE.read_text().splitlines() if not line.lstrip().startswith("#"))
 
 
 def split_port(mapping: str) -> tuple[str, str, str]:

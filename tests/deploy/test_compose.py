@@ -29,9 +29,7 @@ def _env(service: str) -> dict[str, str]:
 
 
 def test_all_services_present() -> None:
-    assert {"postgres", "redis", "migrate", "api", "worker", "worker-cpu", "flower"} <= set(
-        SERVICES
-    )
+    assert {"postgres", "redis", "migrate", "api", "worker", "worker-cpu", "flower"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize("service", ["postgres", "redis", "api"])
@@ -90,9 +88,7 @@ def test_every_secret_is_required_from_env_with_no_default() -> None:
 
 
 def test_env_example_names_every_required_variable_with_an_empty_value() -> None:
-    required = {
-        m["name"] for m in VAR_REF.finditer(compose_text_without_comments()) if m["op"] == ":?"
-    }
+    required = {m["name"] for m in VAR_REF.finditer(compose_text_without_comments()) if m["op"] == ":?"}
     example = env_example()
     assert required <= set(example), required - set(example)
     for name in required:
@@ -173,7 +169,5 @@ def test_database_and_redis_urls_have_the_driver_settings_expect() -> None:
     env = _env("api")
     assert env["OPTIBOARD_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert "@postgres:5432/" in env["OPTIBOARD_DATABASE_URL"]
-    assert re.fullmatch(
-        r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/\d+", env["OPTIBOARD_REDIS_URL"]
-    )
+    assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/\d+", env["OPTIBOARD_REDIS_URL"])
     assert env["OPTIBOARD_HOST"] == "0.0.0.0"

@@ -49,12 +49,9 @@ def test_config_validates_with_secrets_filled_in(tmp_path: Path) -> None:
     services = resolved["services"]
     api_env = services["api"]["environment"]
     assert api_env["OPTIBOARD_DATABASE_URL"] == (
-        "postgresql+psycopg://optiboard:test-postgres_password-0123456789abcdef"
-        "@postgres:5432/optiboard"
+        "postgresql+psycopg://optiboard:test-postgres_password-0123456789abcdef@postgres:5432/optiboard"
     )
-    assert api_env["OPTIBOARD_REDIS_URL"] == (
-        "redis://:test-redis_password-0123456789abcdef@redis:6379/0"
-    )
+    assert api_env["OPTIBOARD_REDIS_URL"] == ("redis://:test-redis_password-0123456789abcdef@redis:6379/0")
     (port,) = services["api"]["ports"]
     assert split_port(port) == ("127.0.0.1", "8000", "8000")
     assert "ports" not in services["redis"]

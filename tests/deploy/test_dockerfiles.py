@@ -93,9 +93,7 @@ def test_api_image_has_a_healthcheck_on_healthz_and_no_tensorflow() -> None:
     assert "/healthz" in health
     installs = " ".join(a for kw, a in instructions if kw == "RUN" and "pip install" in a)
     assert "pip install --no-cache-dir ." in installs
-    assert "[worker]" not in installs and "tensorflow" not in installs.replace(
-        "find_spec('tensorflow')", ""
-    )
+    assert "[worker]" not in installs and "tensorflow" not in installs.replace("find_spec('tensorflow')", "")
     # The base dependencies (what `pip install .` brings) must not pull TensorFlow in.
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     base = " ".join(pyproject["project"]["dependencies"]).lower()

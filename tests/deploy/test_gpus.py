@@ -6,6 +6,7 @@ are just the CUDA_VISIBLE_DEVICES values each real worker process must receive.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from tests.deploy.conftest import FAKE_GPUS
 from worker.gpus import (
     parse_gpu_list,
     parse_nvidia_smi,
@@ -116,9 +118,7 @@ def _environments(app: Celery, nodes: list[str], deadline_s: float = 60) -> dict
     answers: dict[str, Any] = {}
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline and set(answers) != set(nodes):
-        replies = app.control.broadcast(
-            "worker_environment", destination=nodes, reply=True, timeout=1.0
-        )
+        replies = app.control.broadcast("worker_environment", destination=nodes, reply=True, timeout=1.0)
         for reply in replies:
             answers.update(reply)
     return answers
@@ -184,3 +184,31 @@ def test_spawn_workers_stops_the_set_when_one_worker_dies(redis_url: str) -> Non
             supervisor.kill()
             supervisor.wait()
         app.close()
+
+
+def test_discovery_and_visibility_through_nvidia_smi(fake_nvidia_smi: Path) -> None:
+    code = (
+        "import json; from worker.gpus import parse_gpu_list, hardware_summary; "
+        "print(json.dumps([parse_gpu_list('all'), hardware_summary()['gpus']]))"
+    )
+    env = {**os.environ, "PATH": f"{fake_nvidia_smi}{os.pathsep}{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    every, visible = json.loads(out.stdout)
+    assert every == ["0", "1"]
+    assert visible == [{"index": "1", "name": FAKE_GPUS["1"], "memory_mib": 16384}]
+
+
+def test_configure_gpu_on_a_machine_without_gpu_reports_cpu_and_keeps_keras_2() -> None:
+    code = (
+        "import json, os; from worker.gpus import configure_gpu; info = configure_gpu(mixed_precision=True); "
+        "import tensorflow as tf; info['keras'] = tf.keras.__name__; print(json.dumps(info))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update({"CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["device"] == "cpu" and info["gpu_names"] == []
+    assert info["mixed_precision"] is False, "mixed precision only applies on a GPU"
+    assert info["keras"].startswith("tf_keras"), "TF_USE_LEGACY_KERAS must be set before TensorFlow loads"

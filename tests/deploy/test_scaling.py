@@ -1,12 +1,14 @@
 """Many workers, one Redis and one PostgreSQL: the many-hosts deployment on one machine.
 
-`optiboard worker --gpus 0,1` starts two real Celery worker processes (GPUs are the one thing
-faked: each process just gets its own CUDA_VISIBLE_DEVICES), next to a real API. Both must
+`optiboard worker --gpus all` starts two real Celery worker processes, one per GPU that
+`nvidia-smi` lists (GPUs are the one thing faked: a stand-in `nvidia-smi` lists two, and each
+process gets its own CUDA_VISIBLE_DEVICES), next to a real API. Both must
 take runs, and the operations endpoints must see them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_token
+from tests.deploy.conftest import FAKE_GPUS
 from tests.stack import Api, Client, cli, stack_env, stop, tiny_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,31 +42,39 @@ def _sample(text: str, name: str, **labels: str) -> float:
 
 
 def test_two_gpu_workers_share_redis_and_postgres_and_both_take_runs(
-    tmp_path: Path, pg_url: str, redis_url: str
+    tmp_path: Path, pg_url: str, redis_url: str, fake_nvidia_smi: Path
 ) -> None:
-    env = stack_env(data_dir=tmp_path, database_url=pg_url, redis_url=redis_url,
-                    OPTIBOARD_REAPER_INTERVAL_S="2", OPTIBOARD_WORKER_QUEUES="train,optimize")
+    env = stack_env(
+        data_dir=tmp_path,
+        database_url=pg_url,
+        redis_url=redis_url,
+        OPTIBOARD_REAPER_INTERVAL_S="2",
+        OPTIBOARD_WORKER_QUEUES="train,optimize",
+    )
+    env["PATH"] = f"{fake_nvidia_smi}{os.pathsep}{env['PATH']}"  # "two GPUs" for --gpus all
     api = Api(env, log=tmp_path / "api.log")
     client = Client(api.url, make_token(pg_url))
-    supervisor = cli(["worker", "--gpus", "0,1"], env, log=tmp_path / "workers.log")
+    supervisor = cli(["worker", "--gpus", "all"], env, log=tmp_path / "workers.log")
     try:
-        workers = wait_for(lambda: (o := _online(client)).keys() >= NODES.keys() and o,
-                           timeout=120, what="both GPU workers online")
+        workers = wait_for(
+            lambda: (o := _online(client)).keys() >= NODES.keys() and o, timeout=120, what="both GPU workers online"
+        )
         for name, gpu in NODES.items():
             assert workers[name]["hardware"]["cuda_visible_devices"] == gpu
+            assert [g["name"] for g in workers[name]["hardware"]["gpus"]] == [FAKE_GPUS[gpu]]
             assert set(workers[name]["queues"]) == {"train", "optimize"}
             assert workers[name]["concurrency"] == 1
 
-        submitted = [client.submit(tiny_spec(f"scale-{i}", experiment="scaling"))
-                     for i in range(4)]
+        submitted = [client.submit(tiny_spec(f"scale-{i}", experiment="scaling")) for i in range(4)]
         finished = [client.wait_terminal(run["id"], timeout=600) for run in submitted]
 
         assert [r["status"] for r in finished] == ["succeeded"] * 4, finished
         took = {r["worker"] for r in finished}
         assert took == set(NODES), f"runs went to {took}"
         for run in finished:
-            # Each run records the GPU its process was pinned to.
+            # Each run records the GPU its process was pinned to, by index and by name.
             assert run["hardware"]["cuda_visible_devices"] == NODES[run["worker"]]
+            assert run["hardware"]["gpu"] == FAKE_GPUS[NODES[run["worker"]]]
 
         metrics = client.http.get("/metrics")
         assert metrics.status_code == 200
@@ -73,13 +84,10 @@ def test_two_gpu_workers_share_redis_and_postgres_and_both_take_runs(
         assert _sample(text, "optiboard_runs", status="running") == 0
         assert _sample(text, "optiboard_broker_up") == 1
         assert _sample(text, "optiboard_queue_length", queue="train") == 0
-        count = _sample(text, "optiboard_run_duration_seconds_count", kind="train",
-                        status="succeeded")
+        count = _sample(text, "optiboard_run_duration_seconds_count", kind="train", status="succeeded")
         assert count == 4
-        assert _sample(text, "optiboard_run_duration_seconds_bucket", kind="train",
-                       status="succeeded", le="+Inf") == 4
-        assert _sample(text, "optiboard_run_duration_seconds_sum", kind="train",
-                       status="succeeded") > 0
+        assert _sample(text, "optiboard_run_duration_seconds_bucket", kind="train", status="succeeded", le="+Inf") == 4
+        assert _sample(text, "optiboard_run_duration_seconds_sum", kind="train", status="succeeded") > 0
         assert _sample(text, "optiboard_metric_points") > 0
         assert httpx.get(f"{api.url}/metrics").status_code == 401, "metrics need a token"
 

@@ -8,7 +8,11 @@ import sys
 import pytest
 
 from backend.architectures import (
-    DATASET_SHAPES, check_spec_semantics, layer_counts, param_counts, total_params,
+    DATASET_SHAPES,
+    check_spec_semantics,
+    layer_counts,
+    param_counts,
+    total_params,
 )
 from backend.spec import ModelSpec, RegularizationSpec, RunSpec
 

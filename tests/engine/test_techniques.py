@@ -35,12 +35,18 @@ def test_optimize_refuses_other_formats(tmp_path: Path, run, digits_spec, model_
         run(digits_spec(kind="optimize", parent_run_id=5, exports=["float32"]), tmp_path, models=store)
 
 
-def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec) -> None:
+# The technique tests fine-tune the session's trained digits model (model.init_from_run_id)
+# instead of training a base model each: the same engine path, a third of the time.
+FROM_TEACHER = {"model": {"init_from_run_id": 1}, "training": {"epochs": 0}}
+
+
+def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec, teacher) -> None:
     spec = digits_spec(
+        **FROM_TEACHER,
         techniques=[{"name": "pruning", "target_sparsity": 0.75, "epochs": 2, "frequency": 10},
                     {"name": "qat", "epochs": 1, "learning_rate": 5e-4}],
         exports=["float32", "int8"])
-    _, rep = run(spec, tmp_path)
+    _, rep = run(spec, tmp_path, models=teacher[0])
     keras_v, f32, i8 = rep.variant("keras"), rep.variant("tflite-float32"), rep.variant("tflite-int8")
     assert keras_v.extra["kernel_sparsity"] == pytest.approx(0.75, abs=0.02)
     assert f32.extra["tflite_weight_sparsity"] == pytest.approx(0.75, abs=0.02)
@@ -51,16 +57,19 @@ def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec) -> None:
     assert keras_v.nonzero_params < 0.35 * keras_v.params
     assert i8.gzip_bytes < 0.5 * i8.size_bytes  # zeros compress
     assert i8.accuracy > 0.6
-    phases = [v for _, v in rep.series("phase")]
-    assert phases == [0.0, 1.0, 2.0]
-    steps = [s for s, _ in rep.series("epoch")]
-    assert len(steps) == 6 and steps == sorted(steps)  # 3 + 2 + 1 epochs, one step counter
+    phases = rep.series("phase")
+    assert [v for _, v in phases] == [1.0, 2.0]
+    epochs = rep.series("epoch")
+    assert [v for _, v in epochs] == [1.0, 2.0, 3.0]  # 2 pruning + 1 QAT, one step counter
+    assert phases[1][0] == epochs[1][0]  # QAT starts where pruning ended
+    assert [s for s, _ in epochs] == sorted(s for s, _ in epochs)
 
 
-def test_clustering_then_int8(tmp_path: Path, run, digits_spec) -> None:
-    spec = digits_spec(techniques=[{"name": "clustering", "number_of_clusters": 8,
+def test_clustering_then_int8(tmp_path: Path, run, digits_spec, teacher) -> None:
+    spec = digits_spec(**FROM_TEACHER,
+                       techniques=[{"name": "clustering", "number_of_clusters": 8,
                                     "centroid_init": "linear"}], exports=["int8"])
-    _, rep = run(spec, tmp_path)
+    _, rep = run(spec, tmp_path, models=teacher[0])
     keras_v = rep.variant("keras")
     distinct = keras_v.extra["distinct_values_per_kernel"]
     assert len(distinct) == 5 and max(distinct.values()) <= 8

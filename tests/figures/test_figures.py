@@ -23,7 +23,8 @@ def by_role(fig, role):
 def test_tradeoff_one_trace_per_technique_and_the_front_as_a_line():
     fig = strict_json(tradeoff_figure(crafted()))
     variants = by_role(fig, "variants")
-    assert sorted(t["name"] for t in variants) == ["baseline", "clustering", "pruning", "qat"]
+    legend = sorted(t["name"] for t in variants if t["showlegend"])
+    assert legend == ["baseline", "clustering", "pruning", "qat"]  # one legend entry each
     assert sum(len(t["x"]) for t in variants) == 6
     (front,) = by_role(fig, "pareto")
     assert front["mode"] == "lines"
@@ -117,3 +118,10 @@ def test_confusion_checks_labels_and_handles_empty():
     with pytest.raises(ValueError):
         confusion_figure([[1, 0], [0, 1]], ["only-one"])
     assert confusion_figure([], None)["layout"]["annotations"]
+
+
+def test_tradeoff_legend_swatch_is_never_the_dimmed_style_when_a_point_is_on_the_front():
+    fig = tradeoff_figure(crafted())
+    shown = {t["name"]: t for t in by_role(fig, "variants") if t["showlegend"]}
+    assert set(shown["pruning"]["marker"]["opacity"]) == {1.0}  # pruning has a front point
+    assert set(shown["qat"]["marker"]["opacity"]) == {DIMMED}  # qat has none

@@ -18,9 +18,7 @@ def build() -> str:
         "latency": latency_figure(rows),
         "loss": loss_figure({"#1 small": {"loss": {"steps": [1, 2], "values": [2.0, 1.0]}}}),
     }
-    return report_html(
-        rows, figs, [{"id": 1, "name": "small", "summary": "s", "status": "succeeded"}]
-    )
+    return report_html(rows, figs, [{"id": 1, "name": "small", "summary": "s", "status": "succeeded"}])
 
 
 def test_plotly_is_inlined():

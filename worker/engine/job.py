@@ -11,13 +11,15 @@ import resource
 import time
 from pathlib import Path
 
-from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
-from worker.engine.tfsetup import keras
-
 from backend.spec import (
-    ClusteringSpec, DistillationSpec, PruningSpec, QATSpec, RunSpec, techniques_summary,
+    ClusteringSpec,
+    DistillationSpec,
+    PruningSpec,
+    QATSpec,
+    RunSpec,
+    techniques_summary,
 )
-from worker.engine.techniques import distillation as distill
+from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
 from worker.engine.callbacks import RunClock
 from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadResolver
 from worker.engine.data import Data, load_data
@@ -26,6 +28,8 @@ from worker.engine.measure import TestSet, measure_variant
 from worker.engine.models import build_model, plain_copy
 from worker.engine.optimizers import make_loss, make_optimizer, schedule_callbacks
 from worker.engine.techniques import clustering, pruning, qat
+from worker.engine.techniques import distillation as distill
+from worker.engine.tfsetup import keras
 from worker.engine.training import Arrays, fit_phase, steps_per_epoch
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ DEFAULT_PING_TIMEOUT_S = 1.0
 # --- /metrics ------------------------------------------------------------------------------
 
 
-def _duration_seconds(dialect: str) -> ColumnElement[float]:
+def _duration_seconds(dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return func.extract("epoch", m.Run.finished_at - m.Run.started_at)
     # SQLite stores timestamps as text; julianday() parses them.
@@ -188,9 +188,7 @@ def _run_id(args: Any) -> int | None:
         return None
 
 
-def inspect_workers(
-    app: Celery, *, timeout_s: float = DEFAULT_PING_TIMEOUT_S
-) -> list[WorkerPublic]:
+def inspect_workers(app: Celery, *, timeout_s: float = DEFAULT_PING_TIMEOUT_S) -> list[WorkerPublic]:
     """Online workers: a ping finds them, then each question waits only for those nodes."""
     online = sorted(_merge(app.control.ping(timeout=timeout_s)))
     if not online:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from backend.api.deps import Authenticated, Id, QueueDep, SessionDep, SettingsDep
 from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate
+from backend.artifacts import removable_run_dir
 from backend.spec import RunSpec
 from backend.store import runs
 from backend.store.records import RunRecord
@@ -82,7 +83,9 @@ def delete_run(run_id: Id, session: SessionDep, settings: SettingsDep) -> Respon
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: cancel it first")
     runs.delete_run(session, run_id=run_id)
     session.commit()
-    shutil.rmtree(settings.artifacts / "runs" / str(run_id), ignore_errors=True)
+    run_dir = removable_run_dir(settings.artifacts, run_id)  # never follows a planted symlink
+    if run_dir is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

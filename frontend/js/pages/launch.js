@@ -132,7 +132,7 @@ function build(meta) {
 
   function hintFor(row) {
     const spec = state.paths.find((p) => p.path === row.path.value);
-    row.hint.textContent = !spec ? "" : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : `${spec.schema.type}${spec.schema.minimum !== undefined ? ` ≥ ${spec.schema.minimum}` : ""}${spec.schema.maximum !== undefined ? ` ≤ ${spec.schema.maximum}` : ""}`;
+    row.hint.textContent = !spec ? "" : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : rangeText(spec.schema);
   }
 
   function drawSweep() {
@@ -236,4 +236,13 @@ function parseValue(text, schema) {
   if (!Number.isFinite(n)) return undefined;
   if (schema.type === "integer" && !Number.isInteger(n)) return undefined;
   return n;
+}
+
+function rangeText(schema) {
+  const parts = [];
+  if (schema.minimum !== undefined) parts.push(`≥ ${schema.minimum}`);
+  if (schema.exclusiveMinimum !== undefined) parts.push(`> ${schema.exclusiveMinimum}`);
+  if (schema.maximum !== undefined) parts.push(`≤ ${schema.maximum}`);
+  if (schema.exclusiveMaximum !== undefined) parts.push(`< ${schema.exclusiveMaximum}`);
+  return `${schema.type === "integer" ? "whole number" : "number"}${parts.length ? `, ${parts.join(" and ")}` : ""}; comma-separated values`;
 }

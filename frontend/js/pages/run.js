@@ -67,7 +67,9 @@ function groupKeys(keys) {
 function drawCurves() {
   const g = groupKeys(Object.keys(state.series));
   // an optimize run converts its parent's model: no training, so no curves to wait for
-  slots.charts.hidden = state.run && state.run.kind === "optimize" && !Object.keys(state.series).length;
+  // and a run that ended before logging anything has only its error and log to show
+  const none = !Object.keys(state.series).length;
+  slots.charts.hidden = Boolean(state.run && none && (state.run.kind === "optimize" || fmt.isTerminal(state.run.status)));
   if (slots.charts.hidden) return;
   const waiting = state.run && !fmt.isTerminal(state.run.status) ? "Waiting for the first points…" : "No points were logged";
   renderCurves(charts.loss, state.series, g.loss, { title: "Loss", yTitle: "loss", empty: waiting });

@@ -17,7 +17,7 @@ const SORTABLE = {
   status: "Status",
   accuracy: "Accuracy",
   size_bytes: "Size",
-  latency_p50_ms: "Latency p50",
+  latency_p50_ms: "p50",
   duration_seconds: "Duration",
 };
 
@@ -225,7 +225,7 @@ function statusCell(run) {
     cell.appendChild(progressBar(run.progress, `Run ${run.id} progress`));
     cell.appendChild(h("div", { class: "muted mono" }, `${fmt.percent(run.progress)}${run.eta_seconds ? ` · ETA ${fmt.duration(run.eta_seconds)}` : ""}`));
   } else if (run.status === "failed" && run.error) {
-    cell.appendChild(h("div", { class: "muted", title: run.error }, run.error.split("\n")[0].slice(0, 60)));
+    cell.appendChild(h("div", { class: "muted status-error", title: run.error }, run.error.split("\n")[0]));
   }
   return cell;
 }
