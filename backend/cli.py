@@ -63,8 +63,9 @@ def api(data_dir: DataDir = None,
 
     settings = _settings(data_dir, host=host, port=port)
     _configure_logging(settings)
+    # log_config=None: keep our handlers (JSON when OPTIBOARD_LOG_JSON) instead of uvicorn's.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                proxy_headers=False, timeout_graceful_shutdown=10)
+                log_config=None, proxy_headers=False, timeout_graceful_shutdown=10)
 
 
 @app.command()
@@ -79,7 +80,8 @@ def worker(data_dir: DataDir = None,
     if gpus:
         from worker.gpus import spawn_workers
 
-        raise typer.Exit(spawn_workers([g for g in gpus.split(",") if g.strip()], queues=settings.worker_queues))
+        raise typer.Exit(spawn_workers(gpus, queues=settings.worker_queues,
+                                       concurrency=settings.worker_concurrency, loglevel=settings.log_level))
     from worker.celery_app import app as celery_app
 
     celery_app.worker_main([

@@ -24,7 +24,7 @@ from harness import PG_ADMIN, REPO, drop_pg_database, fresh_pg_database, machine
 from backend.db import make_engine, make_sessionmaker, unit_of_work
 from backend.migrate import upgrade
 from backend.spec import RunSpec
-from backend.store import metrics, runs
+from backend.store import metric_reads, metrics, runs
 
 KEYS = ("loss", "val_loss", "accuracy", "lr")
 SQLITE_DIR = Path("/tmp/ob-bench-compare")
@@ -41,6 +41,28 @@ def pg_seeded(url: str, n_runs: int) -> bool:
             return c.exec_driver_sql("SELECT count(*) FROM runs").scalar() == n_runs
     except Exception:  # no such database yet
         return False
+
+
+statements: list[tuple[str, dict[str, Any]]] = []
+_driver_rows = metric_reads._rows
+
+
+def _recording_rows(conn: Any, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    statements.append((sql, dict(params)))
+    return _driver_rows(conn, sql, params)
+
+
+metric_reads._rows = _recording_rows  # the bench records the statements to EXPLAIN them
+
+
+def pg_execution_s(session: Any, stmts: list[tuple[str, dict[str, Any]]]) -> float:
+    """PostgreSQL's own execution time of the statements (EXPLAIN ANALYZE), without the
+    client-side fetch and assembly that the wall time includes."""
+    total = 0.0
+    for sql, params in stmts:
+        plan = _driver_rows(session.connection(), "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        total += plan[0][0][0]["Execution Time"] / 1000
+    return total
 
 
 def spike_step(run_index: int) -> int:
@@ -109,13 +131,24 @@ def bench_backend(name: str, *, n_runs: int, steps: int, repeats: int, keep: boo
             upgrade(url)
             ids, pps = seed(url, n_runs=n_runs, steps=steps)
             out["seed_points_per_s"] = pps
+            if name == "postgresql":  # what autovacuum would do soon after such a load
+                with make_engine(url).connect() as c:
+                    c.exec_driver_sql("ANALYZE")
+                    c.commit()
         factory = make_sessionmaker(make_engine(url))
-        times = []
+        times, cpu, server = [], [], []
         for _ in range(repeats):
             with unit_of_work(factory) as s:
-                t = time.perf_counter()
+                statements.clear()
+                t, c = time.perf_counter(), time.process_time()
                 result = metrics.read_series_many(s, run_ids=ids, keys=list(KEYS), max_points=1000)
                 times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+                if name == "postgresql":
+                    server.append(pg_execution_s(s, list(statements)))
+        out["process_cpu_ms_median"] = 1000 * median(cpu)
+        if server:
+            out["pg_server_execution_ms_median"] = 1000 * median(server)
         out["points_returned"] = check(result, ids, steps)
         out["series"] = sum(len(v) for v in result.values())
         out["query_ms_median"] = 1000 * median(times)

@@ -15,11 +15,13 @@ from backend.figures.theme import axis, base_layout, color, empty_annotation
 def latency_figure(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     usable = [r for r in rows if finite(r.get("latency_p50_ms")) is not None]
     layout = base_layout(
-        "Inference latency (batch 1): p50, whisker to p95",
+        "Latency, batch 1: p50 bar, p95 whisker",
         xaxis=axis("", type="category", tickangle=-30),
         yaxis=axis("Latency (ms)", rangemode="tozero"),
         # one bar per category; "overlay" stops bars of different traces being offset
         barmode="overlay",
+        # above the plot: the rotated variant labels take the space below it
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom", "font": {"size": 11}},
         bargap=0.35,
     )
     if not usable:

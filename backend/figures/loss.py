@@ -24,6 +24,8 @@ def loss_figure(
         xaxis=axis("Step (training batch)"),
         yaxis=axis("Loss"),
         hovermode="x unified",
+        # one column at the right: run labels can be long and many
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
     )
     fig = go.Figure(layout=layout)
     for i, (run_label, series) in enumerate(series_by_run.items()):

@@ -53,7 +53,7 @@ _PLAIN_SQL = ("SELECT run_id, key, step, value FROM metric_points WHERE {where} 
               "ORDER BY run_id, key, step")
 _BLOCKS_SQL = ("SELECT run_id, key, first_step, first_value, min_step, min_value, max_step, "
                "max_value, last_step, last_value FROM metric_blocks "
-               "WHERE level = {level} AND {where} ORDER BY run_id, key, block")
+               "WHERE level = {level} AND {where}")  # ordered in numpy: no sort spilling to disk
 _LENGTHS_SQL = ("SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM metric_blocks "
                 "WHERE level = {level} AND {where} GROUP BY run_id, key")
 
@@ -122,7 +122,7 @@ def _add_points(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) 
 
 
 def _add_blocks(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) -> None:
-    """Block rows ordered by run, key, block: each gives its first, minimum, maximum and last
+    """Block rows of whole series, in any order: each gives its first, minimum, maximum and last
     point in step order, each step once (first <= min, max <= last, so only neighbours repeat).
     Column-wise with numpy: a compare page reads ~60,000 of these rows."""
     if not rows:
@@ -131,6 +131,10 @@ def _add_blocks(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) 
     run, key = np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=object)
     fs, ns, xs, ls = (np.array(cols[i], dtype=np.int64) for i in (2, 4, 6, 8))
     fv, nv, xv, lv = (_floats(cols[i]) for i in (3, 5, 7, 9))
+    codes = {k: i for i, k in enumerate(sorted(set(cols[1])))}
+    order = np.lexsort((fs, np.array([codes[k] for k in cols[1]]), run))  # run, key, block
+    run, key, fs, ns, xs, ls, fv, nv, xv, lv = (
+        a[order] for a in (run, key, fs, ns, xs, ls, fv, nv, xv, lv))
     swap = ns > xs
     steps = np.stack([fs, np.where(swap, xs, ns), np.where(swap, ns, xs), ls], axis=1).ravel()
     values = np.stack([fv, np.where(swap, xv, nv), np.where(swap, nv, xv), lv], axis=1).ravel()

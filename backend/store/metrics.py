@@ -78,9 +78,69 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
         _insert_postgresql(conn, rows)
     else:
         _insert_generic(conn, rows)
+    ends = _series_ends(conn, run_id=run_id, keys=list(spans))
+    appended: dict[str, list[tuple[int, float | None]]] = {}
     for key, (lo, hi) in spans.items():
-        _refresh_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
+        end = ends.get(key)
+        if end is None or lo > end:
+            appended[key] = []
+        else:  # out of order or overlapping: summarise again from what is stored
+            _refresh_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
+    if appended:
+        # The usual case, a training loop logging forward: every point of the batch was new,
+        # so the finest blocks are summarised here from the batch instead of re-read.
+        for _, key, step, value, _ in rows:
+            if key in appended:
+                appended[key].append((step, value))
+        for key, pts in appended.items():
+            _append_blocks(conn, run_id=run_id, key=key, points=pts, end=ends.get(key))
     return offered
+
+
+def _series_ends(conn: Connection, *, run_id: int, keys: list[str]) -> dict[str, int]:
+    """The last stored step of each key (from the coarsest summaries: one row per key)."""
+    rows = conn.execute(
+        select(m.MetricBlock.key, func.max(m.MetricBlock.last_step))
+        .where(m.MetricBlock.run_id == run_id, m.MetricBlock.level == LEVELS[-1],
+               m.MetricBlock.key.in_(keys))
+        .group_by(m.MetricBlock.key))
+    return {k: int(v) for k, v in rows}
+
+
+def _min_key(p: tuple[int, float | None]) -> tuple[bool, float, int]:
+    # ORDER BY value ASC NULLS FIRST, step: NaN (NULL) is the minimum, ties go to the first step
+    return (p[1] is not None, p[1] if p[1] is not None else 0.0, p[0])
+
+
+def _max_key(p: tuple[int, float | None]) -> tuple[bool, float, int]:
+    # ORDER BY value DESC NULLS LAST, step
+    return (p[1] is None, -p[1] if p[1] is not None else 0.0, p[0])
+
+
+def _append_blocks(conn: Connection, *, run_id: int, key: str,
+                   points: list[tuple[int, float | None]], end: int | None) -> None:
+    """Summaries for points that all come after the series' last stored step."""
+    width = LEVELS[0]
+    points.sort()
+    lo, hi = points[0][0], points[-1][0]
+    shared = end is not None and end // width == lo // width  # holds older points too
+    by_block: dict[int, list[tuple[int, float | None]]] = {}
+    for p in points:
+        by_block.setdefault(p[0] // width, []).append(p)
+    if shared:
+        block = lo // width
+        del by_block[block]
+        conn.execute(_FROM_POINTS[width], {"run_id": run_id, "key": key, "lo": block * width,
+                                           "hi": (block + 1) * width})
+    params = []
+    for block, pts in by_block.items():
+        mn, mx = min(pts, key=_min_key), min(pts, key=_max_key)
+        params.append({"run_id": run_id, "key": key, "level": width, "block": block, "n": len(pts),
+                       "fs": pts[0][0], "fv": pts[0][1], "ls": pts[-1][0], "lv": pts[-1][1],
+                       "ns": mn[0], "nv": mn[1], "xs": mx[0], "xv": mx[1]})
+    if params:
+        conn.execute(_UPSERT_BLOCK, params)
+    _refresh_upper_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
 
 
 _INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
@@ -161,12 +221,22 @@ _FROM_BLOCKS = {
 }
 
 
+_UPSERT_BLOCK = text(
+    f"INSERT INTO metric_blocks (run_id, key, level, block, {_BLOCK_COLUMNS}) VALUES "
+    "(:run_id, :key, :level, :block, :n, :fs, :fv, :ls, :lv, :ns, :nv, :xs, :xv)" + _UPSERT_TAIL)
+
+
 def _refresh_blocks(conn: Connection, *, run_id: int, key: str, lo: int, hi: int) -> None:
     """Recompute every block of every level that overlaps steps lo..hi, from the rows stored (so
     ignored duplicates never count)."""
     first = LEVELS[0]
     conn.execute(_FROM_POINTS[first], {"run_id": run_id, "key": key,
                                        "lo": lo // first * first, "hi": (hi // first + 1) * first})
+    _refresh_upper_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
+
+
+def _refresh_upper_blocks(conn: Connection, *, run_id: int, key: str, lo: int, hi: int) -> None:
+    """Every coarser level over steps lo..hi, each from the level below it."""
     for child, level in zip(LEVELS, LEVELS[1:], strict=False):
         ratio = level // child
         conn.execute(_FROM_BLOCKS[level], {"run_id": run_id, "key": key,

@@ -60,17 +60,22 @@ def _brute_blocks(values: dict[int, float | None], level: int) -> dict[int, tupl
     return res
 
 
-def test_block_summaries_match_points_after_unordered_overlapping_batches(session: Session) -> None:
+@pytest.mark.parametrize("ordered", [False, True], ids=["shuffled-overlapping", "appending"])
+def test_block_summaries_match_points(session: Session, ordered: bool) -> None:
     rid = _run(session)
     rng = random.Random(1)
     steps = list(range(0, 9000, 3)) + list(range(20_000, 20_050))
-    rng.shuffle(steps)
+    if not ordered:
+        rng.shuffle(steps)
+    size = 37 if ordered else 700  # appending batches that end and start inside one block
     truth: dict[int, float | None] = {}
-    for i in range(0, len(steps), 700):
-        chunk = steps[i:i + 700] + steps[max(0, i - 50):i]  # overlap with the previous batch
+    for i in range(0, len(steps), size):
+        chunk = steps[i:i + size]
+        if not ordered:
+            chunk += steps[max(0, i - 50):i]  # overlap with the previous batch
         pts = []
         for s in chunk:
-            v = math.nan if rng.random() < 0.01 else round(rng.uniform(-5, 5), 3)
+            v = math.nan if rng.random() < 0.01 else round(rng.uniform(-5, 5), 1)  # ties too
             pts.append(Point("x", s, v))
             truth.setdefault(s, None if math.isnan(v) else v)
         metrics.log_batch(session, run_id=rid, points=pts)

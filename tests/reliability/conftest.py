@@ -49,6 +49,14 @@ class FaultStack:
 
 
 @pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server with no worker attached: messages stay where the test puts them."""
+    server = RedisServer(tmp_path_factory.mktemp("broker"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     data = tmp_path_factory.mktemp("faults")
     redis = RedisServer(data)

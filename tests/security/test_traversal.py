@@ -148,7 +148,7 @@ def test_path_probes_on_every_route_with_a_path_parameter_get_4xx(target: Target
     for method, template in templates:
         for probe in PROBES:
             value = values.get(probe, probe)
-            path = re.sub(r"\{[^}]+\}", lambda _: value, template, count=1)
+            path = re.sub(r"\{[^}]+\}", lambda _, v=value: v, template, count=1)
             path = re.sub(r"\{[^}]+\}", "1", path)
             status, raw = raw_request(target.api.port, method, path, target.token)
             tried += 1

@@ -26,9 +26,12 @@ const state = {
 };
 state.runs = [...new Set(state.runs)];
 
+// colour a ratio or delta only when it is a real difference, not measurement noise
+const better = (v, { lowIsGood, tol }) => (v == null || Math.abs(v - (lowIsGood ? 1 : 0)) <= tol ? undefined : (lowIsGood ? v < 1 : v > 0) ? "pos" : "neg");
+
 const figs = {
   tradeoff: h("div", { class: "chart tall", id: "fig-tradeoff", role: "img", "aria-label": "Accuracy against the chosen cost, with the Pareto front" }),
-  latency: h("div", { class: "chart", id: "fig-latency", role: "img", "aria-label": "Latency p50 with p95 whiskers" }),
+  latency: h("div", { class: "chart tall", id: "fig-latency", role: "img", "aria-label": "Latency p50 with p95 whiskers" }),
   loss: h("div", { class: "chart", id: "fig-loss", role: "img", "aria-label": "Loss curves overlaid" }),
 };
 const slots = { selection: h("div", { class: "card" }), controls: h("div"), body: h("div", { class: "stack" }) };
@@ -147,15 +150,15 @@ const COLUMNS = [
   { label: "Format", cell: (r) => h("span", { class: "mono" }, r.format) },
   { label: "Technique", cell: (r) => r.technique || "baseline" },
   { label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
-  { label: "Δ accuracy", num: true, cell: (r) => h("span", { class: r.delta_accuracy > 0 ? "pos" : r.delta_accuracy < 0 ? "neg" : undefined }, fmt.signed(r.delta_accuracy)) },
+  { label: "Δ accuracy", num: true, cell: (r) => h("span", { class: better(r.delta_accuracy, { lowIsGood: false, tol: 0.0005 }) }, fmt.signed(r.delta_accuracy)) },
   { label: "F1", num: true, cell: (r) => fmt.accuracy(r.f1) },
   { label: "Size", num: true, cell: (r) => fmt.bytes(r.size_bytes) },
-  { label: "Size ×", num: true, cell: (r) => h("span", { class: r.size_ratio < 1 ? "pos" : r.size_ratio > 1 ? "neg" : undefined }, fmt.ratio(r.size_ratio)) },
+  { label: "Size ×", num: true, cell: (r) => h("span", { class: better(r.size_ratio, { lowIsGood: true, tol: 0.02 }) }, fmt.ratio(r.size_ratio)) },
   { label: "Gzip", num: true, cell: (r) => fmt.bytes(r.gzip_bytes) },
   { label: "Params", num: true, cell: (r) => fmt.integer(r.params) },
   { label: "p50", num: true, cell: (r) => fmt.ms(r.latency_p50_ms) },
   { label: "p95", num: true, cell: (r) => fmt.ms(r.latency_p95_ms) },
-  { label: "Latency ×", num: true, cell: (r) => h("span", { class: r.latency_ratio < 1 ? "pos" : r.latency_ratio > 1 ? "neg" : undefined }, fmt.ratio(r.latency_ratio)) },
+  { label: "Latency ×", num: true, cell: (r) => h("span", { class: better(r.latency_ratio, { lowIsGood: true, tol: 0.1 }) }, fmt.ratio(r.latency_ratio)) },
   { label: "Pareto", cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓ front") : "") },
 ];
 
@@ -169,7 +172,8 @@ function render() {
       ? h("div", { class: "banner banner-info" }, `${notDone.length} of the selected runs have not succeeded (${notDone.map((r) => `#${r.id} ${r.status}`).join(", ")}); they add curves but no variants.`)
       : null,
     h("section", { class: "card chart-card" }, figs.tradeoff),
-    h("div", { class: "grid-2" }, h("section", { class: "card chart-card" }, figs.latency), h("section", { class: "card chart-card" }, figs.loss)),
+    h("section", { class: "card chart-card" }, figs.latency),
+    h("section", { class: "card chart-card" }, figs.loss),
     card(
       `Variants (${rows.length})`,
       rows.length

@@ -39,9 +39,9 @@ function normalize(w) {
   return { name: w.name || w.hostname || "worker", online: w.online ?? true, active, queues: w.queues || [], concurrency: w.concurrency, pid: w.pid, hardware: w.hardware || {} };
 }
 
+// (no "running for" here: Celery's time_start is the worker's clock, not ours)
 function activeJob(job, i) {
-  const since = job.started_at ? ` (for ${fmt.duration(Date.now() / 1000 - job.started_at)})` : "";
-  return [i ? ", " : "", job.run_id ? h("a", { href: `/runs/${job.run_id}` }, `run #${job.run_id}`) : "a job", since];
+  return [i ? ", " : "", job.run_id ? h("a", { href: `/runs/${job.run_id}` }, `run #${job.run_id}`) : "a job"];
 }
 
 function workerCard(raw) {
