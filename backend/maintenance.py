@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db import unit_of_work
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 _UNACKED, _UNACKED_INDEX = "unacked", "unacked_index"
+BUSY_HOLD_FACTOR = 30
 
 
 def _task_id(raw: bytes | str) -> str | None:
@@ -90,6 +91,14 @@ def _find_lost(session: Session, queue: JobQueue, lost: LostJobs, *, held_for_at
     if not dispatched:
         lost.due([], now=time.monotonic())
         return []
+    # A worker takes messages only when a job process is free, except right after it
+    # reconnects to a restarted broker: then it may hold messages while its processes are busy.
+    # So while some run is alive (fresh heartbeat) a held message is trusted much longer.
+    alive = session.scalar(select(func.count()).select_from(m.Run).where(
+        m.Run.status == "running", m.Run.external.is_(False),
+        m.Run.heartbeat_at >= m.utcnow() - timedelta(seconds=held_for_at_most_s)))
+    if alive:
+        held_for_at_most_s *= BUSY_HOLD_FACTOR
     try:
         present = broker_task_ids(queue, held_for_at_most_s=held_for_at_most_s)
     except Exception:

@@ -40,9 +40,19 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    cal_wall, cal_cpu = calibration()
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; "
-            f"load average at start {load} (the machine is shared with other jobs)")
+            f"load average at start {load} (the machine is shared with other jobs); "
+            f"calibration sum(range(10**7)): {cal_wall:.2f} s wall, {cal_cpu:.2f} s CPU "
+            f"(about 0.1 s on an idle modern core)")
+
+
+def calibration() -> tuple[float, float]:
+    """How slow this machine is right now, in one number anyone can compare."""
+    t, c = time.perf_counter(), time.process_time()
+    sum(range(10**7))
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def median(xs: list[float]) -> float:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.spec import Tag
 from backend.store.records import RunRecord, VariantRecord
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
@@ -71,7 +72,7 @@ class RunsPublic(BaseModel):
 
 class RunUpdate(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    tags: list[str] | None = Field(default=None, max_length=32)
+    tags: list[Tag] | None = Field(default=None, max_length=32)
     notes: str | None = Field(default=None, max_length=10_000)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, or_, select, update
+from sqlalchemy import String, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.spec import RunSpec, techniques_summary
@@ -23,7 +23,7 @@ from backend.store import models as m
 from backend.store.experiments import get_or_create_experiment
 from backend.store.records import RunRecord, run_record
 
-HEADLINE_FORMATS = ("tflite-float32", "keras")
+HEADLINE_FORMATS = ("tflite-float32", "keras", "tflite-dynamic", "tflite-float16", "tflite-int8")
 LOG_TAIL_LINES = 200
 SORTABLE = {
     "created_at": m.Run.created_at, "name": m.Run.name, "status": m.Run.status,
@@ -54,20 +54,44 @@ def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> Run
     return run_record(row, exp.name)
 
 
+def _headline_rank() -> Any:
+    """Which variant speaks for a run: its float32 TFLite model, else its Keras model, else the
+    first other one (an optimize run has only the formats it converted to)."""
+    return case(*[(m.Variant.format == f, i) for i, f in enumerate(HEADLINE_FORMATS)],
+                else_=len(HEADLINE_FORMATS))
+
+
 def _headlines(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not run_ids:
         return {}
+    rank = _headline_rank()
     rows = session.execute(
         select(m.Variant.run_id, m.Variant.format, m.Variant.accuracy, m.Variant.size_bytes,
-               m.Variant.latency_p50_ms)
-        .where(m.Variant.run_id.in_(run_ids), m.Variant.format.in_(HEADLINE_FORMATS))
+               m.Variant.latency_p50_ms, rank)
+        .where(m.Variant.run_id.in_(run_ids))
+        .order_by(m.Variant.run_id, rank, m.Variant.id)
     ).all()
     out: dict[int, dict[str, Any]] = {}
-    for run_id, fmt, acc, size, lat in rows:
-        best = out.get(run_id)
-        if best is None or HEADLINE_FORMATS.index(fmt) < HEADLINE_FORMATS.index(best["format"]):
-            out[run_id] = {"format": fmt, "accuracy": acc, "size_bytes": size, "latency_p50_ms": lat}
+    for run_id, fmt, acc, size, lat, _ in rows:
+        out.setdefault(run_id, {"format": fmt, "accuracy": acc, "size_bytes": size, "latency_p50_ms": lat})
     return out
+
+
+def _headline_value(column: Any) -> Any:
+    return (select(column).where(m.Variant.run_id == m.Run.id)
+            .order_by(_headline_rank(), m.Variant.id).limit(1).scalar_subquery())
+
+
+def _sort_column(session: Session, key: str) -> Any:
+    if key in SORTABLE:
+        return SORTABLE[key]
+    if key in ("accuracy", "size_bytes", "latency_p50_ms"):
+        return _headline_value(getattr(m.Variant, key))
+    if key == "duration":
+        if session.get_bind().dialect.name == "postgresql":
+            return func.extract("epoch", m.Run.finished_at - m.Run.started_at)
+        return func.julianday(m.Run.finished_at) - func.julianday(m.Run.started_at)
+    return m.Run.created_at
 
 
 def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRecord]:
@@ -122,8 +146,8 @@ def list_runs(
         query = query.where(or_(func.lower(m.Run.name).like(like), func.lower(m.Run.summary).like(like),
                                 func.lower(m.Run.notes).like(like)))
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    column = SORTABLE.get(sort.lstrip("-"), m.Run.created_at)
-    order = column.desc() if sort.startswith("-") else column.asc()
+    column = _sort_column(session, sort.lstrip("-"))
+    order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
     rows = session.execute(query.order_by(order, m.Run.id.desc()).limit(limit).offset(offset)).all()
     return _records(session, [tuple(r) for r in rows]), count  # type: ignore[misc]
 

@@ -18,6 +18,7 @@ from backend.maintenance import LostJobs, sweep_once
 from backend.queue import JobQueue
 from backend.settings import Settings
 from backend.spec import RunSpec
+from backend.store import models as m
 from backend.store import runs
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer
@@ -46,8 +47,6 @@ def _queued_run(factory: sessionmaker[Session], queue: JobQueue) -> tuple[int, s
 
 def _task_id(factory: sessionmaker[Session], run_id: int) -> str | None:
     with unit_of_work(factory) as s:
-        from backend.store import models as m
-
         return s.get(m.Run, run_id).task_id  # type: ignore[union-attr]
 
 
@@ -93,8 +92,18 @@ def test_a_message_held_by_a_live_worker_is_not_resent_but_one_held_by_a_dead_on
         _sweep(factory, queue, lost)
         time.sleep(LOST_AFTER_S)
     assert redis.llen("train") == 0 and _task_id(factory, run_id) == task_id
-    # The worker died holding it: its delivery is older than the heartbeat timeout (30 s).
+    # Held for 31 s while another run is training (a busy worker may hold it): left alone.
+    with unit_of_work(factory) as s:
+        busy = runs.create_run(s, spec=RunSpec(name="busy")).id
+        assert runs.claim_run(s, run_id=busy, worker="w")
     redis.zadd("unacked_index", {"tag-1": time.time() - 31})
+    for _ in range(2):
+        _sweep(factory, queue, lost)
+        time.sleep(LOST_AFTER_S)
+    assert redis.llen("train") == 0 and _task_id(factory, run_id) == task_id
+    # Nothing trains any more: whoever holds it for longer than the heartbeat timeout is dead.
+    with unit_of_work(factory) as s:
+        runs.finish_run(s, run_id=busy, lease=s.get(m.Run, busy).lease, status="succeeded")  # type: ignore[union-attr]
     _sweep(factory, queue, lost)
     time.sleep(LOST_AFTER_S)
     _sweep(factory, queue, lost)

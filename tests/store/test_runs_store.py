@@ -124,3 +124,25 @@ def test_list_runs_filters_and_headline(session: Session) -> None:
     assert runs.list_runs(session, filters=runs.RunFilter(tag="best"))[1] == 1
     assert runs.list_runs(session, filters=runs.RunFilter(q="BET"))[1] == 1
     assert [r.name for r in runs.list_runs(session, sort="name")[0]] == ["alpha", "beta"]
+
+
+def _variant(session: Session, run_id: int, fmt: str, acc: float, size: int) -> None:
+    variants.add_variant(session, run_id=run_id, fields=dict(
+        format=fmt, artifact_path=f"runs/{run_id}/{fmt}", accuracy=acc, precision=acc, recall=acc, f1=acc,
+        confusion=[], size_bytes=size, gzip_bytes=size, params=1, nonzero_params=1, latency_p50_ms=size / 1000,
+        latency_p95_ms=None, throughput_per_s=None, hardware={}, extra={}))
+
+
+def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Session) -> None:
+    a, b, c = new_run(session, name="a"), new_run(session, name="b"), new_run(session, name="none")
+    _variant(session, a, "keras", 0.5, 5000)
+    _variant(session, a, "tflite-float32", 0.8, 3000)  # speaks for run a
+    _variant(session, b, "tflite-int8", 0.9, 1000)  # an optimize-like run: only int8
+    by_acc = [r.name for r in runs.list_runs(session, sort="-accuracy")[0]]
+    assert by_acc == ["b", "a", "none"]  # runs without variants last either way
+    assert [r.name for r in runs.list_runs(session, sort="size_bytes")[0]] == ["b", "a", "none"]
+    head_b = runs.get_run(session, run_id=b)
+    assert head_b is not None and head_b.headline == {"format": "tflite-int8", "accuracy": 0.9, "size_bytes": 1000,
+                                                      "latency_p50_ms": 1.0}
+    assert runs.list_runs(session, sort="-duration")[1] == 3
+    del c

@@ -52,7 +52,7 @@ def read_runs(
     status_: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Annotated[str, Query(pattern=r"^-?(created_at|name|status|id|finished_at|progress)$")] = "-created_at",
+    sort: Annotated[str, Query(pattern=r"^-?(created_at|name|status|id|finished_at|progress|accuracy|size_bytes|latency_p50_ms|duration)$")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
