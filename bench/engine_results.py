@@ -77,9 +77,44 @@ def run(s: RunSpec, models: dict[int, Path], workdir: Path) -> tuple[RecordingRe
     return rep, summary
 
 
+def distill_only(work: Path) -> None:
+    """Only the distillation figure, against a teacher saved by an earlier full run (its
+    `baseline/model.keras`): the teacher is measured again by the same harness."""
+    from worker.engine.data import load_data
+    from worker.engine.measure import TestSet, measure_variant
+
+    teacher_path = Path(ARGS.teacher_model)
+    models = {1: teacher_path}
+    training = spec("x").training.model_dump()
+    student_spec = spec(
+        "distilled", model={"architecture": "seed_cnn", "width_multiplier": ARGS.student_width},
+        training={**training, "epochs": ARGS.student_epochs},
+        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 4.0,
+                     "alpha": 0.1}])
+    student, summary = run(student_spec, models, work)
+    data = load_data(student_spec.dataset, lambda i: Path("/nonexistent"))
+    teacher = measure_variant(teacher_path, "keras", TestSet(data.x_test, data.y_test, data.classes),
+                              student_spec.measurement)
+    s = student.variants["keras"]
+    ratio, gap = s.params / teacher.params, 100 * (teacher.accuracy - s.accuracy)
+    text = "\n".join([
+        "| figure | measured | target | reached |", "| --- | --- | --- | --- |",
+        f"| distilled student params / teacher | {ratio:.3f} | ≤ 0.25 | {'yes' if ratio <= 0.25 else '**no**'} |",
+        f"| distilled student gap to teacher (points) | {gap:.2f} | ≤ 1.5 | {'yes' if gap <= 1.5 else '**no**'} |",
+        "", f"teacher {teacher_path}: accuracy {teacher.accuracy:.4f}, {teacher.params} params; "
+        f"student: accuracy {s.accuracy:.4f} (tflite-int8 "
+        f"{student.variants['tflite-int8'].accuracy:.4f}), {s.params} params, "
+        f"{summary.epochs_done} epochs, {summary.train_seconds:.0f} s; settings: {vars(ARGS)}"])
+    print(text)
+    Path(ARGS.out).write_text(text + "\n", encoding="utf-8")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="optiboard-bench-"))
+    if ARGS.teacher_model:
+        distill_only(work)
+        return
     models: dict[int, Path] = {}
     started = time.monotonic()
     training = spec("x").training.model_dump()
@@ -170,6 +205,8 @@ if __name__ == "__main__":
     parser.add_argument("--prune-lr", type=float, default=5e-4)
     parser.add_argument("--student-width", type=float, default=0.45)
     parser.add_argument("--student-epochs", type=int, default=6)
+    parser.add_argument("--teacher-model", default="",
+                        help="only the distillation figure, with this saved baseline .keras as teacher")
     parser.add_argument("--out", default="bench/engine_results.md")
     ARGS = parser.parse_args()
     main()

@@ -63,16 +63,21 @@ def submit_and_wait(http: httpx.Client, spec: dict[str, Any], worker_pid: int) -
     r.raise_for_status()
     run_id = r.json()["id"]
     peak = 0
+    time.sleep(0.05)
     while True:
         run = http.get(f"/api/runs/{run_id}").json()
         peak = max(peak, job_rss(worker_pid))
         if run["status"] in TERMINAL:
             break
-        time.sleep(0.1)
+        # The times come from the run's own timestamps: polling slowly keeps this client's load
+        # (which the by-hand side does not have) off the measurement.
+        time.sleep(1.0)
     if run["status"] != "succeeded":
         raise RuntimeError(f"run {run_id} {run['status']}: {run.get('error')}")
     time.sleep(0.5)  # let the job process settle before reading its idle RSS
     return {"run_id": run_id, "wall_s": ts(run["finished_at"]) - t0,
+            "job_s": ts(run["finished_at"]) - ts(run["started_at"]),
+            "log": http.get(f"/api/runs/{run_id}/logs").json()["lines"],
             "start_latency_s": ts(run["started_at"]) - t0,
             "peak_rss": peak, "idle_rss_after": job_rss(worker_pid)}
 
@@ -115,6 +120,8 @@ def main() -> None:
             by_hand.append(plain_run(seed_recipe(args.dataset, f"seed-{i}")))
             print(f"repeat {i}: optiboard {ob[-1]:.2f} s, by hand {by_hand[-1]:.2f} s", flush=True)
         res["optiboard_s"], res["plain_s"] = ob, by_hand
+        res["optiboard_job_s"] = [j["job_s"] for j in jobs]
+        res["optiboard_last_log"] = jobs[-1]["log"]
         res["optiboard_median_s"], res["plain_median_s"] = median(ob), median(by_hand)
         res["ratio_of_medians"] = median(ob) / median(by_hand)
         res["ratio_per_pair_median"] = median([a / b for a, b in zip(ob, by_hand, strict=True)])
@@ -127,6 +134,7 @@ def main() -> None:
         res["start_latency_ms"] = sorted(round(1000 * x, 1) for x in lat)
         res["start_latency_p50_ms"] = 1000 * median(lat)
         res["worker_job_rss_mb"] = [{"run": j["run_id"], "peak": round(j["peak_rss"] / 2**20),
+                                     "job_s": round(j["job_s"], 2),
                                      "idle_after": round(j["idle_rss_after"] / 2**20)} for j in jobs]
         http.close()
     plain.stdin.close()  # type: ignore[union-attr]

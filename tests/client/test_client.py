@@ -62,7 +62,7 @@ def test_log_points_is_idempotent_and_downsampled_read_keeps_spike(client: optib
     assert len(full["steps"]) == 30_000 and full["values"][7] == 1.0
     small = client.metrics(rid, keys=["loss"], max_points=400)["loss"]
     assert 0 < len(small["steps"]) <= 400
-    assert (12_345, 50.0) in zip(small["steps"], small["values"])
+    assert (12_345, 50.0) in zip(small["steps"], small["values"], strict=True)
     assert small["steps"][0] == 0 and small["steps"][-1] == 29_999
     client.finish(rid)
 

@@ -112,10 +112,10 @@ def test_read_series_many_bounds_points_keeps_extremes_in_few_queries(session: S
     assert empty not in got and list(got[short]) == ["loss"] and len(got[short]["loss"].steps) == 50
     for i, rid in enumerate(ids):
         assert sorted(got[rid]) == ["loss", "val_loss"]
-        for key, s in got[rid].items():
+        for s in got[rid].values():
             assert 100 <= len(s.steps) <= 1000
             assert s.steps == sorted(set(s.steps)) and s.steps[0] == 0 and s.steps[-1] == 11_999
-        pairs = dict(zip(got[rid]["loss"].steps, got[rid]["loss"].values))
+        pairs = dict(zip(got[rid]["loss"].steps, got[rid]["loss"].values, strict=True))
         assert pairs[3000 + i] == 1e6 and pairs[7000 + i] == -1e6 and math.isnan(pairs[9000])
         v = got[rid]["val_loss"]
         assert v.values[-1] == pytest.approx(1.0 + 0.001 * 11_999)

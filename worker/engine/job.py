@@ -48,6 +48,7 @@ def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
         reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
                      f"{0 if data.x_val is None else len(data.x_val)} validation, "
                      f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes")
+        reporter.progress(0.0, None)  # heartbeat: loading a large set can take a while
         if spec.kind == "optimize":
             return _optimize(spec, data, reporter, workdir, resolve_model)
         return _train(spec, data, reporter, workdir, resolve_model)
@@ -71,6 +72,8 @@ def _check_input(model: keras.Model, data: Data, what: str) -> None:
     expected = tuple(model.input_shape[1:])
     if expected != data.input_shape:
         raise ValueError(f"{what} expects inputs of shape {expected} but the dataset has {data.input_shape}")
+    if model.output_shape[-1] != data.classes:
+        raise ValueError(f"{what} has {model.output_shape[-1]} outputs but the dataset has {data.classes} classes")
 
 
 # --- train ------------------------------------------------------------------------------
@@ -107,6 +110,7 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
             data.x_train, distill.pack_targets(data.y_train, distill.teacher_logits(teacher, data.x_train)),
             data.x_val, None if data.x_val is None else distill.pack_targets(
                 data.y_val, distill.teacher_logits(teacher, data.x_val)))
+        reporter.progress(0.0, None)  # heartbeat after the teacher's pass over the data
         phase_loss = distill.distillation_loss(first, data.classes, t.regularization.label_smoothing)
         phase_metrics = [distill.packed_accuracy]
         _phase(reporter, clock, 1, "distillation")
