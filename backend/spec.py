@@ -19,6 +19,15 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class SpecError(ValueError):
+    """A broken rule that spans fields; `field` is the dotted path (relative to the model that
+    raised it) that the API appends to the error's location, so a 422 names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,9 +44,9 @@ class DatasetSpec(Strict):
     @model_validator(mode="after")
     def _upload_needs_id(self) -> DatasetSpec:
         if self.name == "upload" and self.upload_id is None:
-            raise ValueError("upload_id is required when name is 'upload'")
+            raise SpecError("upload_id", "upload_id is required when name is 'upload'")
         if self.name != "upload" and self.upload_id is not None:
-            raise ValueError("upload_id is only allowed when name is 'upload'")
+            raise SpecError("upload_id", "upload_id is only allowed when name is 'upload'")
         return self
 
 
@@ -63,9 +72,9 @@ class OptimizerSpec(Strict):
     @model_validator(mode="after")
     def _coherent(self) -> OptimizerSpec:
         if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
-            raise ValueError("nesterov needs the sgd optimizer with momentum > 0")
+            raise SpecError("nesterov", "nesterov needs the sgd optimizer with momentum > 0")
         if self.weight_decay and self.name != "adamw":
-            raise ValueError("weight_decay applies to adamw only (use regularization.l2 otherwise)")
+            raise SpecError("weight_decay", "weight_decay applies to adamw only (use regularization.l2 otherwise)")
         return self
 
 
@@ -127,9 +136,9 @@ class PruningSpec(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> PruningSpec:
         if self.initial_sparsity > self.target_sparsity:
-            raise ValueError("initial_sparsity must not exceed target_sparsity")
+            raise SpecError("initial_sparsity", "initial_sparsity must not exceed target_sparsity")
         if self.end_step is not None and self.end_step <= self.begin_step:
-            raise ValueError("end_step must be greater than begin_step")
+            raise SpecError("end_step", "end_step must be greater than begin_step")
         return self
 
 
@@ -199,31 +208,31 @@ class RunSpec(Strict):
         names = [t.name for t in self.techniques]
         if self.kind == "optimize":
             if self.parent_run_id is None:
-                raise ValueError("parent_run_id is required for an optimize run")
+                raise SpecError("parent_run_id", "parent_run_id is required for an optimize run")
             if names:
-                raise ValueError("an optimize run applies post-training exports only: techniques must be empty (QAT, pruning, clustering and distillation need training)")
+                raise SpecError("techniques", "an optimize run applies post-training exports only: techniques must be empty (QAT, pruning, clustering and distillation need training)")
             if not self.exports:
-                raise ValueError("an optimize run needs at least one export")
+                raise SpecError("exports", "an optimize run needs at least one export")
         elif self.parent_run_id is not None:
-            raise ValueError("parent_run_id is only allowed for optimize runs")
+            raise SpecError("parent_run_id", "parent_run_id is only allowed for optimize runs")
         no_val = self.dataset.validation_split == 0
         if no_val and self.training.early_stopping is not None:
-            raise ValueError("early_stopping watches the validation loss: dataset.validation_split must be > 0")
+            raise SpecError("training.early_stopping", "early_stopping watches the validation loss: dataset.validation_split must be > 0")
         if no_val and self.training.schedule.name == "plateau":
-            raise ValueError("the plateau schedule watches the validation loss: dataset.validation_split must be > 0")
+            raise SpecError("training.schedule.name", "the plateau schedule watches the validation loss: dataset.validation_split must be > 0")
         if self.training.epochs == 0 and self.model.init_from_run_id is None:
-            raise ValueError("training.epochs must be at least 1 unless model.init_from_run_id is set")
+            raise SpecError("training.epochs", "training.epochs must be at least 1 unless model.init_from_run_id is set")
         if self.model.init_from_run_id is not None and "distillation" in names:
-            raise ValueError("distillation trains a fresh student: model.init_from_run_id is not allowed with it")
+            raise SpecError("model.init_from_run_id", "distillation trains a fresh student: model.init_from_run_id is not allowed with it")
         if self.kind == "optimize" and self.model.init_from_run_id is not None:
-            raise ValueError("an optimize run starts from parent_run_id, not model.init_from_run_id")
+            raise SpecError("model.init_from_run_id", "an optimize run starts from parent_run_id, not model.init_from_run_id")
         for n in set(names):
             if names.count(n) > 1:
-                raise ValueError(f"technique '{n}' appears more than once")
+                raise SpecError("techniques", f"technique '{n}' appears more than once")
         if "distillation" in names and names.index("distillation") != 0:
-            raise ValueError("distillation must come first: it trains the student from scratch")
+            raise SpecError("techniques", "distillation must come first: it trains the student from scratch")
         if "qat" in names and names[-1] != "qat":
-            raise ValueError("qat must be the last technique: pruning or clustering after quantization-aware training is not supported")
+            raise SpecError("techniques", "qat must be the last technique: pruning or clustering after quantization-aware training is not supported")
         return self
 
 

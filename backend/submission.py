@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
+from backend.architectures import check_spec_semantics
 from backend.queue import JobQueue
-from backend.spec import DistillationSpec, RunSpec
+from backend.spec import DistillationSpec, ModelSpec, RunSpec
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
 
@@ -38,24 +39,30 @@ def _finished_model(session: Session, run_id: int) -> str | None:
 
 def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
     problems: list[Problem] = []
+    teacher_model: ModelSpec | None = None
     for i, t in enumerate(spec.techniques):
         if isinstance(t, DistillationSpec):
             why = _finished_model(session, t.teacher_run_id)
             if why:
                 problems.append(((*loc, "techniques", i, "teacher_run_id"), f"teacher {why}"))
+            else:
+                teacher = runs.get_run(session, run_id=t.teacher_run_id)
+                if teacher is not None:
+                    teacher_model = RunSpec.model_validate(teacher.spec).model
     if spec.kind == "optimize" and spec.parent_run_id is not None:
         why = _finished_model(session, spec.parent_run_id)
         if why:
             problems.append(((*loc, "parent_run_id"), f"parent {why}"))
+    if spec.model.init_from_run_id is not None:
+        why = _finished_model(session, spec.model.init_from_run_id)
+        if why:
+            problems.append(((*loc, "model", "init_from_run_id"), f"starting point {why}"))
     if spec.dataset.name == "upload" and spec.dataset.upload_id is not None:
         if datasets.get_dataset(session, dataset_id=spec.dataset.upload_id) is None:
             problems.append(((*loc, "dataset", "upload_id"), f"dataset {spec.dataset.upload_id} does not exist"))
-    try:
-        from backend.architectures import check_spec_semantics
-    except ImportError:  # the arithmetic checks arrive with the engine's architecture table
-        return problems
-    for path, msg in check_spec_semantics(spec):
-        problems.append(((*loc, *str(path).split(".")), msg))
+    for path, msg in check_spec_semantics(spec, teacher_model=teacher_model):
+        parts = tuple(int(p) if p.isdigit() else p for p in str(path).split("."))
+        problems.append(((*loc, *parts), msg))
     return problems
 
 

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
+from backend.api.errors import validation_exception_handler
 from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
 from backend.api.routes import (
     compare,
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.queue = queue
     for router in ROUTERS:
         app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.mount("/static/vendor", StaticFiles(directory=plotly_js_dir()), name="vendor")
     if settings.frontend_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")

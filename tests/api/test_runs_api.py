@@ -138,3 +138,26 @@ def test_auth_required(client: TestClient) -> None:
     assert client.post("/api/runs", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/healthz", headers=anonymous).status_code == 200
     assert run_count(client) == 0
+
+
+def test_arithmetic_and_starting_point_checks_name_the_field(client: TestClient) -> None:
+    r = client.post("/api/runs", json={"techniques": [{"name": "clustering", "number_of_clusters": 60000}]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "techniques", 0, "number_of_clusters"]
+    assert "weights" in r.json()["detail"][0]["msg"]
+    r = client.post("/api/runs", json={"model": {"init_from_run_id": 77}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "model", "init_from_run_id"]
+    assert run_count(client) == 0
+
+
+@pytest.mark.parametrize(("spec", "loc"), [
+    ({"kind": "optimize", "exports": ["int8"]}, ["body", "parent_run_id"]),
+    ({"training": {"optimizer": {"name": "adam", "nesterov": True}}}, ["body", "training", "optimizer", "nesterov"]),
+    ({"techniques": [{"name": "qat"}, {"name": "pruning"}]}, ["body", "techniques"]),
+    ({"dataset": {"name": "upload"}}, ["body", "dataset", "upload_id"]),
+])
+def test_cross_field_rules_name_the_field(client: TestClient, spec: dict[str, Any], loc: list[Any]) -> None:
+    r = client.post("/api/runs", json=spec)
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["detail"]] == [loc], r.json()
+    assert "input" not in r.json()["detail"][0]

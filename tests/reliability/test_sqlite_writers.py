@@ -52,7 +52,10 @@ def test_processes_writing_metrics_at_once(tmp_path: Path) -> None:
             run = runs.create_run(s, spec=RunSpec(name=f"writer-{i}"))
             leases.append((run.id, runs.claim_run(s, run_id=run.id, worker=f"w{i}")))
     engine.dispose()
-    ctx = multiprocessing.get_context("fork")
+    # Not fork: it would copy locks held by this process's other threads (a child can hang).
+    # A fork server, started clean with the store imported once, forks cheap children.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["backend.db", "backend.store.runs", "backend.store.metrics"])
     out = ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(db_url, run_id, lease, out)) for run_id, lease in leases]
     for p in procs:

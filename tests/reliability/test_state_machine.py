@@ -133,7 +133,10 @@ def test_exactly_one_of_many_concurrent_claims_wins(db_url: str) -> None:
     with unit_of_work(make_sessionmaker(engine)) as s:
         run_ids = [_new_run(s, f"contended-{i}") for i in range(5)]
     engine.dispose()
-    ctx = multiprocessing.get_context("fork")
+    # Not fork: it would copy locks held by this process's other threads (a child can hang).
+    # A fork server, started clean with the store imported once, forks cheap children.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["backend.db", "backend.store.runs", "backend.store.metrics"])
     n = 6
     barrier, out = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_claim, args=(db_url, run_ids, barrier, out)) for _ in range(n)]
