@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -143,6 +144,9 @@ def _find_bad_text(value: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], s
     return None
 
 
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\x00")
+
+
 class InputGuard:
     """Turns input that the database would refuse into a 422 instead of a 500.
 
@@ -179,10 +183,15 @@ class InputGuard:
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
             body = b"".join(chunks)
-            try:
-                document = json.loads(body) if body else None
-            except ValueError:  # not JSON: the handler's validation answers 422
-                document = None
+            document = None
+            # In valid JSON a NUL or a lone surrogate can only be written as a \u escape, so a
+            # body without one needs no second parse (profiled: parse + walk were ~22 % of a
+            # metric batch's time). A false alarm (an escaped backslash) only costs the parse.
+            if _SUSPECT.search(body):
+                try:
+                    document = json.loads(body)
+                except ValueError:  # not JSON: the handler's validation answers 422
+                    document = None
             found = _find_bad_text(document, ("body",))
             if found:
                 await _unprocessable(send, list(found[0]), found[1])

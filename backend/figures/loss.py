@@ -28,16 +28,18 @@ def loss_figure(
         legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
     )
     fig = go.Figure(layout=layout)
+    arrays: list[tuple[list[Any], list[Any]]] = []
     for i, (run_label, series) in enumerate(series_by_run.items()):
         for key in keys:
             s = series.get(key)
             if not s or not s.get("steps"):
                 continue
             validation = key.startswith("val_")
+            # Styles go through plotly's validation; the point arrays are attached to the
+            # figure's JSON afterwards: validating 100 runs x 1,000 points element by element
+            # took seconds (profiled) and adds nothing for plain numbers.
             fig.add_trace(
                 go.Scatter(
-                    x=list(s["steps"]),
-                    y=[finite(v) for v in s["values"]],
                     mode="lines+markers" if validation else "lines",
                     name=f"{esc(run_label)} · {esc(key)}",
                     legendgroup=f"run{i}",
@@ -51,9 +53,13 @@ def loss_figure(
                     meta={"role": "loss", "key": esc(key)},
                 )
             )
+            arrays.append(([int(x) for x in s["steps"]], [finite(v) for v in s["values"]]))
     if not fig.data:
         layout["annotations"] = [empty_annotation("No loss points logged yet")]
         layout["xaxis"]["visible"] = False
         layout["yaxis"]["visible"] = False
         return go.Figure(layout=layout).to_plotly_json()
-    return fig.to_plotly_json()
+    out = fig.to_plotly_json()
+    for trace, (xs, ys) in zip(out["data"], arrays, strict=True):
+        trace["x"], trace["y"] = xs, ys
+    return out

@@ -1,4 +1,5 @@
-// Cursor polling: ask again soon while things change, back off while nothing does, stop
+// Cursor polling: ask again soon while things change, back off (to 1.5 s at most, so new points
+// show within 2 s of being written) while nothing does, stop
 // when the caller says it is done. Pauses while the tab is hidden (no wasted requests).
 
 /**
@@ -6,7 +7,7 @@
  * @param {{min?: number, max?: number, factor?: number, onError?: (e: Error) => void}} options
  * @returns {{stop: () => void, kick: () => void}}
  */
-export function poll(tick, { min = 1000, max = 2000, factor = 1.5, onError } = {}) {
+export function poll(tick, { min = 1000, max = 1500, factor = 1.5, onError } = {}) {
   let delay = min;
   let timer = null;
   let stopped = false;

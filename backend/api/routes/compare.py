@@ -18,7 +18,7 @@ from backend.store import runs as run_store
 
 router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
-MAX_RUNS = 50
+MAX_RUNS = 200
 LOSS_KEYS = ("loss", "val_loss")
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
 RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
@@ -50,12 +50,14 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
     rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x)
     out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
     if with_figures:
-        series_by_run = {}
-        for r in records:
-            series = metrics.read_series(session, run_id=r.id, keys=list(LOSS_KEYS), max_points=800)
+        # One bulk read for every run (not a query per run), downsampled in the store.
+        many = metrics.read_series_many(session, run_ids=ids, keys=list(LOSS_KEYS), max_points=800)
+        series_by_run = {
             # the run id keeps two runs with the same name apart in the legend
-            series_by_run[f"#{r.id} {r.name}"] = {
-                k: {"steps": s.steps, "values": s.values} for k, s in series.items()}
+            f"#{r.id} {r.name}": {k: {"steps": s.steps, "values": s.values}
+                                  for k, s in many.get(r.id, {}).items()}
+            for r in records
+        }
         out["figures"] = {
             "tradeoff": figures.tradeoff_figure(rows, x=x),
             "latency": figures.latency_figure(rows),
