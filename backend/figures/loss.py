@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 from backend.figures.text import esc, finite
 from backend.figures.theme import axis, base_layout, color, empty_annotation
 
+MANY_RUNS = 12  # above this, no legend and per-point hover
+
 # Series = {"steps": [...], "values": [...]} as returned by GET /api/runs/{id}/metrics.
 Series = Mapping[str, Any]
 
@@ -19,11 +21,16 @@ def loss_figure(
     keys: tuple[str, ...] = ("loss", "val_loss"),
 ) -> dict[str, Any]:
     """`series_by_run` maps a run label (user text, escaped here) to its series by metric key."""
+    many = len(series_by_run) > MANY_RUNS
     layout = base_layout(
         "Loss",
         xaxis=axis("Step (training batch)"),
         yaxis=axis("Loss"),
-        hovermode="x unified",
+        # With dozens of runs a unified hover box and a legend of hundreds of entries cost the
+        # browser seconds per redraw (measured with bench/dashboard.py); each curve still names
+        # its run on hover, and the table below lists the runs.
+        hovermode="closest" if many else "x unified",
+        showlegend=not many,
         # one column at the right: run labels can be long and many
         legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
     )

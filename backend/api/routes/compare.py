@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
 MAX_RUNS = 200
 LOSS_KEYS = ("loss", "val_loss")
+LOSS_POINT_BUDGET = 24_000
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
 RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
                                  description="comma-separated run ids, e.g. 1,2,3")]
@@ -51,7 +52,10 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
     out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
     if with_figures:
         # One bulk read for every run (not a query per run), downsampled in the store.
-        many = metrics.read_series_many(session, run_ids=ids, keys=list(LOSS_KEYS), max_points=800)
+        # ~24k points in all keeps the browser responsive with 100 runs (bench/dashboard.py);
+        # each curve keeps its first, last, minimum and maximum per bucket, 800 points at most.
+        per_series = max(100, min(800, LOSS_POINT_BUDGET // max(1, len(ids) * len(LOSS_KEYS))))
+        many = metrics.read_series_many(session, run_ids=ids, keys=list(LOSS_KEYS), max_points=per_series)
         series_by_run = {
             # the run id keeps two runs with the same name apart in the legend
             f"#{r.id} {r.name}": {k: {"steps": s.steps, "values": s.values}
