@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
+from backend.db import unit_of_work
 from backend.queue import JobQueue
 from backend.settings import Settings
 from backend.store import tokens
@@ -26,15 +27,8 @@ def get_settings(request: Request) -> Settings:
 
 def get_session(request: Request) -> Iterator[Session]:
     """The request's unit of work: committed once after the handler, rolled back on error."""
-    session: Session = request.app.state.sessionmaker()
-    try:
+    with unit_of_work(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_queue(request: Request) -> JobQueue:

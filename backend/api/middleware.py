@@ -75,7 +75,6 @@ class BodyLimit:
                     await _reject(send, limit)
                     return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -86,17 +85,26 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _TrackedSend(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except _TooLarge:
-            if not started:
+            if not tracked.started:
                 await _reject(send, limit)
+
+
+class _TrackedSend:
+    """Forwards to `send` and remembers whether the response started (after that, no error
+    response can replace it)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
 
 
 class _TooLarge(Exception):
@@ -197,18 +205,11 @@ class InputGuard:
                 await _unprocessable(send, list(found[0]), found[1])
                 return
             receive = _replay(body)
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except (OverflowError, DataError, StatementError) as e:
-            if started or (isinstance(e, StatementError) and not isinstance(e, DataError)
+            if tracked.started or (isinstance(e, StatementError) and not isinstance(e, DataError)
                            and not isinstance(e.orig, OverflowError | UnicodeError | ValueError)):
                 raise
             log.warning("database refused a request value on %s %s: %s", scope["method"],
