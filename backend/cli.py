@@ -87,6 +87,9 @@ def worker(data_dir: DataDir = None,
     celery_app.worker_main([
         "worker", "-Q", settings.worker_queues, "-c", str(settings.worker_concurrency),
         "--pool", "prefork", "-n", name, "--loglevel", settings.log_level, "-E",
+        # A warm job process keeps TensorFlow imported between jobs; TF does not hand every
+        # byte back, so one that grew past the limit is replaced after its job.
+        "--max-memory-per-child", str(settings.worker_max_memory_mb * 1024),
         "--without-gossip", "--without-mingle",
     ])
 

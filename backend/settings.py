@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    worker_max_memory_mb: int = Field(
+        default=6144, ge=256, le=1_048_576,
+        description="a job process whose RSS exceeds this after a job is replaced before the next one")
     log_json: bool = Field(default=False, description="structured JSON logs")
     log_level: str = Field(default="INFO")
 
