@@ -18,6 +18,7 @@ from backend.db import make_engine, make_sessionmaker, unit_of_work
 from backend.settings import Settings
 from backend.spec import RunSpec
 from backend.store import datasets, runs, variants
+from worker.engine.contract import Cancelled  # plain Python: no TensorFlow in the parent
 from worker.gpus import visible_gpus
 from worker.reporter import DbReporter, LeaseLost
 
@@ -86,7 +87,7 @@ def execute(run_id: int, *, worker: str) -> str:
         outcome = "lost"
     except Exception as e:
         reporter.close()
-        cancelled = type(e).__name__ == "Cancelled" or reporter.state == "cancel"
+        cancelled = isinstance(e, Cancelled) or reporter.state == "cancel"
         try:
             if not cancelled:
                 reporter.log("".join(traceback.format_exception(e)[-3:]).strip()[-1000:])
