@@ -32,6 +32,7 @@ from backend.db import make_engine, make_sessionmaker, sqlite_read_only
 from backend.maintenance import Maintenance
 from backend.queue import JobQueue
 from backend.settings import Settings
+from backend.store.hot_reads import HotReads
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     engine = make_engine(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     factory = make_sessionmaker(engine)
     queue = JobQueue(settings)
+    hot_reads = HotReads(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,14 +83,19 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         if loop:
             loop.stop()
         queue.close()
+        hot_reads.close()
         engine.dispose()
 
+    # FastAPI's OpenTelemetry hooks look up the global providers on every request; optiboard
+    # exports its own Prometheus metrics (/metrics), so they stay off.
     app = FastAPI(title="optiboard", version=__version__, lifespan=lifespan,
-                  description="Launch and compare model-optimization runs.")
+                  description="Launch and compare model-optimization runs.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = factory
     app.state.queue = queue
+    app.state.hot_reads = hot_reads
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)

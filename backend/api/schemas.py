@@ -60,9 +60,12 @@ class RunPublic(BaseModel):
     def of(cls, r: RunRecord) -> RunPublic:
         end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
         duration = (end - r.started_at).total_seconds() if r.started_at and end else None
-        data = {k: getattr(r, k) for k in cls.model_fields if hasattr(r, k)}
+        data = {k: getattr(r, k) for k in _RUN_FIELDS}
         data["duration_seconds"] = duration
         return cls(**data)
+
+
+_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__)
 
 
 class RunsPublic(BaseModel):

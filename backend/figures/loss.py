@@ -8,9 +8,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from backend.figures.text import esc, finite
-from backend.figures.theme import axis, base_layout, color, empty_annotation
+from backend.figures.theme import PALETTE, axis, base_layout, color, empty_annotation
 
-MANY_RUNS = 12  # above this, no legend and per-point hover
+MANY_RUNS = 12  # above this, the lighter drawing described in loss_figure
 
 # Series = {"steps": [...], "values": [...]} as returned by GET /api/runs/{id}/metrics.
 Series = Mapping[str, Any]
@@ -22,51 +22,85 @@ def loss_figure(
 ) -> dict[str, Any]:
     """`series_by_run` maps a run label (user text, escaped here) to its series by metric key."""
     many = len(series_by_run) > MANY_RUNS
+    # With dozens of runs the browser's time goes into what it draws per trace and per point
+    # (profiled with bench/dashboard.py, 100 runs): a unified hover box and a legend of
+    # hundreds of entries cost seconds per redraw, a marker per validation point ~1.5 s,
+    # automatic margins a second full draw, and each trace its own defaults, calc and SVG
+    # group. So above MANY_RUNS: no legend (the table lists the runs), per-point hover naming
+    # the run, validation as dashed lines without markers, fixed margins, and the runs that
+    # share a colour drawn as one trace with gaps between them (same picture, 20 traces).
+    extra = {"automargin": False} if many else {}
     layout = base_layout(
         "Loss",
-        xaxis=axis("Step (training batch)"),
-        yaxis=axis("Loss"),
-        # With dozens of runs a unified hover box and a legend of hundreds of entries cost the
-        # browser seconds per redraw (measured with bench/dashboard.py); each curve still names
-        # its run on hover, and the table below lists the runs.
+        xaxis=axis("Step (training batch)", **extra),
+        yaxis=axis("Loss", **extra),
         hovermode="closest" if many else "x unified",
         showlegend=not many,
         # one column at the right: run labels can be long and many
         legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
     )
-    fig = go.Figure(layout=layout)
-    arrays: list[tuple[list[Any], list[Any]]] = []
+    if many:
+        layout["margin"] = {"l": 72, "r": 16, "t": 40, "b": 56}
+    styles = {key: _style(key, markers=not many) for key in keys}
+    traces: list[dict[str, Any]] = []
     for i, (run_label, series) in enumerate(series_by_run.items()):
         for key in keys:
             s = series.get(key)
             if not s or not s.get("steps"):
                 continue
-            validation = key.startswith("val_")
-            # Styles go through plotly's validation; the point arrays are attached to the
-            # figure's JSON afterwards: validating 100 runs x 1,000 points element by element
-            # took seconds (profiled) and adds nothing for plain numbers.
-            fig.add_trace(
-                go.Scatter(
-                    mode="lines+markers" if validation else "lines",
-                    name=f"{esc(run_label)} · {esc(key)}",
-                    legendgroup=f"run{i}",
-                    line={
-                        "color": color(i),
-                        "width": 2 if validation else 1.5,
-                        "dash": "dash" if validation else "solid",
-                    },
-                    marker={"size": 5},
-                    connectgaps=False,
-                    meta={"role": "loss", "key": esc(key)},
-                )
-            )
-            arrays.append(([int(x) for x in s["steps"]], [finite(v) for v in s["values"]]))
-    if not fig.data:
+            traces.append({
+                **styles[key],
+                "name": f"{esc(run_label)} · {esc(key)}",
+                "legendgroup": f"run{i}",
+                "line": {**styles[key]["line"], "color": color(i)},
+                "x": [int(x) for x in s["steps"]],
+                "y": [finite(v) for v in s["values"]],
+            })
+    if not traces:
         layout["annotations"] = [empty_annotation("No loss points logged yet")]
         layout["xaxis"]["visible"] = False
         layout["yaxis"]["visible"] = False
         return go.Figure(layout=layout).to_plotly_json()
-    out = fig.to_plotly_json()
-    for trace, (xs, ys) in zip(out["data"], arrays, strict=True):
-        trace["x"], trace["y"] = xs, ys
+    out = go.Figure(layout=layout).to_plotly_json()
+    out["data"] = _merged_by_colour(traces, keys) if many else traces
     return out
+
+
+def _style(key: str, *, markers: bool) -> dict[str, Any]:
+    """One metric's trace style, validated by plotly once; each run's trace copies it and adds
+    its name, colour and points. A go.Scatter per trace cost ~3 ms (0.6 s for 100 runs,
+    profiled), and validating the point arrays element by element seconds more."""
+    validation = key.startswith("val_")
+    return go.Scatter(
+        mode="lines+markers" if validation and markers else "lines",
+        line={"width": 2 if validation else 1.5, "dash": "dash" if validation else "solid"},
+        marker={"size": 5},
+        connectgaps=False,
+        meta={"role": "loss", "key": esc(key)},
+    ).to_plotly_json()
+
+
+def _merged_by_colour(traces: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One trace per (colour, metric): the runs' points joined by null gaps (connectgaps off
+    keeps them apart), each point carrying its run's label for the hover text."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in traces:
+        group_key = (t["line"]["color"], t["meta"]["key"])
+        g = groups.get(group_key)
+        if g is None:
+            g = groups[group_key] = {
+                **t, "name": t["meta"]["key"], "legendgroup": f"{group_key[0]} {group_key[1]}",
+                "x": [], "y": [], "text": [],
+                "hovertemplate": "%{text}<br>step %{x}<br>%{y}<extra></extra>",
+            }
+        elif g["x"]:
+            g["x"].append(None)
+            g["y"].append(None)
+            g["text"].append(None)
+        g["x"] += t["x"]
+        g["y"] += t["y"]
+        g["text"] += [t["name"]] * len(t["x"])
+    # train curves first, then validation, as in the per-run order
+    order = {k: n for n, k in enumerate(esc(k) for k in keys)}
+    colours = {c: n for n, c in enumerate(PALETTE)}
+    return sorted(groups.values(), key=lambda g: (order.get(g["meta"]["key"], 0), colours.get(g["line"]["color"], 0)))
