@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db import unit_of_work
 from backend.queue import QUEUE_FOR_KIND, JobQueue
+from backend.store import metric_digests, runs
 from backend.store import models as m
-from backend.store import runs
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,11 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
             runs.set_task_id(session, run_id=run_id, task_id=task_id)
     if reaped.requeued or reaped.failed:
         log.warning("reaped runs: requeued %s, failed %s", reaped.requeued, reaped.failed)
+    try:
+        with unit_of_work(factory) as session:
+            metric_digests.backfill(session)
+    except Exception:  # an optimisation: the compare read falls back to the blocks without it
+        log.warning("digesting finished runs failed", exc_info=True)
     return reaped
 
 

@@ -247,6 +247,7 @@ def rebuild_blocks(session: Session, *, run_id: int) -> None:
     """Recompute a run's summaries from its points (after points were removed some other way)."""
     conn = session.connection()
     conn.execute(m.MetricBlock.__table__.delete().where(m.MetricBlock.run_id == run_id))
+    conn.execute(m.MetricDigest.__table__.delete().where(m.MetricDigest.run_id == run_id))
     spans = conn.execute(
         select(m.MetricPoint.key, func.min(m.MetricPoint.step), func.max(m.MetricPoint.step))
         .where(m.MetricPoint.run_id == run_id).group_by(m.MetricPoint.key))
@@ -256,6 +257,7 @@ def rebuild_blocks(session: Session, *, run_id: int) -> None:
 
 def delete_points(session: Session, *, run_id: int) -> None:
     """Remove a run's points and their summaries (a new attempt starts clean)."""
+    session.execute(m.MetricDigest.__table__.delete().where(m.MetricDigest.run_id == run_id))
     session.execute(m.MetricBlock.__table__.delete().where(m.MetricBlock.run_id == run_id))
     session.execute(m.MetricPoint.__table__.delete().where(m.MetricPoint.run_id == run_id))
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -147,6 +148,24 @@ class MetricBlock(Base):
     min_value: Mapped[float | None] = mapped_column(Float)
     max_step: Mapped[int] = mapped_column(BigInteger)
     max_value: Mapped[float | None] = mapped_column(Float)
+
+
+class MetricDigest(Base):
+    """A finished run's series as a compare read returns it at one block level: the points of
+    its `level`-step blocks (first, minimum, maximum and last of each, in step order), packed as
+    little-endian int64 steps then float64 values. Built when the run ends
+    (backend.store.metric_digests); a read uses it only while `n`, `first_step` and `last_step`
+    still match the series, else it reads the blocks."""
+
+    __tablename__ = "metric_digests"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Variant(Base):

@@ -19,6 +19,7 @@ from sqlalchemy import String, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.spec import RunSpec, techniques_summary
+from backend.store import metric_digests
 from backend.store import models as m
 from backend.store.experiments import get_or_create_experiment
 from backend.store.records import RunRecord, run_record
@@ -256,12 +257,16 @@ def finish_run(
         # cancelled, keeping what it stored.
         result = session.execute(update(m.Run).where(*cond, m.Run.cancel_requested.is_(False)).values(**values))
         if result.rowcount:  # type: ignore[attr-defined]
+            metric_digests.build(session.connection(), run_id=run_id)
             return True
         values.update(status="cancelled", error="cancelled by user (the job had finished its work)")
         values.pop("progress")
         values.pop("eta_seconds")
     result = session.execute(update(m.Run).where(*cond).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount:  # type: ignore[attr-defined]
+        metric_digests.build(session.connection(), run_id=run_id)  # its series no longer change
+        return True
+    return False
 
 
 def fail_queued(session: Session, *, run_id: int, error: str) -> bool:
