@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from backend.spec import Tag
 from backend.store.records import RunRecord, VariantRecord
@@ -133,15 +134,19 @@ class MetricsPublic(BaseModel):
     series: dict[str, SeriesPublic]
 
 
-class PointIn(In):
-    key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-/ ]+$")
-    step: int = Field(ge=0, le=2**62)
-    value: float | None = Field(description="null or a non-finite number is stored as NaN/±inf")
-    wall_time: float | None = Field(default=None, ge=0, le=1e11)
+# The ingestion body is a TypedDict, not a model: a batch holds thousands of points, and
+# validating into plain dicts costs about half as much as building a model per point.
+class PointIn(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-/ ]+$")]
+    step: Annotated[int, Field(ge=0, le=2**62)]
+    value: Annotated[float | None, Field(description="null or a non-finite number is stored as NaN/±inf")]
+    wall_time: NotRequired[Annotated[float | None, Field(ge=0, le=1e11)]]
 
 
-class PointsIn(In):
-    points: list[PointIn] = Field(min_length=1, max_length=50_000)
+class PointsIn(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    points: Annotated[list[PointIn], Field(min_length=1, max_length=50_000)]
 
 
 class Accepted(BaseModel):

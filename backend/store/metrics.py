@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
-from backend.store import metric_reads
+from backend.store import metric_blocks_append, metric_reads
 from backend.store import models as m
 from backend.store.records import Series
 
@@ -88,12 +88,11 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
             _refresh_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
     if appended:
         # The usual case, a training loop logging forward: every point of the batch was new,
-        # so the finest blocks are summarised here from the batch instead of re-read.
+        # so its summaries are computed here from the batch instead of re-read.
         for _, key, step, value, _ in rows:
             if key in appended:
                 appended[key].append((step, value))
-        for key, pts in appended.items():
-            _append_blocks(conn, run_id=run_id, key=key, points=pts, end=ends.get(key))
+        metric_blocks_append.append(conn, run_id=run_id, batches=appended, ends=ends)
     return offered
 
 
@@ -105,42 +104,6 @@ def _series_ends(conn: Connection, *, run_id: int, keys: list[str]) -> dict[str,
                m.MetricBlock.key.in_(keys))
         .group_by(m.MetricBlock.key))
     return {k: int(v) for k, v in rows}
-
-
-def _min_key(p: tuple[int, float | None]) -> tuple[bool, float, int]:
-    # ORDER BY value ASC NULLS FIRST, step: NaN (NULL) is the minimum, ties go to the first step
-    return (p[1] is not None, p[1] if p[1] is not None else 0.0, p[0])
-
-
-def _max_key(p: tuple[int, float | None]) -> tuple[bool, float, int]:
-    # ORDER BY value DESC NULLS LAST, step
-    return (p[1] is None, -p[1] if p[1] is not None else 0.0, p[0])
-
-
-def _append_blocks(conn: Connection, *, run_id: int, key: str,
-                   points: list[tuple[int, float | None]], end: int | None) -> None:
-    """Summaries for points that all come after the series' last stored step."""
-    width = LEVELS[0]
-    points.sort()
-    lo, hi = points[0][0], points[-1][0]
-    shared = end is not None and end // width == lo // width  # holds older points too
-    by_block: dict[int, list[tuple[int, float | None]]] = {}
-    for p in points:
-        by_block.setdefault(p[0] // width, []).append(p)
-    if shared:
-        block = lo // width
-        del by_block[block]
-        conn.execute(_FROM_POINTS[width], {"run_id": run_id, "key": key, "lo": block * width,
-                                           "hi": (block + 1) * width})
-    params = []
-    for block, pts in by_block.items():
-        mn, mx = min(pts, key=_min_key), min(pts, key=_max_key)
-        params.append({"run_id": run_id, "key": key, "level": width, "block": block, "n": len(pts),
-                       "fs": pts[0][0], "fv": pts[0][1], "ls": pts[-1][0], "lv": pts[-1][1],
-                       "ns": mn[0], "nv": mn[1], "xs": mx[0], "xv": mx[1]})
-    if params:
-        conn.execute(_UPSERT_BLOCK, params)
-    _refresh_upper_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
 
 
 _INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
@@ -219,11 +182,6 @@ _FROM_BLOCKS = {
     lv: text(_BLOCKS_FROM_BLOCKS.format(level=lv, ratio=lv // child, child=child))
     for child, lv in zip(LEVELS, LEVELS[1:], strict=False)
 }
-
-
-_UPSERT_BLOCK = text(
-    f"INSERT INTO metric_blocks (run_id, key, level, block, {_BLOCK_COLUMNS}) VALUES "
-    "(:run_id, :key, :level, :block, :n, :fs, :fv, :ls, :lv, :ns, :nv, :xs, :xv)" + _UPSERT_TAIL)
 
 
 def _refresh_blocks(conn: Connection, *, run_id: int, key: str, lo: int, hi: int) -> None:

@@ -58,8 +58,8 @@ def log_metrics(run_id: int, body: PointsIn, session: SessionDep) -> Accepted:
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
     if run.status != "running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
-    points = [metrics.Point(key=p.key, step=p.step, value=math.nan if p.value is None else p.value,
-                            wall_time=p.wall_time) for p in body.points]
+    points = [metrics.Point(p["key"], p["step"], math.nan if p["value"] is None else p["value"], p.get("wall_time"))
+              for p in body["points"]]
     n = metrics.log_batch(session, run_id=run_id, points=points)
     runs.heartbeat_external(session, run_id=run_id)
     return Accepted(accepted=n)

@@ -1,0 +1,118 @@
+"""Block summaries for the usual batch — points that all come after their series' last stored
+step — computed in Python for every level and every key of the batch, then written with one
+upsert.
+
+Summaries merge: a block's count adds up, its first point is the earlier part's, its last the
+later part's, and its minimum and maximum are the smaller and larger under the same order the
+SQL uses (`value ASC NULLS FIRST, step` and `value DESC NULLS LAST, step`). So each level is
+summarised from the batch alone, and the one block per level that also holds older points (the
+block of the series' last stored step) is merged with its stored row. Three statements per
+batch (ends, shared rows, upsert) instead of six per key; tests/store/test_block_append.py
+checks the result equals a rebuild from the stored points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from backend.store.metric_reads import LEVELS
+
+Pt = tuple[int, float | None]
+# [n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value]
+Summary = list[Any]
+
+_COLUMNS = ("n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value")
+UPSERT = text(
+    f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES "
+    "(:run_id, :key, :level, :block, :n, :fs, :fv, :ls, :lv, :ns, :nv, :xs, :xv) "
+    "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
+
+
+def _min_key(step: int, value: float | None) -> tuple[bool, float, int]:
+    return (value is not None, value if value is not None else 0.0, step)
+
+
+def _max_key(step: int, value: float | None) -> tuple[bool, float, int]:
+    return (value is None, -value if value is not None else 0.0, step)
+
+
+def _merge(a: Summary, b: Summary) -> Summary:
+    """a's steps all precede b's."""
+    mn = a[5:7] if _min_key(*a[5:7]) <= _min_key(*b[5:7]) else b[5:7]
+    mx = a[7:9] if _max_key(*a[7:9]) <= _max_key(*b[7:9]) else b[7:9]
+    return [a[0] + b[0], a[1], a[2], b[3], b[4], *mn, *mx]
+
+
+def _from_points(points: list[Pt], width: int) -> dict[int, Summary]:
+    """Points sorted by step."""
+    out: dict[int, Summary] = {}
+    for step, value in points:
+        block = step // width
+        s = out.get(block)
+        if s is None:
+            out[block] = [1, step, value, step, value, step, value, step, value]
+            continue
+        s[0] += 1
+        s[3], s[4] = step, value
+        if _min_key(step, value) < _min_key(s[5], s[6]):
+            s[5], s[6] = step, value
+        if _max_key(step, value) < _max_key(s[7], s[8]):
+            s[7], s[8] = step, value
+    return out
+
+
+def _coarser(children: dict[int, Summary], ratio: int) -> dict[int, Summary]:
+    out: dict[int, Summary] = {}
+    for block in sorted(children):
+        parent = block // ratio
+        prev = out.get(parent)
+        out[parent] = list(children[block]) if prev is None else _merge(prev, children[block])
+    return out
+
+
+def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]], ends: dict[str, int]) -> None:
+    """Summarise `batches` ({key: points after ends[key]}) at every level and upsert them."""
+    levels: dict[str, list[dict[int, Summary]]] = {}
+    for key, points in batches.items():
+        points.sort()
+        per_level = [_from_points(points, LEVELS[0])]
+        for child, level in zip(LEVELS, LEVELS[1:], strict=False):
+            per_level.append(_coarser(per_level[-1], level // child))
+        levels[key] = per_level
+    shared = _stored_shared_blocks(conn, run_id=run_id, levels=levels, ends=ends)
+    params = []
+    for key, per_level in levels.items():
+        for level, blocks in zip(LEVELS, per_level, strict=True):
+            for block, s in blocks.items():
+                old = shared.get((key, level, block))
+                if old is not None:
+                    s = _merge(old, s)
+                params.append({"run_id": run_id, "key": key, "level": level, "block": block, "n": s[0],
+                               "fs": s[1], "fv": s[2], "ls": s[3], "lv": s[4], "ns": s[5], "nv": s[6],
+                               "xs": s[7], "xv": s[8]})
+    if params:
+        conn.execute(UPSERT, params)
+
+
+def _stored_shared_blocks(conn: Connection, *, run_id: int, levels: dict[str, list[dict[int, Summary]]],
+                          ends: dict[str, int]) -> dict[tuple[str, int, int], Summary]:
+    """The stored rows of the blocks that hold both older points and points of the batch."""
+    terms, params = [], {"run_id": run_id}
+    for key, per_level in levels.items():
+        end = ends.get(key)
+        if end is None:
+            continue
+        for level, blocks in zip(LEVELS, per_level, strict=True):
+            if end // level in blocks:
+                i = len(terms)
+                params[f"k{i}"], params[f"b{i}"] = key, end // level
+                terms.append(f"SELECT key, level, block, {_COLUMNS} FROM metric_blocks WHERE run_id = :run_id "
+                             f"AND key = :k{i} AND level = {level} AND block = :b{i}")
+    if not terms:
+        return {}
+    # one primary-key lookup per block (an OR of them made SQLite scan the run's blocks)
+    rows = conn.execute(text(" UNION ALL ".join(terms)), params)
+    return {(str(r[0]), int(r[1]), int(r[2])): list(r[3:]) for r in rows}
