@@ -106,6 +106,21 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
     assert client.post(f"/api/runs/{worker_run}/metrics", json={"points": points[:1]}).status_code == 409
 
 
+def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client: TestClient) -> None:
+    run_id = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
+    url, h = f"/api/runs/{run_id}/metrics", {"Content-Type": "application/json"}
+    body = b'{"points":[{"key":"a","step":0,"value":Infinity},{"key":"a","step":1,"value":-Infinity},' \
+           b'{"key":"a","step":2,"value":NaN},{"key":"a","step":3,"value":1.5}]}'  # what json.dumps writes
+    assert client.post(url, content=body, headers=h).json() == {"accepted": 4}
+    m = client.get(url).json()["series"]["a"]
+    assert m["values"] == ["Infinity", "-Infinity", "NaN", 1.5]
+    bad = client.post(url, content=b'{"points":[{"key":"a","step":4,', headers=h)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["type"] == "json_invalid"
+    wrong = client.post(url, content=b'{"points":[{"key":"a","step":"x","value":1}]}', headers=h)
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "points", 0, "step"]
+    assert client.get(url).json()["last_step"] == 3  # nothing of the refused bodies was stored
+
+
 def _npz(**arrays: Any) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)

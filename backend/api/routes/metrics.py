@@ -9,10 +9,12 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from backend.api.deps import Authenticated, SessionDep
+from backend.api.fast_json import FastJSONRoute
 from backend.api.schemas import Accepted, MetricsPublic, PointsIn
 from backend.store import metrics, runs
 
-router = APIRouter(prefix="/api/runs", tags=["metrics"], dependencies=Authenticated)
+# Metric batches are the API's largest JSON bodies: parsed with orjson (backend.api.fast_json).
+router = APIRouter(prefix="/api/runs", tags=["metrics"], dependencies=Authenticated, route_class=FastJSONRoute)
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
