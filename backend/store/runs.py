@@ -336,8 +336,13 @@ def count_by_status(session: Session) -> dict[str, int]:
     return {s: n for s, n in rows}
 
 
-def heartbeat_external(session: Session, *, run_id: int) -> None:
-    session.execute(
+def heartbeat_external(session: Session, *, run_id: int) -> bool:
+    """Mark a running external run alive; False when the run is not one (absent, run by a
+    worker, or ended). The write lock it takes also orders it before a concurrent finish."""
+    if not 1 <= run_id <= MAX_ID:
+        return False
+    result = session.execute(
         update(m.Run).where(m.Run.id == run_id, m.Run.external.is_(True), m.Run.status == "running")
         .values(heartbeat_at=m.utcnow())
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -53,15 +53,14 @@ def read_metrics(
 @router.post("/{run_id}/metrics")
 def log_metrics(run_id: int, body: PointsIn, session: SessionDep) -> Accepted:
     """Log a batch of points into an external run; a repeated (key, step) is ignored."""
-    run = runs.get_run(session, run_id=run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    if not run.external:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
-    if run.status != "running":
+    if not runs.heartbeat_external(session, run_id=run_id):  # one UPDATE checks and marks it
+        run = runs.get_run(session, run_id=run_id)
+        if run is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        if not run.external:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
     points = [metrics.Point(p["key"], p["step"], math.nan if p["value"] is None else p["value"], p.get("wall_time"))
               for p in body["points"]]
     n = metrics.log_batch(session, run_id=run_id, points=points)
-    runs.heartbeat_external(session, run_id=run_id)
     return Accepted(accepted=n)
