@@ -59,14 +59,18 @@ class RunPublic(BaseModel):
 
     @classmethod
     def of(cls, r: RunRecord) -> RunPublic:
-        end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
-        duration = (end - r.started_at).total_seconds() if r.started_at and end else None
-        data = {k: getattr(r, k) for k in _RUN_FIELDS}
-        data["duration_seconds"] = duration
-        return cls(**data)
+        return cls(**public_run(r))
 
 
-_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__)
+_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__ or k == "duration_seconds")
+
+
+def public_run(r: RunRecord) -> dict[str, Any]:
+    """RunPublic's fields as a plain dict: what a hot endpoint encodes with orjson directly
+    (the same JSON as RunPublic's, tests/api checks)."""
+    end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
+    duration = (end - r.started_at).total_seconds() if r.started_at and end else None
+    return {k: duration if k == "duration_seconds" else getattr(r, k) for k in _RUN_FIELDS}
 
 
 class RunsPublic(BaseModel):

@@ -121,6 +121,19 @@ def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client:
     assert client.get(url).json()["last_step"] == 3  # nothing of the refused bodies was stored
 
 
+def test_reading_one_run_gives_the_same_json_as_the_other_endpoints(client: TestClient) -> None:
+    ext = client.post("/api/runs", json={"name": "ext <i>", "external": True, "tags": ["a"], "notes": "é"}).json()
+    client.post(f"/api/runs/{ext['id']}/finish", json={"status": "failed", "error": "boom"})
+    queued = client.post("/api/runs", json={"name": "q"}).json()
+    listed = {r["id"]: r for r in client.get("/api/runs").json()["data"]}
+    for run_id in (ext["id"], queued["id"]):
+        one = client.get(f"/api/runs/{run_id}").json()  # the hot path: plain SQL, orjson
+        assert list(one) == list(listed[run_id])
+        assert {k: v for k, v in one.items() if k != "duration_seconds"} == \
+            {k: v for k, v in listed[run_id].items() if k != "duration_seconds"}
+    assert client.get("/api/runs/999").status_code == 404
+
+
 def _npz(**arrays: Any) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import ValidationError
 
 from backend.api.deps import Authenticated, Id, QueueDep, SessionDep, SettingsDep, get_hot_reads
-from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate
+from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate, public_run
 from backend.artifacts import removable_run_dir
 from backend.spec import RunSpec
 from backend.store import runs
@@ -67,7 +68,7 @@ async def read_run(run_id: Id, request: Request) -> Response:
     """Read one run."""
     # The dashboard polls this: one indexed read on the event loop's connection, no threadpool hop.
     run = _found(get_hot_reads(request).run(run_id), run_id)
-    return Response(RunPublic.of(run).model_dump_json(), media_type="application/json")
+    return Response(orjson.dumps(public_run(run), option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 @router.patch("/{run_id}")
