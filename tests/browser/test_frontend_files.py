@@ -39,3 +39,30 @@ def test_pages_have_no_inline_script_handler_or_external_resource(path: Path):
     assert not re.search(r"\son[a-z]+\s*=", html), f"inline event handler in {path.name}"
     assert "http://" not in html and "https://" not in html
     assert 'src="/static/js/pages/' in html  # one page module each
+
+
+
+BUNDLE = FRONTEND / "lib" / "plotly-basic.min.js"
+
+
+def test_the_compare_pages_plotly_bundle_is_the_version_the_figures_are_built_for():
+    # frontend/lib holds plotly.js's basic bundle (npm plotly.js-basic-dist-min); the server's
+    # figures come from the plotly package, which ships the full bundle of one version.
+    from plotly.offline import get_plotlyjs_version
+
+    head = BUNDLE.read_text()[:300]
+    assert re.search(r"plotly\.js \(basic - minified\) v(\S+)", head).group(1) == get_plotlyjs_version()
+
+
+def test_the_compare_figures_use_only_the_traces_of_the_basic_bundle():
+    from backend.figures import latency_figure, loss_figure, tradeoff_figure
+    from tests.figures.rows import crafted
+
+    rows = crafted()
+    loss = {f"#{i} r": {"loss": {"steps": [1], "values": [1.0]}} for i in range(20)}
+    figures = [tradeoff_figure(rows, x="size_bytes"), latency_figure(rows), loss_figure(loss)]
+    assert {t.get("type", "scatter") for f in figures for t in f["data"]} <= {"scatter", "bar"}
+
+
+def test_the_plotly_bundle_needs_no_eval():
+    assert not re.search(r"new Function\b|\beval\(", BUNDLE.read_text())

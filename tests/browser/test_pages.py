@@ -169,6 +169,33 @@ def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: l
     assert dashboard.console_errors == []
 
 
+def test_compare_many_runs_draws_light_curves_that_name_their_run(dashboard: Dashboard, live_stack: Any):
+    # above MANY_RUNS (backend/figures/loss.py) the runs sharing a colour are one trace
+    http = live_stack.client.http
+    names = [f"{XSS_NAME} {i}" for i in range(14)]
+    ids = [http.post("/api/runs", json={"name": n, "external": True}).json()["id"] for n in names]
+    for i, run_id in enumerate(ids):
+        points = [{"key": k, "step": s, "value": 2.0 / (s + 1) + i + (k == "val_loss")}
+                  for k in ("loss", "val_loss") for s in range(0, 50, 5)]
+        assert http.post(f"/api/runs/{run_id}/metrics", json={"points": points}).status_code == 200
+    page = dashboard.open(f"/compare?runs={','.join(map(str, ids))}")
+    page.wait_for_function("() => document.querySelector('#fig-loss .main-svg') !== null")
+    traces = page.evaluate("document.getElementById('fig-loss').data.map(t => t.name)")
+    assert sorted(set(traces)) == ["loss", "val_loss"] and len(traces) == 20
+    # hover a point of the first trace: the label is the run's literal name
+    page.locator("#fig-loss").scroll_into_view_if_needed()
+    xy = page.evaluate(
+        """() => { const gd = document.getElementById('fig-loss'); const t = gd.data[0];
+        const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [r.left + gd._fullLayout.xaxis.l2p(t.x[3]), r.top + gd._fullLayout.yaxis.l2p(t.y[3])]; }"""
+    )
+    page.mouse.move(*xy)
+    expect(page.locator("#fig-loss .hoverlayer")).to_contain_text(f"{XSS_NAME} 0 · loss")
+    assert page.evaluate("window.__xss") is None
+    assert dashboard.csp_violations(page) == []
+    assert dashboard.console_errors == []
+
+
 def test_html_report_opens_with_the_network_blocked(
     dashboard: Dashboard, three_runs: list[dict], tmp_path: Path
 ):

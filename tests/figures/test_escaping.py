@@ -42,6 +42,13 @@ def test_loss_escapes_run_labels_and_metric_keys():
     assert_no_raw_markup(fig)
 
 
+def test_loss_with_many_runs_escapes_the_run_labels_in_the_hover_text():
+    series = {f"{XSS} {i}": {"loss": {"steps": [1, 2], "values": [1.0, 0.5]}} for i in range(30)}
+    fig = loss_figure(series, keys=("loss",))
+    assert_no_raw_markup(fig)
+    assert all(t.startswith(ESCAPED) for trace in fig["data"] for t in trace["text"] if t)
+
+
 def test_confusion_escapes_class_labels():
     assert_no_raw_markup(confusion_figure([[1, 0], [0, 1]], [XSS, "ok"]))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import plotly.graph_objects as go
 import pytest
 
 from backend.figures import confusion_figure, latency_figure, loss_figure, tradeoff_figure
+from backend.figures.theme import PALETTE
 from backend.figures.tradeoff import DIMMED
 from tests.figures.rows import crafted, row
 
@@ -98,6 +100,42 @@ def test_loss_train_solid_validation_dashed_and_nan_gaps():
     assert fig["data"][0]["line"]["dash"] == "solid" and fig["data"][1]["line"]["dash"] == "dash"
     assert fig["data"][0]["line"]["color"] == fig["data"][1]["line"]["color"]
     assert fig["data"][0]["line"]["color"] != fig["data"][2]["line"]["color"]
+
+
+def test_loss_traces_are_valid_plotly():
+    # styles are validated once per metric and copied: the copies must still be valid traces
+    series = {"#1 a": {"loss": {"steps": [1, 2], "values": [2.0, 1.0]},
+                       "val_loss": {"steps": [2], "values": [1.5]}}}
+    fig = loss_figure(series)
+    assert go.Figure(fig).to_plotly_json()["data"] == fig["data"]
+    assert fig["data"][1]["mode"] == "lines+markers"  # few runs: validation points marked
+
+
+def test_loss_with_many_runs_draws_one_trace_per_colour_and_keeps_every_point():
+    n = len(PALETTE) * 3 + 1
+    series = {
+        f"#{i} r": {
+            "loss": {"steps": [0, 5, 9], "values": [2.0, 50.0 + i, -50.0]},  # spikes kept as given
+            "val_loss": {"steps": [9], "values": [1.0 + i]},
+        }
+        for i in range(n)
+    }
+    fig = strict_json(loss_figure(series))
+    go.Figure(fig)  # valid plotly
+    assert len(fig["data"]) == 2 * len(PALETTE)
+    assert fig["layout"]["showlegend"] is False
+    assert all(t["mode"] == "lines" and t["connectgaps"] is False for t in fig["data"])
+    train = [t for t in fig["data"] if t["meta"]["key"] == "loss"]
+    assert {t["line"]["color"] for t in train} == set(PALETTE)
+    # every run's points are there, each labelled with its run, runs separated by a gap
+    points = {(t["text"][j], x, y) for t in train for j, (x, y) in enumerate(zip(t["x"], t["y"], strict=True))
+              if x is not None}
+    assert points == {(f"#{i} r · loss", x, y) for i in range(n)
+                      for x, y in zip([0, 5, 9], [2.0, 50.0 + i, -50.0], strict=True)}
+    first = train[0]
+    assert first["x"] == [0, 5, 9, None, 0, 5, 9, None, 0, 5, 9, None, 0, 5, 9]
+    assert first["text"][0] == "#0 r · loss" and first["text"][4] == f"#{len(PALETTE)} r · loss"
+    assert "%{text}" in first["hovertemplate"]
 
 
 def test_loss_empty_state():

@@ -3,7 +3,7 @@
 // with deltas against the baseline, and the export links.
 
 import * as api from "../api.js";
-import { purge, renderFigure } from "../charts.js";
+import { loadPlotly, purge, renderFigure } from "../charts.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, table } from "../layout.js";
@@ -101,7 +101,10 @@ async function load() {
   inflight = new AbortController();
   if (!state.data) replace(slots.body, loadingState("Building the comparison…"));
   try {
-    state.data = await api.getCompare({ runs: state.runs, baseline: state.baseline || undefined, x: state.x }, { signal: inflight.signal });
+    // the request goes first: the server builds the figures while the browser evaluates Plotly
+    const request = api.getCompare({ runs: state.runs, baseline: state.baseline || undefined, x: state.x }, { signal: inflight.signal });
+    const [data] = await Promise.all([request, loadPlotly()]);
+    state.data = data;
     render();
     renderSelection();
   } catch (err) {
@@ -181,9 +184,14 @@ function render() {
         : emptyState("No measured variants", "The selected runs have not produced models yet."),
     ),
   );
-  renderFigure(figs.tradeoff, figures.tradeoff, { title: "Accuracy vs size", empty: "No measured variants to plot yet" });
-  renderFigure(figs.latency, figures.latency, { title: "Latency", empty: "No latency measurements yet" });
-  renderFigure(figs.loss, figures.loss, { title: "Loss", empty: "No loss points logged yet" });
+  const draw = (div, fig, opts) => {
+    const start = performance.now();
+    renderFigure(div, fig, opts);
+    performance.measure(`draw ${div.id}`, { start }); // read by bench/dashboard.py
+  };
+  draw(figs.tradeoff, figures.tradeoff, { title: "Accuracy vs size", empty: "No measured variants to plot yet" });
+  draw(figs.latency, figures.latency, { title: "Latency", empty: "No latency measurements yet" });
+  draw(figs.loss, figures.loss, { title: "Loss", empty: "No loss points logged yet" });
   for (const div of [figs.tradeoff, figs.latency]) {
     if (!div.dataset.linked) {
       div.dataset.linked = "1";
