@@ -100,7 +100,10 @@ class EarlyStoppingSpec(Strict):
 
 
 class PipelineSpec(Strict):
-    cache: bool = True
+    cache: bool = Field(
+        default=True,
+        description="in-memory arrays enter tf.data once as whole tensors and each batch is one gather of shuffled indices; false: image-by-image slices",
+    )
     prefetch: bool = True
     steps_per_execution: int = Field(
         default=10, ge=1, le=1000,

@@ -2,7 +2,7 @@
 (worker.engine.job.run_job: train, save the Keras model, convert to TFLite float32/int8, measure
 every variant with the same harness), in one warm Python process, with a reporter that
 does nothing. Driven over stdin by bench/overhead.py: each line is a RunSpec JSON; the answer is
-one JSON line {"seconds": ...}.
+one JSON line {"seconds": ..., "cpu_seconds": ...} (this process's CPU, all threads).
 
     echo '{"dataset": {"name": "digits"}, "exports": ["float32", "int8"]}' | .venv/bin/python bench/plain_recipe.py
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from worker.engine import tfsetup  # noqa: E402,F401,I001 - sets TF_USE_LEGACY_KERAS before TF loads
+from worker.engine import tfsetup  # noqa: E402,I001 - sets TF_USE_LEGACY_KERAS before TF loads
 from backend.spec import RunSpec  # noqa: E402
 from worker.engine.contract import VariantResult  # noqa: E402
 from worker.engine.job import run_job  # noqa: E402
@@ -51,11 +51,13 @@ def main() -> None:
             continue
         spec = RunSpec.model_validate_json(line)
         with tempfile.TemporaryDirectory(prefix="ob-plain-") as tmp:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             run_job(spec, NullReporter(), workdir=Path(tmp), resolve_model=_no_resolver,
                     resolve_upload=_no_resolver)
             seconds = time.perf_counter() - t
-        print(json.dumps({"seconds": seconds}), flush=True)
+        tfsetup.release_memory()  # what the worker does between jobs: outside the wall clock,
+        cpu = time.process_time() - cpu  # inside the CPU figure (the worker's includes it too)
+        print(json.dumps({"seconds": seconds, "cpu_seconds": cpu}), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,30 @@ from worker.engine.tfsetup import keras
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool,
                  pipeline: PipelineSpec, seed: int) -> tf.data.Dataset:
-    """Batches from in-memory arrays: cached after the first pass, reshuffled every epoch
-    with a fixed seed, and prefetched so the next batch is ready when a step ends."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    """Batches from in-memory arrays, reshuffled every epoch with a fixed seed and prefetched
+    so the next batch is ready when a step ends.
+
+    With `pipeline.cache` the arrays enter the pipeline once as two whole tensors (nothing is
+    sliced per image): each epoch shuffles only the indices and a batch is one gather. Without
+    it, images go through tf.data one by one (slices → shuffle → batch)."""
     if pipeline.cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+        index = tf.data.Dataset.range(len(x))
+        if shuffle:
+            index = index.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+        ds = tf.data.Dataset.zip((index.batch(batch_size), arrays)).map(_gather)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
     if pipeline.prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
+
+
+def _gather(index: tf.Tensor, arrays: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.gather(arrays[0], index), tf.gather(arrays[1], index)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
