@@ -24,11 +24,13 @@ Pt = tuple[int, float | None]
 Summary = list[Any]
 
 _COLUMNS = ("n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value")
-UPSERT = text(
-    f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES "
-    "(:run_id, :key, :level, :block, :n, :fs, :fv, :ls, :lv, :ns, :nv, :xs, :xv) "
-    "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
+# Positional parameters through the driver's executemany: a batch upserts ~100 block rows, and
+# SQLAlchemy's per-row parameter processing cost more than the statement.
+_UPSERT = (f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
+           "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
+UPSERT = {"qmark": _UPSERT.format(marks=", ".join(["?"] * 13)),
+          "format": _UPSERT.format(marks=", ".join(["%s"] * 13))}
 
 
 def _min_key(step: int, value: float | None) -> tuple[bool, float, int]:
@@ -90,11 +92,10 @@ def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]], ends:
                 old = shared.get((key, level, block))
                 if old is not None:
                     s = _merge(old, s)
-                params.append({"run_id": run_id, "key": key, "level": level, "block": block, "n": s[0],
-                               "fs": s[1], "fv": s[2], "ls": s[3], "lv": s[4], "ns": s[5], "nv": s[6],
-                               "xs": s[7], "xv": s[8]})
+                params.append((run_id, key, level, block, *s))
     if params:
-        conn.execute(UPSERT, params)
+        style = "qmark" if conn.dialect.paramstyle == "qmark" else "format"
+        conn.exec_driver_sql(UPSERT[style], params)  # type: ignore[arg-type]
 
 
 def _stored_shared_blocks(conn: Connection, *, run_id: int, levels: dict[str, list[dict[int, Summary]]],

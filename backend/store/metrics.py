@@ -11,10 +11,9 @@ instead of 4 million points.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
@@ -33,17 +32,13 @@ RAW_DOWNSAMPLE_FACTOR = 4
 _COPY_MIN_ROWS = 200
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
+    """One metric value (a tuple: batches of 10^4 are built and unpacked per request)."""
+
     key: str
     step: int
     value: float
     wall_time: float | None = None
-
-
-def _stored(value: float) -> float | None:
-    # NaN is kept as NULL: SQLite has no NaN. ±inf is stored as is on both backends.
-    return None if math.isnan(value) else value
 
 
 # --- write ------------------------------------------------------------------------------------
@@ -56,21 +51,22 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
     rows: list[tuple[int, str, int, float | None, float]] = []
     seen: set[tuple[str, int]] = set()
     spans: dict[str, list[int]] = {}
-    for p in points:
+    for key, step, value, wall_time in points:
         offered += 1
-        ks = (p.key, p.step)
+        ks = (key, step)
         if ks in seen:  # first write wins inside a batch too
             continue
         seen.add(ks)
-        rows.append((run_id, p.key, p.step, _stored(p.value),
-                     p.wall_time if p.wall_time is not None else now))
-        span = spans.get(p.key)
+        # NaN is stored as NULL (SQLite has no NaN); ±inf is stored as is on both backends.
+        rows.append((run_id, key, step, None if value != value else value,
+                     wall_time if wall_time is not None else now))
+        span = spans.get(key)
         if span is None:
-            spans[p.key] = [p.step, p.step]
-        elif p.step < span[0]:
-            span[0] = p.step
-        elif p.step > span[1]:
-            span[1] = p.step
+            spans[key] = [step, step]
+        elif step < span[0]:
+            span[0] = step
+        elif step > span[1]:
+            span[1] = step
     if not rows:
         return 0
     conn = session.connection()

@@ -226,13 +226,13 @@ def heartbeat(
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, progress))
         values["eta_seconds"] = eta_seconds
-    result = session.execute(
+    # One statement per flush of every running job: the UPDATE returns the cancel flag.
+    cancel = session.execute(
         update(m.Run).where(m.Run.id == run_id, m.Run.lease == lease, m.Run.status == "running")
-        .values(**values)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+        .values(**values).returning(m.Run.cancel_requested)
+    ).scalar()
+    if cancel is None:
         return "lost"
-    cancel = session.scalar(select(m.Run.cancel_requested).where(m.Run.id == run_id))
     return "cancel" if cancel else "ok"
 
 
