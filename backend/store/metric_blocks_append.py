@@ -6,8 +6,8 @@ Summaries merge: a block's count adds up, its first point is the earlier part's,
 later part's, and its minimum and maximum are the smaller and larger under the same order the
 SQL uses (`value ASC NULLS FIRST, step` and `value DESC NULLS LAST, step`). So each level is
 summarised from the batch alone, and the one block per level that also holds older points (the
-block of the series' last stored step) is merged with its stored row. Three statements per
-batch (ends, shared rows, upsert) instead of six per key; tests/store/test_block_append.py
+block of the series' last stored step) is merged with its stored row. Two statements per
+batch (the stored tails, the upsert) instead of six per key; tests/store/test_block_append.py
 checks the result equals a rebuild from the stored points.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from backend.store.metric_reads import LEVELS
 
@@ -75,8 +75,27 @@ def _coarser(children: dict[int, Summary], ratio: int) -> dict[int, Summary]:
     return out
 
 
-def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]], ends: dict[str, int]) -> None:
-    """Summarise `batches` ({key: points after ends[key]}) at every level and upsert them."""
+def tails(conn: Connection, *, run_id: int, keys: list[str]) -> dict[tuple[str, int], tuple[int, Summary]]:
+    """The last stored block of each key at each level, {(key, level): (block, summary)}, in one
+    statement (a primary-key seek per row): it gives each series' last step, and the blocks a
+    forward batch shares with older points."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"SELECT key, level, block, {_COLUMNS} FROM metric_blocks b WHERE run_id = {mark} "
+           f"AND key IN ({', '.join([mark] * len(keys))}) AND block = (SELECT MAX(block) FROM metric_blocks "
+           "WHERE run_id = b.run_id AND key = b.key AND level = b.level)")
+    rows = conn.exec_driver_sql(sql, (run_id, *keys))  # type: ignore[arg-type]
+    return {(str(r[0]), int(r[1])): (int(r[2]), list(r[3:])) for r in rows}
+
+
+def ends_of(tail: dict[tuple[str, int], tuple[int, Summary]]) -> dict[str, int]:
+    """Each series' last stored step."""
+    return {key: s[3] for (key, level), (_, s) in tail.items() if level == LEVELS[-1]}
+
+
+def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]],
+           tail: dict[tuple[str, int], tuple[int, Summary]]) -> None:
+    """Summarise `batches` ({key: points after the series' last stored step}) at every level,
+    merge the blocks they share with `tail` (see tails()) and upsert them."""
     levels: dict[str, list[dict[int, Summary]]] = {}
     for key, points in batches.items():
         points.sort()
@@ -84,36 +103,14 @@ def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]], ends:
         for child, level in zip(LEVELS, LEVELS[1:], strict=False):
             per_level.append(_coarser(per_level[-1], level // child))
         levels[key] = per_level
-    shared = _stored_shared_blocks(conn, run_id=run_id, levels=levels, ends=ends)
     params = []
     for key, per_level in levels.items():
         for level, blocks in zip(LEVELS, per_level, strict=True):
+            last = tail.get((key, level))
             for block, s in blocks.items():
-                old = shared.get((key, level, block))
-                if old is not None:
-                    s = _merge(old, s)
+                if last is not None and last[0] == block:  # holds older points too
+                    s = _merge(last[1], s)
                 params.append((run_id, key, level, block, *s))
     if params:
         style = "qmark" if conn.dialect.paramstyle == "qmark" else "format"
         conn.exec_driver_sql(UPSERT[style], params)  # type: ignore[arg-type]
-
-
-def _stored_shared_blocks(conn: Connection, *, run_id: int, levels: dict[str, list[dict[int, Summary]]],
-                          ends: dict[str, int]) -> dict[tuple[str, int, int], Summary]:
-    """The stored rows of the blocks that hold both older points and points of the batch."""
-    terms, params = [], {"run_id": run_id}
-    for key, per_level in levels.items():
-        end = ends.get(key)
-        if end is None:
-            continue
-        for level, blocks in zip(LEVELS, per_level, strict=True):
-            if end // level in blocks:
-                i = len(terms)
-                params[f"k{i}"], params[f"b{i}"] = key, end // level
-                terms.append(f"SELECT key, level, block, {_COLUMNS} FROM metric_blocks WHERE run_id = :run_id "
-                             f"AND key = :k{i} AND level = {level} AND block = :b{i}")
-    if not terms:
-        return {}
-    # one primary-key lookup per block (an OR of them made SQLite scan the run's blocks)
-    rows = conn.execute(text(" UNION ALL ".join(terms)), params)
-    return {(str(r[0]), int(r[1]), int(r[2])): list(r[3:]) for r in rows}

@@ -74,7 +74,8 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
         _insert_postgresql(conn, rows)
     else:
         _insert_generic(conn, rows)
-    ends = _series_ends(conn, run_id=run_id, keys=list(spans))
+    tail = metric_blocks_append.tails(conn, run_id=run_id, keys=list(spans))
+    ends = metric_blocks_append.ends_of(tail)
     appended: dict[str, list[tuple[int, float | None]]] = {}
     for key, (lo, hi) in spans.items():
         end = ends.get(key)
@@ -88,18 +89,8 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
         for _, key, step, value, _ in rows:
             if key in appended:
                 appended[key].append((step, value))
-        metric_blocks_append.append(conn, run_id=run_id, batches=appended, ends=ends)
+        metric_blocks_append.append(conn, run_id=run_id, batches=appended, tail=tail)
     return offered
-
-
-def _series_ends(conn: Connection, *, run_id: int, keys: list[str]) -> dict[str, int]:
-    """The last stored step of each key (from the coarsest summaries: one row per key)."""
-    rows = conn.execute(
-        select(m.MetricBlock.key, func.max(m.MetricBlock.last_step))
-        .where(m.MetricBlock.run_id == run_id, m.MetricBlock.level == LEVELS[-1],
-               m.MetricBlock.key.in_(keys))
-        .group_by(m.MetricBlock.key))
-    return {k: int(v) for k, v in rows}
 
 
 _INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
