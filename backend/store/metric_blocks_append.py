@@ -26,11 +26,14 @@ Summary = list[Any]
 _COLUMNS = ("n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value")
 # Positional parameters through the driver's executemany: a batch upserts ~100 block rows, and
 # SQLAlchemy's per-row parameter processing cost more than the statement.
-_UPSERT = (f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
-           "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
-UPSERT = {"qmark": _UPSERT.format(marks=", ".join(["?"] * 13)),
-          "format": _UPSERT.format(marks=", ".join(["%s"] * 13))}
+UPSERT = (f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
+          "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
+          + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
+
+
+def _mark(conn: Connection) -> str:
+    """The driver's positional placeholder: sqlite3 `?`, psycopg `%s`."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _min_key(step: int, value: float | None) -> tuple[bool, float, int]:
@@ -79,7 +82,7 @@ def tails(conn: Connection, *, run_id: int, keys: list[str]) -> dict[tuple[str, 
     """The last stored block of each key at each level, {(key, level): (block, summary)}, in one
     statement (a primary-key seek per row): it gives each series' last step, and the blocks a
     forward batch shares with older points."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(conn)
     sql = (f"SELECT key, level, block, {_COLUMNS} FROM metric_blocks b WHERE run_id = {mark} "
            f"AND key IN ({', '.join([mark] * len(keys))}) AND block = (SELECT MAX(block) FROM metric_blocks "
            "WHERE run_id = b.run_id AND key = b.key AND level = b.level)")
@@ -112,5 +115,5 @@ def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]],
                     s = _merge(last[1], s)
                 params.append((run_id, key, level, block, *s))
     if params:
-        style = "qmark" if conn.dialect.paramstyle == "qmark" else "format"
-        conn.exec_driver_sql(UPSERT[style], params)  # type: ignore[arg-type]
+        sql = UPSERT.format(marks=", ".join([_mark(conn)] * 13))
+        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]

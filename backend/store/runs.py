@@ -252,21 +252,22 @@ def finish_run(
         values["train_seconds"] = train_seconds
     if peak_memory_bytes is not None:
         values["peak_memory_bytes"] = peak_memory_bytes
+    done = False
     if status == "succeeded":
         # A cancel the user asked for wins over a success that arrives after it: the run ends
         # cancelled, keeping what it stored.
         result = session.execute(update(m.Run).where(*cond, m.Run.cancel_requested.is_(False)).values(**values))
-        if result.rowcount:  # type: ignore[attr-defined]
-            metric_digests.build(session.connection(), run_id=run_id)
-            return True
-        values.update(status="cancelled", error="cancelled by user (the job had finished its work)")
-        values.pop("progress")
-        values.pop("eta_seconds")
-    result = session.execute(update(m.Run).where(*cond).values(**values))
-    if result.rowcount:  # type: ignore[attr-defined]
+        done = bool(result.rowcount)  # type: ignore[attr-defined]
+        if not done:
+            values.update(status="cancelled", error="cancelled by user (the job had finished its work)")
+            values.pop("progress")
+            values.pop("eta_seconds")
+    if not done:
+        result = session.execute(update(m.Run).where(*cond).values(**values))
+        done = bool(result.rowcount)  # type: ignore[attr-defined]
+    if done:
         metric_digests.build(session.connection(), run_id=run_id)  # its series no longer change
-        return True
-    return False
+    return done
 
 
 def fail_queued(session: Session, *, run_id: int, error: str) -> bool:

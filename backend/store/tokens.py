@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -36,19 +37,23 @@ def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
 
 
 def verify_token(session: Session, *, token: str) -> TokenRecord | None:
-    if not token or len(token) > 200:
-        return None
-    row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked_at is not None:
-        return None
-    return _record(row)
+    def by_hash(token_hash: str) -> TokenRecord | None:
+        row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == token_hash))
+        return None if row is None else _record(row)
+
+    return _verified(token, by_hash)
 
 
 def verify_token_hot(reads: HotReads, *, token: str) -> TokenRecord | None:
     """verify_token without the ORM: the check every authenticated request makes."""
+    return _verified(token, reads.token)
+
+
+def _verified(token: str, by_hash: Callable[[str], TokenRecord | None]) -> TokenRecord | None:
+    """The token's record if it exists and is not revoked; both lookups share this rule."""
     if not token or len(token) > 200:
         return None
-    record = reads.token(hash_token(token))
+    record = by_hash(hash_token(token))
     return record if record is not None and record.revoked_at is None else None
 
 
