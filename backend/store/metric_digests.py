@@ -9,18 +9,15 @@ points written after it was built (a late batch) make the read fall back to the 
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import Connection, delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from backend.store import metric_reads
 from backend.store import models as m
 
-log = logging.getLogger(__name__)
-
 # Levels whose series would have more blocks than this are not digested: reads that fine are
-# rare (max_points over ~4,000) and their digest would be large.
+# rare (max_points over ~4,000) and their digest would be large. The coarsest level always is,
+# so every series with blocks gets a digest and backfill never picks the same run again.
 MAX_BLOCKS = 1024
 
 
@@ -32,7 +29,7 @@ def build(conn: Connection, *, run_id: int) -> int:
     written = 0
     for level in metric_reads.LEVELS:
         span_of = {str(key): (int(n), int(lo), int(hi)) for _, key, n, lo, hi in spans
-                   if int(hi) // level - int(lo) // level + 1 <= MAX_BLOCKS}
+                   if level == top or int(hi) // level - int(lo) // level + 1 <= MAX_BLOCKS}
         if not span_of:
             continue
         params: dict[str, object] = {}

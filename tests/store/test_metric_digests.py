@@ -82,3 +82,15 @@ def test_backfill_digests_finished_runs_without_one(session: Session) -> None:
     assert _digest_rows(session, a) > 0 and _digest_rows(session, running) == 0
     assert metric_digests.backfill(session) == []
     assert _read(session, [a]) == before
+
+
+def test_every_series_gets_a_digest_even_when_all_levels_are_too_fine(session: Session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(metric_digests, "MAX_BLOCKS", 1)  # as for a series of over 4 M steps
+    a = _run_with_points(session, "a", spike_at=10)
+    b = _run_with_points(session, "b", spike_at=20)
+    for run_id in (a, b):
+        assert runs.finish_run(session, run_id=run_id, lease=None, status="succeeded")
+    session.execute(m.MetricDigest.__table__.delete())
+    assert metric_digests.backfill(session, limit=1) == [b]
+    assert metric_digests.backfill(session, limit=1) == [a]  # b is not picked again
+    assert metric_digests.backfill(session, limit=1) == []
