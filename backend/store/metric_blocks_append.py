@@ -80,13 +80,18 @@ def _coarser(children: dict[int, Summary], ratio: int) -> dict[int, Summary]:
 
 def tails(conn: Connection, *, run_id: int, keys: list[str]) -> dict[tuple[str, int], tuple[int, Summary]]:
     """The last stored block of each key at each level, {(key, level): (block, summary)}, in one
-    statement (a primary-key seek per row): it gives each series' last step, and the blocks a
-    forward batch shares with older points."""
+    statement: per (key, level) pair one primary-key seek for the last block and one for its row,
+    so the cost does not grow with the series (a filter over the key's blocks with a correlated
+    MAX had read every stored block: ~1 ms per batch at 50,000 steps). It gives each series'
+    last step, and the blocks a forward batch shares with older points."""
     mark = _mark(conn)
-    sql = (f"SELECT key, level, block, {_COLUMNS} FROM metric_blocks b WHERE run_id = {mark} "
-           f"AND key IN ({', '.join([mark] * len(keys))}) AND block = (SELECT MAX(block) FROM metric_blocks "
-           "WHERE run_id = b.run_id AND key = b.key AND level = b.level)")
-    rows = conn.exec_driver_sql(sql, (run_id, *keys))  # type: ignore[arg-type]
+    sql = (f"WITH k(key) AS (VALUES {', '.join([f'({mark})'] * len(keys))}), "
+           f"l(level) AS (VALUES {', '.join(f'({level})' for level in LEVELS)}) "
+           f"SELECT b.key, b.level, b.block, {_COLUMNS} FROM k CROSS JOIN l JOIN metric_blocks b "
+           f"ON b.run_id = {mark} AND b.key = k.key AND b.level = l.level AND b.block = "
+           f"(SELECT block FROM metric_blocks WHERE run_id = {mark} AND key = k.key AND level = l.level "
+           "ORDER BY block DESC LIMIT 1)")
+    rows = conn.exec_driver_sql(sql, (*keys, run_id, run_id))  # type: ignore[arg-type]
     return {(str(r[0]), int(r[1])): (int(r[2]), list(r[3:])) for r in rows}
 
 

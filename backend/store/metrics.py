@@ -43,9 +43,10 @@ class Point(NamedTuple):
 
 # --- write ------------------------------------------------------------------------------------
 
-def log_batch(session: Session, *, run_id: int, points: Iterable[Point]) -> int:
-    """Insert points; a point whose (run, key, step) exists is ignored (first write wins), so a
-    retried batch never duplicates. Returns how many points were offered."""
+def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int, float, float | None]]) -> int:
+    """Insert points (Point or plain tuples in its field order); a point whose (run, key, step)
+    exists is ignored (first write wins), so a retried batch never duplicates. Returns how many
+    points were offered."""
     now = time.time()
     offered = 0
     rows: list[tuple[int, str, int, float | None, float]] = []
@@ -237,7 +238,7 @@ def last_step(session: Session, *, run_id: int) -> int:
 
 
 def count_points(session: Session, *, run_id: int | None = None) -> int:
-    q = select(func.count(m.MetricPoint.id))
+    q = select(func.count()).select_from(m.MetricPoint)
     if run_id is not None:
         q = q.where(m.MetricPoint.run_id == run_id)
     return session.scalar(q) or 0

@@ -116,12 +116,12 @@ class MetricPoint(Base):
     """One value of one metric at one step. NaN is stored as NULL (SQLite cannot hold NaN)."""
 
     __tablename__ = "metric_points"
-    __table_args__ = (UniqueConstraint("run_id", "key", "step"),)
+    # One B-tree per point (migration 0004): SQLite stores rows in key order (WITHOUT ROWID).
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(200))
-    step: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     value: Mapped[float | None] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, cast, delete, func, or_, select, update
+from sqlalchemy import String, bindparam, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.spec import RunSpec, techniques_summary
@@ -342,8 +342,14 @@ def heartbeat_external(session: Session, *, run_id: int) -> bool:
     worker, or ended). The write lock it takes also orders it before a concurrent finish."""
     if not 1 <= run_id <= MAX_ID:
         return False
-    result = session.execute(
-        update(m.Run).where(m.Run.id == run_id, m.Run.external.is_(True), m.Run.status == "running")
-        .values(heartbeat_at=m.utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = session.connection().execute(_HEARTBEAT_EXTERNAL, {"run_id": run_id, "now": m.utcnow()})
+    return bool(result.rowcount)
+
+
+# Built once and run on the connection: the ORM's UPDATE (statement building and its
+# session-synchronisation pass) cost ~1 ms of every metric batch, the statement ~0.1 ms.
+_RUNS = m.Run.__table__
+_HEARTBEAT_EXTERNAL = (update(_RUNS)
+                       .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.external.is_(True),
+                              _RUNS.c.status == "running")
+                       .values(heartbeat_at=bindparam("now")))

@@ -6,11 +6,14 @@ import math
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import Authenticated, SessionDep
 from backend.api.fast_json import FastJSONRoute
-from backend.api.schemas import Accepted, MetricsPublic, PointsIn
+from backend.api.schemas import Accepted, MetricsPublic, PointIn, PointsIn
+from backend.db import unit_of_work
 from backend.store import metrics, runs
 
 # Metric batches are the API's largest JSON bodies: parsed with orjson (backend.api.fast_json).
@@ -50,17 +53,24 @@ def read_metrics(
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.post("/{run_id}/metrics")
-def log_metrics(run_id: int, body: PointsIn, session: SessionDep) -> Accepted:
+@router.post("/{run_id}/metrics", response_model=Accepted)
+async def log_metrics(run_id: int, body: PointsIn, request: Request) -> Response:
     """Log a batch of points into an external run; a repeated (key, step) is ignored."""
-    if not runs.heartbeat_external(session, run_id=run_id):  # one UPDATE checks and marks it
-        run = runs.get_run(session, run_id=run_id)
-        if run is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-        if not run.external:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
-    points = [metrics.Point(p["key"], p["step"], math.nan if p["value"] is None else p["value"], p.get("wall_time"))
-              for p in body["points"]]
-    n = metrics.log_batch(session, run_id=run_id, points=points)
-    return Accepted(accepted=n)
+    # An async endpoint with one threadpool hop for the whole unit of work: a session dependency
+    # and a sync endpoint took three hops per batch (profiled: ~0.5 ms of a 1000-point batch).
+    n = await run_in_threadpool(_log_metrics, request.app.state.sessionmaker, run_id, body["points"])
+    return Response(orjson.dumps({"accepted": n}), media_type="application/json")
+
+
+def _log_metrics(factory: sessionmaker[Session], run_id: int, body: list[PointIn]) -> int:
+    with unit_of_work(factory) as session:
+        if not runs.heartbeat_external(session, run_id=run_id):  # one UPDATE checks and marks it
+            run = runs.get_run(session, run_id=run_id)
+            if run is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+            if not run.external:
+                raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
+            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
+        # plain tuples in Point's field order (log_batch unpacks them; no named tuple per point)
+        return metrics.log_batch(session, run_id=run_id, points=(
+            (p["key"], p["step"], math.nan if p["value"] is None else p["value"], p.get("wall_time")) for p in body))
