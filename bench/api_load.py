@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from harness import REPO, drop_pg_database, fresh_pg_database, machine, median, stack  # type: ignore[import-not-found]
 
 _PY_LOAD = r"""
@@ -61,6 +62,17 @@ def pyload(url: str, token: str, seconds: int, connections: int) -> tuple[float,
     return float(rps), out
 
 
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # a backend that ended
+            pass
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -90,13 +102,23 @@ def main() -> None:
                 assert http.get(url).status_code == 200
                 fn = wrk if gen == "wrk" else pyload
                 fn(url, st.token, 2, args.connections)  # warm-up
-                rates = []
+                api = psutil.Process(st.api.proc.pid)
+                pg = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+                rates, api_us, pg_us = [], [], []
                 for _ in range(args.repeats):
+                    a0, g0 = _cpu([api]), _cpu(pg)
                     rps, text = fn(url, st.token, args.seconds, args.connections)
+                    n = rps * args.seconds
                     rates.append(rps)
+                    api_us.append((_cpu([api]) - a0) / n * 1e6)
+                    pg_us.append((_cpu(pg) - g0) / n * 1e6)
                     time.sleep(1)
                 res["rps_all"] = rates
                 res["rps_median"] = median(rates)
+                # CPU per request: what the rate would be on a machine that is not shared
+                res["api_cpu_us_per_request"] = median(api_us)
+                if args.db == "postgresql":  # every postgres process of the host: the server's share
+                    res["postgres_cpu_us_per_request"] = median(pg_us)
                 res["last_output"] = text
                 http.close()
         finally:

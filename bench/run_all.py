@@ -24,7 +24,7 @@ RESULTS = REPO / "bench" / "results"
 STEPS: dict[str, list[str]] = {
     "api_load_sqlite": ["bench/api_load.py", "--seconds", "10", "--repeats", "3"],
     "api_load_postgresql": ["bench/api_load.py", "--db", "postgresql", "--seconds", "10", "--repeats", "3"],
-    "vs_mlflow": ["bench/vs_mlflow.py", "--points", "40000", "--repeats", "3", "--reads", "5"],
+    "vs_mlflow": ["bench/vs_mlflow.py", "--points", "200000", "--repeats", "3", "--reads", "5"],
     "compare_query": ["bench/compare_query.py", "--keep", "--repeats", "7"],
     "memory": ["bench/memory.py", "--rounds", "3", "--compare-runs", "100"],
     "dashboard": ["bench/dashboard.py", "--runs", "100", "--repeats", "3"],

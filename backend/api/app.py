@@ -36,7 +36,7 @@ from backend.store.hot_reads import HotReads
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [health.router, runs.router, metrics.router, variants.router, experiments.router,
+ROUTERS = [health.router, runs.hot_router, runs.router, metrics.router, variants.router, experiments.router,
            datasets.router, sweeps.router, techniques.router, compare.router, ops.router, pages.router]
 
 

@@ -62,20 +62,30 @@ async def current_token(request: Request) -> TokenRecord | None:
 
     Checked against the database on every request (a revoked token stops working at once), by
     one indexed SELECT on the event loop's own connection (backend.store.hot_reads)."""
+    presented = presented_token(request)
+    if presented is None:
+        return None
+    token, from_cookie = presented
+    return accepted_token(request, await tokens.verify_token_hot(get_hot_reads(request), token=token), from_cookie)
+
+
+def presented_token(request: Request) -> tuple[str, bool] | None:
+    """The request's token and whether it came from the cookie; None when the API runs without
+    authentication; 401 when the request carries none."""
     if not request.app.state.settings.auth_required:  # read here: one dependency less per request
         return None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
-        token = value.strip()
-        from_cookie = False
-    elif request.cookies.get(COOKIE):
-        token = request.cookies[COOKIE]
-        from_cookie = True
-    else:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required: send 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    record = tokens.verify_token_hot(get_hot_reads(request), token=token)
+        return value.strip(), False
+    if request.cookies.get(COOKIE):
+        return request.cookies[COOKIE], True
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required: send 'Authorization: Bearer <token>'",
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def accepted_token(request: Request, record: TokenRecord | None, from_cookie: bool) -> TokenRecord:
+    """The verified token (tokens.verify_token_hot's result), or 401/403."""
     if record is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -1,31 +1,30 @@
-"""The reads on every request's path — a token's check and one run — in plain SQL on one DBAPI
-connection owned by the API's event loop.
+"""The reads on every request's path — a token's check and one run, or both in one statement —
+in plain SQL, owned by the API's event loop: on SQLite one DBAPI connection, on PostgreSQL a few
+awaited psycopg connections (backend.store.async_pg), so the loop serves other requests while
+the server works.
 
 Through the ORM each of these costs 0.3–2 ms of CPU (session, pool checkout, BEGIN, statement
 cache key, ORM loading, COMMIT); here a token check is one indexed SELECT of ~20–50 µs. The
 results are the same records the ORM path gives (`tests/store/test_hot_reads.py` compares them
 field by field on SQLite and PostgreSQL), so callers cannot tell the paths apart.
 
-The connection runs in autocommit: every SELECT is its own snapshot, no transaction stays open
+The connections run in autocommit: every SELECT is its own snapshot, no transaction stays open
 (nothing blocks a migration or VACUUM), and on SQLite in WAL mode a reader never waits for the
-writer. A lock serialises the rare callers from other threads; a broken connection (database
-restarted) is replaced once per call.
+writer. A broken connection (database restarted) is replaced once per call.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
+from backend.store.async_pg import AsyncPgReads
 from backend.store.records import RunRecord, TokenRecord
 from backend.store.runs import HEADLINE_FORMATS, MAX_ID
-
-T = TypeVar("T")
 
 _RUN_COLUMNS = (
     "id", "experiment_id", "name", "kind", "external", "status", "spec", "spec_hash", "summary",
@@ -33,6 +32,7 @@ _RUN_COLUMNS = (
     "eta_seconds", "error", "log_tail", "tags", "notes", "hardware", "train_seconds",
     "peak_memory_bytes", "created_at", "started_at", "finished_at", "heartbeat_at",
 )
+_TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 _JSON = frozenset({"spec", "log_tail", "tags", "hardware"})
 _BOOL = frozenset({"external", "cancel_requested"})
 _TIME = frozenset({"created_at", "started_at", "finished_at", "heartbeat_at"})
@@ -46,31 +46,48 @@ class HotReads:
         self.sqlite = engine.dialect.name == "sqlite"
         self.statement_timeout_ms = statement_timeout_ms
         p = "?" if self.sqlite else "%s"
-        self._token_sql = ("SELECT id, name, prefix, created_at, last_used_at, revoked_at "
-                           f"FROM api_tokens WHERE token_hash = {p}")
-        # the headline variant joined in: one statement per run read
-        self._run_sql = (f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
-                         "v.format, v.accuracy, v.size_bytes, v.latency_p50_ms FROM runs r "
-                         "JOIN experiments e ON e.id = r.experiment_id "
+        self._token_sql = f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM api_tokens WHERE token_hash = {p}"
+        # One statement per run read, with the headline variant and the request's token joined
+        # in: always one row, whose token and run halves are NULL when absent. On PostgreSQL a
+        # round trip (client work, a wait, the server's) is most of a request's cost.
+        self._run_sql = (f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
+                         f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
+                         "v.format, v.accuracy, v.size_bytes, v.latency_p50_ms FROM (SELECT 1 AS one) AS x "
+                         f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
+                         f"LEFT JOIN runs r ON r.id = {p} "
+                         "LEFT JOIN experiments e ON e.id = r.experiment_id "
                          "LEFT JOIN variants v ON v.id = (SELECT id FROM variants WHERE run_id = r.id "
-                         f"ORDER BY {_RANK}, id LIMIT 1) WHERE r.id = {p}")
+                         f"ORDER BY {_RANK}, id LIMIT 1)")
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._conn: Any = None  # SQLite
+        self._pg = None if self.sqlite else AsyncPgReads(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            statement_timeout_ms=statement_timeout_ms)
 
-    def token(self, token_hash: str) -> TokenRecord | None:
-        row = self._query(lambda cur: _one(cur, self._token_sql, (token_hash,)))
+    async def token(self, token_hash: str) -> TokenRecord | None:
+        return self._token(await self._fetch_one(self._token_sql, (token_hash,)))
+
+    async def run(self, run_id: int) -> RunRecord | None:
+        return (await self.token_and_run(None, run_id))[1]
+
+    async def token_and_run(self, token_hash: str | None, run_id: int) -> tuple[TokenRecord | None, RunRecord | None]:
+        """The token with this hash and the run with this id, each None when absent: one
+        statement (a token is checked and a run read in one round trip)."""
+        if not 1 <= run_id <= MAX_ID:
+            run_id = 0  # names nothing; the token is still looked up
+        row = await self._fetch_one(self._run_sql, (token_hash, run_id))
+        t = len(_TOKEN_COLUMNS)
+        return self._token(row[:t] if row[0] is not None else None), self._run(row[t:])
+
+    def _token(self, row: Any) -> TokenRecord | None:
         if row is None:
             return None
         tid, name, prefix, created, used, revoked = row
         return TokenRecord(id=tid, name=name, prefix=prefix, created_at=self._time(created),
                            last_used_at=self._time(used), revoked_at=self._time(revoked))
 
-    def run(self, run_id: int) -> RunRecord | None:
-        if not 1 <= run_id <= MAX_ID:
-            return None
-
-        row = self._query(lambda cur: _one(cur, self._run_sql, (run_id,)))
-        if row is None:
+    def _run(self, row: Any) -> RunRecord | None:
+        if row[0] is None:
             return None
         data: dict[str, Any] = {}
         for col, value in zip(_RUN_COLUMNS, row, strict=False):
@@ -91,23 +108,31 @@ class HotReads:
         return RunRecord(experiment=row[n], headline=headline, **data)
 
     def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
         with self._lock:
             self._drop()
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _query(self, fn: Callable[[Any], T]) -> T:
+    async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        if self._pg is not None:
+            return await self._pg.fetch_one(sql, params)
+        return self._sqlite_one(sql, params)  # ~10-80 µs, nothing to wait for: no await
+
+    def _sqlite_one(self, sql: str, params: tuple[Any, ...]) -> Any:
         with self._lock:
             for attempt in (1, 2):
                 conn = self._connection()
                 try:
                     cur = conn.cursor()
                     try:
-                        return fn(cur)
+                        cur.execute(sql, params)
+                        return cur.fetchone()
                     finally:
                         cur.close()
                 except self.engine.dialect.loaded_dbapi.Error:
-                    self._drop()  # the server went away or the connection broke: one new connection
+                    self._drop()  # the file went away or the connection broke: one new connection
                     if attempt == 2:
                         raise
         raise AssertionError("unreachable")
@@ -115,13 +140,8 @@ class HotReads:
     def _connection(self) -> Any:
         if self._conn is None:
             fairy = self.engine.raw_connection()  # connect events run: SQLite pragmas, autocommit
-            conn = fairy.driver_connection
+            self._conn = fairy.driver_connection
             fairy.detach()  # ours for the process's life, not the pool's
-            if not self.sqlite:
-                conn.autocommit = True
-                with conn.cursor() as cur:  # a slow database must not stall the event loop for long
-                    cur.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
-            self._conn = conn
         return self._conn
 
     def _drop(self) -> None:
@@ -144,7 +164,3 @@ class HotReads:
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
-
-def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> Any:
-    cur.execute(sql, params)
-    return cur.fetchone()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.store import models as m
-from backend.store.records import TokenRecord
+from backend.store.records import RunRecord, TokenRecord
 
 if TYPE_CHECKING:
     from backend.store.hot_reads import HotReads
@@ -37,23 +36,33 @@ def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
 
 
 def verify_token(session: Session, *, token: str) -> TokenRecord | None:
-    def by_hash(token_hash: str) -> TokenRecord | None:
-        row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == token_hash))
-        return None if row is None else _record(row)
-
-    return _verified(token, by_hash)
-
-
-def verify_token_hot(reads: HotReads, *, token: str) -> TokenRecord | None:
-    """verify_token without the ORM: the check every authenticated request makes."""
-    return _verified(token, reads.token)
-
-
-def _verified(token: str, by_hash: Callable[[str], TokenRecord | None]) -> TokenRecord | None:
-    """The token's record if it exists and is not revoked; both lookups share this rule."""
-    if not token or len(token) > 200:
+    if not _presentable(token):
         return None
-    record = by_hash(hash_token(token))
+    row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_token(token)))
+    return _valid(None if row is None else _record(row))
+
+
+async def verify_token_hot(reads: HotReads, *, token: str) -> TokenRecord | None:
+    """verify_token without the ORM: the check every authenticated request makes."""
+    return _valid(await reads.token(hash_token(token))) if _presentable(token) else None
+
+
+async def verify_token_reading_run(reads: HotReads, *, token: str, run_id: int) -> tuple[TokenRecord | None, RunRecord | None]:
+    """verify_token_hot and the run with this id, read in the same statement (the dashboard's
+    polled read); the run is only for a caller whose token verified."""
+    if not _presentable(token):
+        return None, None
+    record, run = await reads.token_and_run(hash_token(token), run_id)
+    record = _valid(record)
+    return record, run if record is not None else None
+
+
+# Both lookups share these rules.
+def _presentable(token: str) -> bool:
+    return bool(token) and len(token) <= 200
+
+
+def _valid(record: TokenRecord | None) -> TokenRecord | None:
     return record if record is not None and record.revoked_at is None else None
 
 

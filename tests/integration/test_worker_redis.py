@@ -17,16 +17,18 @@ def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack
     spec = {"name": "seed digits", "experiment": "integration", "dataset": {"name": "digits"},
             "measurement": {"latency_runs": 20, "warmup_runs": 2}}
     run = c.submit(spec)
-    # The curve grows while the run trains: points arrive before the run ends.
-    first = wait_for(lambda: c.http.get(f"/api/runs/{run['id']}/metrics").json()["series"].get("loss"),
-                     timeout=180, what="first loss points")
-    assert first["steps"]
+    # Points arrive while the run is still running (the reporter streams them; on a fast machine
+    # the 3 epochs may all land in the first flush, so what is checked is the run's status at
+    # the first read that shows points, not how many there are).
+    first = wait_for(lambda: (lambda b: b if b["series"].get("loss") else None)(
+        c.http.get(f"/api/runs/{run['id']}/metrics").json()), timeout=180, what="first loss points")
+    assert first["status"] == "running"
     done = c.wait_terminal(run["id"])
     assert done["status"] == "succeeded", done["error"]
     assert done["worker"].startswith("live@") and done["attempt"] == 1 and done["progress"] == 1.0
     series = c.http.get(f"/api/runs/{run['id']}/metrics").json()["series"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(series)
-    assert len(series["loss"]["steps"]) > len(first["steps"])
+    assert len(series["loss"]["steps"]) >= len(first["series"]["loss"]["steps"]) > 0
     variants = {v["format"]: v for v in c.http.get(f"/api/runs/{run['id']}/variants").json()["data"]}
     tfl = variants["tflite-float32"]
     assert tfl["accuracy"] >= 0.9  # the seed CNN's default recipe on digits

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from backend.db import make_engine
@@ -12,12 +16,21 @@ from backend.spec import RunSpec
 from backend.store import runs, tokens, variants
 from backend.store.hot_reads import HotReads
 
+T = TypeVar("T")
+
 
 def _variant(session: Session, run_id: int, fmt: str, acc: float | None, size: int) -> None:
     variants.add_variant(session, run_id=run_id, fields=dict(
         format=fmt, artifact_path=f"runs/{run_id}/{fmt}", accuracy=acc, precision=acc, recall=acc, f1=acc,
         confusion=[[1, 0], [0, 1]], size_bytes=size, gzip_bytes=size, params=10, nonzero_params=5,
         latency_p50_ms=size / 1000, latency_p95_ms=None, throughput_per_s=None, hardware={}, extra={}))
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: the browser tests' Playwright keeps a loop running on
+    the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture
@@ -47,27 +60,60 @@ def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) 
 
     for run_id in (plain.id, external.id):
         expected = runs.get_run(session, run_id=run_id)
-        got = hot.run(run_id)
+        got = _run(hot.run(run_id))
         assert got == expected  # every field, headline included, same types and time zones
-    assert hot.run(plain.id).headline == {"format": "tflite-float32", "accuracy": 0.8, "size_bytes": 3000,  # type: ignore[union-attr]
+    assert _run(hot.run(plain.id)).headline == {"format": "tflite-float32", "accuracy": 0.8, "size_bytes": 3000,  # type: ignore[union-attr]
                                           "latency_p50_ms": 3.0}
-    assert hot.run(999) is None and hot.run(0) is None and hot.run(2**40) is None
+    assert _run(hot.run(999)) is None and _run(hot.run(0)) is None and _run(hot.run(2**40)) is None
 
 
 def test_tokens_verify_the_same_and_revocation_is_seen_at_once(session: Session, hot: HotReads) -> None:
     record, secret = tokens.create_token(session, name="ci")
     session.commit()
-    assert tokens.verify_token_hot(hot, token=secret) == tokens.verify_token(session, token=secret) == record
-    assert tokens.verify_token_hot(hot, token=secret + "x") is None
-    assert tokens.verify_token_hot(hot, token="") is None
+    assert _run(tokens.verify_token_hot(hot, token=secret)) == tokens.verify_token(session, token=secret) == record
+    assert _run(tokens.verify_token_hot(hot, token=secret + "x")) is None
+    assert _run(tokens.verify_token_hot(hot, token="")) is None
     assert tokens.revoke_token(session, token_id=record.id)
     session.commit()
-    assert tokens.verify_token_hot(hot, token=secret) is None  # the very next check
+    assert _run(tokens.verify_token_hot(hot, token=secret)) is None  # the very next check
 
 
-def test_a_lost_connection_is_replaced(session: Session, hot: HotReads) -> None:
+def test_a_lost_connection_is_replaced_and_reads_run_side_by_side(session: Session, hot: HotReads) -> None:
     _, secret = tokens.create_token(session, name="ci")
     session.commit()
-    assert tokens.verify_token_hot(hot, token=secret) is not None
-    hot._conn.close()  # the server restarted, or the connection broke
-    assert tokens.verify_token_hot(hot, token=secret) is not None
+
+    async def scenario() -> None:
+        assert await tokens.verify_token_hot(hot, token=secret) is not None
+        if hot._pg is None:
+            hot._conn.close()  # the file's connection broke
+        else:  # the server ends the backends (a restart, an administrator)
+            pids = [c.info.backend_pid for c in hot._pg._idle]
+            assert pids
+            session.execute(text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:p AS int[])) AS pid"), {"p": pids})
+            session.commit()
+        assert await tokens.verify_token_hot(hot, token=secret) is not None
+        # many requests at once: each gets its answer (on PostgreSQL over several connections)
+        got = await asyncio.gather(*(tokens.verify_token_hot(hot, token=secret + ("" if i % 2 else "x"))
+                                     for i in range(12)))
+        assert [g is not None for g in got] == [i % 2 == 1 for i in range(12)]
+        if hot._pg is not None:
+            assert 1 < len(hot._pg._idle) <= hot._pg.size
+
+    _run(scenario())
+
+
+def test_the_token_and_the_run_are_read_together_and_the_run_only_for_a_valid_token(
+        session: Session, hot: HotReads) -> None:
+    record, secret = tokens.create_token(session, name="ci")
+    run = runs.create_run(session, spec=RunSpec.model_validate({"name": "r", "experiment": "e"}))
+    session.commit()
+    expected = runs.get_run(session, run_id=run.id)
+    assert _run(tokens.verify_token_reading_run(hot, token=secret, run_id=run.id)) == (record, expected)
+    assert _run(tokens.verify_token_reading_run(hot, token=secret, run_id=run.id + 1)) == (record, None)
+    assert _run(tokens.verify_token_reading_run(hot, token=secret, run_id=2**40)) == (record, None)
+    assert _run(tokens.verify_token_reading_run(hot, token=secret + "x", run_id=run.id)) == (None, None)
+    assert _run(hot.token_and_run(None, run.id)) == (None, expected)
+    assert tokens.revoke_token(session, token_id=record.id)
+    session.commit()
+    assert _run(tokens.verify_token_reading_run(hot, token=secret, run_id=run.id)) == (None, None)
+    assert _run(hot.token_and_run(tokens.hash_token(secret), run.id))[0].revoked_at is not None  # type: ignore[union-attr]
