@@ -28,7 +28,7 @@ STEPS: dict[str, list[str]] = {
     "compare_query": ["bench/compare_query.py", "--keep", "--repeats", "7"],
     "memory": ["bench/memory.py", "--rounds", "3", "--compare-runs", "100"],
     "dashboard": ["bench/dashboard.py", "--runs", "100", "--repeats", "3"],
-    "overhead": ["bench/overhead.py", "--dataset", "digits", "--repeats", "5", "--latency-runs", "11"],
+    "overhead": ["bench/overhead.py", "--dataset", "digits", "--repeats", "9", "--latency-runs", "11"],
     "pipeline": ["bench/pipeline_speed.py", "--out", "bench/pipeline_speed.md"],
 }
 
