@@ -42,7 +42,7 @@ def test_rss_is_flat_over_jobs_in_one_process(tmp_path: Path, run, digits_spec) 
         workdir = tmp_path / f"job-{i}"
         workdir.mkdir()
         # on the job thread, as the worker runs it
-        thread, (_, rep) = on_a_fresh_stack(lambda: (threading.get_ident(), run(spec, workdir)))
+        thread, (_, rep) = on_a_fresh_stack(lambda w=workdir: (threading.get_ident(), run(spec, w)))
         threads.add(thread)
         assert rep.series("loss"), "the job trained"
         del rep
