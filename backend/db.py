@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 # True inside a unit of work that only reads (the API sets it for GET and HEAD requests): its
@@ -49,6 +49,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
+
+
+def driver_marks(dialect: Dialect, n: int) -> str:
+    """n positional placeholders in the driver's own style (sqlite3 `?`, psycopg `%s`), for SQL
+    handed to the driver directly (exec_driver_sql, or a raw connection)."""
+    return ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

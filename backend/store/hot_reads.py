@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from backend.db import driver_marks
 from backend.store.async_pg import AsyncPgReads
 from backend.store.records import RunRecord, TokenRecord
 from backend.store.runs import HEADLINE_FORMATS, MAX_ID
@@ -44,13 +45,12 @@ class HotReads:
     def __init__(self, engine: Engine, *, statement_timeout_ms: int = 5000) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
-        self.statement_timeout_ms = statement_timeout_ms
-        p = "?" if self.sqlite else "%s"
+        p = driver_marks(engine.dialect, 1)
         self._token_sql = f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM api_tokens WHERE token_hash = {p}"
         # One statement per run read, with the headline variant and the request's token joined
         # in: always one row, whose token and run halves are NULL when absent. On PostgreSQL a
         # round trip (client work, a wait, the server's) is most of a request's cost.
-        self._run_sql = (f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
+        self._token_and_run_sql = (f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
                          f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
                          "v.format, v.accuracy, v.size_bytes, v.latency_p50_ms FROM (SELECT 1 AS one) AS x "
                          f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
@@ -75,7 +75,7 @@ class HotReads:
         statement (a token is checked and a run read in one round trip)."""
         if not 1 <= run_id <= MAX_ID:
             run_id = 0  # names nothing; the token is still looked up
-        row = await self._fetch_one(self._run_sql, (token_hash, run_id))
+        row = await self._fetch_one(self._token_and_run_sql, (token_hash, run_id))
         t = len(_TOKEN_COLUMNS)
         return self._token(row[:t] if row[0] is not None else None), self._run(row[t:])
 

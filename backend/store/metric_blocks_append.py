@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from backend.db import driver_marks
 from backend.store.metric_reads import LEVELS
 
 Pt = tuple[int, float | None]
@@ -29,11 +30,6 @@ _COLUMNS = ("n, first_step, first_value, last_step, last_value, min_step, min_va
 UPSERT = (f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
           "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
-
-
-def _mark(conn: Connection) -> str:
-    """The driver's positional placeholder: sqlite3 `?`, psycopg `%s`."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _min_key(step: int, value: float | None) -> tuple[bool, float, int]:
@@ -84,7 +80,7 @@ def tails(conn: Connection, *, run_id: int, keys: list[str]) -> dict[tuple[str, 
     so the cost does not grow with the series (a filter over the key's blocks with a correlated
     MAX had read every stored block: ~1 ms per batch at 50,000 steps). It gives each series'
     last step, and the blocks a forward batch shares with older points."""
-    mark = _mark(conn)
+    mark = driver_marks(conn.dialect, 1)
     sql = (f"WITH k(key) AS (VALUES {', '.join([f'({mark})'] * len(keys))}), "
            f"l(level) AS (VALUES {', '.join(f'({level})' for level in LEVELS)}) "
            f"SELECT b.key, b.level, b.block, {_COLUMNS} FROM k CROSS JOIN l JOIN metric_blocks b "
@@ -120,5 +116,5 @@ def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]],
                     s = _merge(last[1], s)
                 params.append((run_id, key, level, block, *s))
     if params:
-        sql = UPSERT.format(marks=", ".join([_mark(conn)] * 13))
+        sql = UPSERT.format(marks=driver_marks(conn.dialect, 13))
         conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]

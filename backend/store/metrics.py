@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
+from backend.db import driver_marks
 from backend.store import metric_blocks_append, metric_reads
 from backend.store import models as m
 from backend.store.records import Series
@@ -100,12 +101,12 @@ _INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALU
 
 def _insert_generic(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> None:
     # One executemany of positional tuples: no per-row dict or ORM work.
-    conn.exec_driver_sql(_INSERT.format(ph="?, ?, ?, ?, ?"), rows)  # type: ignore[arg-type]
+    conn.exec_driver_sql(_INSERT.format(ph=driver_marks(conn.dialect, 5)), rows)  # type: ignore[arg-type]
 
 
 def _insert_postgresql(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> None:
     if len(rows) < _COPY_MIN_ROWS:
-        conn.exec_driver_sql(_INSERT.format(ph="%s, %s, %s, %s, %s"), rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(_INSERT.format(ph=driver_marks(conn.dialect, 5)), rows)  # type: ignore[arg-type]
         return
     raw = conn.connection.driver_connection  # psycopg 3, inside the session's transaction
     with raw.cursor() as cur:  # type: ignore[union-attr]
