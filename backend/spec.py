@@ -110,7 +110,11 @@ class PipelineSpec(Strict):
         description="batches per compiled call; callbacks (logging, cancel checks) run between calls",
     )
     xla: bool = False
-    mixed_precision: bool = Field(default=False, description="float16 compute; GPU only, ignored on CPU")
+    mixed_precision: bool = Field(
+        default=False,
+        description="float32 weights, 16-bit compute in base training and distillation: float16 on a GPU, "
+                    "bfloat16 on a CPU with AVX512_BF16 or AMX; elsewhere float32 (the run's log says which)",
+    )
 
 
 class TrainingSpec(Strict):

@@ -14,6 +14,9 @@ settings (`worker.engine.tfsetup`, e.g. oneDNN kernels) that must not leak into 
 - `engine`: a process that imports `worker.engine.tfsetup` first (as the worker does) and
   trains through `fit_phase` with the spec's default PipelineSpec.
 - `engine+xla` (`--xla`): the same with `pipeline.xla`.
+- `engine+mixed` (`--mixed-precision`): the same with `pipeline.mixed_precision`, the model
+  cast by `precision.for_training` as `run_job` does (bfloat16 compute on a CPU with
+  AVX512_BF16 or AMX, float32 elsewhere; the result records the policy).
 - `seed+engine-tf` (`--seed-with-engine-tf`): the seed's plain fit in a process with the
   engine's TF settings; it shows how much of the gain is the process settings and how much
   the loop.
@@ -114,6 +117,12 @@ def child_engine(args) -> dict:
     tfsetup.seed_everything(args.repeat)
     model = keras.models.load_model(args.model, compile=False)
     pipeline = {"xla": True} if args.xla else {}
+    policy = "float32"
+    if args.mixed_precision:
+        from worker.engine.precision import for_training
+
+        pipeline["mixed_precision"] = True
+        model, policy, _ = for_training(model, True)
     if args.steps_per_execution:
         pipeline["steps_per_execution"] = args.steps_per_execution
     training = TrainingSpec.model_validate({
@@ -127,6 +136,7 @@ def child_engine(args) -> dict:
               clock=RunClock(total_steps=1), callbacks=[timer])
     out = _result(keras, np, model, timer, d, time.perf_counter() - t - sum(timer.wall[1:]))
     out["pipeline"] = training.pipeline.model_dump()
+    out["policy"] = policy
     return out
 
 
@@ -169,6 +179,8 @@ def run_child(mode: str, args, repeat: int, workdir: Path, *, engine_tf: bool) -
         cmd += ["--steps-per-execution", str(args.steps_per_execution)]
     if mode == "engine+xla":
         cmd.append("--xla")
+    if mode == "engine+mixed":
+        cmd.append("--mixed-precision")
     if mode == "seed+engine-tf":
         cmd.append("--engine-tf")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
@@ -193,7 +205,9 @@ def summarise(results: dict[str, list[dict]]) -> tuple[list[str], dict]:
         acc = statistics.median(x["accuracy"] for x in rows)
         cpu = statistics.median(x["cpu_s_per_1000"] for x in rows)
         pair = statistics.median(r["images_per_s"] / s["images_per_s"] for r, s in zip(rows, seed, strict=True))
-        proc = "TF defaults" if name == "seed" else "engine TF settings"
+        policy = rows[0].get("policy", "float32")
+        proc = "TF defaults" if name == "seed" else "engine TF settings" + \
+            ("" if policy == "float32" else f", {policy}")
         summary[name] = {"images_per_s": ips, "ratio_of_medians": ips / base_ips,
                          "median_pair_ratio": pair, "cpu_s_per_1000": cpu, "accuracy": acc,
                          "delta_accuracy_points": 100 * (acc - base_acc)}
@@ -207,6 +221,7 @@ def main(args) -> None:
     from bench.harness import machine
 
     sides = ["seed", "engine"] + (["engine+xla"] if args.xla else []) + \
+        (["engine+mixed"] if args.mixed_precision else []) + \
         (["seed+engine-tf"] if args.seed_with_engine_tf else [])
     results: dict[str, list[dict]] = {s: [] for s in sides}
     started = time.time()
@@ -221,7 +236,7 @@ def main(args) -> None:
                 results[name].append(res)
                 print(f"repeat {r} {name}: {res['images_per_s']:.0f} images/s, "
                       f"{res['cpu_s_per_1000']:.3f} CPU s/1000 images, accuracy {res['accuracy']:.4f}, "
-                      f"oneDNN env {res['onednn_env']}, load {res['load_after']:.1f}", flush=True)
+                      f"oneDNN env {res['onednn_env']}, {res.get('policy', 'float32')}, load {res['load_after']:.1f}", flush=True)
     lines, summary = summarise(results)
     per_repeat = {name: [f"{x['images_per_s']:.0f}/s acc {x['accuracy']:.4f}" for x in rows]
                   for name, rows in results.items()}
@@ -259,6 +274,8 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps-per-execution", type=int, default=0, help="default: the spec's")
     p.add_argument("--xla", action="store_true", help="also time the engine loop with XLA")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="also time the engine loop with pipeline.mixed_precision")
     p.add_argument("--seed-with-engine-tf", action="store_true",
                    help="also time the seed's fit in a process with the engine's TF settings")
     p.add_argument("--out", default="bench/pipeline_speed.md")

@@ -29,7 +29,7 @@ STEPS: dict[str, list[str]] = {
     "memory": ["bench/memory.py", "--rounds", "3", "--compare-runs", "100"],
     "dashboard": ["bench/dashboard.py", "--runs", "100", "--repeats", "3"],
     "overhead": ["bench/overhead.py", "--dataset", "digits", "--repeats", "9", "--latency-runs", "11"],
-    "pipeline": ["bench/pipeline_speed.py", "--out", "bench/pipeline_speed.md"],
+    "pipeline": ["bench/pipeline_speed.py", "--mixed-precision", "--out", "bench/pipeline_speed.md"],
 }
 
 

@@ -25,8 +25,9 @@ from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadRe
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
 from worker.engine.measure import TestSet, measure_variant
-from worker.engine.models import build_model, plain_copy
+from worker.engine.models import build_model
 from worker.engine.optimizers import make_loss, make_optimizer, schedule_callbacks
+from worker.engine.precision import FLOAT32, float32_copy, for_training
 from worker.engine.techniques import clustering, pruning, qat
 from worker.engine.techniques import distillation as distill
 from worker.engine.tfsetup import keras
@@ -39,10 +40,7 @@ def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
             resolve_model: ModelResolver, resolve_upload: UploadResolver) -> JobSummary:
     keras.backend.clear_session()  # a warm worker process runs many jobs
     tfsetup.seed_everything(spec.training.seed)
-    mixed = spec.training.pipeline.mixed_precision and tfsetup.has_gpu()
-    if spec.training.pipeline.mixed_precision and not mixed:
-        reporter.log("mixed precision requested but no GPU: training in float32")
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(FLOAT32)
     try:
         data = load_data(spec.dataset, resolve_upload)
         reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
@@ -53,7 +51,7 @@ def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
             return _optimize(spec, data, reporter, workdir, resolve_model)
         return _train(spec, data, reporter, workdir, resolve_model)
     finally:
-        keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(FLOAT32)
 
 
 def _peak_rss_bytes() -> int:
@@ -97,6 +95,11 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
         reporter.log(f"starting from run {spec.model.init_from_run_id}'s model")
     else:
         model = build_model(spec.model, data.input_shape, data.classes, t.regularization)
+    policy = FLOAT32
+    if t.epochs:  # mixed precision covers base training and distillation
+        model, policy, note = for_training(model, t.pipeline.mixed_precision)
+        if note:
+            reporter.log(note)
     phase_arrays, phase_loss, phase_metrics = arrays, loss, metrics
     first = chain[0] if chain else None
     if isinstance(first, DistillationSpec):
@@ -132,7 +135,12 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
         clock.stopped_early = True
         reporter.log(f"early stopping after epoch {early.stopped_epoch + 1}; best weights restored")
 
-    # 2. fine-tuning techniques, in the order given
+    # 2. fine-tuning techniques, in the order given; tfmot's wrappers take float32 layers
+    trained_in = policy
+    if chain and policy != FLOAT32:
+        model, policy = float32_copy(model), FLOAT32
+        keras.mixed_precision.set_global_policy(FLOAT32)
+        reporter.log("technique fine-tuning in float32")
     sparse = clustered = False
     qat_model = None
     offset = len(spec.techniques) - len(chain)
@@ -163,7 +171,7 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
 
     # 3. the Keras variant (plain layers: loadable with safe_mode as teacher or parent)
     test = TestSet(data.x_test, data.y_test, data.classes)
-    model = plain_copy(model)
+    model = float32_copy(model)
     keras_path = workdir / "model.keras"
     model.save(keras_path)
     _report(reporter, measure_variant(keras_path, "keras", test, spec.measurement), clock, 0.9)
@@ -174,7 +182,7 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
     return JobSummary(
         epochs_done=clock.epochs_done, train_seconds=train_seconds,
         peak_memory_bytes=_peak_rss_bytes(), stopped_early=clock.stopped_early,
-        extra={"steps": clock.step, "recipe": techniques_summary(spec),
+        extra={"steps": clock.step, "recipe": techniques_summary(spec), "precision": trained_in,
                "wall_seconds": time.monotonic() - clock.started},
     )
 

@@ -63,11 +63,3 @@ def build_model(
     # The classifier stays float32 under mixed precision: softmax/CE in float16 is unstable.
     outputs = keras.layers.Dense(classes, kernel_regularizer=kr, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name or spec.architecture)
-
-
-def plain_copy(model: keras.Model) -> keras.Model:
-    """An uncompiled copy with the same weights: what is saved as the `keras` variant
-    (no optimizer state, no custom loss in the file, loadable with safe_mode=True)."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
