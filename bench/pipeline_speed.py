@@ -270,8 +270,8 @@ if __name__ == "__main__":
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--limit-train", type=int, default=10000)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--steps-per-execution", type=int, default=0, help="default: the spec's")
     p.add_argument("--xla", action="store_true", help="also time the engine loop with XLA")
     p.add_argument("--mixed-precision", action="store_true",

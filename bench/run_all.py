@@ -4,7 +4,7 @@ bench/pipeline_speed.md; a summary of the headline figures is printed at the end
 
     make bench                       # or: .venv/bin/python bench/run_all.py [--only api_load,vs_mlflow]
 
-Takes about 25 minutes on a 2-core machine; vs_mlflow needs MLflow in bench/.mlflow-venv (see
+Takes 10–25 minutes on a 2-core machine; vs_mlflow needs MLflow in bench/.mlflow-venv (see
 docs/benchmarks.md) and otherwise measures optiboard alone and says so.
 """
 
