@@ -104,12 +104,13 @@ class PipelineSpec(Strict):
         default=True,
         description="in-memory arrays enter tf.data once as whole tensors and each batch is one gather of shuffled indices; false: image-by-image slices",
     )
-    prefetch: bool = True
+    prefetch: bool = Field(default=True, description="the next batches are prepared while a step runs")
     steps_per_execution: int = Field(
         default=10, ge=1, le=1000,
         description="batches per compiled call; callbacks (logging, cancel checks) run between calls",
     )
-    xla: bool = False
+    xla: bool = Field(default=False, title="XLA",
+                      description="compile the training step with XLA (base training only; often slower on CPUs)")
     mixed_precision: bool = Field(
         default=False,
         description="float32 weights, 16-bit compute in base training and distillation: float16 on a GPU, "
@@ -245,7 +246,8 @@ class RunSpec(Strict):
 
 def techniques_summary(spec: RunSpec) -> str:
     """A short human label of the recipe, e.g. 'seed_cnn adam · pruning80 → qat · int8'."""
-    parts = [f"{spec.model.architecture} {spec.training.optimizer.name}"]
+    parts = [f"{spec.model.architecture} {spec.training.optimizer.name}"
+             + (" mixed-precision" if spec.training.pipeline.mixed_precision else "")]
     chain = []
     for t in spec.techniques:
         if isinstance(t, PruningSpec):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,6 +80,14 @@ def _points(
     )
 
 
+def _accuracy_ticks(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Enough decimals that neighbouring ticks differ: variants of one model often lie within
+    a tenth of a point, where three decimals print the same label twice."""
+    values = [float(r["accuracy"]) for r in rows]
+    span = max(values) - min(values) if values else 1.0
+    return f".{min(5, max(3, math.ceil(-math.log10(span)) + 1)) if span > 0 else 3}f"
+
+
 def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") -> dict[str, Any]:
     """One point per variant, coloured by technique; the front as a line, others dimmed."""
     if x not in X_AXES:
@@ -87,7 +96,7 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
     layout = base_layout(
         "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
         xaxis=axis(X_AXES[x], type="log"),
-        yaxis=axis("Test accuracy", tickformat=".3f"),
+        yaxis=axis("Test accuracy", tickformat=_accuracy_ticks(usable)),
         # techniques, then the marker shapes of the formats, in one column at the right
         legend={
             "orientation": "v",

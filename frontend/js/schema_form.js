@@ -68,7 +68,9 @@ export class SchemaForm {
   /** Build the node for one schema at a path; returns {el, get(), compound}. */
   node(rawSchema, path, value, depth, key) {
     const { schema, nullable } = this.unwrap(rawSchema);
-    const title = schema.title && !/Spec$/.test(schema.title) ? schema.title : humanize(key || "");
+    // a referenced model's title is its class name (RunSpec, ExportOptions): name it by its field
+    const className = /Spec$/.test(schema.title || "") || /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$/.test(schema.title || "");
+    const title = schema.title && !className ? schema.title : humanize(key || "");
     if (schema.const !== undefined) return { el: null, get: () => schema.const, compound: false };
     if (schema.type === "object" || schema.properties) return this.objectNode(schema, path, value, depth, key, nullable, title);
     if (schema.type === "array") return this.arrayNode(schema, path, value, key, title);
@@ -266,7 +268,8 @@ export class SchemaForm {
     } else if (schema.type === "boolean") {
       input = h("input", { type: "checkbox", id, checked: Boolean(v), on: { change: () => this.onChange() } });
       get = () => input.checked;
-      const el = h("div", { class: "field check", dataset: { path: path.join(".") } }, input, h("label", { for: id }, title), error);
+      const hint = schema.description ? h("span", { class: "hint" }, schema.description) : null;
+      const el = h("div", { class: "field", dataset: { path: path.join(".") } }, h("div", { class: "check" }, input, h("label", { for: id }, title)), hint, error);
       this.register(path, { error, input, container: el });
       return { el, get, compound: false, schema, path };
     } else if (schema.type === "integer" || schema.type === "number") {

@@ -50,6 +50,16 @@ def test_references_are_checked_at_submit(client: TestClient) -> None:
     assert run_count(client) == 1
 
 
+def test_the_summary_names_mixed_precision(client: TestClient) -> None:
+    """Runs trained in 16-bit compute must be told apart from float32 ones in every list."""
+    plain = client.post("/api/runs", json={"name": "f32"}).json()
+    mixed = client.post("/api/runs", json={"name": "mp", "training": {"pipeline": {"mixed_precision": True}}}).json()
+    assert "mixed-precision" not in plain["summary"]
+    assert mixed["summary"].startswith("seed_cnn adam mixed-precision · ")
+    listed = {r["name"]: r["summary"] for r in client.get("/api/runs").json()["data"]}
+    assert listed["mp"] == mixed["summary"]
+
+
 def test_submit_queues_after_commit(client: TestClient, app_settings: Settings) -> None:
     r = client.post("/api/runs", json={"name": "seed", "experiment": "e", "tags": ["a"]})
     assert r.status_code == 201

@@ -163,3 +163,19 @@ def test_tradeoff_legend_swatch_is_never_the_dimmed_style_when_a_point_is_on_the
     shown = {t["name"]: t for t in by_role(fig, "variants") if t["showlegend"]}
     assert set(shown["pruning"]["marker"]["opacity"]) == {1.0}  # pruning has a front point
     assert set(shown["qat"]["marker"]["opacity"]) == {DIMMED}  # qat has none
+
+
+@pytest.mark.parametrize(("accuracies", "decimals"), [
+    ((0.90, 0.97), 3),              # the crafted spread: three decimals tell ticks apart
+    ((0.8568, 0.8582, 0.8589), 4),  # one model's variants within 0.2 points
+    ((0.91234, 0.91241), 5),        # near-identical exports
+])
+def test_tradeoff_accuracy_ticks_never_repeat_a_label(accuracies, decimals):
+    rows = [row(i, f"r{i}", "keras", "baseline", a, 100 * (i + 1)) for i, a in enumerate(accuracies)]
+    fmt = tradeoff_figure(rows)["layout"]["yaxis"]["tickformat"]
+    assert fmt == f".{decimals}f"
+    # Plotly places about five ticks over the span; with this format none print alike
+    lo, hi = min(accuracies), max(accuracies)
+    ticks = [lo + k * (hi - lo) / 4 for k in range(5)]
+    if decimals < 5:
+        assert len({format(t, fmt[1:]) for t in ticks}) == 5
