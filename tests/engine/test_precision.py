@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.engine import tfsetup  # noqa: F401 - before TensorFlow
+from worker.engine import tfsetup
 from worker.engine.precision import float32_copy, training_policy, with_policy
 from worker.engine.tfsetup import has_gpu, keras
 

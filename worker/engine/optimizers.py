@@ -15,15 +15,44 @@ from backend.spec import OptimizerSpec, ScheduleSpec
 from worker.engine.tfsetup import keras
 
 
+class _FusedAdamStep:
+    """Adam's dense update as TensorFlow's one fused kernel (`ResourceApplyAdam`) instead of the
+    ~10 element-wise ops Keras 2's optimizer emits per variable, each a pass over memory: on the
+    seed CNN those were ~14 % of a CPU training step. Same rule and rounding order as Keras
+    (m, v, then var -= lr·√(1−β₂ᵗ)/(1−β₁ᵗ)·m/(√v+ε)); sparse gradients, AMSGrad and the adaptive
+    epsilon keep Keras's own update."""
+
+    def update_step(self, gradient, variable):
+        if isinstance(gradient, tf.IndexedSlices) or self.amsgrad or getattr(self, "adaptive_epsilon", False):
+            return super().update_step(gradient, variable)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._index_dict[self._var_key(variable)]
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(self.learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=gradient, use_locking=False)
+
+
+class FusedAdam(_FusedAdamStep, keras.optimizers.Adam):
+    pass
+
+
+class FusedAdamW(_FusedAdamStep, keras.optimizers.AdamW):
+    pass  # the decoupled weight decay is applied by the base class before update_step
+
+
 def make_optimizer(spec: OptimizerSpec, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     lr = spec.learning_rate if learning_rate is None else learning_rate
     clip = {"clipnorm": spec.clipnorm, "clipvalue": spec.clipvalue}
     if spec.name == "sgd":
         return keras.optimizers.SGD(lr, momentum=spec.momentum, nesterov=spec.nesterov, **clip)
     if spec.name == "adam":
-        return keras.optimizers.Adam(lr, **clip)
+        return FusedAdam(lr, **clip)
     if spec.name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=spec.weight_decay, **clip)
+        return FusedAdamW(lr, weight_decay=spec.weight_decay, **clip)
     if spec.name == "rmsprop":
         return keras.optimizers.RMSprop(lr, momentum=spec.momentum, **clip)
     raise ValueError(f"unknown optimizer {spec.name!r}")  # pragma: no cover
