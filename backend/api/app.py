@@ -46,6 +46,13 @@ def plotly_js_dir() -> Path:
     return Path(plotly.__file__).parent / "package_data"
 
 
+def api_docs_dir() -> Path:
+    """Swagger UI's and ReDoc's files as the fastapi-offline wheel ships them."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
 class ReadOnlyGets:
     """GET and HEAD requests only read: their SQLite transactions begin DEFERRED (see
     backend.db.sqlite_read_only), so concurrent page loads never queue for the write lock."""
@@ -88,7 +95,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
 
     # FastAPI's OpenTelemetry hooks look up the global providers on every request; optiboard
     # exports its own Prometheus metrics (/metrics), so they stay off.
-    app = FastAPI(title="optiboard", version=__version__, lifespan=lifespan,
+    # /docs and /redoc are pages of ours (routes/pages.py) on files the API serves itself
+    app = FastAPI(title="optiboard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Launch and compare model-optimization runs.",
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
@@ -100,6 +108,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.mount("/static/vendor", StaticFiles(directory=plotly_js_dir()), name="vendor")
+    app.mount("/static/apidocs", StaticFiles(directory=api_docs_dir()), name="apidocs")
     if settings.frontend_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
     app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded

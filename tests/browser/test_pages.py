@@ -250,3 +250,30 @@ def test_a_run_named_like_markup_never_executes(
     assert page.evaluate("window.__xss") is None
     assert page.locator("img[src='x']").count() == 0
     assert dashboard.csp_violations(page) == []
+
+
+def test_api_docs_work_offline_under_the_strict_csp(dashboard: Dashboard, live_stack: Any):
+    """/docs (Swagger UI) and /redoc load every file from the API itself and run under the
+    dashboard's CSP; "Try it out" reads the runs with the session cookie."""
+    requested: list[str] = []
+    dashboard.context.on("request", lambda r: requested.append(r.url))
+    page = dashboard.open("/docs")
+    assert "script-src 'self';" in page.evaluate(
+        "fetch('/docs').then(r => r.headers.get('content-security-policy'))")
+    list_runs = page.locator(".opblock-get", has=page.locator("[data-path='/api/runs']"))
+    list_runs.first.locator(".opblock-summary").click()
+    list_runs.first.locator("button.try-out__btn").click()
+    list_runs.first.locator("button.execute").click()
+    status = list_runs.first.locator(".live-responses-table tbody td.response-col_status").first
+    expect(status).to_have_text("200", timeout=15_000)
+    assert page.locator(".opblock").count() >= 25  # every route of the API is listed
+    assert dashboard.csp_violations(page) == [] and dashboard.console_errors == []
+
+    page = dashboard.open("/redoc")
+    expect(page.locator("h1")).to_contain_text("optiboard", timeout=15_000)
+    page.fill("input[placeholder='Search...']", "metrics")
+    expect(page.locator("li[data-item-id]", has_text="Log Metrics").first).to_be_visible()
+    # ReDoc's footer logo points at its CDN: refused by the CSP, so nothing leaves the machine
+    assert [v for v in dashboard.csp_violations(page) if "cdn.redoc.ly" not in v] == []
+    fetched = [u for u in requested if u.startswith("http") and not u.startswith(live_stack.url)]
+    assert all("cdn.redoc.ly" in u for u in fetched), fetched

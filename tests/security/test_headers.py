@@ -33,6 +33,9 @@ def test_security_headers_on_every_page_and_error(api: AppUnderTest) -> None:
                       headers={**api.auth, "content-type": "application/json"}),
         "nul 422": c.get("/api/runs", params={"q": "a\x00b"}, headers=api.auth),
         "healthz": c.get("/healthz"),
+        "api docs": c.get("/docs"),
+        "api reference": c.get("/redoc"),
+        "swagger ui files": c.get("/static/apidocs/swagger-ui-bundle.js"),
     }
     for what, r in responses.items():
         csp = r.headers.get("content-security-policy", "")
@@ -43,13 +46,14 @@ def test_security_headers_on_every_page_and_error(api: AppUnderTest) -> None:
             assert r.headers.get(header) == value, f"{what}: {header}={r.headers.get(header)}"
     assert responses["413"].status_code == 413
     assert responses["page /"].status_code == 200
+    assert responses["api docs"].status_code == responses["swagger ui files"].status_code == 200
 
 
 def test_pages_load_scripts_only_from_self(api: AppUnderTest) -> None:
     """The CSP forbids inline scripts; the pages must not depend on any."""
     import re
 
-    for path in ("/", "/runs/1", "/compare", "/launch", "/workers"):
+    for path in ("/", "/runs/1", "/compare", "/launch", "/workers", "/docs", "/redoc"):
         html = api.client.get(path).text
         for tag in re.findall(r"<script\b[^>]*>", html, flags=re.I):
             assert "src=" in tag, f"{path} has an inline script: {tag}"

@@ -13,7 +13,7 @@ from backend.store import tokens
 router = APIRouter(include_in_schema=False)
 
 PAGES = {"runs": "index.html", "run": "run.html", "compare": "compare.html",
-         "launch": "launch.html", "workers": "workers.html"}
+         "launch": "launch.html", "workers": "workers.html", "docs": "docs.html", "redoc": "redoc.html"}
 
 
 def _page(settings: SettingsDep, page: str) -> FileResponse:
@@ -31,6 +31,17 @@ def runs_page(settings: SettingsDep) -> FileResponse:
 @router.get("/runs/{run_id}")
 def run_page(run_id: Id, settings: SettingsDep) -> FileResponse:
     return _page(settings, "run")
+
+
+@router.get("/docs")
+def api_docs_page(settings: SettingsDep) -> FileResponse:
+    """Swagger UI on /openapi.json, from files the API serves itself (no CDN)."""
+    return _page(settings, "docs")
+
+
+@router.get("/redoc")
+def api_reference_page(settings: SettingsDep) -> FileResponse:
+    return _page(settings, "redoc")
 
 
 @router.get("/compare")
