@@ -24,20 +24,14 @@ if str(REPO) not in sys.path:
 from backend.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
 from backend.migrate import upgrade  # noqa: E402
 from tests.stack import Api, Worker, stack_env  # noqa: E402
+from worker.engine.hardware import cpuinfo  # noqa: E402
 
 PG_ADMIN = os.environ.get("OPTIBOARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("OPTIBOARD_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpuinfo().get("model name", "?")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cal_wall, cal_cpu = calibration()

@@ -9,15 +9,24 @@ import platform
 from typing import Any
 
 
-def _cpu_model() -> str:
+@functools.cache
+def cpuinfo() -> dict[str, str]:
+    """/proc/cpuinfo's fields, each as the first processor lists it ("model name", "flags");
+    empty off Linux."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def _cpu_model() -> str:
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def _version(dist: str) -> str | None:

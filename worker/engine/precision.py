@@ -7,33 +7,25 @@ kernels. Anywhere else bfloat16 would be emulated and slower, so the run trains 
 its log says why. The layers producing the model's outputs (the logits) always compute in
 float32: softmax and cross-entropy in 16 bits lose accuracy.
 
-Models are cast by cloning with each layer's dtype policy replaced, so a loaded model (a
-parent's or teacher's `.keras`, an initial model) trains in the run's policy too, and every
-saved variant is cast back to plain float32 layers (`float32_copy`).
+Models are cast by cloning with each layer's dtype policy replaced, so an initial model loaded
+from a finished run's `.keras` trains in the run's policy too, and every saved variant is cast
+back to plain float32 layers (`float32_copy`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
+from worker.engine.hardware import cpuinfo
 from worker.engine.tfsetup import has_gpu, keras
 
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 FLOAT32 = "float32"
 
 
-@functools.cache
-def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not there."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux); empty elsewhere."""
+    return frozenset(cpuinfo().get("flags", "").split())
 
 
 def training_policy(requested: bool, *, gpu: bool, flags: frozenset[str] | None = None,
