@@ -24,10 +24,11 @@ from typing import Any
 from harness import PG_ADMIN, REPO, drop_pg_database, fresh_pg_database, machine, median  # type: ignore[import-not-found]
 from sqlalchemy import text
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.migrate import upgrade
-from backend.spec import RunSpec
-from backend.store import metric_reads, metrics, runs
+from backend.store import metrics, runs
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from backend.store.metrics import reads as metric_reads
+from backend.store.migrate import upgrade
+from runspec.spec import RunSpec
 
 KEYS = ("loss", "val_loss", "accuracy", "lr")
 SQLITE_DIR = Path("/tmp/ob-bench-compare")

@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.architectures import total_params  # noqa: E402
-from backend.spec import RunSpec  # noqa: E402
+from runspec.architectures import total_params  # noqa: E402
+from runspec.spec import RunSpec  # noqa: E402
 from worker.engine.contract import VariantResult  # noqa: E402
 
 

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from backend.migrate import upgrade  # noqa: E402
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
+from backend.store.migrate import upgrade  # noqa: E402
 from tests.stack import Api, Worker, stack_env  # noqa: E402
 from worker.engine.hardware import cpuinfo  # noqa: E402
 

@@ -101,7 +101,7 @@ def child_engine(args) -> dict:
     from worker.engine.tfsetup import keras
     import numpy as np
 
-    from backend.spec import TrainingSpec
+    from runspec.spec import TrainingSpec
     from worker.engine.callbacks import RunClock
     from worker.engine.optimizers import make_loss, make_optimizer
     from worker.engine.training import Arrays, fit_phase
@@ -146,7 +146,7 @@ def child_prepare(args) -> dict:
     from worker.engine import tfsetup  # noqa: I001
     import numpy as np
 
-    from backend.spec import DatasetSpec, ModelSpec, RegularizationSpec
+    from runspec.spec import DatasetSpec, ModelSpec, RegularizationSpec
     from worker.engine.data import load_data
     from worker.engine.models import build_model
 

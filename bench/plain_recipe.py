@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from worker.engine import tfsetup  # noqa: E402,I001 - sets TF_USE_LEGACY_KERAS before TF loads
-from backend.spec import RunSpec  # noqa: E402
+from runspec.spec import RunSpec  # noqa: E402
 from worker.engine.contract import VariantResult  # noqa: E402
 from worker.engine.job import run_job  # noqa: E402
 

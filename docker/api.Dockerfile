@@ -26,8 +26,11 @@ RUN groupadd --system --gid 10001 optiboard \
 WORKDIR /app
 # Dependencies change less often than code, but pyproject pins them all; one layer is enough.
 COPY pyproject.toml README.md ./
+COPY runspec ./runspec
 COPY backend ./backend
 COPY worker ./worker
+COPY cli ./cli
+COPY optiboard ./optiboard
 RUN pip install --no-cache-dir . \
     && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)"
 # Served as static files; settings.frontend_dir points here (an installed package has no

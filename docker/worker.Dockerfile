@@ -26,8 +26,11 @@ RUN groupadd --system --gid 10001 optiboard \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY runspec ./runspec
 COPY backend ./backend
 COPY worker ./worker
+COPY cli ./cli
+COPY optiboard ./optiboard
 # tensorflow==2.21.0 is already in the base image, so pip keeps it and adds the rest.
 RUN python3 -m pip install --no-cache-dir "/app[worker]" \
     && python3 -c "import tensorflow as tf, sys; sys.exit(tf.__version__ != '2.21.0')"

@@ -13,9 +13,9 @@ import pytest
 import redis as redis_lib
 from sqlalchemy.orm import Session
 
-from backend.db import make_engine, make_sessionmaker
-from backend.migrate import upgrade
-from backend.settings import Settings
+from backend.core.settings import Settings
+from backend.store.db import make_engine, make_sessionmaker
+from backend.store.migrate import upgrade
 from tests.stack import Api, Client, Worker, stack_env
 
 PG_ADMIN = os.environ.get("OPTIBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -94,8 +94,8 @@ def redis_url() -> Iterator[str]:
 
 
 def make_token(database_url: str, name: str = "tests") -> str:
-    from backend.db import unit_of_work
     from backend.store import tokens
+    from backend.store.db import unit_of_work
 
     engine = make_engine(database_url)
     try:

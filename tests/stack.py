@@ -43,7 +43,7 @@ def stack_env(*, data_dir: Path, database_url: str, redis_url: str, **extra: str
 
 def cli(args: list[str], env: dict[str, str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
     out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", *args], env=env, cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

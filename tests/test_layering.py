@@ -21,9 +21,9 @@ SERVE = BLOCK_TF + """
 import os, tempfile
 from fastapi.testclient import TestClient
 from backend.api.app import create_app
-from backend.migrate import upgrade
-from backend.settings import Settings
-from backend.db import make_engine, make_sessionmaker, unit_of_work
+from backend.store.migrate import upgrade
+from backend.core.settings import Settings
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store import tokens
 d = tempfile.mkdtemp()
 s = Settings(data_dir=d, redis_url=os.environ['REDIS'])

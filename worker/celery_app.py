@@ -3,8 +3,8 @@ job does (CUDA is not fork-safe, and the prefork parent stays small)."""
 
 from __future__ import annotations
 
-from backend.queue import make_celery
-from backend.settings import Settings
+from backend.core.settings import Settings
+from backend.dispatch.queue import make_celery
 
 app = make_celery(Settings(), "optiboard-worker")
 app.conf.include = ["worker.tasks"]

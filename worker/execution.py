@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.artifacts import resolve_inside
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.settings import Settings
-from backend.spec import RunSpec
+from backend.core.settings import Settings
 from backend.store import datasets, runs, variants
+from backend.store.artifacts import resolve_inside
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from runspec.spec import RunSpec
 from worker.engine.contract import Cancelled  # plain Python: no TensorFlow in the parent
 from worker.gpus import visible_gpus
 from worker.reporter import DbReporter, LeaseLost

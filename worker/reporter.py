@@ -13,9 +13,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.artifacts import relative_path, writable_inside
-from backend.db import unit_of_work
 from backend.store import metrics, runs, variants
+from backend.store.artifacts import relative_path, writable_inside
+from backend.store.db import unit_of_work
 from worker.engine.contract import VariantResult
 
 log = logging.getLogger(__name__)

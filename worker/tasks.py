@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.queue import TASK_EXECUTE_RUN
+from backend.dispatch.queue import TASK_EXECUTE_RUN
 from worker.celery_app import app
 
 

@@ -28,10 +28,10 @@ from backend.api.routes import (
     techniques,
     variants,
 )
-from backend.db import make_engine, make_sessionmaker, sqlite_read_only
-from backend.maintenance import Maintenance
-from backend.queue import JobQueue
-from backend.settings import Settings
+from backend.core.settings import Settings
+from backend.dispatch.maintenance import Maintenance
+from backend.dispatch.queue import JobQueue
+from backend.store.db import make_engine, make_sessionmaker, sqlite_read_only
 from backend.store.hot_reads import HotReads
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def api_docs_dir() -> Path:
 
 class ReadOnlyGets:
     """GET and HEAD requests only read: their SQLite transactions begin DEFERRED (see
-    backend.db.sqlite_read_only), so concurrent page loads never queue for the write lock."""
+    backend.store.db.sqlite_read_only), so concurrent page loads never queue for the write lock."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
-from backend.db import unit_of_work
-from backend.queue import JobQueue
-from backend.settings import Settings
+from backend.core.settings import Settings
+from backend.dispatch.queue import JobQueue
 from backend.store import tokens
+from backend.store.db import unit_of_work
 from backend.store.hot_reads import HotReads
 from backend.store.records import TokenRecord
 

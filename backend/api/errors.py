@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from backend.spec import SpecError
+from runspec.spec import SpecError
 
 
 def located_errors(errors: Any) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from backend.spec import Tag
 from backend.store.records import RunRecord, VariantRecord
+from runspec.spec import Tag
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 

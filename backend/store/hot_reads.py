@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from backend.db import driver_marks
 from backend.store.async_pg import AsyncPgReads
+from backend.store.db import driver_marks
 from backend.store.records import RunRecord, TokenRecord
 from backend.store.runs import HEADLINE_FORMATS, MAX_ID
 

@@ -154,7 +154,7 @@ class MetricDigest(Base):
     """A finished run's series as a compare read returns it at one block level: the points of
     its `level`-step blocks (first, minimum, maximum and last of each, in step order), packed as
     little-endian int64 steps then float64 values. Built when the run ends
-    (backend.store.metric_digests); a read uses it only while `n`, `first_step` and `last_step`
+    (backend.store.metrics.digests); a read uses it only while `n`, `first_step` and `last_step`
     still match the series, else it reads the blocks."""
 
     __tablename__ = "metric_digests"

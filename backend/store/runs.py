@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import String, bindparam, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.spec import RunSpec, techniques_summary
-from backend.store import metric_digests
 from backend.store import models as m
 from backend.store.experiments import get_or_create_experiment
+from backend.store.metrics import build_digest
 from backend.store.records import RunRecord, run_record
+from runspec.spec import RunSpec, techniques_summary
 
 HEADLINE_FORMATS = ("tflite-float32", "keras", "tflite-dynamic", "tflite-float16", "tflite-int8")
 LOG_TAIL_LINES = 200
@@ -266,7 +266,7 @@ def finish_run(
         result = session.execute(update(m.Run).where(*cond).values(**values))
         done = bool(result.rowcount)  # type: ignore[attr-defined]
     if done:
-        metric_digests.build(session.connection(), run_id=run_id)  # its series no longer change
+        build_digest(session.connection(), run_id=run_id)  # its series no longer change
     return done
 
 

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
-from backend.migrate import upgrade
-from backend.settings import Settings
+from backend.core.settings import Settings
+from backend.store.migrate import upgrade
 from tests.conftest import make_token
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 from fastapi.testclient import TestClient
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 
 def run_count(client: TestClient) -> int:

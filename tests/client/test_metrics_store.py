@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.spec import RunSpec
 from backend.store import metrics, models, runs
 from backend.store.metrics import Point
+from runspec.spec import RunSpec
 
 
 def _run(session: Session, name: str = "m") -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backend.migrate import upgrade
+from backend.store.migrate import upgrade
 from tests.conftest import PG_ADMIN
 
 

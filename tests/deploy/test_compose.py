@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 from .files import (
     SECRET_NAME,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 from .files import (
     API_DOCKERFILE,

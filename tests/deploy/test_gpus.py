@@ -1,4 +1,4 @@
-"""worker.gpus: GPU lists, and real Celery worker processes started one per (fake) GPU.
+"""worker.gpus and cli.workers: GPU lists, and real Celery worker processes started one per (fake) GPU.
 
 GPUs are the one thing faked here: there is none on this machine, so "GPU 0" and "GPU 1"
 are just the CUDA_VISIBLE_DEVICES values each real worker process must receive.
@@ -19,14 +19,9 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from cli.workers import worker_argv, worker_env, worker_hostname
 from tests.deploy.conftest import FAKE_GPUS
-from worker.gpus import (
-    parse_gpu_list,
-    parse_nvidia_smi,
-    worker_argv,
-    worker_env,
-    worker_hostname,
-)
+from worker.gpus import parse_gpu_list, parse_nvidia_smi
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -81,7 +76,7 @@ def test_worker_env_pins_one_gpu_and_hides_gpus_from_cpu_workers() -> None:
 
 def test_worker_argv_runs_the_optiboard_worker_named_after_its_gpu() -> None:
     argv = worker_argv("0", queues=["train", "optimize"], host="boxA", concurrency=2)
-    assert argv[:4] == [sys.executable, "-m", "backend.cli", "worker"]
+    assert argv[:4] == [sys.executable, "-m", "cli.main", "worker"]
     assert argv[argv.index("--name") + 1] == "gpu0@boxA"
     assert argv[argv.index("--queues") + 1] == "train,optimize"
     assert argv[argv.index("--concurrency") + 1] == "2"
@@ -101,7 +96,7 @@ def test_worker_argv_with_an_app_runs_celery_directly() -> None:
 def _start_supervisor(broker: str, gpus: str, host: str) -> subprocess.Popen[bytes]:
     """spawn_workers in a process of its own, as `optiboard worker --gpus ...` runs it."""
     code = (
-        "import sys; from worker.gpus import spawn_workers; "
+        "import sys; from cli.workers import spawn_workers; "
         f"sys.exit(spawn_workers({gpus!r}, queues='deploy-{host}', app='echo_app', "
         f"host={host!r}, loglevel='WARNING', extra_args=['--without-mingle', '--without-gossip']))"
     )
@@ -199,9 +194,10 @@ def test_discovery_and_visibility_through_nvidia_smi(fake_nvidia_smi: Path) -> N
     assert visible == [{"index": "1", "name": FAKE_GPUS["1"], "memory_mib": 16384}]
 
 
-def test_configure_gpu_on_a_machine_without_gpu_reports_cpu_and_keeps_keras_2() -> None:
+def test_the_engine_on_a_machine_without_gpu_reports_cpu_and_keeps_keras_2() -> None:
     code = (
-        "import json, os; from worker.gpus import configure_gpu; info = configure_gpu(mixed_precision=True); "
+        "import json, worker.engine.tfsetup; from worker.engine.hardware import fingerprint; "
+        "info = dict(fingerprint()); "
         "import tensorflow as tf; info['keras'] = tf.keras.__name__; print(json.dumps(info))"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -209,6 +205,5 @@ def test_configure_gpu_on_a_machine_without_gpu_reports_cpu_and_keeps_keras_2() 
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
-    assert info["device"] == "cpu" and info["gpu_names"] == []
-    assert info["mixed_precision"] is False, "mixed precision only applies on a GPU"
+    assert info["gpus"] == []
     assert info["keras"].startswith("tf_keras"), "TF_USE_LEGACY_KERAS must be set before TensorFlow loads"

@@ -1,4 +1,4 @@
-"""backend.logging_setup: one JSON object per line, with context fields, in a fresh process."""
+"""backend.core.logging_setup: one JSON object per line, with context fields, in a fresh process."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_json_lines_carry_level_logger_message_extras_and_context() -> None:
     lines = _run(
         """
         import logging
-        from backend.logging_setup import configure_logging, log_context
+        from backend.core.logging_setup import configure_logging, log_context
         configure_logging(json=True, level="info")
         configure_logging(json=True, level="info")  # twice: still one handler
         log = logging.getLogger("optiboard.test")
@@ -62,7 +62,7 @@ def test_text_mode_is_for_people_but_keeps_context() -> None:
     lines = _run(
         """
         import logging
-        from backend.logging_setup import configure_logging, log_context
+        from backend.core.logging_setup import configure_logging, log_context
         configure_logging(json=False, level="DEBUG")
         with log_context(run_id=5):
             logging.getLogger("x").debug("hello")
@@ -79,7 +79,7 @@ def test_celery_hook_keeps_json_logging_when_celery_sets_up_a_worker() -> None:
     code = """
         import logging
         from celery import Celery
-        from backend.logging_setup import connect_celery_logging
+        from backend.core.logging_setup import connect_celery_logging
         {hook}
         app = Celery("t", broker="memory://")
         app.log.setup(loglevel="INFO", redirect_stdouts=False)

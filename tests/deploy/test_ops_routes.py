@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from backend.api.app import create_app
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.settings import Settings
-from backend.spec import RunSpec
+from backend.core.settings import Settings
 from backend.store import metrics, runs
 from backend.store import models as m
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from runspec.spec import RunSpec
 from tests.conftest import make_token
 from tests.stack import free_port, tiny_spec
 

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
-from backend.spec import RunSpec  # noqa: E402
+from runspec.spec import RunSpec  # noqa: E402
 from worker.engine.contract import VariantResult  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""backend.architectures (no TensorFlow) agrees with the Keras models the worker builds."""
+"""runspec.architectures (no TensorFlow) agrees with the Keras models the worker builds."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from backend.architectures import (
+from runspec.architectures import (
     DATASET_SHAPES,
     check_spec_semantics,
     layer_counts,
     param_counts,
     total_params,
 )
-from backend.spec import ModelSpec, RegularizationSpec, RunSpec
+from runspec.spec import ModelSpec, RegularizationSpec, RunSpec
 
 
 @pytest.mark.parametrize("architecture", ["seed_cnn", "mlp", "ds_cnn"])
@@ -64,7 +64,7 @@ def test_student_must_be_smaller_than_teacher() -> None:
 
 
 def test_api_side_modules_import_no_tensorflow() -> None:
-    code = ("import sys, backend.architectures, backend.spec, worker.engine.npz, "
+    code = ("import sys, runspec.architectures, runspec.spec, runspec.npz, "
             "worker.engine.contract; bad = [m for m in ('tensorflow', 'tf_keras') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.engine.npz import validate_npz
+from runspec.npz import validate_npz
 
 
 def _save(path: Path, **arrays) -> Path:

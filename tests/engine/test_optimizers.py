@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.spec import OptimizerSpec
+from runspec.spec import OptimizerSpec
 from worker.engine import tfsetup
 from worker.engine.optimizers import FusedAdam, FusedAdamW, make_optimizer
 from worker.engine.tfsetup import keras, tf

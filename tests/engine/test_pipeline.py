@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from backend.spec import PipelineSpec
+from runspec.spec import PipelineSpec
 from worker.engine import tfsetup  # noqa: F401 - first: Keras 2 and the engine's TF settings
 from worker.engine.training import make_dataset
 

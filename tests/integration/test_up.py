@@ -20,7 +20,7 @@ def test_up_serves_dashboard_and_finishes_a_run(tmp_path: Path) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "up.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
         cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         link = wait_for(lambda: re.search(r"http://127\.0\.0\.1:\d+/login\?token=(\S+)", log.read_text()),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from backend.embedded_redis import EmbeddedRedis
-from backend.migrate import upgrade
+from backend.store.migrate import upgrade
+from cli.embedded_redis import EmbeddedRedis
 from tests.conftest import Stack, make_token
 from tests.stack import Api, Client, Worker, stack_env, tiny_spec, wait_for
 

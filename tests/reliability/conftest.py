@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from backend.db import make_engine
-from backend.migrate import upgrade
+from backend.store.db import make_engine
+from backend.store.migrate import upgrade
 from tests.conftest import make_token
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.maintenance import LostJobs, sweep_once
-from backend.queue import JobQueue
-from backend.settings import Settings
-from backend.spec import RunSpec
+from backend.core.settings import Settings
+from backend.dispatch.maintenance import LostJobs, sweep_once
+from backend.dispatch.queue import JobQueue
 from backend.store import models as m
 from backend.store import runs
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from runspec.spec import RunSpec
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer
 

@@ -17,7 +17,7 @@ import psutil
 from celery import Celery
 from sqlalchemy import text
 
-from backend.queue import TASK_EXECUTE_RUN
+from backend.dispatch.queue import TASK_EXECUTE_RUN
 from tests.reliability import figures
 from tests.reliability.conftest import HEARTBEAT_TIMEOUT_S, FaultStack
 from tests.reliability.specs import long_spec, quick_spec

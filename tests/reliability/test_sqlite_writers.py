@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.migrate import upgrade
-from backend.spec import RunSpec
 from backend.store import metrics, runs
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store.metrics import Point
+from backend.store.migrate import upgrade
+from runspec.spec import RunSpec
 from tests.reliability import figures
 
 PROCESSES = 4
@@ -55,7 +55,7 @@ def test_processes_writing_metrics_at_once(tmp_path: Path) -> None:
     # Not fork: it would copy locks held by this process's other threads (a child can hang).
     # A fork server, started clean with the store imported once, forks cheap children.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["backend.db", "backend.store.runs", "backend.store.metrics"])
+    ctx.set_forkserver_preload(["backend.store.db", "backend.store.runs", "backend.store.metrics"])
     out = ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(db_url, run_id, lease, out)) for run_id, lease in leases]
     for p in procs:

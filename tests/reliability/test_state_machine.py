@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.spec import RunSpec
 from backend.store import metrics, runs
 from backend.store import models as m
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store.metrics import Point
+from runspec.spec import RunSpec
 
 
 def _new_run(session: Session, name: str = "r") -> int:
@@ -136,7 +136,7 @@ def test_exactly_one_of_many_concurrent_claims_wins(db_url: str) -> None:
     # Not fork: it would copy locks held by this process's other threads (a child can hang).
     # A fork server, started clean with the store imported once, forks cheap children.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["backend.db", "backend.store.runs", "backend.store.metrics"])
+    ctx.set_forkserver_preload(["backend.store.db", "backend.store.runs", "backend.store.metrics"])
     n = 6
     barrier, out = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_claim, args=(db_url, run_ids, barrier, out)) for _ in range(n)]

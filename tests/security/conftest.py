@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
-from backend.settings import Settings
+from backend.core.settings import Settings
 from tests.conftest import make_token
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer

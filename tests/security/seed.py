@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from backend.artifacts import relative_path
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.spec import RunSpec
 from backend.store import metrics, runs, variants
+from backend.store.artifacts import relative_path
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from runspec.spec import RunSpec
 
 
 def variant_fields(fmt: str, artifact_path: str, **overrides: Any) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect, select, text
 
-from backend.db import make_engine
-from backend.settings import Settings
+from backend.core.settings import Settings
 from backend.store import models as m
+from backend.store.db import make_engine
 from tests.conftest import make_token
 from tests.reliability import figures
 from tests.security.conftest import AppUnderTest
@@ -125,7 +125,7 @@ def test_cookie_sign_in_is_httponly_strict_and_writes_need_same_origin(api: AppU
 
 def _cli(args: list[str], db_url: str, tmp: Any) -> subprocess.CompletedProcess[str]:
     env = stack_env(data_dir=tmp, database_url=db_url, redis_url="redis://127.0.0.1:1/0")
-    return subprocess.run([sys.executable, "-m", "backend.cli", "token", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cli.main", "token", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
 

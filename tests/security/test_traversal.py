@@ -20,11 +20,11 @@ import httpx
 import numpy as np
 import pytest
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.migrate import upgrade
-from backend.settings import FRONTEND_DIR
-from backend.spec import RunSpec
+from backend.core.settings import FRONTEND_DIR
 from backend.store import runs, variants
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from backend.store.migrate import upgrade
+from runspec.spec import RunSpec
 from tests.conftest import make_token
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer

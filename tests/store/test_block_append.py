@@ -9,10 +9,10 @@ import random
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.spec import RunSpec
 from backend.store import metrics, runs
 from backend.store import models as m
 from backend.store.metrics import Point
+from runspec.spec import RunSpec
 
 
 def _blocks(session: Session, run_id: int) -> list[tuple]:

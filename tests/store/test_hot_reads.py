@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.db import make_engine
-from backend.spec import RunSpec
 from backend.store import runs, tokens, variants
+from backend.store.db import make_engine
 from backend.store.hot_reads import HotReads
+from runspec.spec import RunSpec
 
 T = TypeVar("T")
 

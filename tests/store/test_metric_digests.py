@@ -8,10 +8,12 @@ import math
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.spec import RunSpec
-from backend.store import metric_digests, metric_reads, metrics, runs
+from backend.store import metrics, runs
 from backend.store import models as m
 from backend.store.metrics import Point
+from backend.store.metrics import digests as metric_digests
+from backend.store.metrics import reads as metric_reads
+from runspec.spec import RunSpec
 
 STEPS = 5000
 

@@ -16,12 +16,12 @@ from alembic.command import downgrade
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.migrate import alembic_config, upgrade
-from backend.spec import RunSpec
 from backend.store import metrics, runs
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store.metrics import Point
+from backend.store.migrate import alembic_config, upgrade
 from backend.store.models import Base
+from runspec.spec import RunSpec
 from tests.conftest import PG_ADMIN
 
 

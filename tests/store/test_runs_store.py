@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.spec import RunSpec
 from backend.store import metrics, models, runs, variants
 from backend.store.metrics import Point
+from runspec.spec import RunSpec
 
 
 def new_run(session: Session, **spec) -> int:  # type: ignore[no-untyped-def]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.spec import DatasetSpec
-from worker.engine.npz import validate_npz
+from runspec.npz import validate_npz
+from runspec.spec import DatasetSpec
 
 # The digits test split is fixed for every run so accuracies compare across runs.
 DIGITS_TEST_FRACTION = 0.25

@@ -11,7 +11,7 @@ import resource
 import time
 from pathlib import Path
 
-from backend.spec import (
+from runspec.spec import (
     ClusteringSpec,
     DistillationSpec,
     PruningSpec,

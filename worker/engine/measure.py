@@ -25,7 +25,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.interpreter import Interpreter
 
-from backend.spec import MeasurementSpec
+from runspec.spec import MeasurementSpec
 from worker.engine.contract import VariantResult
 from worker.engine.hardware import fingerprint
 from worker.engine.tfsetup import keras

@@ -1,4 +1,4 @@
-"""The built-in architectures as tf_keras models; widths come from backend.architectures.
+"""The built-in architectures as tf_keras models; widths come from runspec.architectures.
 
 Every model ends in logits (no softmax): the losses use from_logits=True, distillation needs
 the logits, and the measurement takes the argmax.
@@ -6,8 +6,8 @@ the logits, and the measurement takes the argmax.
 
 from __future__ import annotations
 
-from backend import architectures as arch
-from backend.spec import ModelSpec, RegularizationSpec
+from runspec import architectures as arch
+from runspec.spec import ModelSpec, RegularizationSpec
 from worker.engine.tfsetup import keras
 
 

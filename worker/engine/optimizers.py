@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from backend.spec import OptimizerSpec, ScheduleSpec
+from runspec.spec import OptimizerSpec, ScheduleSpec
 from worker.engine.tfsetup import keras
 
 

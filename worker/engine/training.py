@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from backend.spec import PipelineSpec, TrainingSpec
+from runspec.spec import PipelineSpec, TrainingSpec
 from worker.engine.callbacks import ReporterCallback, RunClock
 from worker.engine.contract import Reporter
 from worker.engine.tfsetup import keras

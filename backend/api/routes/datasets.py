@@ -32,7 +32,7 @@ def upload_dataset(
     if name is not None and "\x00" in name:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=[{"loc": ["body", "name"], "msg": "NUL characters are not allowed", "type": "value_error"}])
-    from worker.engine.npz import validate_npz  # numpy only: no TensorFlow in the API
+    from runspec.npz import validate_npz  # numpy only: no TensorFlow in the API
 
     settings.uploads.mkdir(parents=True, exist_ok=True)
     filename = f"{secrets.token_hex(16)}.npz"

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from backend.api.deps import Authenticated, SessionDep
 from backend.api.fast_json import FastJSONRoute
 from backend.api.schemas import Accepted, MetricsPublic, PointIn, PointsIn
-from backend.db import unit_of_work
 from backend.store import metrics, runs
+from backend.store.db import unit_of_work
 
 # Metric batches are the API's largest JSON bodies: parsed with orjson (backend.api.fast_json).
 router = APIRouter(prefix="/api/runs", tags=["metrics"], dependencies=Authenticated, route_class=FastJSONRoute)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend import __version__
 from backend.api.deps import Authenticated, QueueDep, SessionDep
-from backend.queue import QUEUE_FOR_KIND, JobQueue
+from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
 from backend.store import metrics, runs
 from backend.store import models as m
 

@@ -20,11 +20,11 @@ from backend.api.deps import (
     presented_token,
 )
 from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate, public_run
-from backend.artifacts import removable_run_dir
-from backend.spec import RunSpec
+from backend.dispatch.submission import commit_and_enqueue, create_checked
 from backend.store import runs, tokens
+from backend.store.artifacts import removable_run_dir
 from backend.store.records import RunRecord
-from backend.submission import commit_and_enqueue, create_checked
+from runspec.spec import RunSpec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=Authenticated)
 # Routes that check the token themselves, in the statement that reads their data (see read_run).

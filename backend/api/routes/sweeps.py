@@ -9,9 +9,9 @@ from pydantic import BaseModel
 
 from backend.api.deps import Authenticated, QueueDep, SessionDep, SettingsDep
 from backend.api.schemas import RunPublic
+from backend.dispatch.submission import commit_and_enqueue, create_checked, raise_if_problems, reference_problems
 from backend.store import runs
-from backend.submission import commit_and_enqueue, create_checked, raise_if_problems, reference_problems
-from backend.sweeps import SweepError, SweepIn, expand
+from runspec.sweeps import SweepError, SweepIn, expand
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"], dependencies=Authenticated)
 

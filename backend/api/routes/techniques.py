@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from backend.api.deps import Authenticated
-from backend.spec import ARCHITECTURES, BUILTIN_DATASETS, EXPORT_FORMATS, RunSpec
-from backend.sweeps import SweepIn
+from runspec.spec import ARCHITECTURES, BUILTIN_DATASETS, EXPORT_FORMATS, RunSpec
+from runspec.sweeps import SweepIn
 
 router = APIRouter(prefix="/api", tags=["techniques"], dependencies=Authenticated)
 

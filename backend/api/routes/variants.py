@@ -7,8 +7,8 @@ from fastapi.responses import FileResponse
 
 from backend.api.deps import Authenticated, Id, SessionDep, SettingsDep
 from backend.api.schemas import VariantPublic, VariantsPublic
-from backend.artifacts import resolve_inside
 from backend.store import runs, variants
+from backend.store.artifacts import resolve_inside
 
 router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from backend.spec import ClusteringSpec
+from runspec.spec import ClusteringSpec
 from worker.engine.tfsetup import keras
 
 clustering = tfmot.clustering.keras

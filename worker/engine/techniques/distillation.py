@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from backend.spec import DistillationSpec
+from runspec.spec import DistillationSpec
 from worker.engine.tfsetup import keras
 
 

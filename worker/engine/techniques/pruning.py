@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
 
-from backend.spec import PruningSpec
+from runspec.spec import PruningSpec
 from worker.engine.tfsetup import keras
 
 sparsity = tfmot.sparsity.keras

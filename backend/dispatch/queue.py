@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 TASK_EXECUTE_RUN = "optiboard.execute_run"
 QUEUE_FOR_KIND = {"train": "train", "optimize": "optimize"}

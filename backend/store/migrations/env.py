@@ -1,10 +1,10 @@
-"""Alembic environment: the URL comes from the caller (backend.migrate), never from a file."""
+"""Alembic environment: the URL comes from the caller (backend.store.migrate), never from a file."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from backend.db import make_engine
+from backend.store.db import make_engine
 from backend.store.models import Base
 
 config = context.config

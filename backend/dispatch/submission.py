@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
-from backend.architectures import check_spec_semantics
-from backend.queue import JobQueue
-from backend.spec import DistillationSpec, ModelSpec, RunSpec
+from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
+from runspec.architectures import check_spec_semantics
+from runspec.spec import DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
 

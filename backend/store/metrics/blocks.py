@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from backend.db import driver_marks
-from backend.store.metric_reads import LEVELS
+from backend.store.db import driver_marks
+from backend.store.metrics.reads import LEVELS
 
 Pt = tuple[int, float | None]
 # [n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value]

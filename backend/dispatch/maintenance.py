@@ -21,10 +21,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db import unit_of_work
-from backend.queue import QUEUE_FOR_KIND, JobQueue
-from backend.store import metric_digests, runs
+from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
+from backend.store import metrics, runs
 from backend.store import models as m
+from backend.store.db import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
         log.warning("reaped runs: requeued %s, failed %s", reaped.requeued, reaped.failed)
     try:
         with unit_of_work(factory) as session:
-            metric_digests.backfill(session)
+            metrics.backfill_digests(session)
     except Exception:  # an optimisation: the compare read falls back to the blocks without it
         log.warning("digesting finished runs failed", exc_info=True)
     return reaped

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backend.spec import RunSpec
+from runspec.spec import RunSpec
 
 MAX_RUNS = 500
 Scalar = float | int | str | bool | None

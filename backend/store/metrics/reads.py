@@ -160,7 +160,7 @@ def _add_blocks(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) 
         out.setdefault(run_id, {})[key] = Series(steps.tolist(), values.tolist())
 
 
-# --- digests: a finished run's block points, packed (backend.store.metric_digests builds them) --
+# --- digests: a finished run's block points, packed (backend.store.metrics.digests builds them) --
 
 def pack(steps: np.ndarray, values: np.ndarray) -> bytes:
     return steps.astype("<i8").tobytes() + values.astype("<f8").tobytes()

@@ -18,13 +18,13 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
-from backend.db import driver_marks
-from backend.store import metric_blocks_append, metric_reads
 from backend.store import models as m
+from backend.store.db import driver_marks
+from backend.store.metrics import blocks, reads
 from backend.store.records import Series
 
 # Block widths in steps, finest first; each level is summarised from the one below it.
-LEVELS = metric_reads.LEVELS
+LEVELS = reads.LEVELS
 # read_series (one run's page) buckets a series of up to this many times max_points exactly from
 # its points (max_points/4 buckets); a longer one comes from the block summaries (a quarter to
 # all of that resolution, at a fraction of the cost).
@@ -76,8 +76,8 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
         _insert_postgresql(conn, rows)
     else:
         _insert_generic(conn, rows)
-    tail = metric_blocks_append.tails(conn, run_id=run_id, keys=list(spans))
-    ends = metric_blocks_append.ends_of(tail)
+    tail = blocks.tails(conn, run_id=run_id, keys=list(spans))
+    ends = blocks.ends_of(tail)
     appended: dict[str, list[tuple[int, float | None]]] = {}
     for key, (lo, hi) in spans.items():
         end = ends.get(key)
@@ -91,7 +91,7 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
         for _, key, step, value, _ in rows:
             if key in appended:
                 appended[key].append((step, value))
-        metric_blocks_append.append(conn, run_id=run_id, batches=appended, tail=tail)
+        blocks.append(conn, run_id=run_id, batches=appended, tail=tail)
     return offered
 
 
@@ -217,7 +217,7 @@ def read_series(
 ) -> dict[str, Series]:
     """Points after the cursor, at most max_points per key. A longer key is cut into step buckets,
     each kept as its first, last, minimum and maximum point, so spikes stay visible."""
-    return metric_reads.read(session.connection(), run_ids=[run_id], keys=keys,
+    return reads.read(session.connection(), run_ids=[run_id], keys=keys,
                              max_points=max_points, after_step=after_step,
                              raw_limit=RAW_DOWNSAMPLE_FACTOR * max_points).get(run_id, {})
 
@@ -230,7 +230,7 @@ def read_series_many(
     fixed small number of queries (not one per run): {run_id: {key: Series}}. A series longer
     than max_points is read from its block summaries (each block of the coarsest-enough level
     gives its first, minimum, maximum and last point). Runs without points are absent."""
-    return metric_reads.read(session.connection(), run_ids=run_ids, keys=keys,
+    return reads.read(session.connection(), run_ids=run_ids, keys=keys,
                              max_points=max_points, after_step=-1, raw_limit=max_points)
 
 

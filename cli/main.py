@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 app = typer.Typer(help="optiboard: launch and compare model-optimization runs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 def _configure_logging(settings: Settings) -> None:
     try:
-        from backend.logging_setup import configure_logging
+        from backend.core.logging_setup import configure_logging
     except ImportError:
         import logging
 
@@ -45,7 +45,7 @@ def up(data_dir: DataDir = None,
        host: Annotated[str | None, typer.Option(help="bind address")] = None,
        port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
     """Start everything: embedded Redis (unless OPTIBOARD_REDIS_URL is set), API and one worker."""
-    from backend.embedded import up as run_up
+    from cli.embedded import up as run_up
 
     settings = _settings(data_dir, host=host, port=port)
     _configure_logging(settings)
@@ -78,7 +78,7 @@ def worker(data_dir: DataDir = None,
     settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency)
     _configure_logging(settings)
     if gpus:
-        from worker.gpus import spawn_workers
+        from cli.workers import spawn_workers
 
         raise typer.Exit(spawn_workers(gpus, queues=settings.worker_queues,
                                        concurrency=settings.worker_concurrency, loglevel=settings.log_level))
@@ -97,7 +97,7 @@ def worker(data_dir: DataDir = None,
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations."""
-    from backend.migrate import upgrade
+    from backend.store.migrate import upgrade
 
     settings = _settings(data_dir)
     settings.ensure_dirs()
@@ -172,7 +172,7 @@ def runs(url: Url = None, token: Token = None, data_dir: DataDir = None,
 @app.command()
 def workers(data_dir: DataDir = None) -> None:
     """List online workers (Celery ping)."""
-    from backend.queue import make_celery
+    from backend.dispatch.queue import make_celery
 
     settings = _settings(data_dir)
     replies = make_celery(settings).control.ping(timeout=2.0) or []
@@ -186,8 +186,8 @@ def workers(data_dir: DataDir = None) -> None:
 def token_create(name: Annotated[str, typer.Argument(help="what the token is for")] = "cli",
                  data_dir: DataDir = None) -> None:
     """Create an API token; it is shown once."""
-    from backend.db import make_engine, make_sessionmaker, unit_of_work
     from backend.store import tokens
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 
     settings = _settings(data_dir)
     with unit_of_work(make_sessionmaker(make_engine(settings.db_url))) as session:
@@ -199,8 +199,8 @@ def token_create(name: Annotated[str, typer.Argument(help="what the token is for
 @token_app.command("list")
 def token_list(data_dir: DataDir = None) -> None:
     """List tokens (never their secrets)."""
-    from backend.db import make_engine, make_sessionmaker, unit_of_work
     from backend.store import tokens
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 
     settings = _settings(data_dir)
     with unit_of_work(make_sessionmaker(make_engine(settings.db_url))) as session:
@@ -212,8 +212,8 @@ def token_list(data_dir: DataDir = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
     """Revoke a token by id."""
-    from backend.db import make_engine, make_sessionmaker, unit_of_work
     from backend.store import tokens
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 
     settings = _settings(data_dir)
     with unit_of_work(make_sessionmaker(make_engine(settings.db_url))) as session:

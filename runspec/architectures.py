@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.spec import ClusteringSpec, DistillationSpec, ModelSpec, RunSpec
+from runspec.spec import ClusteringSpec, DistillationSpec, ModelSpec, RunSpec
 
 # Input shape (H, W, C) and class count of the built-in datasets; uploads are unknown here.
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {

@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work
-from backend.embedded_redis import EmbeddedRedis
-from backend.migrate import upgrade
-from backend.settings import Settings
+from backend.core.settings import Settings
 from backend.store import tokens
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from backend.store.migrate import upgrade
+from cli.embedded_redis import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def dashboard_token(settings: Settings) -> str:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", *args], env=env)
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env)
 
 
 def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def]  # noqa: T201

@@ -1,0 +1,30 @@
+"""Metric series: the one write path and the one read path, behind a small public face.
+
+- `log_batch` writes points (idempotent per (run, key, step)); `writes` keeps the block summaries.
+- `read_series` / `read_series_many` read one or many runs' series, downsampled from the block
+  summaries (`reads`) or from a finished run's digests (`digests`).
+- `build_digest` packs a finished run's series; `backfill_digests` does it for older runs.
+
+Modules: `writes` (points in, blocks refreshed), `blocks` (appended batches summarised in Python),
+`reads` (downsampled reads, the block and digest SQL), `digests` (packed series of finished runs).
+"""
+
+from backend.store.metrics.digests import backfill as backfill_digests
+from backend.store.metrics.digests import build as build_digest
+from backend.store.metrics.writes import (
+    LEVELS,
+    Point,
+    count_points,
+    delete_points,
+    last_step,
+    log_batch,
+    metric_keys,
+    read_series,
+    read_series_many,
+    rebuild_blocks,
+)
+
+__all__ = [
+    "LEVELS", "Point", "backfill_digests", "build_digest", "count_points", "delete_points",
+    "last_step", "log_batch", "metric_keys", "read_series", "read_series_many", "rebuild_blocks",
+]
