@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 KERAS_DATASETS ?= $(HOME)/.keras/datasets
 
-.PHONY: run test install lint typecheck fashion-mnist bench clean
+.PHONY: run test test-fast install lint typecheck fashion-mnist bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: install fashion-mnist
 test: install fashion-mnist
 	$(VENV)/bin/ruff check backend worker tests bench
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+## make test-fast: the unit tier in seconds: no PostgreSQL, Redis, TensorFlow or browser needed
+test-fast: install
+	OPTIBOARD_TEST_TIER=fast OPTIBOARD_TEST_PG=postgresql://nobody@127.0.0.1:9/none \
+	  OPTIBOARD_TEST_REDIS=redis://127.0.0.1:9 $(PY) -m pytest -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check backend worker tests bench

@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runspec.vocabulary import MAX_ID, ExportFormat
+
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 ARCHITECTURES = ("seed_cnn", "mlp", "ds_cnn")
-EXPORT_FORMATS = ("float32", "dynamic", "float16", "int8")
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
@@ -34,7 +35,7 @@ class Strict(BaseModel):
 
 class DatasetSpec(Strict):
     name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "upload"] = "digits"
-    upload_id: int | None = Field(default=None, ge=1, le=2**62, description="id from POST /api/datasets")
+    upload_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="id from POST /api/datasets")
     validation_split: float = Field(default=0.1, ge=0.0, le=0.5)
     normalize: Literal["scale", "standardize", "none"] = "scale"
     limit_train: int | None = Field(default=None, ge=10, le=10_000_000, description="use the first N training examples")
@@ -54,7 +55,7 @@ class ModelSpec(Strict):
     architecture: Literal["seed_cnn", "mlp", "ds_cnn"] = "seed_cnn"
     width_multiplier: float = Field(default=1.0, ge=0.25, le=2.0)
     init_from_run_id: int | None = Field(
-        default=None, ge=1, le=2**62,
+        default=None, ge=1, le=MAX_ID,
         description="start from this finished run's trained model instead of a fresh one "
         "(architecture and width are then those of that model); training.epochs may be 0",
     )
@@ -166,7 +167,7 @@ class ClusteringSpec(Strict):
 
 class DistillationSpec(Strict):
     name: Literal["distillation"]
-    teacher_run_id: int = Field(ge=1, le=2**62)
+    teacher_run_id: int = Field(ge=1, le=MAX_ID)
     temperature: float = Field(default=4.0, ge=1.0, le=100.0)
     alpha: float = Field(default=0.1, ge=0.0, le=1.0)
 
@@ -192,13 +193,13 @@ class RunSpec(Strict):
     name: Name = "run"
     experiment: Name = "default"
     kind: Literal["train", "optimize"] = "train"
-    parent_run_id: int | None = Field(default=None, ge=1, le=2**62, description="optimize: the finished run whose model to convert")
+    parent_run_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="optimize: the finished run whose model to convert")
     external: bool = Field(default=False, description="metrics are logged by an outside script; no worker job")
     dataset: DatasetSpec = DatasetSpec()
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
     techniques: list[Technique] = Field(default_factory=list, max_length=8)
-    exports: list[Literal["float32", "dynamic", "float16", "int8"]] = Field(default_factory=lambda: ["float32"], max_length=4)
+    exports: list[ExportFormat] = Field(default_factory=lambda: ["float32"], max_length=4)
     export_options: ExportOptions = ExportOptions()
     measurement: MeasurementSpec = MeasurementSpec()
     tags: list[Tag] = Field(default_factory=list, max_length=32)

@@ -1,9 +1,24 @@
-"""Fixtures shared by every test package: real databases, real Redis, real processes."""
+"""Fixtures shared by every test package: real databases, real Redis, real processes.
+
+Tiers (docs/architecture.md, "Tests"): every test is marked by what it needs, from the fixtures
+it uses and the modules it imports, so nobody has to remember to mark it:
+- `postgresql`: the PostgreSQL half of a store test (the SQLite half runs everywhere);
+- `services`: a Redis or PostgreSQL server, or processes of the service (API, workers);
+- `tensorflow`: imports TensorFlow (the engine, the Keras callback);
+- `browser`: drives headless Chromium;
+- `slow`: many processes or long training (marked by hand).
+`make test-fast` (OPTIBOARD_TEST_TIER=fast) runs what needs none of them, with PostgreSQL and
+Redis pointed at a closed port, and does not even collect the TensorFlow modules.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import secrets
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +32,50 @@ from backend.core.settings import Settings
 from backend.store.db import make_engine, make_sessionmaker
 from backend.store.migrate import upgrade
 from tests.stack import Api, Client, Worker, stack_env
+
+FAST = os.environ.get("OPTIBOARD_TEST_TIER") == "fast"
+TESTS = Path(__file__).resolve().parent
+SERVICE_FIXTURES = {"redis_url", "pg_database", "pg_url", "live_stack", "private_redis", "broker", "fault_stack"}
+_TF_IMPORTS = re.compile(r"^\s*(import|from)\s+(tensorflow|tf_keras|keras|worker\.engine|optiboard\.keras)\b", re.M)
+
+
+@functools.cache
+def imports_tensorflow(path: Path) -> bool:
+    """True if the test module (or its package's conftest) imports TensorFlow at module level."""
+    files = [path, *(d / "conftest.py" for d in path.parents if d != TESTS.parent and TESTS in (d, *d.parents))]
+    return any(f.is_file() and _TF_IMPORTS.search(f.read_text()) for f in files)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if FAST and collection_path.suffix == ".py" and imports_tensorflow(collection_path):
+        return True  # the fast tier never imports TensorFlow, not even to collect
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgresql)
+            item.add_marker(pytest.mark.services)
+        if names & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if "chromium" in names:
+            item.add_marker(pytest.mark.browser)
+        if imports_tensorflow(Path(str(item.path))):
+            item.add_marker(pytest.mark.tensorflow)
+    if FAST:
+        keep = [i for i in items if not any(i.get_closest_marker(m) for m in ("services", "tensorflow", "browser", "slow"))]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if FAST:
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
+        assert not loaded, f"the fast tier imported TensorFlow: {loaded[:5]}"
+
 
 PG_ADMIN = os.environ.get("OPTIBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_HOST_URL = os.environ.get("OPTIBOARD_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -34,20 +93,44 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_pg_template(pg_database: str) -> Iterator[str]:
+    """The session's PostgreSQL database, migrated once; each test's database is a copy of it
+    (CREATE DATABASE ... TEMPLATE), so no test pays for the migrations again."""
+    url = f"{pg_database}_template"
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    upgrade(url)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:  # a template must have no sessions
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    yield name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database on each backend."""
+    """A migrated, empty database on each backend: a copy of the session's migrated template."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade(url)
-        yield url
+        path = tmp_path / "store.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        yield f"sqlite:///{path}"
         return
+    template = request.getfixturevalue("migrated_pg_template")
     base = request.getfixturevalue("pg_database")
     schema_db = f"{base}_{secrets.token_hex(3)}"
     name = schema_db.rsplit("/", 1)[1]
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    upgrade(schema_db)
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield schema_db
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,10 +1,14 @@
-"""The API never imports TensorFlow: it starts and serves with TensorFlow made unimportable."""
+"""Layers point one way (docs/architecture.md, "Layers"), and the API never imports TensorFlow:
+it starts and serves with TensorFlow made unimportable."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.stack import REPO
 
@@ -50,26 +54,77 @@ def test_api_serves_with_tensorflow_unimportable(redis_url: str) -> None:
     assert "served without tensorflow" in out.stdout
 
 
-def test_backend_sources_never_import_tensorflow() -> None:
-    offenders = []
-    for path in (REPO / "backend").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization")]
+TF = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "ai_edge_litert")
+OURS = ("runspec", "backend", "worker", "cli", "optiboard")
+
+# package (a path under the repository) -> top-level names it must never import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "runspec": ("backend", "worker", "cli", "optiboard", "fastapi", "sqlalchemy", "celery", *TF),
+    "backend": ("worker", "cli", "optiboard", *TF),
+    "backend/store": ("worker", "cli", "fastapi", "starlette", "celery", *TF),
+    "backend/dispatch": ("worker", "cli", "fastapi", "starlette", *TF),
+    "backend/figures": ("worker", "cli", "fastapi", "celery", *TF),
+    "worker/engine": ("backend", "cli", "celery", "fastapi", "sqlalchemy", "starlette"),
+    "worker": ("cli", "fastapi", "starlette"),
+    "optiboard": ("backend", "worker", "cli", "fastapi", "sqlalchemy", "celery"),
+}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """Every module a file imports: (name, at module level)."""
+    tree = ast.parse(path.read_text())
+    top = {id(n) for n in tree.body}
+    out: list[tuple[str, bool]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, id(node) in top) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, id(node) in top))
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layers_import_one_way(package: str) -> None:
+    offenders = [f"{path.relative_to(REPO)}: {name}"
+                 for path in (REPO / package).rglob("*.py")
+                 for name, _ in _imports(path) if name.split(".")[0] in FORBIDDEN[package]]
     assert offenders == []
 
 
-def test_engine_never_imports_celery_fastapi_or_sqlalchemy() -> None:
-    offenders = []
-    for path in (REPO / "worker" / "engine").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            offenders += [f"{path.name}: {m}" for m in mods
-                          if m.split(".")[0] in ("celery", "fastapi", "sqlalchemy", "starlette")]
-    assert offenders == []
+def test_no_import_cycles_between_our_modules() -> None:
+    """Module-level imports among our packages form no cycle (imports inside functions, which run
+    late, are how the composition root and lazy paths break a would-be cycle)."""
+    graph: dict[str, set[str]] = {}
+    modules = {}
+    for pkg in OURS:
+        for path in (REPO / pkg).rglob("*.py"):
+            rel = path.relative_to(REPO).with_suffix("")
+            name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+            modules[name] = path
+    for name, path in modules.items():
+        deps = set()
+        for imported, at_top in _imports(path):
+            if not at_top:
+                continue
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and not name.startswith(imported + "."):
+                deps.add(imported)
+        graph[name] = deps
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(dep):] + [dep]))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)

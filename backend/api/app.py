@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
-from backend.api.errors import validation_exception_handler
+from backend.api.errors import domain_exception_handler, validation_exception_handler
 from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
 from backend.api.routes import (
     compare,
@@ -28,6 +28,7 @@ from backend.api.routes import (
     techniques,
     variants,
 )
+from backend.core.errors import OptiboardError
 from backend.core.settings import Settings
 from backend.dispatch.maintenance import Maintenance
 from backend.dispatch.queue import JobQueue
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    app.add_exception_handler(OptiboardError, domain_exception_handler)
     app.mount("/static/vendor", StaticFiles(directory=plotly_js_dir()), name="vendor")
     app.mount("/static/apidocs", StaticFiles(directory=api_docs_dir()), name="apidocs")
     if settings.frontend_dir.is_dir():

@@ -15,11 +15,11 @@ from backend.store import tokens
 from backend.store.db import unit_of_work
 from backend.store.hot_reads import HotReads
 from backend.store.records import TokenRecord
+from runspec.vocabulary import MAX_ID
 
 COOKIE = "optiboard_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Ids are 32-bit on PostgreSQL (INTEGER): a larger one can name nothing, and must not reach SQL.
-MAX_ID = 2**31 - 1
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` in the threadpool,

@@ -11,6 +11,7 @@ from typing_extensions import TypedDict
 
 from backend.store.records import RunRecord, VariantRecord
 from runspec.spec import Tag
+from runspec.vocabulary import MAX_STEP
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 
@@ -143,7 +144,7 @@ class MetricsPublic(BaseModel):
 class PointIn(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-/ ]+$")]
-    step: Annotated[int, Field(ge=0, le=2**62)]
+    step: Annotated[int, Field(ge=0, le=MAX_STEP)]
     value: Annotated[float | None, Field(description="null or a non-finite number is stored as NaN/±inf")]
     wall_time: NotRequired[Annotated[float | None, Field(ge=0, le=1e11)]]
 

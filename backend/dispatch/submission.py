@@ -11,9 +11,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
+from backend.core.errors import Invalid, Problem
 from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
@@ -21,9 +21,6 @@ from runspec.architectures import check_spec_semantics
 from runspec.spec import DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
-
-Problem = tuple[tuple[Any, ...], str]
-
 
 def _finished_model(session: Session, run_id: int) -> str | None:
     """None if the run has a stored Keras model to start from, else why not."""
@@ -67,11 +64,9 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
 
 
 def raise_if_problems(problems: Sequence[Problem]) -> None:
+    """Raises `Invalid` (HTTP 422 naming each field) when there is any problem."""
     if problems:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in problems],
-        )
+        raise Invalid(problems)
 
 
 def create_checked(session: Session, spec: RunSpec, *, max_attempts: int) -> RunRecord:

@@ -13,10 +13,8 @@ from typing import Any
 
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
+from runspec.vocabulary import REFERENCE_FORMATS
 
-# The variant of the baseline run that deltas are measured against, best first (same order
-# as the run's headline in the store).
-REFERENCE_FORMATS = ("tflite-float32", "keras")
 CSV_COLUMNS = (
     "run_id",
     "run_name",

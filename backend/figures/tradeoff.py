@@ -12,14 +12,8 @@ from backend.figures.labels import technique_of, variant_label
 from backend.figures.pareto import pareto_flags, pareto_front
 from backend.figures.text import esc, finite, human_bytes, human_number
 from backend.figures.theme import axis, base_layout, color, empty_annotation
+from runspec.vocabulary import X_AXES
 
-# x key → axis title; all are "smaller is better" costs, plotted on a log axis.
-X_AXES: dict[str, str] = {
-    "size_bytes": "Model size on disk (bytes, log)",
-    "gzip_bytes": "Gzipped size (bytes, log)",
-    "params": "Parameters (log)",
-    "latency_p50_ms": "Latency p50 (ms, log)",
-}
 DIMMED = 0.3
 # Marker shape per format, so the keras and TFLite variants of one recipe stay apart.
 SYMBOLS = {

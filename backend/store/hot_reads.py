@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from backend.store.async_pg import AsyncPgReads
 from backend.store.db import driver_marks
 from backend.store.records import RunRecord, TokenRecord
-from backend.store.runs import HEADLINE_FORMATS, MAX_ID
+from runspec.vocabulary import HEADLINE_FORMATS, MAX_ID
 
 _RUN_COLUMNS = (
     "id", "experiment_id", "name", "kind", "external", "status", "spec", "spec_hash", "summary",

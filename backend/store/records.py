@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.store import models as m
+from runspec.vocabulary import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class RunRecord:
 
     @property
     def terminal(self) -> bool:
-        return self.status in m.TERMINAL
+        return self.status in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from backend.store.experiments import get_or_create_experiment
 from backend.store.metrics import build_digest
 from backend.store.records import RunRecord, run_record
 from runspec.spec import RunSpec, techniques_summary
+from runspec.vocabulary import HEADLINE_FORMATS, MAX_ID, TERMINAL_STATUSES
 
-HEADLINE_FORMATS = ("tflite-float32", "keras", "tflite-dynamic", "tflite-float16", "tflite-int8")
 LOG_TAIL_LINES = 200
 SORTABLE = {
     "created_at": m.Run.created_at, "name": m.Run.name, "status": m.Run.status,
@@ -101,7 +101,6 @@ def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRec
 
 
 # Run ids are INTEGER (32-bit on PostgreSQL): a larger one names no run and must not reach SQL.
-MAX_ID = 2**31 - 1
 
 
 def get_run(session: Session, *, run_id: int) -> RunRecord | None:
@@ -173,7 +172,7 @@ def update_run(
 def delete_run(session: Session, *, run_id: int) -> bool:
     """Deletes a terminal run with its points and variants (the caller removes artifact files)."""
     result = session.execute(
-        delete(m.Run).where(m.Run.id == run_id, m.Run.status.in_(m.TERMINAL))
+        delete(m.Run).where(m.Run.id == run_id, m.Run.status.in_(TERMINAL_STATUSES))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -241,7 +240,7 @@ def finish_run(
     train_seconds: float | None = None, peak_memory_bytes: int | None = None,
 ) -> bool:
     """Moves a running run to a terminal state; False if it was not ours to move."""
-    assert status in m.TERMINAL
+    assert status in TERMINAL_STATUSES
     cond = [m.Run.id == run_id, m.Run.status == "running"]
     cond.append(m.Run.lease == lease if lease is not None else m.Run.external.is_(True))
     values: dict[str, Any] = {"status": status, "finished_at": m.utcnow(), "error": error, "lease": None}

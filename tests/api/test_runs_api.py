@@ -199,3 +199,17 @@ def test_cross_field_rules_name_the_field(client: TestClient, spec: dict[str, An
     assert r.status_code == 422
     assert [e["loc"] for e in r.json()["detail"]] == [loc], r.json()
     assert "input" not in r.json()["detail"][0]
+
+
+def test_the_vocabulary_endpoint_serves_the_shared_definitions(client: TestClient) -> None:
+    from runspec import vocabulary
+
+    r = client.get("/api/vocabulary")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["statuses"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    assert set(body["terminal_statuses"]) == {"succeeded", "failed", "cancelled"}
+    assert body["export_formats"] == list(vocabulary.EXPORT_FORMATS)
+    assert body["variant_formats"] == ["keras"] + [f"tflite-{f}" for f in body["export_formats"]]
+    assert body["max_id"] == 2**31 - 1
+    assert client.get("/api/vocabulary", headers={"Authorization": ""}).status_code == 401

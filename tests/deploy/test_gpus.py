@@ -23,6 +23,8 @@ from cli.workers import worker_argv, worker_env, worker_hostname
 from tests.deploy.conftest import FAKE_GPUS
 from worker.gpus import parse_gpu_list, parse_nvidia_smi
 
+pytestmark = [pytest.mark.services]  # tier: see tests/conftest.py
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 

@@ -102,6 +102,7 @@ def test_metrics_and_workers_need_a_token(db_url: str, redis_url: str, tmp_path:
         assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.slow
 def test_metrics_report_a_broker_outage_instead_of_failing(db_url: str, tmp_path: Path) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     with _client(db_url, dead, tmp_path) as client:

@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.stack import REPO, free_port, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/conftest.py
 
 
 def test_up_serves_dashboard_and_finishes_a_run(tmp_path: Path) -> None:

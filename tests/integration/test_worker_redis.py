@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from backend.store.migrate import upgrade
 from cli.embedded_redis import EmbeddedRedis
 from tests.conftest import Stack, make_token
 from tests.stack import Api, Client, Worker, stack_env, tiny_spec, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/conftest.py
 
 
 def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack: Stack) -> None:

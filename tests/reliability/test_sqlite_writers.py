@@ -7,6 +7,7 @@ import multiprocessing
 import traceback
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from backend.store import metrics, runs
@@ -39,6 +40,7 @@ def _writer(db_url: str, run_id: int, lease: str, out: multiprocessing.Queue) ->
     out.put(errors)
 
 
+@pytest.mark.slow
 def test_processes_writing_metrics_at_once(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'busy.db'}"
     upgrade(db_url)

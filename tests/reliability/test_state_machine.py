@@ -16,6 +16,7 @@ from backend.store import models as m
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store.metrics import Point
 from runspec.spec import RunSpec
+from runspec.vocabulary import TERMINAL_STATUSES
 
 
 def _new_run(session: Session, name: str = "r") -> int:
@@ -32,14 +33,14 @@ def _to_terminal(session: Session, status: str) -> int:
     return run_id
 
 
-@pytest.mark.parametrize("status", sorted(m.TERMINAL))
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
 def test_a_terminal_state_never_changes(session: Session, status: str) -> None:
     run_id = _to_terminal(session, status)
     before = runs.get_run(session, run_id=run_id)
     assert before is not None and before.status == status
     later = m.utcnow() + timedelta(days=1)
     assert runs.claim_run(session, run_id=run_id, worker="late") is None
-    for other in sorted(m.TERMINAL):
+    for other in sorted(TERMINAL_STATUSES):
         assert not runs.finish_run(session, run_id=run_id, lease=None, status=other)
         assert not runs.finish_run(session, run_id=run_id, lease="stale-lease", status=other)
     assert runs.heartbeat(session, run_id=run_id, lease="stale-lease") == "lost"
@@ -127,6 +128,7 @@ def _claim(db_url: str, run_ids: list[int], barrier: multiprocessing.synchronize
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_exactly_one_of_many_concurrent_claims_wins(db_url: str) -> None:
     """Six processes receive the same job at the same moment, five times over."""
     engine = make_engine(db_url)

@@ -174,6 +174,7 @@ def test_auth_cannot_be_switched_off_by_a_request(api: AppUnderTest) -> None:
         assert api.client.get("/api/runs", headers=headers).status_code == 401
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_api_binds_to_localhost_by_default(db_url: str, tmp_path: Any) -> None:
     assert Settings.model_fields["host"].default == "127.0.0.1"

@@ -31,6 +31,8 @@ from tests.reliability.redis_server import RedisServer
 from tests.security.seed import seed, variant_fields
 from tests.stack import Api, stack_env
 
+pytestmark = [pytest.mark.services]  # tier: see tests/conftest.py
+
 PROBES = [
     "../../../../../../../../etc/passwd",
     "..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",

@@ -16,6 +16,7 @@ from backend.api.schemas import RunPublic, VariantPublic
 from backend.figures.table import compare_rows, rows_csv
 from backend.store import metrics, variants
 from backend.store import runs as run_store
+from runspec.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
@@ -25,7 +26,7 @@ LOSS_POINT_BUDGET = 24_000
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
 RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
                                  description="comma-separated run ids, e.g. 1,2,3")]
-BaselineQuery = Annotated[int | None, Query(ge=1, le=2**62, description="run the deltas refer to")]
+BaselineQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="run the deltas refer to")]
 XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
 
 

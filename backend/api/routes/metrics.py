@@ -15,6 +15,7 @@ from backend.api.fast_json import FastJSONRoute
 from backend.api.schemas import Accepted, MetricsPublic, PointIn, PointsIn
 from backend.store import metrics, runs
 from backend.store.db import unit_of_work
+from runspec.vocabulary import MAX_STEP
 
 # Metric batches are the API's largest JSON bodies: parsed with orjson (backend.api.fast_json).
 router = APIRouter(prefix="/api/runs", tags=["metrics"], dependencies=Authenticated, route_class=FastJSONRoute)
@@ -34,7 +35,7 @@ def _json_values(values: list[float]) -> list[float | str]:
 def read_metrics(
     run_id: int,
     session: SessionDep,
-    after_step: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+    after_step: Annotated[int, Query(ge=-1, le=MAX_STEP)] = -1,
     keys: Annotated[str | None, Query(max_length=2000, description="comma-separated metric keys")] = None,
     max_points: Annotated[int, Query(ge=4, le=100_000)] = 1000,
 ) -> Response:

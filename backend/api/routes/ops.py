@@ -17,6 +17,7 @@ from backend.api.deps import Authenticated, QueueDep, SessionDep
 from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
 from backend.store import metrics, runs
 from backend.store import models as m
+from runspec.vocabulary import RUN_STATUSES, TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def run_duration_histogram(session: Session) -> dict[tuple[str, str], dict[str, 
         select(*columns)
         .where(
             and_(
-                m.Run.status.in_(sorted(m.TERMINAL)),
+                m.Run.status.in_(sorted(TERMINAL_STATUSES)),
                 m.Run.started_at.is_not(None),
                 m.Run.finished_at.is_not(None),
             )
@@ -113,7 +114,7 @@ def render_metrics(session: Session, queue: JobQueue) -> str:
 
     by_status = runs.count_by_status(session)
     out.family("optiboard_runs", "gauge", "Runs by status.")
-    for status in m.RUN_STATUSES:
+    for status in RUN_STATUSES:
         out.sample("optiboard_runs", by_status.get(status, 0), status=status)
 
     try:

@@ -1,4 +1,5 @@
-"""What can be launched: the run spec's JSON schema and defaults, for the launch form."""
+"""What can be launched (the run spec's JSON schema and defaults, for the launch form) and the
+shared vocabulary the dashboard reads instead of keeping copies."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from backend.api.deps import Authenticated
-from runspec.spec import ARCHITECTURES, BUILTIN_DATASETS, EXPORT_FORMATS, RunSpec
+from runspec import vocabulary
+from runspec.spec import ARCHITECTURES, BUILTIN_DATASETS, RunSpec
 from runspec.sweeps import SweepIn
+from runspec.vocabulary import EXPORT_FORMATS
 
 router = APIRouter(prefix="/api", tags=["techniques"], dependencies=Authenticated)
 
@@ -32,3 +35,10 @@ def read_techniques() -> dict[str, Any]:
         "architectures": list(ARCHITECTURES),
         "exports": list(EXPORT_FORMATS),
     }
+
+
+@router.get("/vocabulary")
+def read_vocabulary() -> dict[str, Any]:
+    """Run statuses (and which are terminal or retryable), export and variant formats, the headline
+    rule, chart x axes and the id bound: the dashboard's single source for these."""
+    return vocabulary.as_dict()

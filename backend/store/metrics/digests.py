@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.store import models as m
 from backend.store.metrics import reads
+from runspec.vocabulary import TERMINAL_STATUSES
 
 # Levels whose series would have more blocks than this are not digested: reads that fine are
 # rare (max_points over ~4,000) and their digest would be large. The coarsest level always is,
@@ -51,7 +52,7 @@ def backfill(session: Session, *, limit: int = 5) -> list[int]:
     ended by a path that did not build them). Newest first, a few per call."""
     ids = list(session.scalars(
         select(m.Run.id).where(
-            m.Run.status.in_(m.TERMINAL),
+            m.Run.status.in_(TERMINAL_STATUSES),
             ~exists().where(m.MetricDigest.run_id == m.Run.id),
             exists().where(m.MetricBlock.run_id == m.Run.id),
         ).order_by(m.Run.id.desc()).limit(limit)

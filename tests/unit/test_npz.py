@@ -1,4 +1,4 @@
-"""Upload validation (numpy only) and training on an uploaded .npz."""
+"""Upload validation (numpy only); training on an upload is tests/engine/test_upload_training.py."""
 
 from __future__ import annotations
 
@@ -53,18 +53,3 @@ def test_not_an_npz(tmp_path: Path) -> None:
     (tmp_path / "x.npz").write_bytes(b"hello")
     with pytest.raises(ValueError, match="not a readable"):
         validate_npz(tmp_path / "x.npz")
-
-
-def test_training_on_an_upload(tmp_path: Path, run, digits_spec) -> None:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images * 15).astype(np.uint8)  # as a user would ship images
-    path = tmp_path / "digits.npz"
-    np.savez(path, x_train=x[:1400], y_train=d.target[:1400], x_test=x[1400:], y_test=d.target[1400:])
-    spec = digits_spec(dataset={"name": "upload", "upload_id": 7}, model={"architecture": "mlp"},
-                       exports=["float32"])
-    _, rep = run(spec, tmp_path, upload=lambda i: path if i == 7 else None)
-    variant = rep.variant("tflite-float32")
-    assert variant.extra["test_examples"] == len(x) - 1400
-    assert variant.accuracy > 0.8

@@ -1,0 +1,77 @@
+"""The small vocabularies every part of optiboard shares, defined once.
+
+The store, the API, the figures, the worker and the client import these; the dashboard reads them
+from `GET /api/vocabulary` instead of keeping copies. Standard library only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, get_args
+
+
+class RunStatus(StrEnum):
+    """A run's life: queued → running → succeeded | failed | cancelled. Terminal states never
+    change (a retry is a new run)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
+TERMINAL_STATUSES: frozenset[str] = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+# Only these may be retried (as a new run); a succeeded run is re-run by submitting its spec.
+RETRYABLE_STATUSES: frozenset[str] = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+# TFLite exports a spec may ask for (`exports`), and the variant format each one produces.
+ExportFormat = Literal["float32", "dynamic", "float16", "int8"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+KERAS_FORMAT = "keras"
+VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPORT_FORMATS))
+
+# The headline variant of a run: the first format of this list that the run produced.
+HEADLINE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras", "tflite-dynamic", "tflite-float16", "tflite-int8")
+# The variant of a baseline run that compare deltas refer to, best first.
+REFERENCE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras")
+
+
+def headline_rank(fmt: str) -> int:
+    """Position of `fmt` in HEADLINE_FORMATS (lower wins); unknown formats rank last."""
+    try:
+        return HEADLINE_FORMATS.index(fmt)
+    except ValueError:
+        return len(HEADLINE_FORMATS)
+
+
+# Accuracy-versus-cost chart: x key → axis title. All are "smaller is better" costs on a log axis.
+X_AXES: dict[str, str] = {
+    "size_bytes": "Model size on disk (bytes, log)",
+    "gzip_bytes": "Gzipped size (bytes, log)",
+    "params": "Parameters (log)",
+    "latency_p50_ms": "Latency p50 (ms, log)",
+}
+
+# Ids are 32-bit signed integers on both backends (SQLite's INTEGER PRIMARY KEY allows more, but
+# PostgreSQL's SERIAL does not); anything larger cannot exist and is refused before a query.
+MAX_ID = 2**31 - 1
+# Metric steps are BIGINT; 2**62 keeps step arithmetic (block numbers, +1 cursors) inside int64.
+MAX_STEP = 2**62
+
+
+def as_dict() -> dict[str, object]:
+    """The vocabulary as JSON-ready data (`GET /api/vocabulary`)."""
+    return {
+        "statuses": list(RUN_STATUSES),
+        "terminal_statuses": [s for s in RUN_STATUSES if s in TERMINAL_STATUSES],
+        "retryable_statuses": [s for s in RUN_STATUSES if s in RETRYABLE_STATUSES],
+        "export_formats": list(EXPORT_FORMATS),
+        "variant_formats": list(VARIANT_FORMATS),
+        "headline_formats": list(HEADLINE_FORMATS),
+        "reference_formats": list(REFERENCE_FORMATS),
+        "x_axes": dict(X_AXES),
+        "max_id": MAX_ID,
+        "max_step": MAX_STEP,
+    }
