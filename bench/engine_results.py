@@ -1,7 +1,7 @@
 """Issue 3's figures on full Fashion-MNIST with the seed CNN, through run_job as the worker
 calls it. Writes a markdown table (and the raw numbers as JSON) and says which targets held.
 
-    nice -n 5 .venv/bin/python bench/engine_results.py --out bench/engine_results.md
+    nice -n 5 .venv/bin/python bench/engine_results.py --out bench/results/engine_results.md
 
 Needs the four Fashion-MNIST files in ~/.keras/datasets/fashion-mnist/ (or $KERAS_HOME).
 """
@@ -207,6 +207,6 @@ if __name__ == "__main__":
     parser.add_argument("--student-epochs", type=int, default=6)
     parser.add_argument("--teacher-model", default="",
                         help="only the distillation figure, with this saved baseline .keras as teacher")
-    parser.add_argument("--out", default="bench/engine_results.md")
+    parser.add_argument("--out", default="bench/results/engine_results.md")
     ARGS = parser.parse_args()
     main()

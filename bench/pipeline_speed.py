@@ -1,7 +1,7 @@
 """Input pipeline: images/s of the engine's training loop against the seed's plain
 `model.fit(numpy_arrays, batch_size=32)`, medians of alternating repeats.
 
-    nice -n 5 .venv/bin/python bench/pipeline_speed.py --out bench/pipeline_speed.md
+    nice -n 5 .venv/bin/python bench/pipeline_speed.py --out bench/results/pipeline_speed.md
 
 Every side runs in its own fresh process, because the engine applies process-level TensorFlow
 settings (`worker.engine.tfsetup`, e.g. oneDNN kernels) that must not leak into the seed:
@@ -278,7 +278,7 @@ if __name__ == "__main__":
                    help="also time the engine loop with pipeline.mixed_precision")
     p.add_argument("--seed-with-engine-tf", action="store_true",
                    help="also time the seed's fit in a process with the engine's TF settings")
-    p.add_argument("--out", default="bench/pipeline_speed.md")
+    p.add_argument("--out", default="bench/results/pipeline_speed.md")
     p.add_argument("--json", default=None, help="raw numbers (default: bench/results/<out stem>.json)")
     # child-process arguments
     p.add_argument("--child", choices=["seed", "engine", "prepare"], help=argparse.SUPPRESS)

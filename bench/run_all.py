@@ -1,6 +1,6 @@
 """Every issue-6 benchmark, one after the other (never two at once: they share the cores), with
 the arguments docs/benchmarks.md quotes. Results land in bench/results/*.json and
-bench/pipeline_speed.md; a summary of the headline figures is printed at the end.
+bench/results/pipeline_speed.md; a summary of the headline figures is printed at the end.
 
     make bench                       # or: .venv/bin/python bench/run_all.py [--only api_load,vs_mlflow]
 
@@ -29,7 +29,7 @@ STEPS: dict[str, list[str]] = {
     "memory": ["bench/memory.py", "--rounds", "3", "--compare-runs", "100"],
     "dashboard": ["bench/dashboard.py", "--runs", "100", "--repeats", "3"],
     "overhead": ["bench/overhead.py", "--dataset", "digits", "--repeats", "9", "--latency-runs", "11"],
-    "pipeline": ["bench/pipeline_speed.py", "--mixed-precision", "--out", "bench/pipeline_speed.md"],
+    "pipeline": ["bench/pipeline_speed.py", "--mixed-precision", "--out", "bench/results/pipeline_speed.md"],
 }
 
 

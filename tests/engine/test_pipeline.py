@@ -50,5 +50,5 @@ def test_without_shuffle_the_order_is_kept(cache: bool) -> None:
 
 
 def test_onednn_kernels_are_on_unless_the_environment_says_otherwise() -> None:
-    # set before TensorFlow is imported (see bench/pipeline_speed.md for what it is worth)
+    # set before TensorFlow is imported (see bench/results/pipeline_speed.md for what it is worth)
     assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") in {"1", "0", "true", "false"}

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO/WARNING lines flood worker logs
 # oneDNN kernels for convolutions, pooling and their gradients. TensorFlow turns them on by
 # itself only on CPUs with AVX-512 VNNI/BF16 or AMX; on the AVX2 EPYC of
-# bench/pipeline_speed_profile.md they cut the seed CNN's CPU time per 28x28 image by 12-17 %
+# docs/lab-notes/pipeline-speed-profile.md they cut the seed CNN's CPU time per 28x28 image by 12-17 %
 # (MaxPoolGrad ~7x, conv2's gradients ~2x cheaper) but cost 15-30 % more on tiny 8x8 inputs (digits).
 # TF_ENABLE_ONEDNN_OPTS=0 in the worker's environment turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -9,67 +9,24 @@ from typing import Annotated, Any
 from celery import Celery
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from backend import __version__
 from backend.api.deps import Authenticated, QueueDep, SessionDep
 from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
-from backend.store import metrics, runs
-from backend.store import models as m
-from runspec.vocabulary import RUN_STATUSES, TERMINAL_STATUSES
+from backend.store import metrics, run_stats, runs
+from runspec.vocabulary import RUN_STATUSES
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"], dependencies=Authenticated)
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Job wall time, start to end: seconds-long CPU jobs (PTQ, benchmarks) up to day-long training.
-DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 # Celery's broadcast waits this long for replies from workers it does not know about yet.
 DEFAULT_PING_TIMEOUT_S = 1.0
 
 
 # --- /metrics ------------------------------------------------------------------------------
-
-
-def _duration_seconds(dialect: str) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return func.extract("epoch", m.Run.finished_at - m.Run.started_at)
-    # SQLite stores timestamps as text; julianday() parses them.
-    return (func.julianday(m.Run.finished_at) - func.julianday(m.Run.started_at)) * 86400.0
-
-
-def run_duration_histogram(session: Session) -> dict[tuple[str, str], dict[str, Any]]:
-    """(kind, status) -> {"buckets": [cumulative counts per DURATION_BUCKETS], "sum", "count"}
-    over finished runs, computed in one aggregate query (no rows fetched)."""
-    duration = _duration_seconds(session.get_bind().dialect.name)
-    columns = [
-        m.Run.kind,
-        m.Run.status,
-        func.count(),
-        func.coalesce(func.sum(duration), 0.0),
-        *(func.sum(case((duration <= bound, 1), else_=0)) for bound in DURATION_BUCKETS),
-    ]
-    query = (
-        select(*columns)
-        .where(
-            and_(
-                m.Run.status.in_(sorted(TERMINAL_STATUSES)),
-                m.Run.started_at.is_not(None),
-                m.Run.finished_at.is_not(None),
-            )
-        )
-        .group_by(m.Run.kind, m.Run.status)
-    )
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind, status, count, total, *buckets in session.execute(query).all():
-        out[(kind, status)] = {
-            "count": int(count),
-            "sum": float(total or 0.0),
-            "buckets": [int(b or 0) for b in buckets],
-        }
-    return out
 
 
 def _labels(**labels: str) -> str:
@@ -130,11 +87,11 @@ def render_metrics(session: Session, queue: JobQueue) -> str:
         if name in lengths:
             out.sample("optiboard_queue_length", lengths[name], queue=name)
 
-    histogram = run_duration_histogram(session)
+    histogram = run_stats.run_duration_histogram(session)
     name = "optiboard_run_duration_seconds"
     out.family(name, "histogram", "Wall time from start to end of finished runs.")
     for (kind, status), h in sorted(histogram.items()):
-        for bound, cumulative in zip(DURATION_BUCKETS, h["buckets"], strict=True):
+        for bound, cumulative in zip(run_stats.DURATION_BUCKETS, h["buckets"], strict=True):
             out.sample(f"{name}_bucket", cumulative, kind=kind, status=status, le=_number(bound))
         out.sample(f"{name}_bucket", h["count"], kind=kind, status=status, le="+Inf")
         out.sample(f"{name}_sum", h["sum"], kind=kind, status=status)
