@@ -16,6 +16,13 @@ sqlite_read_only: ContextVar[bool] = ContextVar("sqlite_read_only", default=Fals
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """An engine for `url` (sqlite:///PATH or postgresql+psycopg://…).
+
+    SQLite: WAL, `busy_timeout_ms` (milliseconds) of waiting on a locked database, foreign keys on,
+    write transactions BEGIN IMMEDIATE (reads inside `sqlite_read_only` stay deferred). PostgreSQL:
+    pre-ping, `pool_size` connections plus 20 overflow. Raises sqlalchemy.exc.ArgumentError for a URL
+    it cannot parse; nothing connects until first use.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -58,6 +65,7 @@ def driver_marks(dialect: Dialect, n: int) -> str:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit (records are built after it)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 

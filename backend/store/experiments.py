@@ -17,6 +17,9 @@ def _record(row: m.Experiment, run_count: int = 0) -> ExperimentRecord:
 
 
 def get_or_create_experiment(session: Session, *, name: str, description: str = "") -> ExperimentRecord:
+    """The experiment named `name` (1–200 characters), created (flushed, not committed) if missing;
+    `description` is used only when it is created.
+    """
     row = session.scalar(select(m.Experiment).where(m.Experiment.name == name))
     if row is None:
         row = m.Experiment(name=name, description=description)
@@ -33,6 +36,7 @@ def create_experiment(session: Session, *, name: str, description: str = "") -> 
 
 
 def list_experiments(session: Session) -> list[ExperimentRecord]:
+    """Every experiment by name, each with its number of runs (one aggregate query)."""
     counts = (
         select(m.Run.experiment_id, func.count(m.Run.id).label("n"))
         .group_by(m.Run.experiment_id)
@@ -47,6 +51,7 @@ def list_experiments(session: Session) -> list[ExperimentRecord]:
 
 
 def get_experiment(session: Session, *, experiment_id: int) -> ExperimentRecord | None:
+    """The experiment with this id and its number of runs, or None if there is none."""
     row = session.get(m.Experiment, experiment_id)
     if row is None:
         return None

@@ -12,6 +12,7 @@ from runspec.vocabulary import TERMINAL_STATUSES
 
 @dataclass(frozen=True)
 class ExperimentRecord:
+    """A named group of runs; `run_count` is how many runs it holds."""
     id: int
     name: str
     description: str
@@ -21,6 +22,11 @@ class ExperimentRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
+    """One run as the API and the worker see it. Times are timezone-aware UTC datetimes;
+    `progress` is 0.0–1.0; `eta_seconds`, `train_seconds` are seconds; `peak_memory_bytes` bytes;
+    `status` one of runspec.vocabulary.RUN_STATUSES; `spec` the validated RunSpec as JSON data;
+    `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None.
+    """
     id: int
     experiment_id: int
     experiment: str
@@ -59,6 +65,11 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class VariantRecord:
+    """One produced, measured model. `accuracy`, `precision`, `recall`, `f1` are 0.0–1.0 (macro over
+    classes) on the test split; `confusion` is a K×K list of counts (rows true, columns predicted);
+    `size_bytes`/`gzip_bytes` the artifact's bytes raw and gzip-compressed; `params`/`nonzero_params`
+    weight counts; latencies are milliseconds at batch 1; `throughput_per_s` examples per second.
+    """
     id: int
     run_id: int
     format: str
@@ -86,6 +97,9 @@ class VariantRecord:
 
 @dataclass(frozen=True)
 class DatasetRecord:
+    """An uploaded .npz: `size_bytes` of the file as stored; `info` what the validator found
+    (shapes, dtypes, classes, counts per split).
+    """
     id: int
     name: str
     filename: str
@@ -96,6 +110,7 @@ class DatasetRecord:
 
 @dataclass(frozen=True)
 class TokenRecord:
+    """An API token's public face (never the secret): `prefix` its first 10 characters."""
     id: int
     name: str
     prefix: str
@@ -106,11 +121,13 @@ class TokenRecord:
 
 @dataclass
 class Series:
+    """One metric series: `steps` (int64, ascending) and `values` (float64, NaN kept), equal length."""
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
 
 
 def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None) -> RunRecord:
+    """The plain record of an ORM run row (and its experiment's name, optional headline)."""
     return RunRecord(
         id=row.id, experiment_id=row.experiment_id, experiment=experiment_name, name=row.name,
         kind=row.kind, external=row.external, status=row.status, spec=row.spec,
@@ -126,6 +143,7 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
 
 
 def variant_record(row: m.Variant) -> VariantRecord:
+    """The plain record of an ORM variant row."""
     return VariantRecord(
         id=row.id, run_id=row.run_id, format=row.format, artifact_path=row.artifact_path,
         accuracy=row.accuracy, precision=row.precision, recall=row.recall, f1=row.f1,

@@ -19,6 +19,9 @@ PREFIX = "ob_"
 
 
 def hash_token(token: str) -> str:
+    """SHA-256 of the token's UTF-8 bytes as 64 hex characters (lone surrogates kept, so any
+    presented string hashes and simply fails to match).
+    """
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -28,6 +31,9 @@ def _record(row: m.ApiToken) -> TokenRecord:
 
 
 def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
+    """A new random token (`ob_` + 43 URL-safe characters, 256 bits) named `name`: its record and
+    the secret, which is shown once and never stored (only its hash).
+    """
     secret = PREFIX + secrets.token_urlsafe(32)
     row = m.ApiToken(name=name, token_hash=hash_token(secret), prefix=secret[:10])
     session.add(row)
@@ -36,6 +42,9 @@ def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
 
 
 def verify_token(session: Session, *, token: str) -> TokenRecord | None:
+    """The token's record if `token` is a known, unrevoked token; None otherwise (never raises
+    for any string, including empty or over 200 characters).
+    """
     if not _presentable(token):
         return None
     row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_token(token)))
@@ -67,6 +76,7 @@ def _valid(record: TokenRecord | None) -> TokenRecord | None:
 
 
 def revoke_token(session: Session, *, token_id: int) -> bool:
+    """Revokes the token with this id; False if there is none or it was already revoked."""
     result = session.execute(
         update(m.ApiToken).where(m.ApiToken.id == token_id, m.ApiToken.revoked_at.is_(None))
         .values(revoked_at=m.utcnow())
@@ -75,4 +85,5 @@ def revoke_token(session: Session, *, token_id: int) -> bool:
 
 
 def list_tokens(session: Session) -> list[TokenRecord]:
+    """Every token's record (never the secret), oldest first."""
     return [_record(r) for r in session.scalars(select(m.ApiToken).order_by(m.ApiToken.id))]
