@@ -1,4 +1,4 @@
-"""Issue 3's figures on full Fashion-MNIST with the seed CNN, through run_job as the worker
+"""The technique figures of docs/results.md on full Fashion-MNIST with the seed CNN, through run_job as the worker
 calls it. Writes a markdown table (and the raw numbers as JSON) and says which targets held.
 
     nice -n 5 .venv/bin/python bench/engine_results.py --out bench/results/engine_results.md

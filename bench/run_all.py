@@ -1,4 +1,4 @@
-"""Every issue-6 benchmark, one after the other (never two at once: they share the cores), with
+"""Every benchmark of docs/benchmarks.md, one after the other (never two at once: they share the cores), with
 the arguments docs/benchmarks.md quotes. Results land in bench/results/*.json and
 bench/results/pipeline_speed.md; a summary of the headline figures is printed at the end.
 

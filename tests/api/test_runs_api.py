@@ -213,3 +213,16 @@ def test_the_vocabulary_endpoint_serves_the_shared_definitions(client: TestClien
     assert body["variant_formats"] == ["keras"] + [f"tflite-{f}" for f in body["export_formats"]]
     assert body["max_id"] == 2**31 - 1
     assert client.get("/api/vocabulary", headers={"Authorization": ""}).status_code == 401
+
+
+@pytest.mark.parametrize(("spec", "loc"), [
+    ({"dataset": {"name": "upload", "upload_id": 2**31}}, ["body", "dataset", "upload_id"]),
+    ({"kind": "optimize", "parent_run_id": 2**31, "exports": ["int8"]}, ["body", "parent_run_id"]),
+    ({"techniques": [{"name": "distillation", "teacher_run_id": 2**31}]},
+     ["body", "techniques", 0, "distillation", "teacher_run_id"]),
+])
+def test_spec_ids_beyond_the_id_bound_are_refused_at_the_field(client: TestClient, spec: dict[str, Any],
+                                                                loc: list[Any]) -> None:
+    r = client.post("/api/runs", json={"name": "big", **spec})
+    assert r.status_code == 422
+    assert loc in [e["loc"] for e in r.json()["detail"]], r.json()
