@@ -83,7 +83,9 @@ class HotReads:
         if row is None:
             return None
         tid, name, prefix, created, used, revoked = row
-        return TokenRecord(id=tid, name=name, prefix=prefix, created_at=self._time(created),
+        created_at = self._time(created)
+        assert created_at is not None  # NOT NULL column
+        return TokenRecord(id=tid, name=name, prefix=prefix, created_at=created_at,
                            last_used_at=self._time(used), revoked_at=self._time(revoked))
 
     def _run(self, row: Any) -> RunRecord | None:

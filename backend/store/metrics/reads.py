@@ -110,7 +110,7 @@ def _series_bounds(run: np.ndarray, key: np.ndarray) -> np.ndarray:
     return np.append(np.flatnonzero(starts), len(run))
 
 
-def _floats(col: Sequence[Any]) -> np.ndarray:
+def _floats(col: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.array(col, dtype=np.float64)  # None (NaN stored as NULL) becomes nan
 
 

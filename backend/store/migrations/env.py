@@ -8,7 +8,10 @@ from backend.store.db import make_engine
 from backend.store.models import Base
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+_url = config.get_main_option("sqlalchemy.url")
+if _url is None:
+    raise RuntimeError("migrations need a URL: run them through backend.store.migrate")
+url: str = _url
 
 
 def run_migrations_offline() -> None:

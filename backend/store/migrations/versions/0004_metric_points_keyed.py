@@ -32,7 +32,7 @@ _COLUMNS = "run_id, key, step, value, wall_time"
 
 
 def _sqlite_rebuild(*, keyed: bool) -> None:
-    columns = [
+    columns: list[sa.SchemaItem] = [
         sa.Column('run_id', sa.Integer(), nullable=False),
         sa.Column('key', sa.String(length=200), nullable=False),
         sa.Column('step', sa.BigInteger(), nullable=False),
