@@ -24,19 +24,19 @@ if str(REPO) not in sys.path:
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
 from backend.store.migrate import upgrade  # noqa: E402
 from tests.stack import Api, Worker, stack_env  # noqa: E402
-from worker.engine.hardware import cpuinfo  # noqa: E402
+from worker.engine.hardware import describe  # noqa: E402
 
 PG_ADMIN = os.environ.get("OPTIBOARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("OPTIBOARD_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 
 
 def machine() -> str:
-    cpu = cpuinfo().get("model name", "?")
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    hw = describe(gpus=[])  # the one hardware description (worker.engine.hardware)
+    mem = (hw["memory_bytes"] or 0) / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cal_wall, cal_cpu = calibration()
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; "
+    return (f"{hw['cpu']}, {hw['cpu_count']} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
+            f"Python {hw['python']}, SQLite {sqlite3.sqlite_version}; "
             f"load average at start {load} (the machine is shared with other jobs); "
             f"calibration sum(range(10**7)): {cal_wall:.2f} s wall, {cal_cpu:.2f} s CPU "
             f"(about 0.1 s on an idle modern core)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import shutil
 import traceback
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from backend.store.artifacts import resolve_inside
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from runspec.spec import RunSpec
 from worker.engine.contract import Cancelled  # plain Python: no TensorFlow in the parent
-from worker.gpus import visible_gpus
+from worker.gpus import hardware_summary
 from worker.reporter import DbReporter, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -42,12 +41,12 @@ def _session_factory() -> tuple[Settings, sessionmaker[Session]]:
     return _factory[1], _factory[2]
 
 
-def host_fingerprint() -> dict[str, str | int | None]:
-    # pid: which process holds the run (operators, and the crash tests, find it by this)
-    return {"hostname": platform.node(), "pid": os.getpid(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "gpu": ", ".join(g.name for g in visible_gpus()) or None}
+def host_fingerprint() -> dict[str, Any]:
+    """The worker's hardware description, stored with the run it claims, plus `pid` (which
+    process holds the run: operators, and the crash tests, find it by this) and `gpu` (the GPU
+    names in one line, or None; part of the run's API shape before `gpus` was)."""
+    hardware = hardware_summary()
+    return {**hardware, "pid": os.getpid(), "gpu": ", ".join(g["name"] for g in hardware["gpus"]) or None}
 
 
 def execute(run_id: int, *, worker: str) -> str:

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import shutil
-import socket
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from celery.worker.control import inspect_command
 
+from worker.engine.hardware import GpuInfo, describe
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    index: str
-    name: str
-    memory_mib: int | None = None
-    uuid: str | None = None
 
 
 def discover_gpus() -> list[GpuInfo]:
@@ -86,17 +77,9 @@ def filter_visible(gpus: Sequence[GpuInfo], cuda_visible_devices: str | None) ->
 
 
 def hardware_summary() -> dict[str, Any]:
-    """What a worker process runs on, without importing TensorFlow: for /api/workers and
-    the hardware stored with each run."""
-    gpus = visible_gpus()
-    return {
-        "hostname": socket.gethostname(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "gpus": [{"index": g.index, "name": g.name, "memory_mib": g.memory_mib} for g in gpus],
-    }
+    """What a worker process runs on (worker.engine.hardware.describe with the GPUs it may use),
+    without importing TensorFlow: for /api/workers and the hardware stored with each run."""
+    return describe(visible_gpus())
 
 
 @inspect_command()

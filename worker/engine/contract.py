@@ -1,8 +1,17 @@
 """What the engine needs from whoever runs it, and what it hands back.
 
 The engine (TensorFlow side) knows nothing of Celery or the database: the job adapter passes a
-`Reporter` and two resolvers, and receives `VariantResult`s through the reporter and a
-`JobSummary` at the end. Plain dataclasses and a Protocol, importable without TensorFlow.
+`Reporter` and two resolvers to `worker.engine.job.run_job`, and receives `VariantResult`s
+through the reporter and a `JobSummary` at the end. Plain dataclasses and a Protocol,
+importable without TensorFlow.
+
+Besides what the resolvers raise, `run_job` raises `Cancelled` (the reporter asked to stop),
+`TrainingDiverged` (the loss stopped being finite), ValueError for data or models the spec
+cannot run on (an invalid uploaded .npz, a non-`.keras` model file, a model of another input
+shape or class count, an image architecture on flat inputs), RuntimeError for a built-in
+dataset missing from the Keras cache, `UnknownTechnique` (a LookupError, from
+worker.engine.techniques.registry) for a technique spec no technique is registered for, and
+what TensorFlow raises. The adapter turns every one of them into a terminal run state.
 """
 
 from __future__ import annotations
@@ -14,19 +23,31 @@ from typing import Any, Protocol
 
 
 class Cancelled(Exception):
-    """Raised inside the engine when the reporter says the run was cancelled."""
+    """Raised inside the engine when the reporter says the run was cancelled (checked after
+    every training batch); the points of the batches run so far are reported first."""
 
 
 @dataclass(frozen=True)
 class VariantResult:
-    """One produced model, measured by the one harness (worker.engine.measure)."""
+    """One produced model, measured by the one harness (worker.engine.measure) on the test split.
+
+    Quality: `accuracy` is the fraction of test examples whose argmax logit is the label;
+    `precision`, `recall`, `f1` are macro means over all classes (a class never predicted or
+    absent counts 0); `confusion[i][j]` counts examples of label i predicted as j (classes ×
+    classes ints). Size: `size_bytes` of the file as written, `gzip_bytes` after gzip -9.
+    `params` counts every weight (for TFLite, of the Keras model converted), `nonzero_params`
+    those not exactly 0. Speed: `latency_p50_ms`/`latency_p95_ms` are percentiles of batch-1
+    inference wall time in milliseconds after warm-up, `throughput_per_s` examples per second
+    at `measurement.throughput_batch` (median call); None where not measured. `hardware` is
+    worker.engine.hardware.fingerprint() plus "threads" (1 for TFLite).
+    """
 
     format: str  # keras | tflite-float32 | tflite-dynamic | tflite-float16 | tflite-int8
     path: Path  # file inside the job's work directory; the adapter moves it to the artifact root
-    accuracy: float
-    precision: float  # macro
-    recall: float  # macro
-    f1: float  # macro
+    accuracy: float  # in [0, 1]
+    precision: float  # macro, in [0, 1]
+    recall: float  # macro, in [0, 1]
+    f1: float  # macro, in [0, 1]
     confusion: list[list[int]]
     size_bytes: int
     gzip_bytes: int
@@ -41,6 +62,15 @@ class VariantResult:
 
 @dataclass(frozen=True)
 class JobSummary:
+    """What a finished job reports besides its variants.
+
+    `epochs_done` counts every epoch run (base training and each fine-tuning phase);
+    `train_seconds` is wall time inside Keras fit calls, in seconds; `peak_memory_bytes` the
+    process's peak resident set size (ru_maxrss) in bytes; `stopped_early` whether early
+    stopping ended the base training. `extra` holds "steps" (optimizer steps over all phases),
+    "recipe", "precision" (the Keras policy of the base training) and "wall_seconds".
+    """
+
     epochs_done: int = 0
     train_seconds: float = 0.0
     peak_memory_bytes: int = 0
@@ -49,26 +79,34 @@ class JobSummary:
 
 
 class Reporter(Protocol):
-    """Where the engine sends progress. Metric points are (key, step, value); step is the
-    global training batch. Implementations batch and persist them."""
+    """Where the engine sends progress. Implementations batch and persist what they receive;
+    none of the methods may block for long (they are called from the training loop)."""
 
-    def log_metrics(self, points: list[tuple[str, int, float]]) -> None: ...
+    def log_metrics(self, points: list[tuple[str, int, float]]) -> None:
+        """Metric points as (key, step, value): `step` is the global training batch (an int
+        counting on across phases), `value` a Python float that may be NaN or ±inf."""
 
     def progress(self, fraction: float, eta_seconds: float | None = None) -> None:
-        """Also serves as the heartbeat; called at least every few seconds while working."""
+        """`fraction` of the whole job done, in [0, 1]; `eta_seconds` the estimated seconds
+        left, or None when unknown. Also serves as the heartbeat: called at least every few
+        seconds while training."""
 
     def should_stop(self) -> bool:
         """True once the run was cancelled: the engine raises Cancelled at the next batch."""
 
-    def add_variant(self, variant: VariantResult) -> None: ...
+    def add_variant(self, variant: VariantResult) -> None:
+        """A produced and measured model; its file stays in the work directory until the
+        adapter takes it."""
 
     def log(self, message: str) -> None:
         """One line for the run's log tail shown to the user."""
 
 
-# Given a finished run's id, the path of its stored Keras model (teacher, optimize parent).
+# Given a finished run's id, the path of its stored Keras model (teacher, optimize parent,
+# initial model). Raises LookupError or ValueError when the run has no stored model.
 ModelResolver = Callable[[int], Path]
-# Given an uploaded dataset's id, the path of its .npz under the data directory.
+# Given an uploaded dataset's id, the path of its .npz under the data directory. Raises
+# LookupError or ValueError when there is no such upload or its file is missing.
 UploadResolver = Callable[[int], Path]
 
 

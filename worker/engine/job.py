@@ -6,34 +6,28 @@
 
 from __future__ import annotations
 
-import logging
 import resource
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from runspec.spec import (
-    ClusteringSpec,
-    DistillationSpec,
-    PruningSpec,
-    QATSpec,
-    RunSpec,
-    techniques_summary,
-)
+from runspec.spec import RunSpec, techniques_summary
+from runspec.spec import Technique as TechniqueSpec
 from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
 from worker.engine.callbacks import RunClock
 from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadResolver
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
 from worker.engine.measure import TestSet, measure_variant
-from worker.engine.models import build_model
+from worker.engine.models import build_model, check_input, load_keras_model
 from worker.engine.optimizers import make_loss, make_optimizer, schedule_callbacks
 from worker.engine.precision import FLOAT32, float32_copy, for_training
-from worker.engine.techniques import clustering, pruning, qat
-from worker.engine.techniques import distillation as distill
+from worker.engine.techniques.base import Applied, PhaseContext, Technique
+from worker.engine.techniques.registry import technique_for
 from worker.engine.tfsetup import keras
 from worker.engine.training import Arrays, fit_phase, steps_per_epoch
-
-log = logging.getLogger(__name__)
 
 
 def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
@@ -58,131 +52,164 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def load_keras_model(path: Path, what: str) -> keras.Model:
-    """Only the Keras v3 format, in safe mode: never unpickle code from an artifact."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{what} must be a .keras model file, got {path.name!r}")
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+# --- train: plan → initial model → base training → technique chain → Keras variant → exports
+
+class _Step(NamedTuple):
+    """Entry number `phase` (from 1) of the spec's techniques, and the technique that runs it."""
+
+    phase: int
+    technique: Technique
+    spec: TechniqueSpec
 
 
-def _check_input(model: keras.Model, data: Data, what: str) -> None:
-    expected = tuple(model.input_shape[1:])
-    if expected != data.input_shape:
-        raise ValueError(f"{what} expects inputs of shape {expected} but the dataset has {data.input_shape}")
-    if model.output_shape[-1] != data.classes:
-        raise ValueError(f"{what} has {model.output_shape[-1]} outputs but the dataset has {data.classes} classes")
+@dataclass(frozen=True)
+class _TrainJob:
+    """What every phase of one train job reads."""
 
+    spec: RunSpec
+    data: Data
+    reporter: Reporter
+    workdir: Path
+    resolve_model: ModelResolver
+    steps_per_epoch: int
+    clock: RunClock  # one global step counter over every phase
+    arrays: Arrays  # the job's own inputs and labels
+    loss: Callable
+    metrics: list
 
-# --- train ------------------------------------------------------------------------------
+    def context(self, kept: frozenset[str]) -> PhaseContext:
+        return PhaseContext(data=self.data, training=self.spec.training, steps_per_epoch=self.steps_per_epoch,
+                            kept=kept, reporter=self.reporter, resolve_model=self.resolve_model)
+
 
 def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
            resolve_model: ModelResolver) -> JobSummary:
+    job, steps = _plan(spec, data, reporter, workdir, resolve_model)
+    model, policy = _initial_model(job)
+    first = steps[0] if steps and steps[0].technique.replaces_training else None
+    model = _base_training(job, model, first)
+    model, int8_model = _technique_chain(job, model, policy, steps[1:] if first else steps)
+    reporter.log(f"training done in {job.clock.train_seconds:.1f} s over {job.clock.epochs_done} epochs")
+    test = TestSet(data.x_test, data.y_test, data.classes)
+    model = _save_keras_variant(job, model, test)
+    _export_all(spec, model, data, test, reporter, workdir, job.clock, qat_model=int8_model)
+    reporter.progress(1.0, 0.0)
+    return _train_summary(job, policy)
+
+
+def _plan(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
+          resolve_model: ModelResolver) -> tuple[_TrainJob, list[_Step]]:
+    """Each technique looked up in the registry (before anything trains) and the step count
+    the run's progress is measured against."""
     t = spec.training
+    steps = [_Step(i, technique_for(s), s) for i, s in enumerate(spec.techniques, start=1)]
+    for step in steps[1:]:
+        if step.technique.replaces_training:  # the spec validator puts it first
+            raise ValueError(f"technique {step.spec.name!r} cannot follow others")
     spe = steps_per_epoch(len(data.x_train), t.batch_size)
-    chain = list(spec.techniques)
-    tune_epochs = sum(getattr(x, "epochs", 0) for x in chain if not isinstance(x, DistillationSpec))
+    tune_epochs = sum(step.technique.fine_tune_epochs(step.spec) for step in steps)
     clock = RunClock(total_steps=spe * (t.epochs + tune_epochs))
     reporter.log(f"recipe: {techniques_summary(spec)}")
     arrays = Arrays(data.x_train, data.y_train, data.x_val, data.y_val)
-    metrics = ["accuracy"]
     loss = make_loss(data.classes, t.regularization.label_smoothing)
+    job = _TrainJob(spec, data, reporter, workdir, resolve_model, spe, clock, arrays, loss, ["accuracy"])
+    return job, steps
 
-    # 1. base training, or distillation from a finished run's model (it replaces the base)
+
+def _initial_model(job: _TrainJob) -> tuple[keras.Model, str]:
+    """A fresh model of the spec's architecture, or a finished run's model to start from; cast
+    to the training policy (mixed precision covers base training and distillation)."""
+    spec, t = job.spec, job.spec.training
     if spec.model.init_from_run_id is not None:
-        model = load_keras_model(resolve_model(spec.model.init_from_run_id), "the initial model")
-        _check_input(model, data, "the initial model")
-        reporter.log(f"starting from run {spec.model.init_from_run_id}'s model")
+        model = load_keras_model(job.resolve_model(spec.model.init_from_run_id), "the initial model")
+        check_input(model, job.data, "the initial model")
+        job.reporter.log(f"starting from run {spec.model.init_from_run_id}'s model")
     else:
-        model = build_model(spec.model, data.input_shape, data.classes, t.regularization)
-    policy = FLOAT32
-    if t.epochs:  # mixed precision covers base training and distillation
-        model, policy, note = for_training(model, t.pipeline.mixed_precision)
-        if note:
-            reporter.log(note)
-    phase_arrays, phase_loss, phase_metrics = arrays, loss, metrics
-    first = chain[0] if chain else None
-    if isinstance(first, DistillationSpec):
-        chain = chain[1:]
-        teacher = load_keras_model(resolve_model(first.teacher_run_id), "the teacher")
-        _check_input(teacher, data, "the teacher")
-        reporter.log(f"phase: distillation from run {first.teacher_run_id} "
-                     f"({teacher.count_params()} → {model.count_params()} parameters, "
-                     f"T={first.temperature}, alpha={first.alpha})")
-        phase_arrays = Arrays(
-            data.x_train, distill.pack_targets(data.y_train, distill.teacher_logits(teacher, data.x_train)),
-            data.x_val, None if data.x_val is None else distill.pack_targets(
-                data.y_val, distill.teacher_logits(teacher, data.x_val)))
-        reporter.progress(0.0, None)  # heartbeat after the teacher's pass over the data
-        phase_loss = distill.distillation_loss(first, data.classes, t.regularization.label_smoothing)
-        phase_metrics = [distill.packed_accuracy]
-        _phase(reporter, clock, 1, "distillation")
-        del teacher
+        model = build_model(spec.model, job.data.input_shape, job.data.classes, t.regularization)
+    if not t.epochs:
+        return model, FLOAT32
+    model, policy, note = for_training(model, t.pipeline.mixed_precision)
+    if note:
+        job.reporter.log(note)
+    return model, policy
+
+
+def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> keras.Model:
+    """Phase 0: `training.epochs` of the run's optimizer, schedule and early stopping, on the
+    job's labels, or on the problem of the technique that replaces base training (`first`)."""
+    t, reporter, clock = job.spec.training, job.reporter, job.clock
+    applied = Applied(base=model, model=model)
+    if first is not None:
+        applied = first.technique.apply(model, first.spec, job.context(frozenset()))
+        _phase(reporter, clock, first.phase, first.technique.label(first.spec))
     elif t.epochs:
         _phase(reporter, clock, 0, f"training {model.name} ({model.count_params()} parameters)")
-    callbacks = schedule_callbacks(t.schedule, t.optimizer.learning_rate, t.epochs, spe)
+    callbacks = schedule_callbacks(t.schedule, t.optimizer.learning_rate, t.epochs, job.steps_per_epoch)
     early = None
-    if t.early_stopping and data.x_val is not None:
+    if t.early_stopping and job.data.x_val is not None:
         early = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.early_stopping.patience,
             min_delta=t.early_stopping.min_delta, restore_best_weights=True)
         callbacks.append(early)
     if t.epochs:
-        fit_phase(model, phase_arrays, training=t, epochs=t.epochs,
-                  optimizer=make_optimizer(t.optimizer), loss=phase_loss, metrics=phase_metrics,
-                  reporter=reporter, clock=clock, callbacks=callbacks)
+        _fit(job, applied, epochs=t.epochs, optimizer=make_optimizer(t.optimizer), callbacks=callbacks)
     if early is not None and early.stopped_epoch > 0:
         clock.stopped_early = True
         reporter.log(f"early stopping after epoch {early.stopped_epoch + 1}; best weights restored")
+    return first.technique.strip(applied) if first is not None else model
 
-    # 2. fine-tuning techniques, in the order given; tfmot's wrappers take float32 layers
-    trained_in = policy
-    if chain and policy != FLOAT32:
-        model, policy = float32_copy(model), FLOAT32
+
+def _technique_chain(job: _TrainJob, model: keras.Model, policy: str,
+                     steps: list[_Step]) -> tuple[keras.Model, keras.Model | None]:
+    """Each fine-tuning technique in the order given: apply → fit with its callbacks → strip.
+    Returns the final plain model and, after QAT, the model the int8 export converts from."""
+    t = job.spec.training
+    if steps and policy != FLOAT32:  # tfmot's wrappers take float32 layers
+        model = float32_copy(model)
         keras.mixed_precision.set_global_policy(FLOAT32)
-        reporter.log("technique fine-tuning in float32")
-    sparse = clustered = False
-    qat_model = None
-    offset = len(spec.techniques) - len(chain)
-    for i, tech in enumerate(chain, start=offset + 1):
-        lr = getattr(tech, "learning_rate", None) or t.optimizer.learning_rate
-        tune = dict(training=t, epochs=tech.epochs, optimizer=make_optimizer(t.optimizer, lr),
-                    loss=loss, metrics=metrics, reporter=reporter, clock=clock, allow_xla=False)
-        if isinstance(tech, PruningSpec):
-            _phase(reporter, clock, i, f"pruning to {tech.target_sparsity:.0%} ({tech.schedule})")
-            wrapped, cbs = pruning.apply_pruning(model, tech, spe * tech.epochs)
-            fit_phase(wrapped, arrays, callbacks=cbs, **tune)
-            model, sparse = pruning.strip_pruning(wrapped), True
-        elif isinstance(tech, ClusteringSpec):
-            _phase(reporter, clock, i, f"clustering to {tech.number_of_clusters} clusters")
-            wrapped, cbs, names = clustering.apply_clustering(model, tech, preserve_sparsity=sparse)
-            reporter.log(f"clustered layers: {', '.join(names) or 'none'}")
-            fit_phase(wrapped, arrays, callbacks=cbs, **tune)
-            model, clustered = clustering.strip_clustering(wrapped), True
-        elif isinstance(tech, QATSpec):
-            _phase(reporter, clock, i, "quantization-aware training")
-            qat_model = qat.apply_qat(model, preserve_sparsity=sparse, preserve_clusters=clustered)
-            fit_phase(qat_model, arrays, **tune)
-            model = qat.float_weights_from_qat(qat_model, model)
-        else:  # pragma: no cover - the spec puts distillation first
-            raise ValueError(f"technique {tech.name!r} cannot follow others")
-    train_seconds = clock.train_seconds
-    reporter.log(f"training done in {train_seconds:.1f} s over {clock.epochs_done} epochs")
+        job.reporter.log("technique fine-tuning in float32")
+    kept: frozenset[str] = frozenset()
+    int8_model = None
+    for step in steps:
+        technique, tspec = step.technique, step.spec
+        optimizer = make_optimizer(t.optimizer, technique.learning_rate(tspec) or t.optimizer.learning_rate)
+        _phase(job.reporter, job.clock, step.phase, technique.label(tspec))
+        applied = technique.apply(model, tspec, job.context(kept))
+        for line in applied.notes:
+            job.reporter.log(line)
+        _fit(job, applied, epochs=technique.fine_tune_epochs(tspec), optimizer=optimizer, allow_xla=False)
+        model = technique.strip(applied)
+        kept |= technique.keeps
+        if technique.int8_from_fine_tuned:
+            int8_model = applied.model
+    return model, int8_model
 
-    # 3. the Keras variant (plain layers: loadable with safe_mode as teacher or parent)
-    test = TestSet(data.x_test, data.y_test, data.classes)
+
+def _fit(job: _TrainJob, applied: Applied, *, epochs: int, optimizer: keras.optimizers.Optimizer,
+         callbacks: Sequence[keras.callbacks.Callback] = (), allow_xla: bool = True) -> None:
+    fit_phase(applied.model, job.arrays if applied.arrays is None else applied.arrays,
+              training=job.spec.training, epochs=epochs, optimizer=optimizer,
+              loss=job.loss if applied.loss is None else applied.loss,
+              metrics=job.metrics if applied.metrics is None else applied.metrics,
+              reporter=job.reporter, clock=job.clock, callbacks=[*callbacks, *applied.callbacks],
+              allow_xla=allow_xla)
+
+
+def _save_keras_variant(job: _TrainJob, model: keras.Model, test: TestSet) -> keras.Model:
+    """The Keras variant: plain float32 layers, loadable with safe_mode as teacher or parent."""
     model = float32_copy(model)
-    keras_path = workdir / "model.keras"
+    keras_path = job.workdir / "model.keras"
     model.save(keras_path)
-    _report(reporter, measure_variant(keras_path, "keras", test, spec.measurement), clock, 0.9)
+    _report(job.reporter, measure_variant(keras_path, "keras", test, job.spec.measurement), job.clock, 0.9)
+    return model
 
-    # 4. TFLite exports
-    _export_all(spec, model, data, test, reporter, workdir, clock, qat_model=qat_model)
-    reporter.progress(1.0, 0.0)
+
+def _train_summary(job: _TrainJob, trained_in: str) -> JobSummary:
+    clock = job.clock
     return JobSummary(
-        epochs_done=clock.epochs_done, train_seconds=train_seconds,
+        epochs_done=clock.epochs_done, train_seconds=clock.train_seconds,
         peak_memory_bytes=_peak_rss_bytes(), stopped_early=clock.stopped_early,
-        extra={"steps": clock.step, "recipe": techniques_summary(spec), "precision": trained_in,
+        extra={"steps": clock.step, "recipe": techniques_summary(job.spec), "precision": trained_in,
                "wall_seconds": time.monotonic() - clock.started},
     )
 
@@ -222,7 +249,7 @@ def _optimize(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
               resolve_model: ModelResolver) -> JobSummary:
     assert spec.parent_run_id is not None  # the spec validator guarantees it
     model = load_keras_model(resolve_model(spec.parent_run_id), "the parent run's model")
-    _check_input(model, data, "the parent run's model")
+    check_input(model, data, "the parent run's model")
     reporter.log(f"phase: post-training export of run {spec.parent_run_id}'s model "
                  f"({model.count_params()} parameters)")
     started = time.monotonic()

@@ -18,7 +18,7 @@ import gzip
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -31,12 +31,6 @@ from worker.engine.hardware import fingerprint
 from worker.engine.tfsetup import keras
 
 EVAL_BATCH = 256
-
-
-class Runner(Protocol):
-    def predict(self, x: np.ndarray) -> np.ndarray: ...
-    def single(self, x1: np.ndarray):  # returns a zero-arg callable running one inference
-        ...
 
 
 # --- runners ---------------------------------------------------------------------------

@@ -6,8 +6,11 @@ the logits, and the measurement takes the argmax.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from runspec import architectures as arch
 from runspec.spec import ModelSpec, RegularizationSpec
+from worker.engine.data import Data
 from worker.engine.tfsetup import keras
 
 
@@ -63,3 +66,24 @@ def build_model(
     # The classifier stays float32 under mixed precision: softmax/CE in float16 is unstable.
     outputs = keras.layers.Dense(classes, kernel_regularizer=kr, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name or spec.architecture)
+
+
+def load_keras_model(path: Path, what: str) -> keras.Model:
+    """A finished run's model (initial model, teacher, optimize parent), uncompiled.
+
+    Only the Keras v3 format, in safe mode: never unpickle code from an artifact. Raises
+    ValueError naming `what` for another file type, and what Keras raises for a bad file."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{what} must be a .keras model file, got {path.name!r}")
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+def check_input(model: keras.Model, data: Data, what: str) -> None:
+    """Raises ValueError naming `what` unless `model` takes the dataset's per-example input
+    shape and has one output (logit) per class."""
+    expected = tuple(model.input_shape[1:])
+    if expected != data.input_shape:
+        raise ValueError(f"{what} expects inputs of shape {expected} but the dataset has {data.input_shape}")
+    if model.output_shape[-1] != data.classes:
+        raise ValueError(f"{what} has {model.output_shape[-1]} outputs but the dataset has {data.classes} classes")

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from runspec.spec import ClusteringSpec
+from worker.engine.techniques.base import CLUSTERS, SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 clustering = tfmot.clustering.keras
@@ -16,39 +17,54 @@ CENTROID_INIT = {
     "density_based": CentroidInit.DENSITY_BASED,
     "random": CentroidInit.RANDOM,
 }
-CLUSTERABLE = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+# Which layers are clustered and through which weight, as tfmot's registries keep it: a table.
+# Looked up along the layer's class hierarchy (DepthwiseConv2D is a Conv2D in Keras 2).
+CLUSTERABLE_WEIGHTS: dict[type[keras.layers.Layer], str] = {
+    keras.layers.DepthwiseConv2D: "depthwise_kernel",
+    keras.layers.Conv2D: "kernel",
+    keras.layers.Dense: "kernel",
+}
 
 
 def kernel_of(layer: keras.layers.Layer) -> np.ndarray | None:
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return layer.depthwise_kernel.numpy()
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-        return layer.kernel.numpy()
+    """The clusterable weight of `layer` (float32 array of the kernel's shape), or None."""
+    for cls in type(layer).__mro__:
+        if cls in CLUSTERABLE_WEIGHTS:
+            return getattr(layer, CLUSTERABLE_WEIGHTS[cls]).numpy()
     return None
 
 
-def apply_clustering(model: keras.Model, spec: ClusteringSpec, *, preserve_sparsity: bool
-                     ) -> tuple[keras.Model, list[keras.callbacks.Callback], list[str]]:
-    """The model with every kernel of at least `number_of_clusters` weights clustered
-    (smaller ones are left alone rather than failing: the API refuses specs where that
-    happens on built-in datasets). Returns the names of the clustered layers."""
-    params = {
-        "number_of_clusters": spec.number_of_clusters,
-        "cluster_centroids_init": CENTROID_INIT[spec.centroid_init],
-        "preserve_sparsity": preserve_sparsity,
-    }
-    clustered_names: list[str] = []
+class Clustering(FineTuning[ClusteringSpec]):
+    """tfmot's cluster_weights on every kernel of at least `number_of_clusters` weights,
+    fine-tuned, then strip_clustering: each stripped kernel holds at most that many values.
+    After pruning the zeros are preserved (`preserve_sparsity`)."""
 
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        kernel = kernel_of(layer) if isinstance(layer, CLUSTERABLE) else None
-        if kernel is not None and kernel.size >= spec.number_of_clusters:
-            clustered_names.append(layer.name)
-            return clustering.cluster_weights(layer, **params)
-        return layer  # reused as is, with its trained weights (tfmot's documented pattern)
+    spec_type = ClusteringSpec
+    keeps = frozenset({CLUSTERS})
 
-    wrapped = keras.models.clone_model(model, clone_function=clone)
-    return wrapped, [], clustered_names
+    def label(self, spec: ClusteringSpec) -> str:
+        return f"clustering to {spec.number_of_clusters} clusters"
 
+    def apply(self, model: keras.Model, spec: ClusteringSpec, context: PhaseContext) -> Applied:
+        """Smaller kernels are left alone rather than failing: the API refuses specs where
+        that happens on built-in datasets."""
+        params = {
+            "number_of_clusters": spec.number_of_clusters,
+            "cluster_centroids_init": CENTROID_INIT[spec.centroid_init],
+            "preserve_sparsity": SPARSITY in context.kept,
+        }
+        clustered_names: list[str] = []
 
-def strip_clustering(model: keras.Model) -> keras.Model:
-    return clustering.strip_clustering(model)
+        def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+            kernel = kernel_of(layer)
+            if kernel is not None and kernel.size >= spec.number_of_clusters:
+                clustered_names.append(layer.name)
+                return clustering.cluster_weights(layer, **params)
+            return layer  # reused as is, with its trained weights (tfmot's documented pattern)
+
+        wrapped = keras.models.clone_model(model, clone_function=clone)
+        return Applied(base=model, model=wrapped,
+                       notes=[f"clustered layers: {', '.join(clustered_names) or 'none'}"])
+
+    def strip(self, applied: Applied) -> keras.Model:
+        return clustering.strip_clustering(applied.model)

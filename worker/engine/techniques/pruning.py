@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow_model_optimization as tfmot
 
 from runspec.spec import PruningSpec
+from worker.engine.techniques.base import SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 sparsity = tfmot.sparsity.keras
@@ -29,13 +30,21 @@ def pruning_schedule(spec: PruningSpec, total_steps: int) -> sparsity.PruningSch
         begin_step=spec.begin_step, end_step=end, frequency=freq)
 
 
-def apply_pruning(model: keras.Model, spec: PruningSpec, total_steps: int
-                  ) -> tuple[keras.Model, list[keras.callbacks.Callback]]:
-    """The model with prunable layers wrapped, and the callbacks its fit needs."""
-    wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=pruning_schedule(spec, total_steps))
-    return wrapped, [sparsity.UpdatePruningStep()]
+class Pruning(FineTuning[PruningSpec]):
+    """tfmot's prune_low_magnitude on every prunable layer, UpdatePruningStep while fine-tuning,
+    strip_pruning after: the stripped kernels hold `target_sparsity` zeros."""
 
+    spec_type = PruningSpec
+    keeps = frozenset({SPARSITY})
 
-def strip_pruning(model: keras.Model) -> keras.Model:
-    """Plain layers holding the pruned (zeroed) weights."""
-    return sparsity.strip_pruning(model)
+    def label(self, spec: PruningSpec) -> str:
+        return f"pruning to {spec.target_sparsity:.0%} ({spec.schedule})"
+
+    def apply(self, model: keras.Model, spec: PruningSpec, context: PhaseContext) -> Applied:
+        schedule = pruning_schedule(spec, context.steps_per_epoch * spec.epochs)
+        wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+        return Applied(base=model, model=wrapped, callbacks=[sparsity.UpdatePruningStep()])
+
+    def strip(self, applied: Applied) -> keras.Model:
+        """Plain layers holding the pruned (zeroed) weights."""
+        return sparsity.strip_pruning(applied.model)

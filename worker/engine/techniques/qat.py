@@ -6,22 +6,39 @@ from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
 
+from runspec.spec import QATSpec
+from worker.engine.techniques.base import CLUSTERS, SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 quantization = tfmot.quantization.keras
 
 
-def apply_qat(model: keras.Model, *, preserve_sparsity: bool, preserve_clusters: bool) -> keras.Model:
-    annotated = quantization.quantize_annotate_model(model)
-    if preserve_clusters:
-        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
-            preserve_sparsity=preserve_sparsity)
-    elif preserve_sparsity:
-        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-    else:
-        scheme = quantization.default_8bit.Default8BitQuantizeScheme()
-    with quantization.quantize_scope():
-        return quantization.quantize_apply(annotated, scheme)
+class QAT(FineTuning[QATSpec]):
+    """tfmot's quantize_annotate_model + quantize_apply: fake-quantized fine-tuning. The run's
+    int8 export is converted from the fitted QAT model (`int8_from_fine_tuned`); `strip`
+    gives the float model holding the QAT-trained weights for the Keras variant and the
+    other exports."""
+
+    spec_type = QATSpec
+    int8_from_fine_tuned = True
+
+    def label(self, spec: QATSpec) -> str:
+        return "quantization-aware training"
+
+    def apply(self, model: keras.Model, spec: QATSpec, context: PhaseContext) -> Applied:
+        annotated = quantization.quantize_annotate_model(model)
+        if CLUSTERS in context.kept:
+            scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+                preserve_sparsity=SPARSITY in context.kept)
+        elif SPARSITY in context.kept:
+            scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        else:
+            scheme = quantization.default_8bit.Default8BitQuantizeScheme()
+        with quantization.quantize_scope():
+            return Applied(base=model, model=quantization.quantize_apply(annotated, scheme))
+
+    def strip(self, applied: Applied) -> keras.Model:
+        return float_weights_from_qat(applied.model, applied.base)
 
 
 def float_weights_from_qat(qat_model: keras.Model, float_model: keras.Model) -> keras.Model:
