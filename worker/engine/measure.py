@@ -223,9 +223,8 @@ def measure_variant(
 
     if is_tflite:
         assert isinstance(runner, LiteRunner)
-        stats_model = source_model if source_model is not None else None
         file_stats = tflite_weight_stats(path, runner.interp)
-        counts = keras_weight_stats(stats_model) if stats_model is not None else {
+        counts = keras_weight_stats(source_model) if source_model is not None else {
             "params": 0, "nonzero_params": 0, "extra": {}}
     else:
         assert isinstance(runner, KerasRunner)
