@@ -142,6 +142,8 @@ def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> k
     if first is not None:
         applied = first.technique.apply(model, first.spec, job.context(frozenset()))
         _phase(reporter, clock, first.phase, first.technique.label(first.spec))
+        for line in applied.notes:
+            reporter.log(line)
     elif t.epochs:
         _phase(reporter, clock, 0, f"training {model.name} ({model.count_params()} parameters)")
     callbacks = schedule_callbacks(t.schedule, t.optimizer.learning_rate, t.epochs, job.steps_per_epoch)
