@@ -28,6 +28,7 @@ from backend.api.routes import (
     techniques,
     variants,
 )
+from backend.api.write_guard import WriteGuard
 from backend.core.errors import OptiboardError
 from backend.core.settings import Settings
 from backend.dispatch.maintenance import Maintenance
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     if settings.frontend_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
     app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded
+    app.add_middleware(WriteGuard)  # writes authenticated (and same-origin) before InputGuard reads them
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        upload_max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
