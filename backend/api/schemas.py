@@ -111,6 +111,8 @@ class VariantPublic(BaseModel):
     extra: dict[str, Any]
     created_at: datetime
     download_url: str
+    sha256: str | None = Field(default=None, description="hex SHA-256 of the model file; null for a variant stored before digests were kept and not read since")
+    damaged: str | None = Field(default=None, description="why the file is no longer served (its SHA-256 no longer matches); null when whole")
 
     @classmethod
     def of(cls, v: VariantRecord) -> VariantPublic:

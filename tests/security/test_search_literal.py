@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session
 
-from runspec.spec import RunSpec
 from backend.store import runs
+from runspec.spec import RunSpec
 from tests.security.live import LiveApi, live_api
 
 NAMES = ["plain", "with % percent", "x_y", "xzy", "with / slash", "100%_done", "abc"]
