@@ -31,7 +31,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from backend.settings import Settings
+from backend.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
