@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
 from backend.api.errors import domain_exception_handler, validation_exception_handler
-from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
+from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders, WriteGuard
 from backend.api.routes import (
     compare,
     datasets,
@@ -28,7 +28,6 @@ from backend.api.routes import (
     techniques,
     variants,
 )
-from backend.api.write_guard import WriteGuard
 from backend.core.errors import OptiboardError
 from backend.core.settings import Settings
 from backend.dispatch.maintenance import Maintenance

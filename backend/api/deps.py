@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
-from backend.api import write_guard
+from backend.api.middleware import writes as write_guard
 from backend.core.settings import Settings
 from backend.dispatch.queue import JobQueue
 from backend.store import tokens
@@ -45,7 +45,7 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
 def same_origin(request: Request) -> bool:
-    """Whether a browser request comes from our own pages (see backend.api.write_guard)."""
+    """Whether a browser request comes from our own pages (see backend.api.middleware.writes)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if origin:
         parts = urlsplit(origin)

@@ -3,7 +3,7 @@ with the standard library), falling back to the standard parser for what orjson 
 the API accepts: the `Infinity`/`-Infinity`/`NaN` literals Python's json module writes (the
 Python client sends ±inf that way). orjson's error is a json.JSONDecodeError, so malformed
 bodies still get FastAPI's 422 `json_invalid`. Every body reaching here passed
-backend.api.json_guard.check_body (UTF-8, shallow), so the standard parser cannot recurse too
+backend.api.middleware.json_body.check_body (UTF-8, shallow), so the standard parser cannot recurse too
 deep."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from backend.api import json_guard
+from backend.api.middleware import json_body as json_guard
 
 
 class FastJSONRequest(Request):

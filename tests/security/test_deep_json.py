@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.api.json_guard import MAX_JSON_DEPTH, bracket_depth
+from backend.api.middleware.json_body import MAX_JSON_DEPTH, bracket_depth
 from tests.reliability import figures
 from tests.security.live import LiveApi, live_api, state_changing_routes
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy.exc import DataError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api import json_guard
+from backend.api.middleware import json_body as json_guard
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class InputGuard:
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
             body = b"".join(chunks)
-            # One check before any parser sees the body (backend.api.json_guard): UTF-8, nesting
+            # One check before any parser sees the body (backend.api.middleware.json_body): UTF-8, nesting
             # at most MAX_JSON_DEPTH, no NUL or lone surrogate. It parses only a body whose bytes
             # can hold a NUL or a surrogate (profiled: parse + walk were ~22 % of a metric
             # batch's time), and hands that parse on to the handler.
