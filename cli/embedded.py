@@ -1,7 +1,9 @@
 """`optiboard up`: embedded Redis, the API and one worker, supervised from one terminal.
 
 Each part is its own process (the API never imports TensorFlow; the worker's job process does).
-Ctrl-C (or SIGTERM) stops them in order: API, worker (warm shutdown), Redis.
+Ctrl-C (or SIGTERM) stops them in order: API, worker (warm shutdown), Redis. A Redis that dies
+is restarted from its append-only file (RedisSupervisor); an API or worker that dies stops the
+whole service, saying which and how.
 """
 
 from __future__ import annotations
@@ -42,6 +44,60 @@ def dashboard_token(settings: Settings) -> str:
         engine.dispose()
 
 
+def _exit_text(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"status {returncode}"
+
+
+class RedisSupervisor:
+    """Keeps the embedded Redis alive under `optiboard up`.
+
+    When the server dies (killed, crashed, out of memory) it is started again on the same socket
+    from the same append-only file, so the queued jobs are still there (up to the last second of
+    writes, appendfsync everysec; the API's dispatcher re-sends any job the broker lost) and the
+    API and the worker reconnect by themselves; the terminal says so. If it dies more than
+    `max_restarts` times within `window_s`, something is wrong that a restart will not fix (a
+    full disk, a broken AOF): `check` returns False and `up` stops everything, loudly.
+    """
+
+    def __init__(self, redis: EmbeddedRedis, *, echo=print, max_restarts: int = 3, window_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]  # noqa: T201
+        self.redis, self.echo = redis, echo
+        self.max_restarts, self.window_s = max_restarts, window_s
+        self.restarts: list[float] = []
+
+    def check(self) -> bool:
+        """Restart Redis if it died (reaping it); False when it must not be restarted again."""
+        proc = self.redis.proc
+        if proc is None or proc.poll() is None:
+            return True
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < self.window_s]
+        why = _exit_text(proc.returncode)
+        if len(self.restarts) >= self.max_restarts:
+            log.error("embedded Redis exited with %s, %d times in %.0f s; stopping", why, len(self.restarts) + 1, self.window_s)
+            self.echo(f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}, "
+                      f"{len(self.restarts) + 1} times in {self.window_s:.0f} s; see {self.redis.dir / 'redis.log'}. "
+                      "Stopping everything.")
+            return False
+        self.restarts.append(now)
+        log.error("embedded Redis (pid %s) exited with %s; restarting it", proc.pid, why)
+        self.echo(f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}; restarting it "
+                  "(its append-only file keeps the queued jobs).")
+        try:
+            self.redis.start()
+        except RuntimeError as e:
+            log.error("embedded Redis did not restart: %s", e)
+            self.echo(f"optiboard: the embedded Redis did not restart ({e}). Stopping everything.")
+            return False
+        self.echo(f"optiboard: the embedded Redis is back (pid {self.redis.proc.pid if self.redis.proc else '?'}) "
+                  f"after {time.monotonic() - now:.1f} s; the API and the worker reconnect by themselves.")
+        return True
+
+
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env)
 
@@ -77,12 +133,17 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
             f"  API docs: http://{host}:{settings.port}/docs   data: {settings.data_dir}\n"
             "  Press Ctrl-C to stop.\n"
         )
+        supervisor = RedisSupervisor(redis, echo=echo) if redis else None
         while not stopping:
             for child in children:
                 if child.poll() is not None:
                     log.error("a child process exited with %s; stopping", child.returncode)
+                    echo(f"optiboard: the {'API' if child is children[0] else 'worker'} exited with "
+                         f"{_exit_text(child.returncode)}; stopping everything.")
                     code = child.returncode or 1
                     stopping = True
+            if supervisor and not stopping and not supervisor.check():
+                code, stopping = 1, True
             time.sleep(0.3)
     finally:
         for child in children:  # API first, then the worker (finishes or hands back its job)

@@ -60,12 +60,14 @@ def api(data_dir: DataDir = None,
     import uvicorn
 
     from backend.api.app import create_app
+    from backend.api.server import uvicorn_options
 
     settings = _settings(data_dir, host=host, port=port)
     _configure_logging(settings)
     # log_config=None: keep our handlers (JSON when OPTIBOARD_LOG_JSON) instead of uvicorn's.
+    # uvicorn_options: deadlines for slow headers and bodies, a bound on connections per client.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                log_config=None, proxy_headers=False, timeout_graceful_shutdown=10)
+                log_config=None, proxy_headers=False, timeout_graceful_shutdown=10, **uvicorn_options(settings))
 
 
 @app.command()

@@ -146,14 +146,19 @@ def _release_memory() -> None:
 
 
 def _model_path(factory: sessionmaker[Session], settings: Settings, run_id: int) -> Path:
+    """The Keras file of a finished run (an optimize run's parent, a distillation's teacher, an
+    initial model), checked against its stored SHA-256 before the job reads a byte of it.
+    Raises ValueError (the run fails with it as its reason): no model, missing, damaged."""
     with unit_of_work(factory) as session:
         keras = [v for v in variants.list_variants(session, run_ids=[run_id]) if v.format == "keras"]
-    if not keras:
-        raise ValueError(f"run {run_id} has no stored Keras model")
-    path = resolve_inside(settings.artifacts, keras[0].artifact_path)
-    if path is None:
-        raise ValueError(f"the model file of run {run_id} is missing")
-    return path
+        if not keras:
+            raise ValueError(f"run {run_id} has no stored Keras model")
+        try:
+            return variants.verified_file(session, variant=keras[0], root=settings.artifacts)
+        except variants.ArtifactUnavailable as e:
+            problem = e
+    # outside the unit of work, which has committed the damage mark by now
+    raise ValueError(f"the model file of run {run_id} cannot be used: {problem}")
 
 
 def _upload_path(factory: sessionmaker[Session], settings: Settings, dataset_id: int) -> Path:

@@ -5,7 +5,6 @@ engine converts or measures), each flush one transaction that first checks the r
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -14,7 +13,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.store import metrics, runs, variants
-from backend.store.artifacts import relative_path, writable_inside
+from backend.store.artifacts import copy_with_sha256, relative_path, writable_inside
 from backend.store.db import unit_of_work
 from worker.engine.contract import VariantResult
 
@@ -65,9 +64,10 @@ class DbReporter:
         self.flush()  # raises LeaseLost before a lost attempt touches any file
         rel = relative_path(self.run_id, variant.format, attempt=self.lease[:8])
         target = writable_inside(self.artifact_root, rel)
-        shutil.copyfile(variant.path, target)
+        digest = copy_with_sha256(Path(variant.path), target)
         fields = {k: v for k, v in asdict(variant).items() if k != "path"}
         fields["artifact_path"] = rel
+        fields["sha256"] = digest  # checked before every download and every job that reads it
         with unit_of_work(self.factory) as session:
             self._check_lease(session)
             variants.add_variant(session, run_id=self.run_id, fields=fields)

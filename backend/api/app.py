@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
 from backend.api.errors import domain_exception_handler, validation_exception_handler
-from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
+from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders, WriteGuard
 from backend.api.routes import (
     compare,
     datasets,
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     if settings.frontend_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
     app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded
+    app.add_middleware(WriteGuard)  # writes authenticated (and same-origin) before InputGuard reads them
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        upload_max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)

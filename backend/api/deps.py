@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
+from backend.api.middleware import writes as write_guard
 from backend.core.settings import Settings
 from backend.dispatch.queue import JobQueue
 from backend.store import tokens
@@ -43,7 +44,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
+    """Whether a browser request comes from our own pages (see backend.api.middleware.writes)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if origin:
         parts = urlsplit(origin)
@@ -62,6 +64,9 @@ async def current_token(request: Request) -> TokenRecord | None:
 
     Checked against the database on every request (a revoked token stops working at once), by
     one indexed SELECT on the event loop's own connection (backend.store.hot_reads)."""
+    verified = request.scope.get(write_guard.VERIFIED)
+    if verified is not None:  # a write: WriteGuard verified it before the body was read
+        return verified
     presented = presented_token(request)
     if presented is None:
         return None
@@ -89,7 +94,7 @@ def accepted_token(request: Request, record: TokenRecord | None, from_cookie: bo
     if record is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
-    if from_cookie and request.method not in SAFE_METHODS and not _same_origin(request):
+    if from_cookie and request.method not in SAFE_METHODS and not same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin write refused")
     return record
 

@@ -2,7 +2,9 @@
 with the standard library), falling back to the standard parser for what orjson refuses and
 the API accepts: the `Infinity`/`-Infinity`/`NaN` literals Python's json module writes (the
 Python client sends ±inf that way). orjson's error is a json.JSONDecodeError, so malformed
-bodies still get FastAPI's 422 `json_invalid`."""
+bodies still get FastAPI's 422 `json_invalid`. Every body reaching here passed
+backend.api.middleware.json_body.check_body (UTF-8, shallow), so the standard parser cannot recurse too
+deep."""
 
 from __future__ import annotations
 
@@ -14,10 +16,15 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from backend.api.middleware import json_body as json_guard
+
 
 class FastJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
+            if json_guard.PARSED in self.scope:  # InputGuard parsed it already
+                self._json = self.scope[json_guard.PARSED]
+                return self._json
             body = await self.body()
             try:
                 self._json = orjson.loads(body)

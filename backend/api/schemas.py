@@ -111,6 +111,8 @@ class VariantPublic(BaseModel):
     extra: dict[str, Any]
     created_at: datetime
     download_url: str
+    sha256: str | None = Field(default=None, description="hex SHA-256 of the model file; null for a variant stored before digests were kept and not read since")
+    damaged: str | None = Field(default=None, description="why the file is no longer served (its SHA-256 no longer matches); null when whole")
 
     @classmethod
     def of(cls, v: VariantRecord) -> VariantPublic:
@@ -137,6 +139,17 @@ class MetricsPublic(BaseModel):
     status: str
     last_step: int
     series: dict[str, SeriesPublic]
+    more_keys: bool = Field(default=False, description="the request named no keys and the run has more than the default set returned (list them with GET /api/runs/{id}/metrics/keys)")
+
+
+class MetricKeysPublic(BaseModel):
+    run_id: int
+    keys: list[str] = Field(description="the run's metric keys, sorted, after the `after` cursor")
+    count: int = Field(description="how many keys this page holds")
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the last")
+    default_keys: list[str] = Field(description="what GET …/metrics returns without `keys`: loss, val_loss, accuracy, val_accuracy when present, then the others in order")
+    max_keys_per_run: int = Field(description="OPTIBOARD_MAX_METRIC_KEYS_PER_RUN: a batch that would pass it gets 422")
+    max_keys_per_read: int = Field(description="most keys one GET …/metrics returns or accepts in `keys`")
 
 
 # The ingestion body is a TypedDict, not a model: a batch holds thousands of points, and

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(default=15.0, gt=0)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="JSON request body limit (413 above)")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
+    max_metric_keys_per_run: int = Field(default=1000, ge=1, le=1_000_000, description="distinct metric keys one run may hold; a batch that would pass it gets 422")
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600, description="a request's headers must arrive within this many seconds of its first byte (408 and close after)")
+    body_grace_s: float = Field(default=30.0, gt=0, le=3600, description="a request body may take this long plus its size at body_min_bytes_per_s (408 and close after)")
+    body_min_bytes_per_s: int = Field(default=64 * 1024, ge=1, description="slowest average rate a request body may arrive at, after body_grace_s")
+    max_connections_per_client: int = Field(default=64, ge=1, le=100_000, description="open connections one client address may hold (503 and close beyond)")
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0, le=3600, description="an idle keep-alive connection is closed after this many seconds")
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     worker_max_memory_mb: int = Field(

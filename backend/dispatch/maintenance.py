@@ -21,12 +21,15 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.dispatch.outage import BROKER
 from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
 from backend.store import metrics, runs
 from backend.store import models as m
 from backend.store.db import unit_of_work
 
 log = logging.getLogger(__name__)
+# One line per broker outage (backend.dispatch.outage), shared with submission.
+OUTAGE = BROKER
 
 # kombu's Redis transport: one list per queue and priority step, and the hash (with a
 # delivery-time index) of messages delivered to a worker and not yet acknowledged.
@@ -101,8 +104,8 @@ def _find_lost(session: Session, queue: JobQueue, lost: LostJobs, *, held_for_at
         held_for_at_most_s *= BUSY_HOLD_FACTOR
     try:
         present = broker_task_ids(queue, held_for_at_most_s=held_for_at_most_s)
-    except Exception:
-        log.warning("broker unavailable; cannot check queued runs' jobs now", exc_info=True)
+    except Exception as e:
+        OUTAGE.failed(e, "cannot check queued runs' jobs now")
         return []
     missing = [(run_id, task_id) for run_id, task_id in dispatched.items() if task_id not in present]
     return lost.due(missing, now=time.monotonic())
@@ -123,16 +126,19 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
         kinds = dict(session.execute(select(m.Run.id, m.Run.kind).where(m.Run.id.in_(to_send))).all())
     if lost_ids:
         log.warning("queued runs whose job the broker no longer holds, re-sent: %s", lost_ids)
-    for run_id in to_send:
+    for i, run_id in enumerate(to_send):
         try:
             task_id = queue.enqueue_run(run_id=run_id, kind=kinds.get(run_id, "train"))
-        except Exception:
-            log.warning("broker unavailable; run %s stays queued", run_id, exc_info=True)
-            # Forget the task id so the next sweep tries again.
+        except Exception as e:
+            waiting = to_send[i:]
+            OUTAGE.failed(e, f"run(s) {', '.join(map(str, waiting))} stay queued")
+            # Forget the task ids so the next sweep tries again; the rest of this sweep would
+            # only wait on the same broker (kombu retries each send).
             with unit_of_work(factory) as session:
-                session.execute(update(m.Run).where(m.Run.id == run_id, m.Run.status == "queued")
+                session.execute(update(m.Run).where(m.Run.id.in_(waiting), m.Run.status == "queued")
                                 .values(task_id=None))
-            continue
+            break
+        OUTAGE.recovered()
         with unit_of_work(factory) as session:
             runs.set_task_id(session, run_id=run_id, task_id=task_id)
     if reaped.requeued or reaped.failed:

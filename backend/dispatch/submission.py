@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backend.core.errors import Invalid, Problem
+from backend.dispatch.outage import BROKER as OUTAGE
 from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
@@ -81,8 +82,9 @@ def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunR
             continue
         try:
             task_id = queue.enqueue_run(run_id=run.id, kind=run.kind)
-        except Exception:  # broker unreachable: the dispatcher retries from the database
-            log.warning("could not enqueue run %s now; the dispatcher will retry", run.id, exc_info=True)
+        except Exception as e:  # broker unreachable: the dispatcher retries from the database
+            OUTAGE.failed(e, f"run {run.id} is stored and queued; the dispatcher will send it")
             continue
+        OUTAGE.recovered()
         runs.set_task_id(session, run_id=run.id, task_id=task_id)
     session.commit()

@@ -1,8 +1,11 @@
-"""Artifact files: server-chosen names under the artifact root, and a resolver that refuses
-anything whose real path leaves the root (symlinks included)."""
+"""Artifact files: server-chosen names under the artifact root, a resolver that refuses
+anything whose real path leaves the root (symlinks included), and the SHA-256 every stored file
+is copied with and checked against before it is read (backend.store.variants.verified_file)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -50,3 +53,28 @@ def removable_run_dir(root: Path, run_id: int) -> Path | None:
     if path.is_symlink() or not path.is_dir() or not path.resolve().is_relative_to(root_real):
         return None
     return path
+
+
+_CHUNK_BYTES = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (memory stays flat whatever its size)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_with_sha256(source: Path, target: Path) -> str:
+    """Copy `source` to `target` and return the hex SHA-256 of the bytes written (hashed while
+    copying, so the digest describes exactly what was stored)."""
+    digest = hashlib.sha256()
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(_CHUNK_BYTES):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()

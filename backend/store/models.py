@@ -189,6 +189,11 @@ class Variant(Base):
     hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # SHA-256 (hex) of the file as the worker stored it; NULL for variants stored before
+    # migration 0005 until their file is first read (see backend.store.variants.verified_file).
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    # Why the file can no longer be trusted (set when a read found it changed or missing).
+    damaged: Mapped[str | None] = mapped_column(String(500))
 
 
 class Dataset(Base):

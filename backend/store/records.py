@@ -89,6 +89,8 @@ class VariantRecord:
     hardware: dict[str, Any]
     extra: dict[str, Any]
     created_at: datetime
+    sha256: str | None = None  # hex digest of the stored file; None: stored before migration 0005, not read since
+    damaged: str | None = None  # why the file is no longer served (a digest mismatch or a missing file)
 
     @property
     def sparsity(self) -> float | None:
@@ -151,4 +153,5 @@ def variant_record(row: m.Variant) -> VariantRecord:
         params=row.params, nonzero_params=row.nonzero_params, latency_p50_ms=row.latency_p50_ms,
         latency_p95_ms=row.latency_p95_ms, throughput_per_s=row.throughput_per_s,
         hardware=dict(row.hardware or {}), extra=dict(row.extra or {}), created_at=row.created_at,
+        sha256=row.sha256, damaged=row.damaged,
     )

@@ -140,11 +140,15 @@ def list_runs(
         query = query.where(m.Run.status == filters.status)
     if filters.tag:
         # JSON list stored as text on both backends: match the quoted element.
-        query = query.where(cast(m.Run.tags, String).contains(json.dumps(filters.tag)))
+        # autoescape: %, _ and the escape character in a tag match themselves (LIKE ... ESCAPE '/').
+        query = query.where(cast(m.Run.tags, String).contains(json.dumps(filters.tag), autoescape=True))
     if filters.q:
-        like = f"%{filters.q.lower()}%"
-        query = query.where(or_(func.lower(m.Run.name).like(like), func.lower(m.Run.summary).like(like),
-                                func.lower(m.Run.notes).like(like)))
+        # User text is literal: `contains(..., autoescape=True)` escapes % and _ (and '/', the
+        # escape character) and adds ESCAPE '/', the same on SQLite and PostgreSQL.
+        q = filters.q.lower()
+        query = query.where(or_(func.lower(m.Run.name).contains(q, autoescape=True),
+                                func.lower(m.Run.summary).contains(q, autoescape=True),
+                                func.lower(m.Run.notes).contains(q, autoescape=True)))
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = _sort_column(session, sort.lstrip("-"))
     order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()

@@ -118,8 +118,11 @@ def test_cookie_sign_in_is_httponly_strict_and_writes_need_same_origin(api: AppU
     # The dashboard's own writes: same origin, or the header a cross-site form cannot send.
     assert create("ours-1", {"Origin": "http://127.0.0.1:8000"}) == 201
     assert create("ours-2", {"X-Requested-With": "optiboard"}) == 201
-    # Logging out clears the cookie.
-    r = api.client.post("/logout", follow_redirects=False)
+    # Logging out from another site is refused like any other write (issue 15 item 9).
+    r = api.client.post("/logout", headers={"Origin": "http://evil.example"}, follow_redirects=False)
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    # Logging out from our own page clears the cookie.
+    r = api.client.post("/logout", headers={"Origin": "http://127.0.0.1:8000"}, follow_redirects=False)
     assert r.status_code == 303 and 'optiboard_token=""' in r.headers["set-cookie"]
 
 

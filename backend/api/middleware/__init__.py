@@ -1,5 +1,8 @@
-"""ASGI middleware of the API: security headers, body limits and the input guard."""
+"""ASGI middleware of the API: security headers, body limits, writes authenticated (and refused
+cross-site) before their body is read (`writes`), and the input guard, which checks every JSON
+body before any parser sees it (`json_body`)."""
 
 from backend.api.middleware.guards import BodyLimit, InputGuard, SecurityHeaders
+from backend.api.middleware.writes import WriteGuard
 
-__all__ = ["BodyLimit", "InputGuard", "SecurityHeaders"]
+__all__ = ["BodyLimit", "InputGuard", "SecurityHeaders", "WriteGuard"]

@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import Authenticated, SessionDep
+from backend.api.deps import Authenticated, SessionDep, SettingsDep
 from backend.api.fast_json import FastJSONRoute
-from backend.api.schemas import Accepted, MetricsPublic, PointIn, PointsIn
+from backend.api.schemas import Accepted, MetricKeysPublic, MetricsPublic, PointIn, PointsIn
 from backend.store import metrics, runs
 from backend.store.db import unit_of_work
 from runspec.vocabulary import MAX_STEP
@@ -31,27 +31,66 @@ def _json_values(values: list[float]) -> list[float | str]:
     return [v if math.isfinite(v) else ("NaN" if math.isnan(v) else _NON_FINITE[v]) for v in values]
 
 
-@router.get("/{run_id}/metrics", response_model=MetricsPublic)
+# Most keys one read returns or accepts: 50 series of up to max_points each keep a read under a
+# second at the largest max_points, and a chooser shows far fewer at once.
+MAX_KEYS_PER_READ = 50
+
+
+@router.get("/{run_id}/metrics", response_model=MetricsPublic,
+            responses={422: {"description": f"more than {MAX_KEYS_PER_READ} keys named"}})
 def read_metrics(
     run_id: int,
     session: SessionDep,
     after_step: Annotated[int, Query(ge=-1, le=MAX_STEP)] = -1,
-    keys: Annotated[str | None, Query(max_length=2000, description="comma-separated metric keys")] = None,
+    keys: Annotated[str | None, Query(max_length=20_000, description=(
+        f"comma-separated metric keys, at most {MAX_KEYS_PER_READ}; without it, the run's default set "
+        "(loss, val_loss, accuracy, val_accuracy when present, then the others in order) up to "
+        f"{MAX_KEYS_PER_READ} keys, and `more_keys` says whether it has more"))] = None,
     max_points: Annotated[int, Query(ge=4, le=100_000)] = 1000,
 ) -> Response:
-    """Points after `after_step`, at most `max_points` per key (bucket minima and maxima kept)."""
+    """Points after `after_step`, at most `max_points` per key (bucket minima and maxima kept),
+    for at most MAX_KEYS_PER_READ keys, so one read is bounded whatever the run holds."""
     run = runs.get_run(session, run_id=run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    key_list = [k for k in (keys or "").split(",") if k] or None
+    key_list = list(dict.fromkeys(k for k in (keys or "").split(",") if k))
+    more_keys = False
+    if len(key_list) > MAX_KEYS_PER_READ:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["query", "keys"], "type": "too_many_keys", "ctx": {"limit": MAX_KEYS_PER_READ},
+            "msg": f"{len(key_list)} keys named; one read takes at most {MAX_KEYS_PER_READ}"}])
+    if not key_list:
+        key_list, more_keys = metrics.default_metric_keys(session.connection(), run_id=run_id, limit=MAX_KEYS_PER_READ)
     series = metrics.read_series(session, run_id=run_id, after_step=after_step, keys=key_list,
-                                 max_points=max_points)
+                                 max_points=max_points) if key_list else {}
     last = max((s.steps[-1] for s in series.values() if s.steps), default=after_step)
     # Built and encoded by hand (orjson): validating ~10^5 numbers through pydantic costs more
     # than the query. The shape is MetricsPublic, as documented by response_model.
     body = {"run_id": run_id, "status": run.status, "last_step": last,
-            "series": {k: {"steps": s.steps, "values": _json_values(s.values)} for k, s in series.items()}}
+            "series": {k: {"steps": s.steps, "values": _json_values(s.values)} for k, s in series.items()},
+            "more_keys": more_keys}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/{run_id}/metrics/keys")
+def read_metric_keys(
+    run_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    after: Annotated[str, Query(max_length=200, description="list keys sorted after this one (paging)")] = "",
+    limit: Annotated[int, Query(ge=1, le=10_000, description="keys per page")] = 1000,
+) -> MetricKeysPublic:
+    """The run's metric keys (sorted, paged), without reading any series: one index seek per key.
+    Also the default set GET …/metrics returns and the limits."""
+    if runs.get_run(session, run_id=run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    conn = session.connection()
+    page = metrics.list_metric_keys(conn, run_id=run_id, after=after, limit=limit + 1)
+    defaults, _ = metrics.default_metric_keys(conn, run_id=run_id, limit=MAX_KEYS_PER_READ)
+    return MetricKeysPublic(run_id=run_id, keys=page[:limit], count=min(len(page), limit),
+                            next_after=page[limit - 1] if len(page) > limit else None,
+                            default_keys=defaults, max_keys_per_run=settings.max_metric_keys_per_run,
+                            max_keys_per_read=MAX_KEYS_PER_READ)
 
 
 @router.post("/{run_id}/metrics", response_model=Accepted)
@@ -59,11 +98,17 @@ async def log_metrics(run_id: int, body: PointsIn, request: Request) -> Response
     """Log a batch of points into an external run; a repeated (key, step) is ignored."""
     # An async endpoint with one threadpool hop for the whole unit of work: a session dependency
     # and a sync endpoint took three hops per batch (profiled: ~0.5 ms of a 1000-point batch).
-    n = await run_in_threadpool(_log_metrics, request.app.state.sessionmaker, run_id, body["points"])
+    max_keys = request.app.state.settings.max_metric_keys_per_run
+    try:
+        n = await run_in_threadpool(_log_metrics, request.app.state.sessionmaker, run_id, body["points"], max_keys)
+    except metrics.TooManyMetricKeys as e:  # nothing of the batch was written
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["body", "points"], "type": "too_many_metric_keys", "msg": str(e),
+            "ctx": {"limit": e.limit, "stored": e.stored, "new": e.new}}]) from None
     return Response(orjson.dumps({"accepted": n}), media_type="application/json")
 
 
-def _log_metrics(factory: sessionmaker[Session], run_id: int, body: list[PointIn]) -> int:
+def _log_metrics(factory: sessionmaker[Session], run_id: int, body: list[PointIn], max_keys: int) -> int:
     with unit_of_work(factory) as session:
         if not runs.heartbeat_external(session, run_id=run_id):  # one UPDATE checks and marks it
             run = runs.get_run(session, run_id=run_id)
@@ -73,5 +118,5 @@ def _log_metrics(factory: sessionmaker[Session], run_id: int, body: list[PointIn
                 raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is trained by a worker; only external runs take metrics over the API")
             raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}")
         # plain tuples in Point's field order (log_batch unpacks them; no named tuple per point)
-        return metrics.log_batch(session, run_id=run_id, points=(
+        return metrics.log_batch(session, run_id=run_id, max_keys=max_keys, points=(
             (p["key"], p["step"], math.nan if p["value"] is None else p["value"], p.get("wall_time")) for p in body))

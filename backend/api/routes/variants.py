@@ -8,7 +8,6 @@ from fastapi.responses import FileResponse
 from backend.api.deps import Authenticated, Id, SessionDep, SettingsDep
 from backend.api.schemas import VariantPublic, VariantsPublic
 from backend.store import runs, variants
-from backend.store.artifacts import resolve_inside
 
 router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
 
@@ -31,14 +30,18 @@ def read_variant(variant_id: Id, session: SessionDep) -> VariantPublic:
     return VariantPublic.of(v)
 
 
-@router.get("/variants/{variant_id}/download", response_class=FileResponse)
+@router.get("/variants/{variant_id}/download", response_class=FileResponse,
+            responses={404: {"description": "no such variant, or its file is missing"},
+                       409: {"description": "the file is not the one stored (SHA-256 mismatch): the variant is marked damaged"}})
 def download_variant(variant_id: Id, session: SessionDep, settings: SettingsDep) -> FileResponse:
-    """The variant's model file."""
+    """The variant's model file, after its SHA-256 matched the digest stored with it."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
-    path = resolve_inside(settings.artifacts, v.artifact_path)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"file of variant {variant_id} is missing")
+    try:
+        path = variants.verified_file(session, variant=v, root=settings.artifacts)
+    except variants.ArtifactUnavailable as e:
+        session.commit()  # keep the damage mark (the request's unit of work rolls back on errors)
+        raise HTTPException(status.HTTP_409_CONFLICT if e.damaged else status.HTTP_404_NOT_FOUND, str(e)) from None
     safe_name = f"optiboard-run{v.run_id}-{v.format}{path.suffix}"
     return FileResponse(path, filename=safe_name, media_type="application/octet-stream")

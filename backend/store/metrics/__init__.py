@@ -5,12 +5,18 @@
   summaries (`reads`) or from a finished run's digests (`digests`).
 - `build_digest` packs a finished run's series; `backfill_digests` does it for older runs.
 
-Modules: `writes` (points in, blocks refreshed), `blocks` (appended batches summarised in Python),
+- `list_metric_keys` / `default_metric_keys` read a run's keys by index seeks; `log_batch` refuses
+  (TooManyMetricKeys) a batch that would pass the per-run key limit (`keyset`).
+
+Modules: `writes` (points in, blocks refreshed), `keyset` (a run's keys, listed and bounded), `blocks` (appended batches summarised in Python),
 `reads` (downsampled reads, the block and digest SQL), `digests` (packed series of finished runs).
 """
 
 from backend.store.metrics.digests import backfill as backfill_digests
 from backend.store.metrics.digests import build as build_digest
+from backend.store.metrics.keyset import TooManyMetricKeys
+from backend.store.metrics.keyset import default_keys as default_metric_keys
+from backend.store.metrics.keyset import list_keys as list_metric_keys
 from backend.store.metrics.writes import (
     LEVELS,
     Point,
@@ -25,6 +31,7 @@ from backend.store.metrics.writes import (
 )
 
 __all__ = [
-    "LEVELS", "Point", "backfill_digests", "build_digest", "count_points", "delete_points",
-    "last_step", "log_batch", "metric_keys", "read_series", "read_series_many", "rebuild_blocks",
+    "LEVELS", "Point", "TooManyMetricKeys", "backfill_digests", "build_digest", "count_points",
+    "default_metric_keys", "delete_points", "last_step", "list_metric_keys", "log_batch", "metric_keys",
+    "read_series", "read_series_many", "rebuild_blocks",
 ]

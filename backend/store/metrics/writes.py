@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.store import models as m
 from backend.store.db import driver_marks
-from backend.store.metrics import blocks, reads
+from backend.store.metrics import blocks, keyset, reads
 from backend.store.records import Series
 
 # Block widths in steps, finest first; each level is summarised from the one below it.
@@ -44,10 +44,14 @@ class Point(NamedTuple):
 
 # --- write ------------------------------------------------------------------------------------
 
-def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int, float, float | None]]) -> int:
+def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int, float, float | None]],
+              max_keys: int | None = None) -> int:
     """Insert points (Point or plain tuples in its field order); a point whose (run, key, step)
     exists is ignored (first write wins), so a retried batch never duplicates. Returns how many
-    points were offered."""
+    points were offered.
+
+    With `max_keys`, a batch that would take the run past that many distinct keys raises
+    keyset.TooManyMetricKeys before anything is written."""
     now = time.time()
     offered = 0
     rows: list[tuple[int, str, int, float | None, float]] = []
@@ -72,12 +76,19 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
     if not rows:
         return 0
     conn = session.connection()
+    if max_keys is not None and len(spans) > max_keys:  # before binding that many keys
+        keyset.check_new_keys(conn, run_id=run_id, batch_keys=len(spans), new_keys=len(spans), max_keys=max_keys)
+    # The stored tails (read before the insert, which does not touch blocks) also say which keys
+    # are new: a stored series always has blocks.
+    tail = blocks.tails(conn, run_id=run_id, keys=list(spans))
+    ends = blocks.ends_of(tail)
+    if max_keys is not None:
+        keyset.check_new_keys(conn, run_id=run_id, batch_keys=len(spans),
+                                   new_keys=sum(1 for k in spans if k not in ends), max_keys=max_keys)
     if conn.dialect.name == "postgresql":
         _insert_postgresql(conn, rows)
     else:
         _insert_generic(conn, rows)
-    tail = blocks.tails(conn, run_id=run_id, keys=list(spans))
-    ends = blocks.ends_of(tail)
     appended: dict[str, list[tuple[int, float | None]]] = {}
     for key, (lo, hi) in spans.items():
         end = ends.get(key)
@@ -245,7 +256,6 @@ def count_points(session: Session, *, run_id: int | None = None) -> int:
     return session.scalar(q) or 0
 
 
-def metric_keys(session: Session, *, run_id: int) -> list[str]:
-    return list(session.scalars(
-        select(m.MetricPoint.key).where(m.MetricPoint.run_id == run_id).distinct().order_by(m.MetricPoint.key)
-    ))
+def metric_keys(session: Session, *, run_id: int, limit: int = 10_000) -> list[str]:
+    """The run's keys in order (at most `limit`), by index seeks (backend.store.metrics.keyset)."""
+    return keyset.list_keys(session.connection(), run_id=run_id, limit=limit)
