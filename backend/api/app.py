@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
+from backend.api.auth_gate import AuthBeforeBody
 from backend.api.errors import domain_exception_handler, validation_exception_handler
 from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
 from backend.api.routes import (
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(AuthBeforeBody)  # before BodyLimit and InputGuard: no body is read for a 401
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadOnlyGets)
     return app

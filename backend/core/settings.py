@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(default=15.0, gt=0)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="JSON request body limit (413 above)")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
+    max_dataset_bytes: int = Field(
+        default=1 << 30, ge=1024, le=1 << 40,
+        description="an uploaded .npz may expand to at most this many bytes (its arrays' total size, read from "
+        "the zip directory and .npy headers before anything is decompressed; 422 above); the worker holds "
+        "the arrays in memory")
+    max_dataset_ratio: float = Field(
+        default=1000.0, ge=10.0, le=1e9,
+        description="a member of an uploaded archive larger than 1 MiB may expand at most this many times "
+        "its compressed size (deflate tops out near 1032; a bomb of one repeated byte gets there)")
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     worker_max_memory_mb: int = Field(

@@ -11,6 +11,7 @@ import resource
 import time
 from pathlib import Path
 
+from runspec.npz import DEFAULT_MAX_DATASET_BYTES
 from runspec.spec import (
     ClusteringSpec,
     DistillationSpec,
@@ -37,12 +38,14 @@ log = logging.getLogger(__name__)
 
 
 def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
-            resolve_model: ModelResolver, resolve_upload: UploadResolver) -> JobSummary:
+            resolve_model: ModelResolver, resolve_upload: UploadResolver,
+            max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_dataset_ratio: float | None = 1000.0) -> JobSummary:
     keras.backend.clear_session()  # a warm worker process runs many jobs
     tfsetup.seed_everything(spec.training.seed)
     keras.mixed_precision.set_global_policy(FLOAT32)
     try:
-        data = load_data(spec.dataset, resolve_upload)
+        data = load_data(spec.dataset, resolve_upload, max_dataset_bytes=max_dataset_bytes,
+                         max_dataset_ratio=max_dataset_ratio)
         reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
                      f"{0 if data.x_val is None else len(data.x_val)} validation, "
                      f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes")
