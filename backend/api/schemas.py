@@ -179,8 +179,12 @@ class ExperimentsPublic(BaseModel):
 class DatasetPublic(BaseModel):
     id: int
     name: str
-    size_bytes: int
-    info: dict[str, Any]
+    size_bytes: int = Field(description="bytes of the .npz file as uploaded")
+    info: dict[str, Any] = Field(description=(
+        "what validation found: train_examples, test_examples, input_shape (per example), x_dtype, y_dtype, "
+        "classes (K), train_class_counts and test_class_counts (examples per class, K each), bytes (expanded "
+        "size of the four arrays); label_values (the label of each class, when a `classes` array mapped them), "
+        "class_names, ignored_arrays when present"))
     created_at: datetime
 
 

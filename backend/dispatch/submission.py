@@ -127,7 +127,7 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
         field = "validation_split" if held_out and n >= classes else ("limit_train" if d.limit_train else
                                                                        ("upload_id" if d.name == "upload" else "name"))
         out.append((("dataset", field),
-                     f"{left} training examples{f' after the validation split of {held_out}' if held_out else ''} "
+                     f"{left} training example{'s' if left != 1 else ''}{f' after the validation split of {held_out}' if held_out else ''} "
                      f"for {classes} classes in {what}: at least one per class is needed"))
     shape = info.get("input_shape", [])
     arch = spec.model.architecture
