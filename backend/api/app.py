@@ -13,9 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
-from backend.api.auth_gate import AuthBeforeBody
 from backend.api.errors import domain_exception_handler, validation_exception_handler
 from backend.api.middleware import BodyLimit, InputGuard, SecurityHeaders
+from backend.api.middleware.auth_gate import AuthBeforeBody
 from backend.api.routes import (
     compare,
     datasets,

@@ -18,7 +18,7 @@ from backend.store.records import TokenRecord
 from runspec.vocabulary import MAX_ID
 
 COOKIE = "optiboard_token"
-# Where backend.api.auth_gate leaves the token it verified from the headers before the body.
+# Where backend.api.middleware.auth_gate leaves the token it verified before the body was read.
 VERIFIED_TOKEN = "optiboard_verified_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Ids are 32-bit on PostgreSQL (INTEGER): a larger one can name nothing, and must not reach SQL.
@@ -64,7 +64,7 @@ async def current_token(request: Request) -> TokenRecord | None:
 
     Checked against the database on every request (a revoked token stops working at once), by
     one indexed SELECT on the event loop's own connection (backend.store.hot_reads). A request
-    that carries a body was already checked by backend.api.auth_gate before its body was read;
+    that carries a body was already checked by backend.api.middleware.auth_gate before its body was read;
     that result is reused."""
     state = request.scope.get("state") or {}
     if VERIFIED_TOKEN in state:

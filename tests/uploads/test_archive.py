@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from runspec.archive import ArchiveRefused, Limits, inspect_zip
-from tests.uploads.bombs import npz_bomb
 from runspec.npz import DatasetRefused, load_npz, validate_npz
+from tests.uploads.bombs import npz_bomb
 
 LIMITS = Limits(max_expanded_bytes=10 * 2**20, max_members=4, max_ratio=1000)
 
