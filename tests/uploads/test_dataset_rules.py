@@ -176,3 +176,18 @@ def test_macro_metrics_average_the_classes_present_in_the_test_split(live_stack:
     assert v["f1"] > f_all  # averaging the absent class's undefined 0 in would lower it
     assert v["extra"]["classes_absent_from_test"] == [9]
     assert v["extra"]["per_class"]["recall"][9] is None and v["extra"]["per_class"]["support"][9] == 0
+
+
+def test_a_limit_that_drops_whole_classes_is_said_in_the_run_log(live_stack: Any) -> None:
+    """limit_train keeps the first N examples; on data sorted by label that can leave classes
+    without a training example. The counts allow it, so the run trains, and its log says which."""
+    order = np.argsort(Y[:1400], kind="stable")
+    _accepted(_upload(live_stack, _npz(x_train=X[:1400][order], y_train=Y[:1400][order])))
+    run = live_stack.client.submit({"name": "sorted", "dataset": {"name": "upload", "upload_id": _last_dataset_id(live_stack),
+                                                                  "limit_train": 300, "validation_split": 0},
+                                    "model": {"architecture": "mlp"}, "training": {"epochs": 1}, **QUICK})
+    done = live_stack.client.wait_terminal(run["id"])
+    assert done["status"] == "succeeded", done
+    log = "\n".join(str(line) for line in live_stack.client.http.get(f"/api/runs/{run['id']}/logs").json()["lines"])
+    untrained = sorted(set(range(10)) - set(Y[:1400][order][:300].tolist()))
+    assert untrained and f"classes {untrained} have no training example" in log, log[-2000:]

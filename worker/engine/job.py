@@ -11,6 +11,8 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
+
 from runspec.npz import DEFAULT_MAX_DATASET_BYTES
 from runspec.spec import (
     ClusteringSpec,
@@ -49,6 +51,10 @@ def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
         reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
                      f"{0 if data.x_val is None else len(data.x_val)} validation, "
                      f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes")
+        untrained = sorted(set(range(data.classes)) - set(np.unique(data.y_train).tolist()))
+        if untrained:  # a limit_train or the validation split took every example of these classes
+            reporter.log(f"warning: classes {untrained[:20]} have no training example after "
+                         f"dataset.limit_train / validation_split; the model cannot learn them")
         reporter.progress(0.0, None)  # heartbeat: loading a large set can take a while
         if spec.kind == "optimize":
             return _optimize(spec, data, reporter, workdir, resolve_model)
