@@ -18,7 +18,7 @@ from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
-from runspec.spec import DistillationSpec, ModelSpec, RunSpec
+from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +34,60 @@ def _finished_model(session: Session, run_id: int) -> str | None:
     return None
 
 
+def _dataset_dims(session: Session, dataset: DatasetSpec) -> tuple[tuple[int, ...], int] | None:
+    """(per-example input shape as the model sees it, classes) of a dataset; None if unknown."""
+    if dataset.name == "upload":
+        record = datasets.get_dataset(session, dataset_id=dataset.upload_id) if dataset.upload_id else None
+        info = record.info if record is not None else {}
+    else:
+        info = BUILTIN_SIZES.get(dataset.name, {})
+    if "input_shape" not in info or "classes" not in info:
+        return None
+    shape = tuple(int(d) for d in info["input_shape"])
+    return (shape + (1,) if len(shape) == 2 else shape), int(info["classes"])
+
+
+def _model_fits_data(session: Session, run_id: int, spec: RunSpec, role: str) -> str | None:
+    """Why the finished run's model cannot take this spec's dataset (input shape or classes),
+    or None; the same check the worker makes when it loads the model (job._check_input)."""
+    run = runs.get_run(session, run_id=run_id)
+    if run is None:
+        return None
+    try:
+        theirs = _dataset_dims(session, RunSpec.model_validate(run.spec).dataset)
+    except ValueError:
+        return None
+    ours = _dataset_dims(session, spec.dataset)
+    if theirs is None or ours is None or theirs == ours:
+        return None
+    return (f"{role} run {run_id} was trained on inputs {theirs[0]} with {theirs[1]} classes, but this run's "
+            f"dataset has inputs {ours[0]} with {ours[1]} classes")
+
+
 def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
     problems: list[Problem] = []
     teacher_model: ModelSpec | None = None
     for i, t in enumerate(spec.techniques):
         if isinstance(t, DistillationSpec):
             why = _finished_model(session, t.teacher_run_id)
+            why = f"teacher {why}" if why else _model_fits_data(session, t.teacher_run_id, spec, "the teacher")
             if why:
-                problems.append(((*loc, "techniques", i, "teacher_run_id"), f"teacher {why}"))
+                problems.append(((*loc, "techniques", i, "teacher_run_id"), why))
             else:
                 teacher = runs.get_run(session, run_id=t.teacher_run_id)
                 if teacher is not None:
                     teacher_model = RunSpec.model_validate(teacher.spec).model
     if spec.kind == "optimize" and spec.parent_run_id is not None:
         why = _finished_model(session, spec.parent_run_id)
+        why = f"parent {why}" if why else _model_fits_data(session, spec.parent_run_id, spec, "the parent")
         if why:
-            problems.append(((*loc, "parent_run_id"), f"parent {why}"))
+            problems.append(((*loc, "parent_run_id"), why))
     if spec.model.init_from_run_id is not None:
         why = _finished_model(session, spec.model.init_from_run_id)
+        why = f"starting point {why}" if why else _model_fits_data(session, spec.model.init_from_run_id, spec,
+                                                                     "the starting")
         if why:
-            problems.append(((*loc, "model", "init_from_run_id"), f"starting point {why}"))
+            problems.append(((*loc, "model", "init_from_run_id"), why))
     upload_dims = None  # ((H, W, C), classes) of an image upload, for the architecture arithmetic
     arithmetic = True
     if spec.dataset.name == "upload" and spec.dataset.upload_id is not None:

@@ -191,3 +191,30 @@ def test_a_limit_that_drops_whole_classes_is_said_in_the_run_log(live_stack: Any
     log = "\n".join(str(line) for line in live_stack.client.http.get(f"/api/runs/{run['id']}/logs").json()["lines"])
     untrained = sorted(set(range(10)) - set(Y[:1400][order][:300].tolist()))
     assert untrained and f"classes {untrained} have no training example" in log, log[-2000:]
+
+
+def test_a_model_from_another_run_must_take_this_dataset(live_stack: Any) -> None:
+    """A teacher, an optimize parent or a starting model trained on other inputs or another class
+    count is refused at submit, naming the field (before: the run failed in the worker)."""
+    up = _accepted(_upload(live_stack, _npz()))
+    base = live_stack.client.submit({"name": "base", "dataset": {"name": "upload", "upload_id": up["id"]},
+                                     "model": {"architecture": "mlp"}, "training": {"epochs": 1}, **QUICK})
+    assert live_stack.client.wait_terminal(base["id"])["status"] == "succeeded"
+    features = _accepted(_upload(live_stack, _npz(x_train=X[:1400].reshape(1400, 64), x_test=X[1400:].reshape(-1, 64))))
+    other = {"name": "upload", "upload_id": features["id"]}
+    post = live_stack.client.http.post
+    cases = [
+        ({"dataset": other, "model": {"init_from_run_id": base["id"]}, "training": {"epochs": 0}},
+         ("body", "model", "init_from_run_id")),
+        ({"kind": "optimize", "parent_run_id": base["id"], "dataset": {"name": "fashion_mnist"}, "exports": ["float32"]},
+         ("body", "parent_run_id")),
+        ({"dataset": other, "model": {"architecture": "mlp", "width_multiplier": 0.5},
+          "techniques": [{"name": "distillation", "teacher_run_id": base["id"]}]},
+         ("body", "techniques", 0, "teacher_run_id")),
+    ]
+    for extra, loc in cases:
+        r = post("/api/runs", json={"name": "ref", **QUICK, **extra})
+        assert r.status_code == 422, r.text
+        found = {tuple(d["loc"]): d["msg"] for d in r.json()["detail"]}
+        assert loc in found, found
+        assert f"run {base['id']} was trained on inputs (8, 8, 1) with 10 classes" in found[loc], found
