@@ -223,8 +223,9 @@ def _label_map(headers: dict[str, ArrayHeader], zf: zipfile.ZipFile) -> tuple[li
         if h.dtype.kind not in "iuf":
             raise DatasetRefused("classes", f"classes has dtype {h.dtype}; expected the integer label values "
                                             "in class order (class names go in class_names)")
-        counts = _label_values("classes", iter([_small_array(zf, h)]))
-        values = [int(v) for v in _small_array(zf, h).tolist()]
+        listed = _small_array(zf, h)
+        counts = _label_values("classes", iter([listed]))
+        values = [int(v) for v in listed.tolist()]
         if len(counts) != len(values):
             dup = sorted(v for v, c in counts.items() if c > 1)
             raise DatasetRefused("classes", f"classes lists {_fmt_labels(dup)} more than once")
