@@ -94,11 +94,13 @@ class VariantPublic(BaseModel):
     id: int
     run_id: int
     format: str
-    accuracy: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    confusion: list[list[int]]
+    accuracy: float | None = Field(description="fraction of the test split classified right")
+    precision: float | None = Field(description=(
+        "macro precision over the classes present in the test split, 0 where a class was never predicted "
+        "(scikit-learn's labels=np.unique(y_test), zero_division=0); extra.per_class has each class"))
+    recall: float | None = Field(description="macro recall over the classes present in the test split")
+    f1: float | None = Field(description="macro F1 over the classes present in the test split")
+    confusion: list[list[int]] = Field(description="K x K counts, rows the true class, columns the predicted one")
     size_bytes: int
     gzip_bytes: int
     params: int
