@@ -113,17 +113,19 @@ def total_params(model: ModelSpec, dataset: str) -> int | None:
     return sum(lc.total for lc in layer_counts(model, shape, classes))
 
 
-def check_spec_semantics(spec: RunSpec, *, teacher_model: ModelSpec | None = None) -> list[tuple[str, str]]:
+def check_spec_semantics(spec: RunSpec, *, teacher_model: ModelSpec | None = None,
+                         dataset: tuple[tuple[int, int, int], int] | None = None) -> list[tuple[str, str]]:
     """Errors that need arithmetic on the architecture, as (field path, message).
 
     `teacher_model`: the teacher run's ModelSpec when the caller has it (the API reads it
     from the teacher run's stored spec); without it the student is compared with the
-    default seed_cnn at width 1.0, the usual teacher.
+    default seed_cnn at width 1.0, the usual teacher. `dataset`: ((H, W, C), classes) of an
+    upload (from its stored info); built-in datasets are known here.
     """
     errors: list[tuple[str, str]] = []
-    if spec.dataset.name not in DATASET_SHAPES:
-        return errors  # uploads: shapes are only known to the worker
-    shape, classes = DATASET_SHAPES[spec.dataset.name]
+    if dataset is None and spec.dataset.name not in DATASET_SHAPES:
+        return errors  # an upload whose shape the caller did not pass (or (F,) features)
+    shape, classes = dataset or DATASET_SHAPES[spec.dataset.name]
     counts = layer_counts(spec.model, shape, classes)
     for i, t in enumerate(spec.techniques):
         if isinstance(t, ClusteringSpec):

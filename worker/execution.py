@@ -79,7 +79,9 @@ def execute(run_id: int, *, worker: str) -> str:
         reporter.log(f"attempt {stored.attempt} of {stored.max_attempts} on {worker} (pid {os.getpid()})")
         summary = on_a_fresh_stack(run_job, spec, reporter, workdir=workdir,
                                    resolve_model=lambda rid: _model_path(factory, settings, rid),
-                                   resolve_upload=lambda did: _upload_path(factory, settings, did))
+                                   resolve_upload=lambda did: _upload_path(factory, settings, did),
+                                   max_dataset_bytes=settings.max_dataset_bytes,
+                                   max_dataset_ratio=settings.max_dataset_ratio)
         reporter.close()
         reporter.flush()
         finish("succeeded", None, train_seconds=summary.train_seconds,

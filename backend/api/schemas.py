@@ -94,11 +94,13 @@ class VariantPublic(BaseModel):
     id: int
     run_id: int
     format: str
-    accuracy: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    confusion: list[list[int]]
+    accuracy: float | None = Field(description="fraction of the test split classified right")
+    precision: float | None = Field(description=(
+        "macro precision over the classes present in the test split, 0 where a class was never predicted "
+        "(scikit-learn's labels=np.unique(y_test), zero_division=0); extra.per_class has each class"))
+    recall: float | None = Field(description="macro recall over the classes present in the test split")
+    f1: float | None = Field(description="macro F1 over the classes present in the test split")
+    confusion: list[list[int]] = Field(description="K x K counts, rows the true class, columns the predicted one")
     size_bytes: int
     gzip_bytes: int
     params: int
@@ -192,8 +194,12 @@ class ExperimentsPublic(BaseModel):
 class DatasetPublic(BaseModel):
     id: int
     name: str
-    size_bytes: int
-    info: dict[str, Any]
+    size_bytes: int = Field(description="bytes of the .npz file as uploaded")
+    info: dict[str, Any] = Field(description=(
+        "what validation found: train_examples, test_examples, input_shape (per example), x_dtype, y_dtype, "
+        "classes (K), train_class_counts and test_class_counts (examples per class, K each), bytes (expanded "
+        "size of the four arrays); label_values (the label of each class, when a `classes` array mapped them), "
+        "class_names, ignored_arrays when present"))
     created_at: datetime
 
 

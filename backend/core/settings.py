@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     body_min_bytes_per_s: int = Field(default=64 * 1024, ge=1, description="slowest average rate a request body may arrive at, after body_grace_s")
     max_connections_per_client: int = Field(default=64, ge=1, le=100_000, description="open connections one client address may hold (503 and close beyond)")
     keep_alive_timeout_s: float = Field(default=5.0, gt=0, le=3600, description="an idle keep-alive connection is closed after this many seconds")
+    max_dataset_bytes: int = Field(
+        default=1 << 30, ge=1024, le=1 << 40,
+        description="an uploaded .npz may expand to at most this many bytes (its arrays' total size, read from "
+        "the zip directory and .npy headers before anything is decompressed; 422 above); the worker holds "
+        "the arrays in memory")
+    max_dataset_ratio: float = Field(
+        default=1000.0, ge=10.0, le=1e9,
+        description="a member of an uploaded archive larger than 1 MiB may expand at most this many times "
+        "its compressed size (deflate tops out near 1032; a bomb of one repeated byte gets there)")
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     worker_max_memory_mb: int = Field(

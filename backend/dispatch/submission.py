@@ -19,7 +19,7 @@ from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
-from runspec.spec import DistillationSpec, ModelSpec, RunSpec
+from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +35,147 @@ def _finished_model(session: Session, run_id: int) -> str | None:
     return None
 
 
+def _dataset_dims(session: Session, dataset: DatasetSpec) -> tuple[tuple[int, ...], int] | None:
+    """(per-example input shape as the model sees it, classes) of a dataset; None if unknown."""
+    if dataset.name == "upload":
+        record = datasets.get_dataset(session, dataset_id=dataset.upload_id) if dataset.upload_id else None
+        info = record.info if record is not None else {}
+    else:
+        info = BUILTIN_SIZES.get(dataset.name, {})
+    if "input_shape" not in info or "classes" not in info:
+        return None
+    shape = tuple(int(d) for d in info["input_shape"])
+    return (shape + (1,) if len(shape) == 2 else shape), int(info["classes"])
+
+
+def _model_fits_data(session: Session, run_id: int, spec: RunSpec, role: str) -> str | None:
+    """Why the finished run's model cannot take this spec's dataset (input shape or classes),
+    or None; the same check the worker makes when it loads the model (job._check_input)."""
+    run = runs.get_run(session, run_id=run_id)
+    if run is None:
+        return None
+    try:
+        theirs = _dataset_dims(session, RunSpec.model_validate(run.spec).dataset)
+    except ValueError:
+        return None
+    ours = _dataset_dims(session, spec.dataset)
+    if theirs is None or ours is None or theirs == ours:
+        return None
+    return (f"{role} run {run_id} was trained on inputs {theirs[0]} with {theirs[1]} classes, but this run's "
+            f"dataset has inputs {ours[0]} with {ours[1]} classes")
+
+
 def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
     problems: list[Problem] = []
     teacher_model: ModelSpec | None = None
     for i, t in enumerate(spec.techniques):
         if isinstance(t, DistillationSpec):
             why = _finished_model(session, t.teacher_run_id)
+            why = f"teacher {why}" if why else _model_fits_data(session, t.teacher_run_id, spec, "the teacher")
             if why:
-                problems.append(((*loc, "techniques", i, "teacher_run_id"), f"teacher {why}"))
+                problems.append(((*loc, "techniques", i, "teacher_run_id"), why))
             else:
                 teacher = runs.get_run(session, run_id=t.teacher_run_id)
                 if teacher is not None:
                     teacher_model = RunSpec.model_validate(teacher.spec).model
     if spec.kind == "optimize" and spec.parent_run_id is not None:
         why = _finished_model(session, spec.parent_run_id)
+        why = f"parent {why}" if why else _model_fits_data(session, spec.parent_run_id, spec, "the parent")
         if why:
-            problems.append(((*loc, "parent_run_id"), f"parent {why}"))
+            problems.append(((*loc, "parent_run_id"), why))
     if spec.model.init_from_run_id is not None:
         why = _finished_model(session, spec.model.init_from_run_id)
+        why = f"starting point {why}" if why else _model_fits_data(session, spec.model.init_from_run_id, spec,
+                                                                     "the starting")
         if why:
-            problems.append(((*loc, "model", "init_from_run_id"), f"starting point {why}"))
+            problems.append(((*loc, "model", "init_from_run_id"), why))
+    upload_dims = None  # ((H, W, C), classes) of an image upload, for the architecture arithmetic
+    arithmetic = True
     if spec.dataset.name == "upload" and spec.dataset.upload_id is not None:
-        if datasets.get_dataset(session, dataset_id=spec.dataset.upload_id) is None:
+        record = datasets.get_dataset(session, dataset_id=spec.dataset.upload_id)
+        if record is None:
             problems.append(((*loc, "dataset", "upload_id"), f"dataset {spec.dataset.upload_id} does not exist"))
-    for path, msg in check_spec_semantics(spec, teacher_model=teacher_model):
+            arithmetic = False
+        else:
+            fit = dataset_problems(spec, record.info, what=f"dataset {record.id} ({record.name})")
+            problems += [((*loc, *field), msg) for field, msg in fit]
+            upload_dims = upload_shape(record.info)
+            arithmetic = upload_dims is not None and not any(field[0] == "model" for field, _ in fit)
+    elif spec.dataset.name in BUILTIN_SIZES:
+        problems += [((*loc, *field), msg)
+                     for field, msg in dataset_problems(spec, BUILTIN_SIZES[spec.dataset.name], what=spec.dataset.name)]
+    for path, msg in (check_spec_semantics(spec, teacher_model=teacher_model, dataset=upload_dims)
+                      if arithmetic else []):
         parts = tuple(int(p) if p.isdigit() else p for p in str(path).split("."))
         problems.append(((*loc, *parts), msg))
     return problems
+
+
+# What the API knows of the built-in datasets, in the shape of an upload's info.
+BUILTIN_SIZES: dict[str, dict[str, Any]] = {
+    "digits": {"train_examples": 1347, "test_examples": 450, "classes": 10, "input_shape": [8, 8]},
+    "mnist": {"train_examples": 60000, "test_examples": 10000, "classes": 10, "input_shape": [28, 28]},
+    "fashion_mnist": {"train_examples": 60000, "test_examples": 10000, "classes": 10, "input_shape": [28, 28]},
+    "cifar10": {"train_examples": 50000, "test_examples": 10000, "classes": 10, "input_shape": [32, 32, 3]},
+}
+MIN_CNN_IMAGE = 4  # two 2x2 max-pools: smaller images pool to nothing
+
+
+def upload_shape(info: dict[str, Any]) -> tuple[tuple[int, int, int], int] | None:
+    """(H, W, C) and classes of an upload whose examples are images; None for (F,) features."""
+    shape = [int(d) for d in info.get("input_shape", [])]
+    if len(shape) == 2:
+        shape.append(1)
+    if len(shape) != 3 or "classes" not in info:
+        return None
+    return (shape[0], shape[1], shape[2]), int(info["classes"])
+
+
+def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[tuple[tuple[str, ...], str]]:
+    """What the spec cannot do with the dataset it names, as (field path, message), from the
+    dataset's info (counts, classes, shape; `datasets.info` for uploads, BUILTIN_SIZES else).
+
+    Rules (the worker's arithmetic in worker.engine.data.load_data): `limit_train`/`limit_test`
+    may not exceed the data; the validation split holds out max(1, round(n x split)) of the n
+    training examples, which must leave at least one training example per class; image
+    architectures need image-shaped examples of at least 4x4. A batch larger than the training
+    set is allowed (one partial batch per epoch, as in Keras).
+    """
+    d = spec.dataset
+    out: list[tuple[tuple[str, ...], str]] = []
+    train, test = int(info.get("train_examples", 0)), int(info.get("test_examples", 0))
+    classes = int(info.get("classes", 0))
+    if d.limit_train is not None and d.limit_train > train:
+        out.append((("dataset", "limit_train"),
+                    f"limit_train {d.limit_train} is more than the {train} training examples of {what}"))
+    if d.limit_test is not None and d.limit_test > test:
+        out.append((("dataset", "limit_test"),
+                    f"limit_test {d.limit_test} is more than the {test} test examples of {what}"))
+    n = min(d.limit_train or train, train)
+    held_out = max(1, round(n * d.validation_split)) if d.validation_split > 0 else 0
+    left = n - held_out
+    if left < 1:
+        out.append((("dataset", "validation_split"),
+                     f"validation_split {d.validation_split} holds out {held_out} of the {n} training examples of "
+                     f"{what} and leaves none to train on"))
+    elif left < classes:
+        field = "validation_split" if held_out and n >= classes else ("limit_train" if d.limit_train else
+                                                                       ("upload_id" if d.name == "upload" else "name"))
+        out.append((("dataset", field),
+                     f"{left} training example{'s' if left != 1 else ''}{f' after the validation split of {held_out}' if held_out else ''} "
+                     f"for {classes} classes in {what}: at least one per class is needed"))
+    shape = info.get("input_shape", [])
+    arch = spec.model.architecture
+    if spec.model.init_from_run_id is None and arch != "mlp":
+        if len(shape) == 1:
+            out.append((("model", "architecture"),
+                        f"{arch} needs images, (H, W) or (H, W, C) per example, but {what} has {shape[0]} "
+                        "features per example: use the mlp architecture"))
+        elif len(shape) >= 2 and min(shape[0], shape[1]) < MIN_CNN_IMAGE:
+            out.append((("model", "architecture"),
+                        f"{arch} needs images of at least {MIN_CNN_IMAGE}x{MIN_CNN_IMAGE} (two 2x2 pools) but {what} "
+                        f"has {shape[0]}x{shape[1]}: use the mlp architecture"))
+    return out
 
 
 def raise_if_problems(problems: Sequence[Problem]) -> None:

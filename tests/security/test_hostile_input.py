@@ -187,7 +187,7 @@ def test_npz_uploads_are_never_unpickled(api: AppUnderTest, tmp_path: Path) -> N
     for content in (hostile_object.getvalue(), plain_pickle, b"", good.getvalue()[:100], b"PK\x03\x04junk"):
         r = c.post("/api/datasets", files={"file": ("d.npz", content)}, headers=h)
         assert r.status_code == 422, r.text
-        assert r.json()["detail"][0]["loc"] == ["body", "file"]
+        assert r.json()["detail"][0]["loc"][:2] == ["body", "file"]  # and the array, when one is at fault
     assert not touched.exists(), "an uploaded pickle was executed"
     assert c.post("/api/datasets", files={"file": ("d.npz", good.getvalue())}, headers=h).status_code == 201
     assert c.get("/api/datasets", headers=h).json()["count"] == 1

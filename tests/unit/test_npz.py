@@ -33,8 +33,8 @@ def test_valid_upload_is_described(tmp_path: Path) -> None:
     ({"y_test": None}, "missing arrays ['y_test']"),
     ({"x_test": np.zeros((20, 5, 6), np.uint8)}, "x_test"),
     ({"y_train": np.arange(59)}, "59 labels for 60 examples"),
-    ({"y_train": np.full(60, -1)}, "negative"),
-    ({"y_train": np.zeros(60, np.float32)}, "integer class labels"),
+    ({"y_train": np.full(60, -1)}, "labels outside 0..0: [-1]"),
+    ({"y_train": np.full(60, 0.5, np.float32)}, "not integers, e.g. [0.5"),
     ({"x_train": np.full((60, 6, 6), np.nan)}, "NaN"),
     ({"x_train": np.array(["a"] * 60)}, "expected numbers"),
 ])
@@ -45,7 +45,7 @@ def test_bad_uploads_say_why(tmp_path: Path, arrays: dict, message: str) -> None
 
 def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
     path = _save(tmp_path / "obj.npz", x_train=np.array([object()] * 60, dtype=object))
-    with pytest.raises(ValueError, match="without pickle"):
+    with pytest.raises(ValueError, match="only be read with pickle"):
         validate_npz(path)
 
 

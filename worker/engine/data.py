@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runspec.npz import validate_npz
+from runspec.npz import DEFAULT_MAX_DATASET_BYTES, load_npz
 from runspec.spec import DatasetSpec
 
 # The digits test split is fixed for every run so accuracies compare across runs.
@@ -83,10 +83,13 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_tr, y_tr, x_te, y_te
 
 
-def _load_upload(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    validate_npz(path)
-    with np.load(path, allow_pickle=False) as npz:
-        return npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"]
+def _load_upload(path: Path, max_dataset_bytes: int,
+                 max_ratio: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The upload's arrays with labels as class indices, after the archive's bounds (sizes from
+    its directory and .npy headers, checked before anything is decompressed): the file on disk
+    was validated at upload, but the worker checks again before it spends memory on it."""
+    x_tr, y_tr, x_te, y_te, info = load_npz(path, max_expanded_bytes=max_dataset_bytes, max_ratio=max_ratio)
+    return x_tr, y_tr, x_te, y_te, int(info["classes"])
 
 
 def _to_float(x: np.ndarray, mode: str) -> np.ndarray:
@@ -97,17 +100,20 @@ def _to_float(x: np.ndarray, mode: str) -> np.ndarray:
     return x.astype(np.float32)  # already floats (digits are scaled to [0, 1] at load)
 
 
-def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path]) -> Data:
+def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path], *,
+              max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_dataset_ratio: float | None = 1000.0) -> Data:
     """The train/validation/test arrays the spec describes, as float32 with a channel axis
-    for images and int32 labels."""
-    if spec.name == "digits":
-        x_tr, y_tr, x_te, y_te = _load_digits()
-    elif spec.name == "upload":
+    for images and int32 labels 0..classes-1.
+
+    Raises ValueError (npz.DatasetRefused for an upload that breaks its bounds or rules, or when
+    the split leaves no training example)."""
+    if spec.name == "upload":
         assert spec.upload_id is not None  # the spec validator guarantees it
-        x_tr, y_tr, x_te, y_te = _load_upload(resolve_upload(spec.upload_id))
+        x_tr, y_tr, x_te, y_te, classes = _load_upload(resolve_upload(spec.upload_id), max_dataset_bytes,
+                                                       max_dataset_ratio)
     else:
-        x_tr, y_tr, x_te, y_te = _load_keras(spec.name)
-    classes = int(max(y_tr.max(), y_te.max())) + 1
+        x_tr, y_tr, x_te, y_te = _load_digits() if spec.name == "digits" else _load_keras(spec.name)
+        classes = int(max(y_tr.max(), y_te.max())) + 1
 
     if spec.limit_train:
         x_tr, y_tr = x_tr[: spec.limit_train], y_tr[: spec.limit_train]
@@ -129,4 +135,7 @@ def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path]) -> Data:
         val_idx, tr_idx = order[:n_val], order[n_val:]
         x_val, y_val = x_tr[val_idx], y_tr[val_idx]
         x_tr, y_tr = x_tr[tr_idx], y_tr[tr_idx]
+    if len(x_tr) == 0:  # the API refuses such specs at submit; a stale spec must not reach TensorFlow
+        raise ValueError(f"dataset.validation_split {spec.validation_split} leaves no training example "
+                         f"of {len(x_tr) + (0 if x_val is None else len(x_val))}")
     return Data(x_tr, y_tr, x_val, y_val, x_te, y_te, classes)

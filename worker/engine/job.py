@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
+from runspec.npz import DEFAULT_MAX_DATASET_BYTES
 from runspec.spec import RunSpec, techniques_summary
 from runspec.spec import Technique as TechniqueSpec
 from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
@@ -31,15 +34,21 @@ from worker.engine.training import Arrays, fit_phase, steps_per_epoch
 
 
 def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
-            resolve_model: ModelResolver, resolve_upload: UploadResolver) -> JobSummary:
+            resolve_model: ModelResolver, resolve_upload: UploadResolver,
+            max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_dataset_ratio: float | None = 1000.0) -> JobSummary:
     keras.backend.clear_session()  # a warm worker process runs many jobs
     tfsetup.seed_everything(spec.training.seed)
     keras.mixed_precision.set_global_policy(FLOAT32)
     try:
-        data = load_data(spec.dataset, resolve_upload)
+        data = load_data(spec.dataset, resolve_upload, max_dataset_bytes=max_dataset_bytes,
+                         max_dataset_ratio=max_dataset_ratio)
         reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
                      f"{0 if data.x_val is None else len(data.x_val)} validation, "
                      f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes")
+        untrained = sorted(set(range(data.classes)) - set(np.unique(data.y_train).tolist()))
+        if untrained:  # a limit_train or the validation split took every example of these classes
+            reporter.log(f"warning: classes {untrained[:20]} have no training example after "
+                         f"dataset.limit_train / validation_split; the model cannot learn them")
         reporter.progress(0.0, None)  # heartbeat: loading a large set can take a while
         if spec.kind == "optimize":
             return _optimize(spec, data, reporter, workdir, resolve_model)

@@ -95,7 +95,18 @@ class LiteRunner:
 # --- quality ---------------------------------------------------------------------------
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> dict[str, Any]:
-    """Accuracy, macro precision/recall/F1 over all classes (0 where undefined), confusion."""
+    """Accuracy, macro precision/recall/F1 and the confusion matrix (rows true, columns predicted).
+
+    y_true, y_pred: (N,) integer class indices in [0, classes). The macro averages are taken over
+    the classes that occur in y_true, with 0 for a ratio whose denominator is 0: scikit-learn's
+    `precision_recall_fscore_support(y_true, y_pred, labels=np.unique(y_true), average="macro",
+    zero_division=0)`. A class absent from the test split has no recall to measure; averaging
+    its undefined 0 in (as `labels=range(classes)` would) lowers every macro figure by a factor
+    of present/classes, whatever the model does. Predictions of an absent class still count:
+    they are misses of the true classes' recall (and the confusion matrix shows them).
+    Also returns `per_class` (precision, recall, f1, support per class; None where undefined)
+    and `classes_absent_from_test`.
+    """
     cm = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(cm, (y_true.astype(np.int64), y_pred.astype(np.int64)), 1)
     tp = np.diag(cm).astype(np.float64)
@@ -104,12 +115,22 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int)
         precision = np.where(pred_pos > 0, tp / pred_pos, 0.0)
         recall = np.where(true_pos > 0, tp / true_pos, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = true_pos > 0
+    def macro(v: np.ndarray) -> float:
+        return float(v[present].mean()) if present.any() else 0.0
     return {
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
-        "precision": float(precision.mean()),
-        "recall": float(recall.mean()),
-        "f1": float(f1.mean()),
+        "precision": macro(precision),
+        "recall": macro(recall),
+        "f1": macro(f1),
         "confusion": cm.tolist(),
+        "per_class": {
+            "precision": [float(p) if n else None for p, n in zip(precision, pred_pos, strict=True)],
+            "recall": [float(r) if n else None for r, n in zip(recall, true_pos, strict=True)],
+            "f1": [float(f) if n else None for f, n in zip(f1, true_pos, strict=True)],
+            "support": [int(n) for n in true_pos],
+        },
+        "classes_absent_from_test": [int(i) for i in np.flatnonzero(~present)],
     }
 
 
@@ -250,5 +271,6 @@ def measure_variant(
         extra={**counts["extra"], **file_stats, "latency_runs": measurement.latency_runs,
                "warmup_runs": measurement.warmup_runs,
                "throughput_batch": measurement.throughput_batch,
-               "test_examples": int(len(test.y)), **(extra or {})},
+               "test_examples": int(len(test.y)), "per_class": quality["per_class"],
+               "classes_absent_from_test": quality["classes_absent_from_test"], **(extra or {})},
     )

@@ -3,8 +3,9 @@
 FastAPI reads and parses a request's body before it solves the route's dependencies, so the
 `Authenticated` dependency alone lets an anonymous client have its body read, parsed and
 validated (and a 422 describe it) before the 401. `WriteGuard` runs in front of the body
-reader (backend.api.middleware.InputGuard) and applies, for every method other than GET, HEAD
-and OPTIONS, on every path (routes added later included):
+reader (backend.api.middleware.InputGuard) and applies to every request that is a write (any
+method other than GET, HEAD and OPTIONS) or may carry a body (a Content-Length above zero or a
+Transfer-Encoding, whatever the method), on every path (routes added later included):
 
 1. authentication, unless the path is an open write (`OPEN_WRITES`): the token is verified
    (the same hot read as `deps.current_token`, which then reuses the result) and a missing,
@@ -33,12 +34,22 @@ OPEN_WRITES = frozenset({"/logout"})
 VERIFIED = "optiboard.verified_token"
 
 
+def may_carry_body(scope: Scope) -> bool:
+    """A write, or any request whose headers announce a body."""
+    if scope["method"] not in SAFE_METHODS:
+        return True
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
+
+
 class WriteGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if scope["type"] != "http" or not may_carry_body(scope):
             await self.app(scope, receive, send)
             return
         from backend.api import deps  # deps imports the store and settings; keep this module light
@@ -69,7 +80,9 @@ class WriteGuard:
 
 async def _answer(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    # The body was never read: close the connection rather than leave it to be drained.
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -28,11 +28,18 @@ def upload_dataset(
     file: Annotated[UploadFile, File(description=".npz with x_train, y_train, x_test, y_test")],
     name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
 ) -> DatasetPublic:
-    """Upload a dataset as an .npz file; its arrays are checked before it is kept."""
+    """Upload a dataset as an .npz file; its arrays are checked before it is kept.
+
+    The archive is bounded before anything is decompressed (its expanded size from the zip
+    directory and .npy headers against OPTIBOARD_MAX_DATASET_BYTES, member count and ratio,
+    no symlinks or traversal names), then its values are checked in 4 MiB chunks: memory does
+    not grow with the dataset. 422 names the array at fault (`["body", "file", "y_train"]`).
+    Labels must be 0..K-1, or mapped by an optional `classes` array; `class_names` optional.
+    """
     if name is not None and "\x00" in name:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=[{"loc": ["body", "name"], "msg": "NUL characters are not allowed", "type": "value_error"}])
-    from runspec.npz import validate_npz  # numpy only: no TensorFlow in the API
+    from runspec.npz import DatasetRefused, validate_npz  # numpy only: no TensorFlow in the API
 
     settings.uploads.mkdir(parents=True, exist_ok=True)
     filename = f"{secrets.token_hex(16)}.npz"
@@ -48,12 +55,16 @@ def upload_dataset(
                                         f"file: larger than the {settings.max_upload_bytes} byte limit")
                 out.write(chunk)
         try:
-            info = validate_npz(tmp)
+            info = validate_npz(tmp, max_expanded_bytes=settings.max_dataset_bytes,
+                                max_ratio=settings.max_dataset_ratio)
         except Exception as e:  # whatever the bytes are (empty, truncated, hostile): the upload is refused
-            if not isinstance(e, ValueError):
+            loc = ["body", "file"]
+            if isinstance(e, DatasetRefused):
+                loc += [] if e.array == "file" else [e.array]
+            elif not isinstance(e, ValueError):
                 e = ValueError(f"not a readable .npz file: {type(e).__name__}")
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                detail=[{"loc": ["body", "file"], "msg": str(e), "type": "value_error"}]) from None
+                                detail=[{"loc": loc, "msg": str(e), "type": "value_error"}]) from None
         shutil.move(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
