@@ -35,7 +35,7 @@ from tests.stack import Api, Client, Worker, stack_env
 
 FAST = os.environ.get("OPTIBOARD_TEST_TIER") == "fast"
 TESTS = Path(__file__).resolve().parent
-SERVICE_FIXTURES = {"redis_url", "pg_database", "pg_url", "live_stack", "private_redis", "broker", "fault_stack"}
+SERVICE_FIXTURES = {"redis_url", "pg_database", "pg_url", "live_stack", "private_redis", "broker", "fault_stack", "server"}
 _TF_IMPORTS = re.compile(r"^\s*(import|from)\s+(tensorflow|tf_keras|keras|worker\.engine|optiboard\.keras)\b", re.M)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import redis as redis_lib
 
 from backend.store.migrate import upgrade
@@ -18,6 +19,8 @@ from tests.conftest import make_token
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer
 from tests.stack import Api, cli, free_port, stack_env, stop, tiny_spec, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/conftest.py
 
 
 def _redis_child(up: psutil.Process) -> psutil.Process | None:
