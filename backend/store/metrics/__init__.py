@@ -14,6 +14,7 @@ from backend.store.metrics.digests import build as build_digest
 from backend.store.metrics.writes import (
     LEVELS,
     Point,
+    claim_batch_key,
     count_points,
     delete_points,
     last_step,
@@ -22,9 +23,11 @@ from backend.store.metrics.writes import (
     read_series,
     read_series_many,
     rebuild_blocks,
+    record_batch_key,
 )
 
 __all__ = [
-    "LEVELS", "Point", "backfill_digests", "build_digest", "count_points", "delete_points",
+    "LEVELS", "Point", "backfill_digests", "build_digest", "claim_batch_key", "count_points", "delete_points",
     "last_step", "log_batch", "metric_keys", "read_series", "read_series_many", "rebuild_blocks",
+    "record_batch_key",
 ]
