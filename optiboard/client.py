@@ -341,7 +341,10 @@ class Client:
         if len(box.open) >= self.batch_size:
             self._seal(box)
             if time.monotonic() >= box.retry_at:
-                self._send_pending(run_id, box, sleep=False)
+                try:
+                    self._send_pending(run_id, box, sleep=False)
+                except OptiboardError:  # refused for good: _send_pending warned and counted it
+                    pass
 
     def log_points(self, run_id: int, points: Iterable[tuple[str, int, float]]) -> int:
         """Send (key, step, value) points now, in batches of `batch_size`, retrying as `flush`

@@ -340,7 +340,7 @@ def reap_idle_external(session: Session, *, timeout_s: float, now: datetime | No
     ).all()
     failed = []
     for run_id, last in idle:
-        error = (f"no data for {_duration(timeout_s)} (last metric batch at {last:%Y-%m-%d %H:%M:%S} UTC): "
+        error = (f"no data for {_duration(timeout_s)} (last data at {last:%Y-%m-%d %H:%M:%S} UTC): "
                  "the script logging into this external run stopped without finishing it")
         result = session.execute(
             update(m.Run).where(m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff)

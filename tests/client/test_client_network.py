@@ -170,3 +170,20 @@ def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog:
         assert any("'@@@'" in w for w in warnings) and any("'text'" in w for w in warnings)
     finally:
         ob.close()
+
+
+def test_log_metrics_never_raises_when_the_run_ends_under_it(live_stack: Stack,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    ob = _client(live_stack.url, live_stack.token, batch_size=10)
+    try:
+        rid = ob.create_external_run("client-ended", experiment="client-tests")["id"]
+        ob.log_metrics(rid, {"loss": 1.0}, step=0)
+        ob.cancel(rid)
+        with caplog.at_level(logging.WARNING, logger="optiboard"):
+            for step in range(1, 50):
+                ob.log_metrics(rid, {"loss": 1.0}, step=step)  # 409 on every full batch: no raise
+        assert any("cancelled" in r.getMessage() for r in caplog.records)
+        assert ob.dropped >= 40 and ob.unsent(rid) < 10
+    finally:
+        ob._outboxes.clear()
+        ob.close()

@@ -49,7 +49,7 @@ def test_an_abandoned_external_run_ends_failed_and_refuses_late_writes(idle_api:
         time.sleep(0.5)
     run = ob.get_run(abandoned)
     assert run["status"] == "failed"
-    assert run["error"].startswith("no data for 3 s (last metric batch at ")
+    assert run["error"].startswith("no data for 3 s (last data at ")
     assert ob.get_run(alive)["status"] == "running"
     with pytest.raises(optiboard.OptiboardError) as e:
         ob.log_points(abandoned, [("loss", 2, 1.0)])

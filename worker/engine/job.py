@@ -81,7 +81,7 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
     t = spec.training
     spe = steps_per_epoch(len(data.x_train), t.batch_size)
     chain = list(spec.techniques)
-    tune_epochs = sum(getattr(x, "epochs", 0) for x in chain if not isinstance(x, DistillationSpec))
+    tune_epochs = sum(x.fine_tuning_epochs(spe) for x in chain if not isinstance(x, DistillationSpec))
     clock = RunClock(total_steps=spe * (t.epochs + tune_epochs))
     reporter.log(f"recipe: {techniques_summary(spec)}")
     arrays = Arrays(data.x_train, data.y_train, data.x_val, data.y_val)
@@ -145,12 +145,12 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
     qat_model = None
     offset = len(spec.techniques) - len(chain)
     for i, tech in enumerate(chain, start=offset + 1):
-        lr = getattr(tech, "learning_rate", None) or t.optimizer.learning_rate
-        tune = dict(training=t, epochs=tech.epochs, optimizer=make_optimizer(t.optimizer, lr),
+        lr, tech_epochs = tech.fine_tuning_rate(t.optimizer.learning_rate), tech.fine_tuning_epochs(spe)
+        tune = dict(training=t, epochs=tech_epochs, optimizer=make_optimizer(t.optimizer, lr),
                     loss=loss, metrics=metrics, reporter=reporter, clock=clock, allow_xla=False)
         if isinstance(tech, PruningSpec):
             _phase(reporter, clock, i, f"pruning to {tech.target_sparsity:.0%} ({tech.schedule})")
-            wrapped, cbs = pruning.apply_pruning(model, tech, spe * tech.epochs)
+            wrapped, cbs = pruning.apply_pruning(model, tech, spe * tech_epochs)
             fit_phase(wrapped, arrays, callbacks=cbs, **tune)
             model, sparse = pruning.strip_pruning(wrapped), True
         elif isinstance(tech, ClusteringSpec):
