@@ -82,7 +82,7 @@ def _learning_rate(model: Any) -> float | None:
         if lr is None:
             return None
         if callable(lr) and not hasattr(lr, "numpy"):  # a LearningRateSchedule (tf-keras)
-            lr = lr(opt.iterations)
+            lr = lr(getattr(opt, "iterations", 0))
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
     except Exception:  # an exotic optimizer: skip lr rather than break the user's training
         return None

@@ -348,7 +348,7 @@ def reap_idle_external(session: Session, *, timeout_s: float, now: datetime | No
         if result.rowcount:  # type: ignore[attr-defined]
             failed.append(run_id)
             append_log(session, run_id=run_id, lines=[f"{now:%H:%M:%S} reaper: {error}"])
-            metric_digests.build(session.connection(), run_id=run_id)
+            build_digest(session.connection(), run_id=run_id)
     session.flush()
     return failed
 

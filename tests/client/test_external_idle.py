@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import optiboard
-from backend.migrate import upgrade
+from backend.store.migrate import upgrade
 from tests.conftest import make_token, reserved_redis_db
 from tests.stack import Api, stack_env, wait_for
 
