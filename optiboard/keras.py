@@ -226,9 +226,10 @@ class OptiboardCallback:
                 self._create_run()
             elif not self._resume_checked:
                 self._resume()
-        except OptiboardError as e:
+        except Exception as e:  # any logging problem: training goes on, unlogged
             self.disabled = True
-            log.warning("optiboard: cannot reach the run (%s); this model.fit is not logged", e)
+            log.warning("optiboard: cannot reach the run (%s: %s); this model.fit is not logged",
+                        type(e).__name__, e)
             return
         self._resume_checked = True
         _install_hooks()
@@ -247,7 +248,16 @@ class OptiboardCallback:
     def _resume(self) -> None:
         """Continue an existing run: its step counter and epoch count go on where it stopped."""
         assert self.run_id is not None
-        run = self.client.get_run(self.run_id)
+        try:
+            run = self.client.get_run(self.run_id)
+        except OptiboardError as e:
+            if e.status != 404:
+                raise
+            missing, self.run_id = self.run_id, None
+            self._create_run(notes=f"run {missing} to resume was not found")
+            log.warning("optiboard: run %s to resume does not exist; logging into new run %s",
+                        missing, self.run_id)
+            return
         last = self.client.last_step(self.run_id)
         epochs = self.client.metrics(self.run_id, keys=["epoch"], max_points=4).get("epoch", {})
         last_epoch = int(max((v for v in epochs.get("values", []) if v == v), default=0))
@@ -284,7 +294,7 @@ class OptiboardCallback:
             return
         try:
             self.client.finish(self.run_id, status, error=error)
-        except OptiboardError as first:
+        except Exception as first:  # noqa: BLE001 - a logging problem never reaches the user's code
             # points could not be sent: still end the run, saying how many are missing
             unsent = getattr(first, "unsent", self.client.unsent(self.run_id))
             try:
@@ -297,14 +307,14 @@ class OptiboardCallback:
                 self.client.finish(self.run_id, "failed" if status == "failed" else status,
                                    error=f"{error}\n{note}" if error else note)
                 log.warning("optiboard: run %s ended %s; %s", self.run_id, status, note)
-            except OptiboardError as second:
+            except Exception as second:  # noqa: BLE001
                 log.warning("optiboard: could not end run %s (%s); the server ends it `failed` "
                             "after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data", self.run_id, second)
 
     def _safe(self, fn: Any) -> None:
         try:
             fn()
-        except OptiboardError as e:
+        except Exception as e:  # whatever goes wrong in logging, training goes on
             if not self._warned_send:
                 self._warned_send = True
                 log.warning("optiboard: logging into run %s failed (%s); training goes on, "

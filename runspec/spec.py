@@ -131,7 +131,7 @@ class TrainingSpec(Strict):
     log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
 
 
-# Default fine-tuning recipes of the techniques (issue 14; figures in docs/results.md): QAT and
+# Default fine-tuning recipes of the techniques (figures in docs/results.md): QAT and
 # clustering fine-tune at a tenth of the training rate; pruning at the training rate for at
 # least PRUNING_MIN_STEPS steps.
 FINE_TUNING_RATE_FACTOR = 0.1
@@ -175,7 +175,7 @@ class PruningSpec(Strict):
 class _FineTuneAtLowerRate:
     """QAT and clustering fine-tune an already trained model: by default at a tenth of the
     training rate, which keeps accuracy where the training rate itself lost up to 1 point
-    (docs/results.md, issue 14)."""
+    (docs/results.md, "Default fine-tuning settings")."""
 
     epochs: int
     learning_rate: float | None

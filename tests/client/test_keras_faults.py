@@ -222,6 +222,11 @@ def test_logging_problems_never_stop_training(K: Any, ob: optiboard.Client, digi
     assert ob.get_run(cb.run_id)["status"] == "cancelled"
     assert any("cancelled" in r.getMessage() for r in caplog.records)
 
+    cb = OptiboardCallback(ob, run_id=999_999_999, run_name=f"missing-{K.__name__}")  # no such run
+    h = mlp(K).fit(x, y, batch_size=32, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.run_id != 999_999_999 and ob.get_run(cb.run_id)["status"] == "succeeded"
+    assert series(ob, cb.run_id)["loss"]["steps"] == list(range(1, 11))
+
     offline = optiboard.Client("http://127.0.0.1:9", token="x", timeout=2, retries=1, backoff_s=0.01)
     cb = OptiboardCallback(offline, run_name="offline")
     h = mlp(K).fit(x, y, batch_size=32, epochs=2, callbacks=[cb], verbose=0)
