@@ -8,142 +8,383 @@
     model.fit(x, y, epochs=3, callbacks=[cb])   # the run ends `succeeded` when fit returns
     cb.run_id                                   # the external run that holds the curves
 
-Batch points (every `log_every_n_batches` batches, the mean of each metric over those batches,
-as the worker logs them): `loss`, `accuracy`, ... Epoch points, at the global batch step:
-`train_loss`, `train_accuracy`, `val_*`, `lr`, `epoch`. Points go out in batches through the
-client's buffer, not one request per point.
+It works with every Keras that runs on TensorFlow 2.21: Keras 3 (`import keras`, and
+`tf.keras` by default) and tf-keras 2.21 (`import tf_keras`, and `tf.keras` with
+TF_USE_LEGACY_KERAS=1). It subclasses neither: it implements the hooks both call (duck
+typing, which both accept), so one object fits either Keras, and importing this module does
+not import TensorFlow.
 
-This module imports TensorFlow (it subclasses `tf.keras.callbacks.Callback`, which is tf-keras
-when TF_USE_LEGACY_KERAS=1 and Keras 3 otherwise); `import optiboard` alone does not.
+Points (step = global batch count, counting on across epochs, fits and resumed runs):
+- every `log_every_n_batches` batches, per metric Keras reports, the mean over the batches
+  since the previous point (Keras reports running means over the epoch; the difference of two
+  running sums gives the interval's mean, as the optiboard worker logs its own runs). With
+  `steps_per_execution` = k Keras calls back once per k batches; steps still count batches;
+- at each epoch end: `train_<metric>` (Keras's epoch value), `val_*`, `lr`, `epoch`.
+
+A logging problem never stops training: names the server refuses are stored under an accepted
+form (`top@3` → `top_3`, one warning), values that are not numbers are skipped (one warning),
+points the network could not take are kept and retried by the client, and failures at the end
+are logged as warnings instead of raised. When `fit` raises, the run ends `failed` with the
+exception: inside `with cb:`, or for an uncaught exception through `sys.excepthook`
+(IPython: after the failing cell), or when the process exits with the fit unfinished.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import sys
+import threading
+import traceback
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import tensorflow as tf
-
-from optiboard.client import Client
+from optiboard.client import TERMINAL, Client
+from optiboard.errors import OptiboardError
 
 log = logging.getLogger(__name__)
 
+_MAX_VECTOR = 100  # a metric returning up to this many values is logged as key/0, key/1, ...
 
-def _float(v: Any) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+
+def _scalars(logs: Mapping[str, Any] | None, skipped: set[str]) -> dict[str, float]:
+    """Keras logs → {key: float}. Scalars (Python, numpy, tensors) as they are; a small vector
+    (e.g. F1Score(average=None)) as `key/i`; anything else is skipped with one warning."""
+    out: dict[str, float] = {}
+    for k, v in (logs or {}).items():
+        try:
+            out[k] = float(v)
+            continue
+        except (TypeError, ValueError):
+            pass
+        try:
+            import numpy as np
+
+            arr = np.asarray(v, dtype="float64").ravel()
+        except Exception:
+            arr = None
+        if arr is not None and 0 < arr.size <= _MAX_VECTOR:
+            out.update({f"{k}/{i}": float(x) for i, x in enumerate(arr)})
+        elif k not in skipped:
+            skipped.add(k)
+            log.warning("optiboard: Keras metric %r is not a number (%s); it is not logged", k,
+                        type(v).__name__)
+    return out
 
 
 def _learning_rate(model: Any) -> float | None:
-    """The optimizer's current learning rate, also when it is a schedule."""
+    """The optimizer's current learning rate, also when it is a schedule (both Kerases)."""
     opt = getattr(model, "optimizer", None)
-    lr = getattr(opt, "learning_rate", None) if opt is not None else None
-    if lr is None:
-        return None
     try:
-        if callable(lr) and not hasattr(lr, "numpy"):  # a LearningRateSchedule
-            lr = lr(opt.iterations)
-        return float(tf.keras.backend.get_value(lr))
+        lr = getattr(opt, "learning_rate", None) if opt is not None else None
+        if lr is None:
+            return None
+        if callable(lr) and not hasattr(lr, "numpy"):  # a LearningRateSchedule (tf-keras)
+            lr = lr(getattr(opt, "iterations", 0))
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
     except Exception:  # an exotic optimizer: skip lr rather than break the user's training
         return None
 
 
-class OptiboardCallback(tf.keras.callbacks.Callback):
+# --- ending runs whose fit raised ---------------------------------------------------------
+
+_active: weakref.WeakSet[OptiboardCallback] = weakref.WeakSet()
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+def _describe(exc_type: type[BaseException], exc: BaseException, tb: Any) -> str:
+    tail = "".join(traceback.format_exception(exc_type, exc, tb)[-3:])
+    return f"model.fit raised {exc_type.__name__}: {exc}\n{tail}"[:10_000]
+
+
+def _end_active(reason: str) -> None:
+    for cb in list(_active):
+        cb._end("failed", reason)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+        previous = sys.excepthook
+
+        def excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+            try:
+                _end_active(_describe(exc_type, exc, tb))
+            finally:
+                previous(exc_type, exc, tb)
+
+        sys.excepthook = excepthook
+        atexit.register(_end_active, "the process exited while model.fit was running "
+                                     "(killed, interrupted, or its exception was caught and ignored)")
+        try:  # IPython/Jupyter do not call sys.excepthook: check after each cell instead
+            ip = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+            if ip is not None:
+                def post_run_cell(result: Any) -> None:
+                    err = getattr(result, "error_in_exec", None)
+                    if err is not None:
+                        _end_active(_describe(type(err), err, err.__traceback__))
+                ip.events.register("post_run_cell", post_run_cell)
+        except Exception:  # pragma: no cover - an IPython without events
+            pass
+
+
+class OptiboardCallback:
     """Logs a Keras training into an external optiboard run and finishes it at train end.
 
-    Pass `run_id` to log into an existing external run; otherwise one is created at
-    `on_train_begin` with `run_name`, `experiment` and `tags`. With `finish=False` the run stays
-    running (several fits into one run; call `client.finish(cb.run_id)` yourself).
+    Args:
+        client: an `optiboard.Client` (default: one from OPTIBOARD_URL / OPTIBOARD_TOKEN).
+        run_id: log into this existing external run (resume). Its step counter continues after
+            the last step the run holds, and epochs continue after its last `epoch` (or from
+            `fit(initial_epoch=...)` when that is later). If the run has ended (terminal runs
+            never change), a new run named "<name> (resumed from run N)" is created and
+            continues its step counter; a warning says so.
+        run_name, experiment, tags, extra_spec: of the run created at `on_train_begin` when
+            `run_id` is None.
+        log_every_n_batches: a batch point every N batches (rounded up to the next call
+            boundary when `steps_per_execution` > 1).
+        finish: end the run `succeeded` when fit returns (False: leave it running for more fits
+            into the same run, then call `client.finish(cb.run_id)`; a fit that raises still
+            ends it `failed`).
+
+    Use `with cb: model.fit(...)` to end the run `failed` with the exception if fit raises
+    even when the exception is caught by your code.
     """
+
+    # What tf-keras's CallbackList reads from every callback (Keras 3 reads none of these).
+    _supports_tf_logs = False
+    _chief_worker_only = None
 
     def __init__(self, client: Client | None = None, *, run_id: int | None = None,
                  run_name: str = "keras-fit", experiment: str = "default",
                  tags: Sequence[str] = (), log_every_n_batches: int = 1, finish: bool = True,
                  extra_spec: Mapping[str, Any] | None = None) -> None:
-        super().__init__()
         self.client = client or Client()
         self.run_id = run_id
         self.run_name, self.experiment, self.tags = run_name, experiment, list(tags)
         self.log_every = max(1, int(log_every_n_batches))
         self.finish_run = finish
         self.extra_spec = dict(extra_spec or {})
+        self.model: Any = None
+        self.params: dict[str, Any] = {}
         self.step = 0  # global batch step, counting on across epochs and fits
+        self.epoch_offset = 0
+        self.disabled = False  # the run could not be created: this fit is not logged
+        self._resume_checked = run_id is None
+        self._skipped: set[str] = set()
+        self._epoch_start = 0
+        self._logged_batches = 0  # batches of this epoch covered by logged points
         self._sums: dict[str, float] = {}
+        self._seen_batches = 0
         self._running: dict[str, float] = {}
-        self._batches = 0
-        self._epoch_batches = 0
+        self._warned_send = False
+        self._last_epoch = 0  # the last `epoch` value logged into the run
+        self._shift: int | None = None
+
+    # --- the protocol both Kerases call ---------------------------------------------------
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params or {})
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return True
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        # every other hook either Keras may call (on_test_begin, on_predict_batch_end, ...)
+        if name.startswith("on_"):
+            return _nothing
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    def __enter__(self) -> OptiboardCallback:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and self in _active:
+            self._end("failed", _describe(exc_type, exc, tb))
+
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        if self.run_id is None:
-            notes = ""
-            try:
-                notes = f"{self.model.name}: {self.model.count_params()} parameters"
-            except Exception:  # a subclassed model not built yet
-                pass
-            run = self.client.create_external_run(self.run_name, experiment=self.experiment,
-                                                  tags=self.tags, notes=notes, spec=self.extra_spec)
-            self.run_id = int(run["id"])
-            log.info("logging model.fit into optiboard run %s", self.run_id)
+        self.disabled = False
+        self._shift = None
+        try:
+            if self.run_id is None:
+                self._create_run()
+            elif not self._resume_checked:
+                self._resume()
+        except Exception as e:  # any logging problem: training goes on, unlogged
+            self.disabled = True
+            log.warning("optiboard: cannot reach the run (%s: %s); this model.fit is not logged",
+                        type(e).__name__, e)
+            return
+        self._resume_checked = True
+        _install_hooks()
+        _active.add(self)
+
+    def _create_run(self, *, notes: str = "") -> None:
+        try:
+            notes = notes or f"{self.model.name}: {self.model.count_params()} parameters"
+        except Exception:  # a subclassed model not built yet
+            pass
+        run = self.client.create_external_run(self.run_name, experiment=self.experiment,
+                                              tags=self.tags, notes=notes, spec=self.extra_spec)
+        self.run_id = int(run["id"])
+        log.info("logging model.fit into optiboard run %s", self.run_id)
+
+    def _resume(self) -> None:
+        """Continue an existing run: its step counter and epoch count go on where it stopped."""
+        assert self.run_id is not None
+        try:
+            run = self.client.get_run(self.run_id)
+        except OptiboardError as e:
+            if e.status != 404:
+                raise
+            missing, self.run_id = self.run_id, None
+            self._create_run(notes=f"run {missing} to resume was not found")
+            log.warning("optiboard: run %s to resume does not exist; logging into new run %s",
+                        missing, self.run_id)
+            return
+        last = self.client.last_step(self.run_id)
+        epochs = self.client.metrics(self.run_id, keys=["epoch"], max_points=4).get("epoch", {})
+        last_epoch = int(max((v for v in epochs.get("values", []) if v == v), default=0))
+        self.step = max(self.step, last, 0)  # steps count batches: `last` batches are done
+        self._last_epoch = max(self._last_epoch, last_epoch)
+        if run["status"] in TERMINAL or not run.get("external", False):
+            old = self.run_id
+            why = f"it is {run['status']}" if run["status"] in TERMINAL else "it is trained by a worker"
+            self.run_name = f"{run['name']} (resumed from run {old})"
+            self.experiment = run.get("experiment", self.experiment) or self.experiment
+            self.run_id = None
+            self._create_run(notes=f"continues run {old} from step {self.step}")
+            log.warning("optiboard: run %s cannot take more points (%s); logging into new run %s, "
+                        "continuing from step %d", old, why, self.run_id, self.step)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        assert self.run_id is not None
-        self._emit_interval()
+        if self.disabled or self.run_id is None:
+            return
+        self._safe(self._emit_interval)
         if self.finish_run:
-            self.client.finish(self.run_id, "succeeded")
+            self._end("succeeded", None)
         else:
-            self.client.flush(self.run_id)
+            _active.discard(self)
+            self._safe(lambda: self.client.flush(self.run_id))
 
     def fail(self, error: str) -> None:
         """Mark the run failed (call it from your `except` around model.fit)."""
-        if self.run_id is not None:
-            self.client.finish(self.run_id, "failed", error=error[:10_000])
+        self._end("failed", error[:10_000])
+
+    def _end(self, status: str, error: str | None) -> None:
+        """Flush and finish; never raises (a warning says what was lost)."""
+        _active.discard(self)
+        if self.run_id is None or self.disabled:
+            return
+        try:
+            self.client.finish(self.run_id, status, error=error)
+        except Exception as first:  # noqa: BLE001 - a logging problem never reaches the user's code
+            # points could not be sent: still end the run, saying how many are missing
+            unsent = getattr(first, "unsent", self.client.unsent(self.run_id))
+            try:
+                run = self.client.get_run(self.run_id)
+                if run["status"] in TERMINAL:
+                    log.warning("optiboard: run %s had already ended %s; %s", self.run_id, run["status"], first)
+                    return
+                note = f"{unsent} metric points could not be sent: {first}"
+                self.client._outboxes.pop(self.run_id, None)
+                self.client.finish(self.run_id, "failed" if status == "failed" else status,
+                                   error=f"{error}\n{note}" if error else note)
+                log.warning("optiboard: run %s ended %s; %s", self.run_id, status, note)
+            except Exception as second:  # noqa: BLE001
+                log.warning("optiboard: could not end run %s (%s); the server ends it `failed` "
+                            "after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data", self.run_id, second)
+
+    def _safe(self, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as e:  # whatever goes wrong in logging, training goes on
+            if not self._warned_send:
+                self._warned_send = True
+                log.warning("optiboard: logging into run %s failed (%s); training goes on, "
+                            "unsent points are kept and retried", self.run_id, e)
 
     # --- points ---------------------------------------------------------------------------
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         # Keras' batch logs are running means over the epoch: restart the interval with it.
-        self._sums, self._batches, self._epoch_batches = {}, 0, 0
+        self._epoch_start = self.step
+        self._logged_batches = self._seen_batches = 0
+        self._sums, self._running = {}, {}
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.step += 1
-        self._epoch_batches = batch + 1
-        self._running = {k: f for k, v in (logs or {}).items() if (f := _float(v)) is not None}
-        self._batches += 1
-        if self._batches >= self.log_every:
-            self._emit_interval()
+        if self.disabled or self.run_id is None:
+            return
+        # With steps_per_execution = k, `batch` is the index of the last batch of the k just
+        # run; Keras 3 may pass an index past the epoch's end for its last, partial call.
+        batches = int(batch) + 1
+        steps = self.params.get("steps")
+        if isinstance(steps, int) and steps > 0:
+            batches = min(batches, steps)
+        if batches <= self._seen_batches:  # pragma: no cover - Keras never repeats a batch
+            return
+        crossed = batches // self.log_every > self._seen_batches // self.log_every
+        self._seen_batches = batches
+        self.step = self._epoch_start + batches
+        self._running = _scalars(logs, self._skipped)
+        if crossed:
+            self._safe(self._emit_interval)
 
     def _emit_interval(self) -> None:
         """One point per metric: the mean over the batches since the last point, from Keras'
-        running epoch means (sum so far minus sum at the last point)."""
-        if not self._batches or self.run_id is None:
+        running epoch means (running sum now minus running sum at the last point, divided by
+        the batches between; NaN/inf pass through, and a sum too large for float precision
+        falls back to the running mean itself, as the worker does)."""
+        n = self._seen_batches - self._logged_batches
+        if n <= 0 or self.run_id is None:
             return
-        n_total = self._epoch_batches
         values = {}
         for k, mean in self._running.items():
-            total = mean * n_total
-            prev = self._sums.get(k, 0.0)
-            values[k] = (total - prev) / self._batches if math.isfinite(total) else total
+            total = mean * self._seen_batches
+            value = (total - self._sums.get(k, 0.0)) / n
+            if not math.isfinite(value) or abs(total) >= 1e6:
+                value = mean
+            values[k] = value
             self._sums[k] = total
+        self._logged_batches = self._seen_batches
         self.client.log_metrics(self.run_id, values, step=self.step)
-        self._batches = 0
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if self.run_id is None:
+        if self.disabled or self.run_id is None:
             return
-        self._emit_interval()
-        values: dict[str, float] = {"epoch": float(epoch + 1)}
-        for k, v in (logs or {}).items():
-            f = _float(v)
-            if f is None:
-                continue
-            values[k if k.startswith("val_") or k == "lr" else f"train_{k}"] = f
+        self._safe(self._emit_interval)
+        if self._shift is None:
+            # epochs continue the run's count: after a resume without initial_epoch, or a
+            # second fit with the same callback, Keras counts from 0 again
+            self._shift = max(0, self._last_epoch - int(epoch))
+        number = int(epoch) + 1 + self._shift
+        self._last_epoch = number
+        values: dict[str, float] = {"epoch": float(number)}
+        for k, v in _scalars(logs, self._skipped).items():
+            values[k if k.startswith("val_") or k in ("lr", "learning_rate") else f"train_{k}"] = v
+        if "learning_rate" in values:  # Keras 3 puts the rate in the epoch logs under this name
+            values["lr"] = values.pop("learning_rate")
         lr = _learning_rate(self.model)
         if lr is not None and "lr" not in values:
             values["lr"] = lr
-        self.client.log_metrics(self.run_id, values, step=self.step)
+        self._safe(lambda: self.client.log_metrics(self.run_id, values, step=self.step))
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None

@@ -131,6 +131,14 @@ class TrainingSpec(Strict):
     log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
 
 
+# Default fine-tuning recipes of the techniques (figures in docs/results.md): QAT and
+# clustering fine-tune at a tenth of the training rate; pruning at the training rate for at
+# least PRUNING_MIN_STEPS steps.
+FINE_TUNING_RATE_FACTOR = 0.1
+PRUNING_MIN_STEPS = 1000
+PRUNING_MIN_EPOCHS = 2
+
+
 class PruningSpec(Strict):
     name: Literal["pruning"]
     target_sparsity: float = Field(default=0.8, ge=0.0, le=0.99)
@@ -139,8 +147,21 @@ class PruningSpec(Strict):
     begin_step: int = Field(default=0, ge=0, le=10_000_000)
     end_step: int | None = Field(default=None, ge=1, le=10_000_000, description="steps from the start of fine-tuning; default: two thirds of it")
     frequency: int = Field(default=50, ge=1, le=100_000)
-    epochs: int = Field(default=2, ge=1, le=1000, description="fine-tuning epochs")
+    epochs: int | None = Field(default=None, ge=1, le=1000, description=(
+        f"fine-tuning epochs; default: enough for {PRUNING_MIN_STEPS} steps, at least {PRUNING_MIN_EPOCHS}"))
     learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description="fine-tuning rate; default: the optimizer's")
+
+    def fine_tuning_epochs(self, steps_per_epoch: int) -> int:
+        """`epochs`, or by default the fewest epochs of `steps_per_epoch` batches that give at
+        least PRUNING_MIN_STEPS steps (and at least PRUNING_MIN_EPOCHS): the network must
+        recover from the weights the schedule removes (measured in docs/results.md)."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(PRUNING_MIN_EPOCHS, min(1000, -(-PRUNING_MIN_STEPS // max(1, steps_per_epoch))))
+
+    def fine_tuning_rate(self, training_rate: float) -> float:
+        """`learning_rate`, or by default the training rate (a lower rate recovers less)."""
+        return self.learning_rate if self.learning_rate is not None else training_rate
 
     @model_validator(mode="after")
     def _ordered(self) -> PruningSpec:
@@ -151,18 +172,36 @@ class PruningSpec(Strict):
         return self
 
 
-class QATSpec(Strict):
+class _FineTuneAtLowerRate:
+    """QAT and clustering fine-tune an already trained model: by default at a tenth of the
+    training rate, which keeps accuracy where the training rate itself lost up to 1 point
+    (docs/results.md, "Default fine-tuning settings")."""
+
+    epochs: int
+    learning_rate: float | None
+
+    def fine_tuning_epochs(self, steps_per_epoch: int) -> int:
+        return self.epochs
+
+    def fine_tuning_rate(self, training_rate: float) -> float:
+        """`learning_rate`, or FINE_TUNING_RATE_FACTOR × the training rate."""
+        return self.learning_rate if self.learning_rate is not None else training_rate * FINE_TUNING_RATE_FACTOR
+
+
+class QATSpec(_FineTuneAtLowerRate, Strict):
     name: Literal["qat"]
     epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
-    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0)
+    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description=(
+        f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"))
 
 
-class ClusteringSpec(Strict):
+class ClusteringSpec(_FineTuneAtLowerRate, Strict):
     name: Literal["clustering"]
     number_of_clusters: int = Field(default=16, ge=2, le=65536)
     centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
     epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
-    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0)
+    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description=(
+        f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"))
 
 
 class DistillationSpec(Strict):

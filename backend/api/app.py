@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         loop = None
         if maintenance:
             loop = Maintenance(factory, queue, interval_s=settings.reaper_interval_s,
-                               heartbeat_timeout_s=settings.heartbeat_timeout_s)
+                               heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                               external_idle_timeout_s=settings.external_idle_timeout_s)
             loop.start()
         yield
         if loop:

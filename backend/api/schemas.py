@@ -170,7 +170,13 @@ class PointsIn(TypedDict):
 
 
 class Accepted(BaseModel):
-    accepted: int
+    """The answer to a metric batch. `accepted + duplicates` is the number of points sent."""
+
+    accepted: int = Field(description="points stored by this batch: (key, step) pairs the run did not hold yet")
+    duplicates: int = Field(description="points ignored because the run already held their (key, step), "
+                                        "or the batch repeated it (first write wins)")
+    replayed: bool = Field(default=False, description="true when the Idempotency-Key was seen before on this "
+                                                      "run: nothing was written and the first answer is repeated")
 
 
 class ExperimentIn(In):

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(default=120.0, gt=0, description="a running run whose heartbeat is older is reaped")
     max_attempts: int = Field(default=2, ge=1, le=20, description="attempts per run before a lost run is failed")
     reaper_interval_s: float = Field(default=15.0, gt=0)
+    external_idle_timeout_s: float = Field(
+        default=3600.0, gt=0,
+        description="a running external run that received no metric batch for this long ends failed "
+                    "(\"no data for ...\"): its script died or was killed")
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="JSON request body limit (413 above)")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
     max_metric_keys_per_run: int = Field(default=1000, ge=1, le=1_000_000, description="distinct metric keys one run may hold; a batch that would pass it gets 422")

@@ -112,9 +112,14 @@ def _find_lost(session: Session, queue: JobQueue, lost: LostJobs, *, held_for_at
 
 
 def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_timeout_s: float,
-               dispatch_after_s: float = 5.0, lost: LostJobs | None = None) -> runs.ReapResult:
+               dispatch_after_s: float = 5.0, lost: LostJobs | None = None,
+               external_idle_timeout_s: float | None = None) -> runs.ReapResult:
     with unit_of_work(factory) as session:
         reaped = runs.reap_stale(session, timeout_s=heartbeat_timeout_s)
+        if external_idle_timeout_s is not None:
+            idle = runs.reap_idle_external(session, timeout_s=external_idle_timeout_s)
+            if idle:
+                log.warning("external runs without data for %s s, failed: %s", external_idle_timeout_s, idle)
         # Requeued runs need a new job; so do queued runs whose enqueue failed (no task id).
         cutoff = m.utcnow() - timedelta(seconds=dispatch_after_s)
         undispatched = list(session.scalars(
@@ -153,8 +158,10 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
 
 class Maintenance:
     def __init__(self, factory: sessionmaker[Session], queue: JobQueue, *, interval_s: float,
-                 heartbeat_timeout_s: float, lost_after_s: float | None = None) -> None:
+                 heartbeat_timeout_s: float, lost_after_s: float | None = None,
+                 external_idle_timeout_s: float | None = None) -> None:
         self.factory, self.queue = factory, queue
+        self.external_idle_timeout_s = external_idle_timeout_s
         self.interval_s, self.timeout_s = interval_s, heartbeat_timeout_s
         # Seen missing on at least two sweeps, and never sooner than 2 s.
         self.lost = LostJobs(after_s=lost_after_s if lost_after_s is not None else max(2.0, 2 * interval_s))
@@ -171,6 +178,7 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                sweep_once(self.factory, self.queue, heartbeat_timeout_s=self.timeout_s, lost=self.lost)
+                sweep_once(self.factory, self.queue, heartbeat_timeout_s=self.timeout_s, lost=self.lost,
+                           external_idle_timeout_s=self.external_idle_timeout_s)
             except Exception:
                 log.exception("maintenance sweep failed; retrying next interval")

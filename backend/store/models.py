@@ -166,6 +166,20 @@ class MetricDigest(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class MetricBatch(Base):
+    """A metric batch an external script sent with an `Idempotency-Key` header, remembered per
+    run with the counts it was answered with: a resend of the same batch (its reply was lost)
+    is answered the same way and stores nothing twice. Deleted with its run."""
+
+    __tablename__ = "metric_batches"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accepted: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Variant(Base):
     __tablename__ = "variants"
     __table_args__ = (UniqueConstraint("run_id", "format"),)

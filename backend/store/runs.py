@@ -331,6 +331,40 @@ def reap_stale(session: Session, *, timeout_s: float, now: datetime | None = Non
     return ReapResult(requeued=requeued, failed=failed)
 
 
+def reap_idle_external(session: Session, *, timeout_s: float, now: datetime | None = None) -> list[int]:
+    """External runs that received nothing (no metric batch, no finish) for `timeout_s`: their
+    script died, was killed or lost its network. They end `failed` with "no data for ..."; a
+    later write is refused with 409 (terminal runs never change; docs/architecture.md). Every
+    metric batch refreshes `heartbeat_at` (`heartbeat_external`)."""
+    now = now or m.utcnow()
+    cutoff = now - timedelta(seconds=timeout_s)
+    idle = session.execute(
+        select(m.Run.id, m.Run.heartbeat_at)
+        .where(m.Run.status == "running", m.Run.external.is_(True), m.Run.heartbeat_at < cutoff)
+    ).all()
+    failed = []
+    for run_id, last in idle:
+        error = (f"no data for {_duration(timeout_s)} (last data at {last:%Y-%m-%d %H:%M:%S} UTC): "
+                 "the script logging into this external run stopped without finishing it")
+        result = session.execute(
+            update(m.Run).where(m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff)
+            .values(status="failed", finished_at=now, error=error, lease=None))
+        if result.rowcount:  # type: ignore[attr-defined]
+            failed.append(run_id)
+            append_log(session, run_id=run_id, lines=[f"{now:%H:%M:%S} reaper: {error}"])
+            build_digest(session.connection(), run_id=run_id)
+    session.flush()
+    return failed
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
+
+
 def queued_run_ids(session: Session) -> list[int]:
     return list(session.scalars(select(m.Run.id).where(m.Run.status == "queued", m.Run.external.is_(False))))
 

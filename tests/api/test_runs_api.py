@@ -105,8 +105,10 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
     run_id = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
     points = [{"key": "loss", "step": i, "value": 1.0 / (i + 1)} for i in range(100)]
     points.append({"key": "loss", "step": 100, "value": None})
-    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points}).json() == {"accepted": 101}
-    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:10]}).status_code == 200
+    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points}).json() == {
+        "accepted": 101, "duplicates": 0, "replayed": False}
+    assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:10]}).json() == {
+        "accepted": 0, "duplicates": 10, "replayed": False}  # already stored: nothing new
     m = client.get(f"/api/runs/{run_id}/metrics", params={"after_step": 95}).json()
     assert m["series"]["loss"]["steps"] == [96, 97, 98, 99, 100]
     assert m["series"]["loss"]["values"][-1] == "NaN" and m["last_step"] == 100
@@ -121,7 +123,7 @@ def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client:
     url, h = f"/api/runs/{run_id}/metrics", {"Content-Type": "application/json"}
     body = b'{"points":[{"key":"a","step":0,"value":Infinity},{"key":"a","step":1,"value":-Infinity},' \
            b'{"key":"a","step":2,"value":NaN},{"key":"a","step":3,"value":1.5}]}'  # what json.dumps writes
-    assert client.post(url, content=body, headers=h).json() == {"accepted": 4}
+    assert client.post(url, content=body, headers=h).json()["accepted"] == 4
     m = client.get(url).json()["series"]["a"]
     assert m["values"] == ["Infinity", "-Infinity", "NaN", 1.5]
     bad = client.post(url, content=b'{"points":[{"key":"a","step":4,', headers=h)

@@ -27,10 +27,14 @@ def test_bulk_insert_counts_idempotency_and_first_write_wins(session: Session) -
     assert metrics.log_batch(session, run_id=rid, points=pts) == 10_000
     # retried batch plus overlap plus an in-batch duplicate: only steps 5000..5004 are new
     again = pts[:100] + [Point("loss", s, -1.0) for s in range(4995, 5005)] + [Point("loss", 5000, 7.0)]
-    metrics.log_batch(session, run_id=rid, points=again)
+    # log_batch returns the points stored: the 5 new steps, not the 111 offered
+    assert metrics.log_batch(session, run_id=rid, points=again) == 5
+    big_again = [Point("acc", s, 0.0) for s in range(4800, 5300)]  # COPY path on PG: 300 new
+    assert metrics.log_batch(session, run_id=rid, points=big_again) == 300
     small = [Point("loss", 9000 + s, 1.0) for s in range(3)]  # the small-batch path
-    metrics.log_batch(session, run_id=rid, points=small + small)
-    assert metrics.count_points(session, run_id=rid) == 10_008
+    assert metrics.log_batch(session, run_id=rid, points=small + small) == 3
+    assert metrics.log_batch(session, run_id=rid, points=small) == 0
+    assert metrics.count_points(session, run_id=rid) == 10_308
     s = metrics.read_series(session, run_id=rid, keys=["loss"], max_points=100_000)["loss"]
     assert len(s.steps) == 5008 and s.steps == sorted(s.steps)
     assert s.values[4995] == 4995.0 and s.values[5000] == -1.0  # stored first, kept

@@ -37,7 +37,11 @@ def test_every_spec_of_a_run_finds_its_technique() -> None:
     assert [type(t).__name__ for t in found] == ["Distillation", "Pruning", "Clustering", "QAT"]
     # only the first may replace base training, and its epochs are training.epochs
     assert [t.replaces_training for t in found] == [True, False, False, False]
-    assert [t.fine_tune_epochs(s) for t, s in zip(found, spec.techniques, strict=True)] == [0, 2, 1, 1]
+    # pruning's default fine-tuning is at least 1000 steps (10 epochs of 100 batches), QAT and
+    # clustering one epoch at a tenth of the training rate (runspec.spec's defaults)
+    assert [t.fine_tune_epochs(s, 100) for t, s in zip(found, spec.techniques, strict=True)] == [0, 10, 1, 1]
+    assert [t.learning_rate(s, 1e-3) for t, s in zip(found, spec.techniques, strict=True)] == \
+        pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
 
 
 def test_an_unknown_spec_type_raises_a_clear_error() -> None:

@@ -116,7 +116,7 @@ def _plan(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
         if step.technique.replaces_training:  # the spec validator puts it first
             raise ValueError(f"technique {step.spec.name!r} cannot follow others")
     spe = steps_per_epoch(len(data.x_train), t.batch_size)
-    tune_epochs = sum(step.technique.fine_tune_epochs(step.spec) for step in steps)
+    tune_epochs = sum(step.technique.fine_tune_epochs(step.spec, spe) for step in steps)
     clock = RunClock(total_steps=spe * (t.epochs + tune_epochs))
     reporter.log(f"recipe: {techniques_summary(spec)}")
     arrays = Arrays(data.x_train, data.y_train, data.x_val, data.y_val)
@@ -183,12 +183,13 @@ def _technique_chain(job: _TrainJob, model: keras.Model, policy: str,
     int8_model = None
     for step in steps:
         technique, tspec = step.technique, step.spec
-        optimizer = make_optimizer(t.optimizer, technique.learning_rate(tspec) or t.optimizer.learning_rate)
+        optimizer = make_optimizer(t.optimizer, technique.learning_rate(tspec, t.optimizer.learning_rate))
         _phase(job.reporter, job.clock, step.phase, technique.label(tspec))
         applied = technique.apply(model, tspec, job.context(kept))
         for line in applied.notes:
             job.reporter.log(line)
-        _fit(job, applied, epochs=technique.fine_tune_epochs(tspec), optimizer=optimizer, allow_xla=False)
+        _fit(job, applied, epochs=technique.fine_tune_epochs(tspec, job.steps_per_epoch), optimizer=optimizer,
+             allow_xla=False)
         model = technique.strip(applied)
         kept |= technique.keeps
         if technique.int8_from_fine_tuned:

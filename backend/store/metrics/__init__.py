@@ -20,6 +20,7 @@ from backend.store.metrics.keyset import list_keys as list_metric_keys
 from backend.store.metrics.writes import (
     LEVELS,
     Point,
+    claim_batch_key,
     count_points,
     delete_points,
     last_step,
@@ -28,10 +29,11 @@ from backend.store.metrics.writes import (
     read_series,
     read_series_many,
     rebuild_blocks,
+    record_batch_key,
 )
 
 __all__ = [
-    "LEVELS", "Point", "TooManyMetricKeys", "backfill_digests", "build_digest", "count_points",
+    "LEVELS", "Point", "TooManyMetricKeys", "backfill_digests", "build_digest", "claim_batch_key", "count_points",
     "default_metric_keys", "delete_points", "last_step", "list_metric_keys", "log_batch", "metric_keys",
-    "read_series", "read_series_many", "rebuild_blocks",
+    "read_series", "read_series_many", "rebuild_blocks", "record_batch_key",
 ]

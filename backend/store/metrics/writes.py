@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.store import models as m
@@ -47,18 +47,17 @@ class Point(NamedTuple):
 def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int, float, float | None]],
               max_keys: int | None = None) -> int:
     """Insert points (Point or plain tuples in its field order); a point whose (run, key, step)
-    exists is ignored (first write wins), so a retried batch never duplicates. Returns how many
-    points were offered.
+    is already stored, or repeated earlier in the same batch, is ignored (first write wins), so
+    a retried batch never duplicates. Returns how many points were stored (new (key, step)
+    pairs); the points offered minus that number are the ignored repeats.
 
     With `max_keys`, a batch that would take the run past that many distinct keys raises
     keyset.TooManyMetricKeys before anything is written."""
     now = time.time()
-    offered = 0
     rows: list[tuple[int, str, int, float | None, float]] = []
     seen: set[tuple[str, int]] = set()
     spans: dict[str, list[int]] = {}
     for key, step, value, wall_time in points:
-        offered += 1
         ks = (key, step)
         if ks in seen:  # first write wins inside a batch too
             continue
@@ -86,9 +85,9 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
         keyset.check_new_keys(conn, run_id=run_id, batch_keys=len(spans),
                                    new_keys=sum(1 for k in spans if k not in ends), max_keys=max_keys)
     if conn.dialect.name == "postgresql":
-        _insert_postgresql(conn, rows)
+        stored = _insert_postgresql(conn, rows)
     else:
-        _insert_generic(conn, rows)
+        stored = _insert_generic(conn, rows)
     appended: dict[str, list[tuple[int, float | None]]] = {}
     for key, (lo, hi) in spans.items():
         end = ends.get(key)
@@ -103,22 +102,51 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
             if key in appended:
                 appended[key].append((step, value))
         blocks.append(conn, run_id=run_id, batches=appended, tail=tail)
-    return offered
+    return stored
+
+
+def claim_batch_key(session: Session, *, run_id: int, batch_key: str) -> tuple[int, int] | None:
+    """Remember a metric batch's idempotency key for the run. Returns None when the key is new
+    (the caller stores the batch, then `record_batch_key`), else the (accepted, duplicates) the
+    first delivery was answered with. The insert takes the row's lock, so of two concurrent
+    deliveries of one batch the second waits for the first to commit and then sees its key."""
+    conn = session.connection()
+    inserted = conn.execute(
+        _CLAIM_KEY, {"run_id": run_id, "batch_key": batch_key, "now": m.utcnow()}).rowcount
+    if inserted:
+        return None
+    row = conn.execute(
+        select(m.MetricBatch.accepted, m.MetricBatch.duplicates)
+        .where(m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key)).one()
+    return int(row[0]), int(row[1])
+
+
+def record_batch_key(session: Session, *, run_id: int, batch_key: str, accepted: int, duplicates: int) -> None:
+    """The counts a batch claimed with `claim_batch_key` was answered with."""
+    session.connection().execute(
+        update(m.MetricBatch).where(m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key)
+        .values(accepted=accepted, duplicates=duplicates))
+
+
+_CLAIM_KEY = text("INSERT INTO metric_batches (run_id, batch_key, accepted, duplicates, created_at) "
+                  "VALUES (:run_id, :batch_key, -1, -1, :now) ON CONFLICT (run_id, batch_key) DO NOTHING"
+                  ).bindparams(bindparam("now", type_=m.UTCDateTime()))
 
 
 _INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
            "ON CONFLICT (run_id, key, step) DO NOTHING")
 
 
-def _insert_generic(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> None:
-    # One executemany of positional tuples: no per-row dict or ORM work.
-    conn.exec_driver_sql(_INSERT.format(ph=driver_marks(conn.dialect, 5)), rows)  # type: ignore[arg-type]
+def _insert_generic(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> int:
+    # One executemany of positional tuples: no per-row dict or ORM work. The drivers sum the
+    # rows each INSERT changed (0 for a conflict), so rowcount is the number stored.
+    result = conn.exec_driver_sql(_INSERT.format(ph=driver_marks(conn.dialect, 5)), rows)  # type: ignore[arg-type]
+    return int(result.rowcount)
 
 
-def _insert_postgresql(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> None:
+def _insert_postgresql(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> int:
     if len(rows) < _COPY_MIN_ROWS:
-        conn.exec_driver_sql(_INSERT.format(ph=driver_marks(conn.dialect, 5)), rows)  # type: ignore[arg-type]
-        return
+        return _insert_generic(conn, rows)
     raw = conn.connection.driver_connection  # psycopg 3, inside the session's transaction
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute(
@@ -132,8 +160,10 @@ def _insert_postgresql(conn: Connection, rows: list[tuple[int, str, int, float |
         cur.execute("INSERT INTO metric_points (run_id, key, step, value, wall_time) "
                     "SELECT run_id, key, step, value, wall_time FROM metric_points_in "
                     "ON CONFLICT (run_id, key, step) DO NOTHING")
+        stored = int(cur.rowcount)
         # Emptied now, not only at commit: a unit of work may log several batches.
         cur.execute("DELETE FROM metric_points_in")
+    return stored
 
 
 _BLOCK_COLUMNS = ("n, first_step, first_value, last_step, last_value, "

@@ -13,7 +13,7 @@ A technique is a small stateless object; what one phase hands to the next is dat
 
 A technique whose `replaces_training` is true (distillation) runs as the base training phase,
 with the run's optimizer, schedule and early stopping; the others fine-tune the trained model
-afterwards for `fine_tune_epochs(spec)` epochs at `learning_rate(spec)`.
+afterwards for `fine_tune_epochs(spec, steps_per_epoch)` epochs at `learning_rate(spec, training_rate)`.
 """
 
 from __future__ import annotations
@@ -95,13 +95,13 @@ class Technique(ABC, Generic[SpecT]):
         """The phase's name in the run's log, e.g. 'pruning to 80% (polynomial)'."""
 
     @abstractmethod
-    def fine_tune_epochs(self, spec: SpecT) -> int:
-        """Epochs of the technique's own fine-tuning phase (≥ 1); 0 when `replaces_training`
-        (its epochs are `training.epochs`)."""
+    def fine_tune_epochs(self, spec: SpecT, steps_per_epoch: int) -> int:
+        """Epochs of the technique's own fine-tuning phase (≥ 1) when an epoch is
+        `steps_per_epoch` batches; 0 when `replaces_training` (its epochs are `training.epochs`)."""
 
     @abstractmethod
-    def learning_rate(self, spec: SpecT) -> float | None:
-        """The fine-tuning rate, or None for the run's optimizer rate."""
+    def learning_rate(self, spec: SpecT, training_rate: float) -> float:
+        """The fine-tuning rate, given the run's optimizer rate `training_rate`."""
 
     @abstractmethod
     def apply(self, model: keras.Model, spec: SpecT, context: PhaseContext) -> Applied:
@@ -117,24 +117,24 @@ class Technique(ABC, Generic[SpecT]):
 
 
 class FineTuningSpec(Protocol):
-    """The fields every fine-tuning technique's spec has (runspec.spec)."""
+    """What every fine-tuning technique's spec says (runspec.spec): its default recipe lives in
+    the spec, so the API documents it and the engine follows it."""
 
-    @property
-    def epochs(self) -> int: ...
+    def fine_tuning_epochs(self, steps_per_epoch: int) -> int: ...
 
-    @property
-    def learning_rate(self) -> float | None: ...
+    def fine_tuning_rate(self, training_rate: float) -> float: ...
 
 
 FineT = TypeVar("FineT", bound=FineTuningSpec)
 
 
 class FineTuning(Technique[FineT]):
-    """A technique that fine-tunes the trained model for `spec.epochs` epochs at
-    `spec.learning_rate` (pruning, clustering, QAT)."""
+    """A technique that fine-tunes the trained model for the spec's fine-tuning epochs at its
+    fine-tuning rate (pruning, clustering, QAT; defaults in runspec.spec, figures in
+    docs/results.md)."""
 
-    def fine_tune_epochs(self, spec: FineT) -> int:
-        return spec.epochs
+    def fine_tune_epochs(self, spec: FineT, steps_per_epoch: int) -> int:
+        return spec.fine_tuning_epochs(steps_per_epoch)
 
-    def learning_rate(self, spec: FineT) -> float | None:
-        return spec.learning_rate
+    def learning_rate(self, spec: FineT, training_rate: float) -> float:
+        return spec.fine_tuning_rate(training_rate)

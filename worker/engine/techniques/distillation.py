@@ -29,11 +29,11 @@ class Distillation(Technique[DistillationSpec]):
     def label(self, spec: DistillationSpec) -> str:
         return "distillation"
 
-    def fine_tune_epochs(self, spec: DistillationSpec) -> int:
+    def fine_tune_epochs(self, spec: DistillationSpec, steps_per_epoch: int) -> int:
         return 0  # the student trains for training.epochs in the base phase
 
-    def learning_rate(self, spec: DistillationSpec) -> float | None:
-        return None
+    def learning_rate(self, spec: DistillationSpec, training_rate: float) -> float:
+        return training_rate
 
     def apply(self, model: keras.Model, spec: DistillationSpec, context: PhaseContext) -> Applied:
         """Raises ValueError when the teacher is not a .keras file or does not fit the data."""

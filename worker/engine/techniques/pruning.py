@@ -41,7 +41,8 @@ class Pruning(FineTuning[PruningSpec]):
         return f"pruning to {spec.target_sparsity:.0%} ({spec.schedule})"
 
     def apply(self, model: keras.Model, spec: PruningSpec, context: PhaseContext) -> Applied:
-        schedule = pruning_schedule(spec, context.steps_per_epoch * spec.epochs)
+        spe = context.steps_per_epoch
+        schedule = pruning_schedule(spec, spe * spec.fine_tuning_epochs(spe))
         wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
         return Applied(base=model, model=wrapped, callbacks=[sparsity.UpdatePruningStep()])
 

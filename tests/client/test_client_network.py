@@ -1,0 +1,189 @@
+"""Issue 14 fault 5: the client keeps metric points until the server acknowledged them, across
+real network failures made by a TCP proxy between it and the real API (tests/client/netproxy):
+a refused POST, a reply lost after the server stored the batch, a server unreachable for
+longer than the retries. Also what the server's `accepted` count means."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+import optiboard
+from tests.client.netproxy import DROP_REPLY, PASS, RESET, Proxy
+from tests.conftest import Stack
+
+
+class FailFirst:
+    """RESET or DROP_REPLY the first `n` metric POSTs, pass everything else."""
+
+    def __init__(self, action: str, n: int = 1) -> None:
+        self.action, self.left = action, n
+
+    def __call__(self, method: str, path: str) -> str:
+        if method == "POST" and path.endswith("/metrics") and self.left > 0:
+            self.left -= 1
+            return self.action
+        return PASS
+
+
+def _client(url: str, token: str, **kw: object) -> optiboard.Client:
+    return optiboard.Client(url, token=token, backoff_s=0.05, max_backoff_s=0.2, **kw)  # type: ignore[arg-type]
+
+
+def _stored_steps(live_stack: Stack, rid: int) -> list[int]:
+    with _client(live_stack.url, live_stack.token) as direct:
+        return direct.metrics(rid, keys=["loss"], max_points=100_000).get("loss", {}).get("steps", [])
+
+
+def test_a_refused_post_loses_no_point(live_stack: Stack) -> None:
+    """The issue's case: batch_size 100, 250 log_metrics calls, the first metrics POST refused
+    by the network, then flush(): every step 0..249 is stored (was 150 of 250)."""
+    proxy = Proxy(live_stack.url, FailFirst(RESET))
+    ob = _client(proxy.url, live_stack.token, batch_size=100)
+    try:
+        rid = ob.create_external_run("net-refused", experiment="client-tests")["id"]
+        for step in range(250):
+            ob.log_metrics(rid, {"loss": 1.0 / (step + 1)}, step=step)  # never raises
+        ob.flush()
+        assert ob.unsent() == 0
+        assert _stored_steps(live_stack, rid) == list(range(250))
+        assert [a for m, p, a in proxy.log if p.endswith("/metrics")].count(RESET) == 1
+        ob.finish(rid)
+    finally:
+        ob.close()
+        proxy.close()
+
+
+def test_a_lost_reply_is_resent_and_counted_once(live_stack: Stack) -> None:
+    """The server stores a batch but its reply is lost: the resend carries the same
+    Idempotency-Key, stores nothing twice and is answered as the first time, so the client's
+    count is exact (without the key the resend would count its 100 points as duplicates)."""
+    proxy = Proxy(live_stack.url, FailFirst(DROP_REPLY))
+    ob = _client(proxy.url, live_stack.token, batch_size=100)
+    try:
+        rid = ob.create_external_run("net-lost-reply", experiment="client-tests")["id"]
+        assert ob.log_points(rid, [("loss", s, float(s)) for s in range(250)]) == 250
+        actions = [a for m, p, a in proxy.log if p.endswith("/metrics")]
+        assert actions == [DROP_REPLY, PASS, PASS, PASS]
+        assert _stored_steps(live_stack, rid) == list(range(250))
+        ob.finish(rid)
+    finally:
+        ob.close()
+        proxy.close()
+
+
+def test_flush_raises_after_retries_saying_how_many_are_unsent(live_stack: Stack) -> None:
+    """Server unreachable for longer than the retries: log_metrics never raises, flush()
+    raises after retries+1 attempts naming the unsent count; the points stay and a later
+    flush sends them all."""
+    down = {"on": True}
+    proxy = Proxy(live_stack.url, lambda m, p: RESET if down["on"] and p.endswith("/metrics") else PASS)
+    ob = _client(proxy.url, live_stack.token, batch_size=100, retries=2)
+    try:
+        rid = ob.create_external_run("net-down", experiment="client-tests")["id"]
+        for step in range(250):
+            ob.log_metrics(rid, {"loss": 1.0}, step=step)
+        with pytest.raises(optiboard.OptiboardError) as e:
+            ob.flush()
+        assert e.value.unsent == 250 and "250 metric points unsent" in str(e.value)
+        assert "after 3 attempts" in str(e.value)
+        with pytest.raises(optiboard.OptiboardError, match="250 metric points unsent"):
+            ob.finish(rid)  # not finished: the points would be lost
+        assert ob.get_run(rid)["status"] == "running"
+        down["on"] = False
+        done = ob.finish(rid)
+        assert done["status"] == "succeeded"
+        assert _stored_steps(live_stack, rid) == list(range(250))
+    finally:
+        ob.close()
+        proxy.close()
+
+
+def test_a_lost_finish_reply_still_finishes(live_stack: Stack) -> None:
+    state = {"drop": True}
+
+    def policy(method: str, path: str) -> str:
+        if path.endswith("/finish") and state["drop"]:
+            state["drop"] = False
+            return DROP_REPLY
+        return PASS
+
+    proxy = Proxy(live_stack.url, policy)
+    ob = _client(proxy.url, live_stack.token)
+    try:
+        rid = ob.create_external_run("net-finish", experiment="client-tests")["id"]
+        ob.log_metrics(rid, {"loss": 1.0}, step=0)
+        assert ob.finish(rid)["status"] == "succeeded"  # the retry meets 409 "already succeeded"
+    finally:
+        ob.close()
+        proxy.close()
+
+
+def test_accepted_counts_points_stored_and_the_key_replays(live_stack: Stack) -> None:
+    """POST /api/runs/{id}/metrics: `accepted` = points stored, `duplicates` = points whose
+    (key, step) the run held or the batch repeated; accepted + duplicates = points sent. A
+    repeated Idempotency-Key writes nothing and repeats the first answer."""
+    http = httpx.Client(base_url=live_stack.url, headers={"Authorization": f"Bearer {live_stack.token}"})
+    ob = _client(live_stack.url, live_stack.token)
+    try:
+        rid = ob.create_external_run("accepted-counts", experiment="client-tests")["id"]
+        pts = [{"key": "loss", "step": s, "value": 1.0} for s in range(5)]
+        r = http.post(f"/api/runs/{rid}/metrics", json={"points": pts})
+        assert r.json() == {"accepted": 5, "duplicates": 0, "replayed": False}
+        again = pts[3:] + [{"key": "loss", "step": 5, "value": 2.0}, {"key": "loss", "step": 5, "value": 3.0}]
+        r = http.post(f"/api/runs/{rid}/metrics", json={"points": again}, headers={"Idempotency-Key": "b-1"})
+        assert r.json() == {"accepted": 1, "duplicates": 3, "replayed": False}
+        more = [{"key": "loss", "step": 6, "value": 1.0}]
+        r = http.post(f"/api/runs/{rid}/metrics", json={"points": more}, headers={"Idempotency-Key": "b-1"})
+        assert r.json() == {"accepted": 1, "duplicates": 3, "replayed": True}  # not stored
+        assert _stored_steps(live_stack, rid) == [0, 1, 2, 3, 4, 5]
+        # the key is per run
+        other = ob.create_external_run("accepted-other", experiment="client-tests")["id"]
+        r = http.post(f"/api/runs/{other}/metrics", json={"points": more}, headers={"Idempotency-Key": "b-1"})
+        assert r.json() == {"accepted": 1, "duplicates": 0, "replayed": False}
+        r = http.post(f"/api/runs/{rid}/metrics", json={"points": more}, headers={"Idempotency-Key": "no spaces"})
+        assert r.status_code == 422 and "idempotency-key" in r.text.lower()
+        ob.finish(rid)
+        ob.finish(other)
+    finally:
+        http.close()
+        ob.close()
+
+
+def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    ob = _client(live_stack.url, live_stack.token, batch_size=10)
+    try:
+        rid = ob.create_external_run("client-keys", experiment="client-tests")["id"]
+        with caplog.at_level(logging.WARNING, logger="optiboard"):
+            for step in range(30):
+                ob.log_metrics(rid, {"top@3": 0.5, "précision": 0.25, "loss": 1.0, "x" * 300: 2.0,
+                                     "@@@": 1.0, "text": "n/a"}, step=step)
+            ob.finish(rid)
+        series = ob.metrics(rid, max_points=100_000)
+        assert sorted(series) == ["loss", "precision", "top_3", "x" * 200]
+        assert all(len(s["steps"]) == 30 for s in series.values())
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 5, warnings  # one per name: top@3, précision, x*300, @@@, text
+        assert any("'top@3' is stored as 'top_3'" in w for w in warnings)
+        assert any("'@@@'" in w for w in warnings) and any("'text'" in w for w in warnings)
+    finally:
+        ob.close()
+
+
+def test_log_metrics_never_raises_when_the_run_ends_under_it(live_stack: Stack,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    ob = _client(live_stack.url, live_stack.token, batch_size=10)
+    try:
+        rid = ob.create_external_run("client-ended", experiment="client-tests")["id"]
+        ob.log_metrics(rid, {"loss": 1.0}, step=0)
+        ob.cancel(rid)
+        with caplog.at_level(logging.WARNING, logger="optiboard"):
+            for step in range(1, 50):
+                ob.log_metrics(rid, {"loss": 1.0}, step=step)  # 409 on every full batch: no raise
+        assert any("cancelled" in r.getMessage() for r in caplog.records)
+        assert ob.dropped >= 40 and ob.unsent(rid) < 10
+    finally:
+        ob._outboxes.clear()
+        ob.close()
