@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from backend.store.records import RunRecord, VariantRecord
 from runspec.spec import Tag
-from runspec.vocabulary import MAX_STEP
+from runspec.vocabulary import MAX_STEP, ExportFormat
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 
@@ -86,7 +86,7 @@ class RunUpdate(In):
 
 
 class OptimizeRequest(In):
-    exports: list[Literal["float32", "dynamic", "float16", "int8"]] = Field(min_length=1, max_length=4)
+    exports: list[ExportFormat] = Field(min_length=1, max_length=4)
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 

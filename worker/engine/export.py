@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from runspec.vocabulary import EXPORT_FORMATS
 from worker.engine.tfsetup import keras
-
-FORMATS = ("float32", "dynamic", "float16", "int8")
 
 
 def representative_samples(x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -27,7 +26,7 @@ def to_tflite(model: keras.Model, fmt: str, path: Path, *,
     (the measurement quantizes inputs with the input tensor's scale and zero point).
     A QAT model carries its own ranges, so it needs no representative data.
     """
-    if fmt not in FORMATS:
+    if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "dynamic":
