@@ -238,7 +238,7 @@ class RunSpec(Strict):
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
     techniques: list[Technique] = Field(default_factory=list, max_length=8)
-    exports: list[ExportFormat] = Field(default_factory=lambda: ["float32"], max_length=4)
+    exports: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["float32"]), max_length=4)
     export_options: ExportOptions = ExportOptions()
     measurement: MeasurementSpec = MeasurementSpec()
     tags: list[Tag] = Field(default_factory=list, max_length=32)

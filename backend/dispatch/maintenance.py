@@ -16,15 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from datetime import timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.dispatch.outage import BROKER
 from backend.dispatch.queue import QUEUE_FOR_KIND, JobQueue
-from backend.store import metrics, runs
-from backend.store import models as m
+from backend.store import metrics, queue_state, runs
 from backend.store.db import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -87,20 +84,14 @@ class LostJobs:
 
 
 def _find_lost(session: Session, queue: JobQueue, lost: LostJobs, *, held_for_at_most_s: float) -> list[int]:
-    dispatched = dict(session.execute(
-        select(m.Run.id, m.Run.task_id).where(m.Run.status == "queued", m.Run.external.is_(False),
-                                             m.Run.task_id.is_not(None))
-    ).all())
+    dispatched = queue_state.dispatched_task_ids(session)
     if not dispatched:
         lost.due([], now=time.monotonic())
         return []
     # A worker takes messages only when a job process is free, except right after it
     # reconnects to a restarted broker: then it may hold messages while its processes are busy.
     # So while some run is alive (fresh heartbeat) a held message is trusted much longer.
-    alive = session.scalar(select(func.count()).select_from(m.Run).where(
-        m.Run.status == "running", m.Run.external.is_(False),
-        m.Run.heartbeat_at >= m.utcnow() - timedelta(seconds=held_for_at_most_s)))
-    if alive:
+    if queue_state.count_alive(session, heartbeat_within_s=held_for_at_most_s):
         held_for_at_most_s *= BUSY_HOLD_FACTOR
     try:
         present = broker_task_ids(queue, held_for_at_most_s=held_for_at_most_s)
@@ -121,14 +112,10 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
             if idle:
                 log.warning("external runs without data for %s s, failed: %s", external_idle_timeout_s, idle)
         # Requeued runs need a new job; so do queued runs whose enqueue failed (no task id).
-        cutoff = m.utcnow() - timedelta(seconds=dispatch_after_s)
-        undispatched = list(session.scalars(
-            select(m.Run.id).where(m.Run.status == "queued", m.Run.external.is_(False),
-                                   m.Run.task_id.is_(None), m.Run.created_at < cutoff)
-        ))
+        undispatched = queue_state.undispatched_run_ids(session, older_than_s=dispatch_after_s)
         lost_ids = _find_lost(session, queue, lost, held_for_at_most_s=heartbeat_timeout_s) if lost else []
         to_send = list(dict.fromkeys(reaped.requeued + undispatched + lost_ids))
-        kinds = dict(session.execute(select(m.Run.id, m.Run.kind).where(m.Run.id.in_(to_send))).all())
+        kinds = queue_state.kinds_of(session, to_send)
     if lost_ids:
         log.warning("queued runs whose job the broker no longer holds, re-sent: %s", lost_ids)
     for i, run_id in enumerate(to_send):
@@ -140,8 +127,7 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
             # Forget the task ids so the next sweep tries again; the rest of this sweep would
             # only wait on the same broker (kombu retries each send).
             with unit_of_work(factory) as session:
-                session.execute(update(m.Run).where(m.Run.id.in_(waiting), m.Run.status == "queued")
-                                .values(task_id=None))
+                queue_state.forget_task_ids(session, run_ids=waiting)
             break
         OUTAGE.recovered()
         with unit_of_work(factory) as session:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.store import models as m
@@ -98,9 +98,9 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
     if appended:
         # The usual case, a training loop logging forward: every point of the batch was new,
         # so its summaries are computed here from the batch instead of re-read.
-        for _, key, step, value, _ in rows:
+        for _, key, step, stored, _ in rows:
             if key in appended:
-                appended[key].append((step, value))
+                appended[key].append((step, stored))
         blocks.append(conn, run_id=run_id, batches=appended, tail=tail)
     return stored
 
@@ -234,8 +234,8 @@ def _refresh_upper_blocks(conn: Connection, *, run_id: int, key: str, lo: int, h
 def rebuild_blocks(session: Session, *, run_id: int) -> None:
     """Recompute a run's summaries from its points (after points were removed some other way)."""
     conn = session.connection()
-    conn.execute(m.MetricBlock.__table__.delete().where(m.MetricBlock.run_id == run_id))
-    conn.execute(m.MetricDigest.__table__.delete().where(m.MetricDigest.run_id == run_id))
+    conn.execute(delete(m.MetricBlock).where(m.MetricBlock.run_id == run_id))
+    conn.execute(delete(m.MetricDigest).where(m.MetricDigest.run_id == run_id))
     spans = conn.execute(
         select(m.MetricPoint.key, func.min(m.MetricPoint.step), func.max(m.MetricPoint.step))
         .where(m.MetricPoint.run_id == run_id).group_by(m.MetricPoint.key))
@@ -245,9 +245,9 @@ def rebuild_blocks(session: Session, *, run_id: int) -> None:
 
 def delete_points(session: Session, *, run_id: int) -> None:
     """Remove a run's points and their summaries (a new attempt starts clean)."""
-    session.execute(m.MetricDigest.__table__.delete().where(m.MetricDigest.run_id == run_id))
-    session.execute(m.MetricBlock.__table__.delete().where(m.MetricBlock.run_id == run_id))
-    session.execute(m.MetricPoint.__table__.delete().where(m.MetricPoint.run_id == run_id))
+    session.execute(delete(m.MetricDigest).where(m.MetricDigest.run_id == run_id), execution_options={"synchronize_session": False})
+    session.execute(delete(m.MetricBlock).where(m.MetricBlock.run_id == run_id), execution_options={"synchronize_session": False})
+    session.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == run_id), execution_options={"synchronize_session": False})
 
 
 # --- read -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.sql.schema import SchemaItem
 
 revision = '0004'
 down_revision = '0003'
@@ -32,7 +33,7 @@ _COLUMNS = "run_id, key, step, value, wall_time"
 
 
 def _sqlite_rebuild(*, keyed: bool) -> None:
-    columns: list[sa.SchemaItem] = [
+    columns: list[SchemaItem] = [
         sa.Column('run_id', sa.Integer(), nullable=False),
         sa.Column('key', sa.String(length=200), nullable=False),
         sa.Column('step', sa.BigInteger(), nullable=False),
