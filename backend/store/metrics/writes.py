@@ -98,9 +98,9 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
     if appended:
         # The usual case, a training loop logging forward: every point of the batch was new,
         # so its summaries are computed here from the batch instead of re-read.
-        for _, key, step, stored, _ in rows:
+        for _, key, step, row_value, _ in rows:
             if key in appended:
-                appended[key].append((step, stored))
+                appended[key].append((step, row_value))
         blocks.append(conn, run_id=run_id, batches=appended, tail=tail)
     return stored
 
