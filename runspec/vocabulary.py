@@ -32,8 +32,13 @@ EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 KERAS_FORMAT = "keras"
 VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPORT_FORMATS))
 
-# The headline variant of a run: the first format of this list that the run produced.
-HEADLINE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras", "tflite-dynamic", "tflite-float16", "tflite-int8")
+# The headline variant of a run, the model it speaks for: the first format of this list that the
+# run produced. That is the deployable model the run was made for, the last export of its chain
+# (int8 before float16 before dynamic before float32), and the Keras model only when nothing
+# else exists (issue 16). The runs list, the run page, the CLI and the client all show it, named.
+HEADLINE_FORMATS: tuple[str, ...] = ("tflite-int8", "tflite-float16", "tflite-dynamic", "tflite-float32", "keras")
+# What a run's headline carries (`RunPublic.headline`): the variant's format and figures.
+HEADLINE_FIELDS: tuple[str, ...] = ("format", "accuracy", "size_bytes", "gzip_bytes", "latency_p50_ms")
 # The variant of a baseline run that compare deltas refer to, best first.
 REFERENCE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras")
 
@@ -70,6 +75,7 @@ def as_dict() -> dict[str, object]:
         "export_formats": list(EXPORT_FORMATS),
         "variant_formats": list(VARIANT_FORMATS),
         "headline_formats": list(HEADLINE_FORMATS),
+        "headline_fields": list(HEADLINE_FIELDS),
         "reference_formats": list(REFERENCE_FORMATS),
         "x_axes": dict(X_AXES),
         "max_id": MAX_ID,

@@ -50,11 +50,34 @@ _COPIED = (
 )
 
 
-def technique_label(run: Mapping[str, Any]) -> str:
-    """The recipe's technique chain, e.g. 'pruning → qat'; 'baseline' when there is none."""
-    if run.get("kind") == "optimize":
-        return "post-training quantization"
-    chain = [str(t.get("name")) for t in (run.get("spec") or {}).get("techniques", []) if isinstance(t, Mapping)]
+# Spelled-out names of the spec's technique names (the launch form and the figures use these).
+TECHNIQUE_NAMES = {
+    "pruning": "pruning",
+    "qat": "quantization-aware training",
+    "clustering": "weight clustering",
+    "distillation": "knowledge distillation",
+}
+PTQ = "post-training quantization"
+# TFLite formats whose weights the converter quantizes after training.
+QUANTIZED_FORMATS = ("tflite-dynamic", "tflite-float16", "tflite-int8")
+
+
+def technique_label(run: Mapping[str, Any], fmt: str | None = None,
+                    parent: Mapping[str, Any] | None = None) -> str:
+    """What made this model: the recipe's technique chain, then post-training quantization when
+    the variant is a quantized TFLite export, e.g. 'pruning → post-training quantization';
+    'baseline' when there is neither.
+
+    One technique has one label whichever run made the model: an int8 export of a train run and
+    of an optimize run are both 'post-training quantization'. An optimize run's chain is its
+    parent's (it trains nothing); QAT's own int8 conversion is not post-training quantization.
+    """
+    source = parent if run.get("kind") == "optimize" and parent is not None else run
+    names = [str(t.get("name")) for t in (source.get("spec") or {}).get("techniques", [])
+             if isinstance(t, Mapping)]
+    chain = [TECHNIQUE_NAMES.get(n, n) for n in names]
+    if fmt in QUANTIZED_FORMATS and not (fmt == "tflite-int8" and "qat" in names):
+        chain.append(PTQ)
     return " → ".join(chain) if chain else "baseline"
 
 
@@ -64,6 +87,18 @@ def _reference(variants: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
             if v.get("format") == fmt:
                 return v
     return variants[0] if variants else None
+
+
+def _runtime(fmt: Any) -> str:
+    return "tflite" if str(fmt).startswith("tflite") else str(fmt)
+
+
+def _latency_reference(variants: Sequence[Mapping[str, Any]], fmt: Any) -> Mapping[str, Any] | None:
+    """The baseline variant a latency is divided by: one run by the same runtime (a TFLite
+    invocation against a TFLite invocation, a Keras call against a Keras call), its float32
+    model first. None when the baseline has no model of that runtime."""
+    same = [v for v in variants if _runtime(v.get("format")) == _runtime(fmt)]
+    return next((v for v in same if v.get("format") == "tflite-float32"), same[0] if same else None)
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -77,8 +112,15 @@ def compare_rows(
     *,
     baseline_run_id: int | None = None,
     x: str = "size_bytes",
+    parents: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows in run order, then variant order; and which variant the deltas refer to."""
+    """Rows in run order, then variant order; and which variant the deltas refer to.
+
+    `parents` maps the parent id of optimize runs to that run (for the technique label).
+    Accuracy and size deltas refer to the baseline's reference variant (REFERENCE_FORMATS);
+    the latency ratio to the baseline's variant of the same runtime (`_latency_reference`).
+    """
+    parents = parents or {}
     by_run: dict[int, list[Mapping[str, Any]]] = {}
     for v in variants:
         by_run.setdefault(int(v["run_id"]), []).append(v)
@@ -96,7 +138,7 @@ def compare_rows(
                 "run_name": run.get("name"),
                 "variant_id": v.get("id"),
                 "format": v.get("format"),
-                "technique": technique_label(run),
+                "technique": technique_label(run, v.get("format"), parents.get(run.get("parent_run_id") or 0)),
             }
             for key in _COPIED:
                 value = v.get(key)
@@ -104,7 +146,8 @@ def compare_rows(
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
             row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
-            row["latency_ratio"] = _ratio(row["latency_p50_ms"], ref.get("latency_p50_ms")) if ref else None
+            lat_ref = _latency_reference(by_run.get(baseline_id, []), v.get("format")) if ref else None
+            row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):
         row["pareto"] = on_front

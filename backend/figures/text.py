@@ -33,13 +33,13 @@ def finite(value: Any) -> float | None:
 def human_bytes(n: float | None) -> str:
     if n is None:
         return "–"
-    units = ("B", "KB", "MB", "GB", "TB")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")  # divided by 1024: binary prefixes (IEC 80000-13)
     value = float(n)
     for unit in units:
         if abs(value) < 1024 or unit == units[-1]:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} TB"  # unreachable; keeps type checkers content
+    return f"{value:.1f} TiB"  # unreachable; keeps type checkers content
 
 
 def human_number(n: float | None, digits: int = 4) -> str:

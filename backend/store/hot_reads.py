@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from backend.store.async_pg import AsyncPgReads
 from backend.store.db import driver_marks
 from backend.store.records import RunRecord, TokenRecord
-from runspec.vocabulary import HEADLINE_FORMATS, MAX_ID
+from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, MAX_ID
 
 _RUN_COLUMNS = (
     "id", "experiment_id", "name", "kind", "external", "status", "spec", "spec_hash", "summary",
@@ -52,7 +52,7 @@ class HotReads:
         # round trip (client work, a wait, the server's) is most of a request's cost.
         self._token_and_run_sql = (f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
                          f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
-                         "v.format, v.accuracy, v.size_bytes, v.latency_p50_ms FROM (SELECT 1 AS one) AS x "
+                         f"{', '.join('v.' + c for c in HEADLINE_FIELDS)} FROM (SELECT 1 AS one) AS x "
                          f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
                          f"LEFT JOIN runs r ON r.id = {p} "
                          "LEFT JOIN experiments e ON e.id = r.experiment_id "
@@ -106,7 +106,7 @@ class HotReads:
         n = len(_RUN_COLUMNS)
         headline = None
         if row[n + 1] is not None:
-            headline = dict(zip(("format", "accuracy", "size_bytes", "latency_p50_ms"), row[n + 1:], strict=True))
+            headline = dict(zip(HEADLINE_FIELDS, row[n + 1:], strict=True))
         return RunRecord(experiment=row[n], headline=headline, **data)
 
     def close(self) -> None:

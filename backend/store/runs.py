@@ -24,7 +24,7 @@ from backend.store.experiments import get_or_create_experiment
 from backend.store.metrics import build_digest
 from backend.store.records import RunRecord, run_record
 from runspec.spec import RunSpec, techniques_summary
-from runspec.vocabulary import HEADLINE_FORMATS, MAX_ID, TERMINAL_STATUSES
+from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, MAX_ID, TERMINAL_STATUSES
 
 LOG_TAIL_LINES = 200
 SORTABLE = {
@@ -57,8 +57,7 @@ def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> Run
 
 
 def _headline_rank() -> Any:
-    """Which variant speaks for a run: its float32 TFLite model, else its Keras model, else the
-    first other one (an optimize run has only the formats it converted to)."""
+    """Which variant speaks for a run: the first of HEADLINE_FORMATS it has (lowest rank)."""
     return case(*[(m.Variant.format == f, i) for i, f in enumerate(HEADLINE_FORMATS)],
                 else_=len(HEADLINE_FORMATS))
 
@@ -68,14 +67,13 @@ def _headlines(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, 
         return {}
     rank = _headline_rank()
     rows = session.execute(
-        select(m.Variant.run_id, m.Variant.format, m.Variant.accuracy, m.Variant.size_bytes,
-               m.Variant.latency_p50_ms, rank)
+        select(m.Variant.run_id, *(getattr(m.Variant, f) for f in HEADLINE_FIELDS), rank)
         .where(m.Variant.run_id.in_(run_ids))
         .order_by(m.Variant.run_id, rank, m.Variant.id)
     ).all()
     out: dict[int, dict[str, Any]] = {}
-    for run_id, fmt, acc, size, lat, _ in rows:
-        out.setdefault(run_id, {"format": fmt, "accuracy": acc, "size_bytes": size, "latency_p50_ms": lat})
+    for run_id, *values, _ in rows:
+        out.setdefault(run_id, dict(zip(HEADLINE_FIELDS, values, strict=True)))
     return out
 
 

@@ -17,9 +17,7 @@ export class ApiError extends Error {
 }
 
 function describe(status, detail) {
-  if (status === 401 || status === 403) {
-    return "You are not signed in. Open the login link printed by `optiboard up` (or /login?token=…).";
-  }
+  if (status === 401) return "You are not signed in: opening the sign-in page…";
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
     return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${e.msg}`).join("; ");
@@ -58,6 +56,11 @@ async function request(method, path, { query, body, signal } = {}) {
     } catch {
       payload = null;
     }
+  }
+  if (response.status === 401 && !window.location.pathname.startsWith("/login")) {
+    // not signed in (no cookie, or its token was revoked): the sign-in page, then back here
+    const here = window.location.pathname + window.location.search;
+    window.location.assign(`/login?next=${encodeURIComponent(here)}`);
   }
   if (!response.ok) {
     const detail = payload && "detail" in payload ? payload.detail : null;

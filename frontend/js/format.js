@@ -3,9 +3,10 @@
 const DASH = "–";
 const finite = (v) => typeof v === "number" && Number.isFinite(v);
 
+/** Bytes in binary units: divided by 1024, so named KiB/MiB/GiB (IEC 80000-13). */
 export function bytes(n) {
   if (!finite(n)) return DASH;
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = n;
   let i = 0;
   while (Math.abs(value) >= 1024 && i < units.length - 1) {
@@ -67,6 +68,27 @@ export function plotlyText(s) {
     .replace(/>/g, "&gt;")
     .replace(/"/g, "&quot;")
     .replace(/'/g, "&#x27;");
+}
+
+/** A variant's format as a user names the model: "tflite-int8" → "int8", "keras" → "Keras". */
+export function modelFormat(format) {
+  if (!format) return DASH;
+  if (format === "keras") return "Keras";
+  return String(format).replace(/^tflite-/, "");
+}
+
+/**
+ * The run's headline (the deployable variant the run was made for, chosen by the server) as one
+ * line: "int8 · 169.6 KiB · 58.1 KiB gz · 0.007 ms · 0.9380". Missing figures are left out.
+ */
+export function headlineText(hl) {
+  if (!hl || !hl.format) return DASH;
+  const parts = [modelFormat(hl.format)];
+  if (finite(hl.size_bytes)) parts.push(bytes(hl.size_bytes));
+  if (finite(hl.gzip_bytes)) parts.push(`${bytes(hl.gzip_bytes)} gz`);
+  if (finite(hl.latency_p50_ms)) parts.push(ms(hl.latency_p50_ms));
+  if (finite(hl.accuracy)) parts.push(accuracy(hl.accuracy));
+  return parts.join(" · ");
 }
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);

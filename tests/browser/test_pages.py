@@ -34,7 +34,7 @@ def test_runs_page_shows_a_run_reach_succeeded_and_its_curve(dashboard: Dashboar
     page.wait_for_function(f"() => ({POINTS})('chart-loss') > 0")
     names = page.evaluate("document.getElementById('chart-loss').data.map(t => t.name)")
     assert "loss" in names and "val_loss" in names
-    assert page.locator("#run-stats").inner_text().count("KB") >= 1  # model size shown
+    assert page.locator("#run-headline").inner_text().count("KiB") >= 2  # model size and gzip size shown
     assert dashboard.csp_violations(page) == []
     assert dashboard.console_errors == []
 

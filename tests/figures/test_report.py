@@ -79,10 +79,30 @@ def test_compare_rows_deltas_against_the_baseline_reference_variant():
     rows, ref = compare_rows(runs, variants, baseline_run_id=1)
     assert ref == {"run_id": 1, "variant_id": 12, "format": "tflite-float32"}
     by_id = {r["variant_id"]: r for r in rows}
-    assert by_id[21]["technique"] == "pruning → qat"
+    assert by_id[21]["technique"] == "pruning → quantization-aware training"  # QAT's own int8
     assert by_id[21]["delta_accuracy"] == -0.010000000000000009
     assert by_id[21]["size_ratio"] == 0.25 and by_id[21]["latency_ratio"] == 0.5
+    # like with like: a Keras call is divided by the baseline's Keras call, not a TFLite invocation
+    assert by_id[11]["latency_ratio"] == 1.0 and by_id[12]["latency_ratio"] == 1.0
     assert [r["pareto"] for r in rows] == [False, True, True]
+
+
+def test_one_label_for_post_training_quantization_whichever_run_made_it():
+    from backend.figures.table import technique_label
+
+    train = {"id": 1, "kind": "train", "spec": {"techniques": []}}
+    pruned = {"id": 2, "kind": "train", "spec": {"techniques": [{"name": "pruning"}]}}
+    optimize_of_train = {"id": 3, "kind": "optimize", "parent_run_id": 1, "spec": {"techniques": []}}
+    optimize_of_pruned = {"id": 4, "kind": "optimize", "parent_run_id": 2, "spec": {"techniques": []}}
+    assert technique_label(train, "tflite-int8") == technique_label(optimize_of_train, "tflite-int8", train) \
+        == "post-training quantization"
+    assert technique_label(train, "tflite-float32") == technique_label(train, "keras") == "baseline"
+    assert technique_label(optimize_of_pruned, "tflite-float16", pruned) \
+        == technique_label(pruned, "tflite-float16") == "pruning → post-training quantization"
+    assert technique_label(optimize_of_pruned, "tflite-float32", pruned) == "pruning"
+    qat = {"kind": "train", "spec": {"techniques": [{"name": "qat"}]}}
+    assert technique_label(qat, "tflite-int8") == "quantization-aware training"
+    assert technique_label(qat, "tflite-dynamic") == "quantization-aware training → post-training quantization"
 
 
 def test_csv_neutralizes_formulas():

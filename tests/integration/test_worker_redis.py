@@ -36,7 +36,7 @@ def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack
     tfl = variants["tflite-float32"]
     assert tfl["accuracy"] >= 0.9  # the seed CNN's default recipe on digits
     assert tfl["size_bytes"] > 10_000 and tfl["latency_p50_ms"] > 0
-    assert done["headline"]["format"] == "tflite-float32" and done["headline"]["size_bytes"] == tfl["size_bytes"]
+    assert done["headline"]["format"] == "tflite-float32" and done["headline"]["size_bytes"] == tfl["size_bytes"]  # float32 is its only TFLite export
     blob = c.http.get(tfl["download_url"])
     assert blob.status_code == 200 and len(blob.content) == tfl["size_bytes"]
     assert blob.content[4:8] == b"TFL3"  # a FlatBuffer TFLite model

@@ -90,7 +90,8 @@ def test_pages_are_open_and_hold_no_data(api: AppUnderTest) -> None:
     for path in ("/", "/runs/1", "/compare", "/launch", "/workers"):
         r = api.client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert api.client.get("/login").status_code == 422
+    signin = api.client.get("/login")  # the sign-in page: no data, a form for a token
+    assert signin.status_code == 200 and signin.headers["content-type"].startswith("text/html")
     assert api.client.get("/login", params={"token": "ob_forged"}).status_code == 401
 
 
@@ -196,3 +197,27 @@ def test_the_api_binds_to_localhost_by_default(db_url: str, tmp_path: Any) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_sign_in_page_takes_a_pasted_token_only_from_our_page(api: AppUnderTest) -> None:
+    c = api.client
+    c.cookies.clear()
+    assert c.post("/login", json={"token": api.token}).status_code == 403  # a cross-site form cannot add the header
+    ours = {"X-Requested-With": "optiboard"}
+    assert c.post("/login", json={"token": "ob_forged"}, headers=ours).status_code == 401
+    assert c.post("/login", json={"token": ""}, headers=ours).status_code == 422
+    assert c.cookies.get("optiboard_token") is None
+    r = c.post("/login", json={"token": api.token}, headers=ours)
+    assert r.status_code == 204 and "HttpOnly" in r.headers["set-cookie"]
+    assert c.get("/api/runs").status_code == 200
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    ("/compare?runs=1,2", "/compare?runs=1,2"),
+    ("//evil.example/x", "/"),
+    ("https://evil.example/", "/"),
+    ("/\\evil.example", "/"),
+])
+def test_the_sign_in_link_returns_only_to_a_page_of_this_site(api: AppUnderTest, target: str, location: str) -> None:
+    r = api.client.get("/login", params={"token": api.token, "next": target}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == location

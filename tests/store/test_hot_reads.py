@@ -52,8 +52,8 @@ def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) 
     assert lease
     runs.heartbeat(session, run_id=plain.id, lease=lease, progress=0.5, eta_seconds=3.5)
     _variant(session, plain.id, "keras", 0.5, 5000)
-    _variant(session, plain.id, "tflite-int8", None, 1000)
-    _variant(session, plain.id, "tflite-float32", 0.8, 3000)  # the headline
+    _variant(session, plain.id, "tflite-int8", 0.8, 1000)  # the headline: the deployable variant
+    _variant(session, plain.id, "tflite-float32", None, 3000)
     _variant(session, external.id, "tflite-int8", 0.9, 900)  # only one format: it speaks for the run
     runs.finish_run(session, run_id=plain.id, lease=lease, status="failed", error="boom")
     session.commit()
@@ -62,8 +62,8 @@ def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) 
         expected = runs.get_run(session, run_id=run_id)
         got = _run(hot.run(run_id))
         assert got == expected  # every field, headline included, same types and time zones
-    assert _run(hot.run(plain.id)).headline == {"format": "tflite-float32", "accuracy": 0.8, "size_bytes": 3000,  # type: ignore[union-attr]
-                                          "latency_p50_ms": 3.0}
+    assert _run(hot.run(plain.id)).headline == {"format": "tflite-int8", "accuracy": 0.8, "size_bytes": 1000,  # type: ignore[union-attr]
+                                          "gzip_bytes": 1000, "latency_p50_ms": 1.0}
     assert _run(hot.run(999)) is None and _run(hot.run(0)) is None and _run(hot.run(2**40)) is None
 
 

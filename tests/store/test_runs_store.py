@@ -120,7 +120,8 @@ def test_list_runs_filters_and_headline(session: Session) -> None:
         hardware={}, extra={}))
     page, count = runs.list_runs(session, filters=runs.RunFilter(experiment="e1"))
     assert count == 1 and page[0].name == "alpha"
-    assert page[0].headline == {"format": "tflite-float32", "accuracy": 0.9, "size_bytes": 1000, "latency_p50_ms": 0.1}
+    assert page[0].headline == {"format": "tflite-float32", "accuracy": 0.9, "size_bytes": 1000, "gzip_bytes": 900,
+                                "latency_p50_ms": 0.1}
     assert runs.list_runs(session, filters=runs.RunFilter(tag="best"))[1] == 1
     assert runs.list_runs(session, filters=runs.RunFilter(q="BET"))[1] == 1
     assert [r.name for r in runs.list_runs(session, sort="name")[0]] == ["alpha", "beta"]
@@ -135,14 +136,36 @@ def _variant(session: Session, run_id: int, fmt: str, acc: float, size: int) -> 
 
 def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Session) -> None:
     a, b, c = new_run(session, name="a"), new_run(session, name="b"), new_run(session, name="none")
-    _variant(session, a, "keras", 0.5, 5000)
-    _variant(session, a, "tflite-float32", 0.8, 3000)  # speaks for run a
+    _variant(session, a, "keras", 0.95, 5000)
+    _variant(session, a, "tflite-float32", 0.8, 3000)  # speaks for run a (keras only when nothing else)
     _variant(session, b, "tflite-int8", 0.9, 1000)  # an optimize-like run: only int8
     by_acc = [r.name for r in runs.list_runs(session, sort="-accuracy")[0]]
     assert by_acc == ["b", "a", "none"]  # runs without variants last either way
     assert [r.name for r in runs.list_runs(session, sort="size_bytes")[0]] == ["b", "a", "none"]
     head_b = runs.get_run(session, run_id=b)
     assert head_b is not None and head_b.headline == {"format": "tflite-int8", "accuracy": 0.9, "size_bytes": 1000,
-                                                      "latency_p50_ms": 1.0}
+                                                      "gzip_bytes": 1000, "latency_p50_ms": 1.0}
     assert runs.list_runs(session, sort="-duration")[1] == 3
     del c
+
+
+@pytest.mark.parametrize(("formats", "expected"), [
+    (["keras", "tflite-float32", "tflite-int8"], "tflite-int8"),  # prune80-int8: the int8 model
+    (["keras", "tflite-int8"], "tflite-int8"),  # an int8-only run: not the Keras file
+    (["keras", "tflite-float32", "tflite-dynamic", "tflite-float16"], "tflite-float16"),
+    (["keras", "tflite-dynamic", "tflite-float32"], "tflite-dynamic"),
+    (["tflite-float32", "keras"], "tflite-float32"),
+    (["keras"], "keras"),  # only when nothing else exists
+])
+def test_the_headline_is_the_deployable_variant(session: Session, formats: list[str], expected: str) -> None:
+    run = new_run(session, name="chain")
+    for i, fmt in enumerate(formats):
+        _variant(session, run, fmt, 0.5 + i / 100, 1000 * (i + 1))
+    record = runs.get_run(session, run_id=run)
+    assert record is not None and record.headline is not None
+    assert record.headline["format"] == expected
+    listed = runs.list_runs(session, filters=runs.RunFilter(q="chain"))[0]
+    assert listed[0].headline == record.headline
+    # sorting by a headline figure uses the same variant
+    i = formats.index(expected)
+    assert runs.list_runs(session, sort="accuracy")[0][0].headline["accuracy"] == pytest.approx(0.5 + i / 100)  # type: ignore[index]

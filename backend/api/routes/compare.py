@@ -50,7 +50,11 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
     run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
     variant_docs = [VariantPublic.of(v).model_dump(mode="json")
                     for v in variants.list_variants(session, run_ids=ids)]
-    rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x)
+    # optimize runs are labelled by their parent's recipe, selected or not
+    parent_ids = sorted({int(r.parent_run_id) for r in records if r.parent_run_id})
+    parents = {p.id: RunPublic.of(p).model_dump(mode="json")
+               for p in run_store.get_runs(session, run_ids=parent_ids)} if parent_ids else {}
+    rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents)
     out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
     if with_figures:
         # One bulk read for every run (not a query per run), downsampled in the store.

@@ -194,17 +194,26 @@ function stat(label, value, extra) {
   return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), extra || null);
 }
 
-/** The run's headline variant, or (optimize runs have no float32/keras model) its most accurate one. */
-function headline(run) {
-  if (run.headline) return run.headline;
-  const v = Array.isArray(state.variants) ? state.variants : [];
-  const best = v.reduce((a, b) => ((b.accuracy ?? -1) > (a?.accuracy ?? -1) ? b : a), null);
-  return best ? { accuracy: best.accuracy, size_bytes: best.size_bytes, latency_p50_ms: best.latency_p50_ms, format: best.format } : {};
+/**
+ * The model the run was made to produce (the server's headline rule: the last export of the
+ * chain, int8 before float16 before dynamic before float32, Keras only when nothing else), named.
+ */
+function headlineStat(hl) {
+  const explain = hl
+    ? `${hl.format}: the deployable model of this run; every variant is listed below`
+    : fmt.isTerminal(state.run.status) ? "this run produced no measured model" : "measured when training ends";
+  return h(
+    "div",
+    { class: "stat stat-wide", id: "run-headline" },
+    h("div", { class: "label" }, "Model to ship · format · size · gzip · p50 · accuracy"),
+    h("div", { class: "value", dataset: { format: hl ? hl.format : "" } }, fmt.headlineText(hl)),
+    h("div", { class: "muted" }, explain),
+  );
 }
 
 function renderOverview() {
   const run = state.run;
-  const hl = headline(run);
+  const hl = run.headline;
   const progress =
     run.status === "running" || run.status === "queued"
       ? h("div", { class: "stat", id: "run-progress" },
@@ -218,9 +227,7 @@ function renderOverview() {
       "div",
       { class: "stats", id: "run-stats" },
       progress,
-      stat("Accuracy", fmt.accuracy(hl.accuracy), hl.format ? h("div", { class: "muted" }, hl.format) : null),
-      stat("Model size", fmt.bytes(hl.size_bytes)),
-      stat("Latency p50", fmt.ms(hl.latency_p50_ms)),
+      headlineStat(hl),
       stat("Worker", run.worker || "–", h("div", { class: "muted" }, `attempt ${run.attempt ?? 1} of ${run.max_attempts ?? 1}`)),
       stat("Created", fmt.relative(run.created_at), h("div", { class: "muted" }, fmt.dateTime(run.created_at))),
     ),

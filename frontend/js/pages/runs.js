@@ -9,8 +9,9 @@ import { poll } from "../poll.js";
 
 const PAGE_SIZE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
-// The API sorts by these; the headline columns are sorted within the loaded page.
-const SERVER_SORT = new Set(["name", "status", "created_at"]);
+// Every column is sorted by the API (over all runs, not the loaded page); the page's key
+// "duration_seconds" is the API's "duration".
+const API_SORT_KEY = { duration_seconds: "duration" };
 const SORTABLE = {
   name: "Name",
   created_at: "Created",
@@ -65,28 +66,10 @@ replace(main, header, toolbar, body);
 
 // ---- data -----------------------------------------------------------------------------
 function query() {
-  const sort = SERVER_SORT.has(state.sort.replace(/^-/, "")) ? state.sort : "-created_at";
-  return { ...state.filters, sort, limit: PAGE_SIZE, offset: state.offset };
-}
-
-function sortValue(run, key) {
-  if (key === "duration_seconds") return run.duration_seconds;
-  return run.headline ? run.headline[key] : null;
-}
-
-/** Headline columns sort within the page; missing values always go last. */
-function clientSort(runs) {
+  const desc = state.sort.startsWith("-");
   const key = state.sort.replace(/^-/, "");
-  if (SERVER_SORT.has(key)) return runs;
-  const dir = state.sort.startsWith("-") ? -1 : 1;
-  return [...runs].sort((a, b) => {
-    const x = sortValue(a, key);
-    const y = sortValue(b, key);
-    if (x == null && y == null) return 0;
-    if (x == null) return 1;
-    if (y == null) return -1;
-    return (x - y) * dir;
-  });
+  const sort = `${desc ? "-" : ""}${API_SORT_KEY[key] || key}`;
+  return { ...state.filters, sort, limit: PAGE_SIZE, offset: state.offset };
 }
 
 function syncUrl() {
@@ -99,11 +82,13 @@ function syncUrl() {
 }
 
 async function load() {
-  const page = await api.listRuns(query());
-  const sig = JSON.stringify(page.data.map((r) => [r.id, r.status, r.progress, r.name, r.tags, r.notes, r.headline, r.finished_at]).concat(page.count));
+  const q = query();
+  const page = await api.listRuns(q);
+  // the order is part of what is shown: a new sort re-renders even when the runs are the same
+  const sig = JSON.stringify([q.sort, page.count, page.data.map((r) => [r.id, r.status, r.progress, r.name, r.tags, r.notes, r.headline, r.finished_at])]);
   const changed = sig !== signature || !state.loaded;
   signature = sig;
-  state.runs = clientSort(page.data);
+  state.runs = page.data;
   state.count = page.count;
   state.loaded = true;
   state.error = null;
@@ -179,6 +164,7 @@ function clearFilters() {
 
 function setSort(key) {
   state.sort = state.sort === `-${key}` ? key : `-${key}`;
+  state.offset = 0;
   syncUrl();
   refresh();
 }
@@ -262,8 +248,9 @@ function rowFor(run) {
     h("td", { class: "nowrap" }, run.experiment || "–"),
     h("td", { class: "summary" }, run.kind === "optimize" ? `optimize of #${run.parent_run_id} · ${run.summary || ""}` : run.summary || "–"),
     h("td", { dataset: { cell: "status" } }, statusCell(run)),
+    h("td", { class: "nowrap", dataset: { cell: "model" }, title: hl.format ? `${hl.format}: the model this run was made to produce` : "" }, hl.format ? fmt.modelFormat(hl.format) : "–"),
     h("td", { class: "num" }, fmt.accuracy(hl.accuracy)),
-    h("td", { class: "num", title: hl.format || "" }, fmt.bytes(hl.size_bytes)),
+    h("td", { class: "num", title: hl.gzip_bytes != null ? `${fmt.bytes(hl.gzip_bytes)} gzipped` : "" }, fmt.bytes(hl.size_bytes)),
     h("td", { class: "num" }, fmt.ms(hl.latency_p50_ms)),
     h("td", { class: "num" }, fmt.duration(run.duration_seconds)),
     h("td", { class: "num", title: fmt.dateTime(run.created_at) }, fmt.relative(run.created_at)),
@@ -307,7 +294,7 @@ function editorRow(run) {
     { class: "editor-row", on: { keydown: onKey } },
     h(
       "td",
-      { colspan: "11", class: "editor-cell" },
+      { colspan: "12", class: "editor-cell" },
       h(
         "div",
         { class: "editor" },
@@ -385,6 +372,7 @@ function render() {
             h("th", { scope: "col" }, "Experiment"),
             h("th", { scope: "col" }, "Recipe"),
             sortHeader("status", SORTABLE.status),
+            h("th", { scope: "col", title: "The deployable model whose figures follow: the last export of the recipe" }, "Model"),
             sortHeader("accuracy", SORTABLE.accuracy, true),
             sortHeader("size_bytes", SORTABLE.size_bytes, true),
             sortHeader("latency_p50_ms", SORTABLE.latency_p50_ms, true),
