@@ -3,18 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# `make run` installs what the service needs (API + worker); `make test` adds the test tools
+# (Playwright, schemathesis, mypy, hadolint, ...) on top.
+STAMP := $(VENV)/.installed-run-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 KERAS_DATASETS ?= $(HOME)/.keras/datasets
 
-.PHONY: run test test-fast install lint typecheck fashion-mnist bench clean
+.PHONY: run test test-fast install install-test lint typecheck fashion-mnist bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[worker,test]"
-	rm -f $(VENV)/.installed-*; touch $(STAMP)
+	$(PIP) install --quiet -e ".[worker]"
+	rm -f $(VENV)/.installed-run-*; touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[worker,test]"
+	rm -f $(VENV)/.installed-test-*; touch $(TEST_STAMP)
+
+## make install: the service's packages only; make install-test: and the test tools
 install: $(STAMP)
+install-test: $(TEST_STAMP)
 
 # Links Debian's dataset-fashion-mnist files into the Keras cache so the real loader works offline.
 fashion-mnist:
@@ -29,22 +39,22 @@ run: install fashion-mnist
 	$(VENV)/bin/optiboard up
 
 ## make test: the whole suite (needs PostgreSQL and Redis on 127.0.0.1, and /usr/bin/chromium)
-test: install fashion-mnist
+test: install-test fashion-mnist
 	$(VENV)/bin/ruff check backend worker tests bench
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 ## make test-fast: the unit tier in seconds: no PostgreSQL, Redis, TensorFlow or browser needed
-test-fast: install
+test-fast: install-test
 	OPTIBOARD_TEST_TIER=fast OPTIBOARD_TEST_PG=postgresql://nobody@127.0.0.1:9/none \
 	  OPTIBOARD_TEST_REDIS=redis://127.0.0.1:9 $(PY) -m pytest -q -p no:cacheprovider
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check backend worker tests bench
 
-typecheck: install
+typecheck: install-test
 	$(VENV)/bin/mypy backend
 
-bench: install fashion-mnist
+bench: install-test fashion-mnist
 	$(PY) bench/run_all.py
 
 clean:

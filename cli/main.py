@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -64,6 +64,7 @@ def api(data_dir: DataDir = None,
 
     settings = _settings(data_dir, host=host, port=port)
     _configure_logging(settings)
+    write_url_file(settings)
     # log_config=None: keep our handlers (JSON when OPTIBOARD_LOG_JSON) instead of uvicorn's.
     # uvicorn_options: deadlines for slow headers and bodies, a bound on connections per client.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
@@ -107,28 +108,178 @@ def migrate(data_dir: DataDir = None) -> None:
     typer.echo(f"database at head: {settings.db_url.split('@')[-1]}")
 
 
-def _client(url: str | None, token: str | None, data_dir: Path | None):  # type: ignore[no-untyped-def]
-    import httpx
+URL_FILE = "url"  # beside `token` in the data directory: where `optiboard up`/`api` listens
 
-    settings = _settings(data_dir)
-    token = token or os.environ.get("OPTIBOARD_TOKEN")
-    token_file = settings.data_dir / "token"
-    if not token and token_file.exists():
-        token = token_file.read_text().strip()
-    base = url or os.environ.get("OPTIBOARD_URL") or f"http://{settings.host}:{settings.port}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base, headers=headers, timeout=30)
+
+def write_url_file(settings: Settings) -> None:
+    """Record where this API listens, for the CLI and scripts on this machine (mode 0600, like
+    the token beside it)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    settings.ensure_dirs()
+    path = settings.data_dir / URL_FILE
+    path.write_text(f"http://{host}:{settings.port}\n")
+    path.chmod(0o600)
+
+
+def _base_url(url: str | None, settings: Settings) -> str:
+    """--url, then OPTIBOARD_URL, then the data directory's `url` file, then host:port settings."""
+    if url or os.environ.get("OPTIBOARD_URL"):
+        return (url or os.environ["OPTIBOARD_URL"]).rstrip("/")
+    recorded = settings.data_dir / URL_FILE
+    if recorded.is_file():
+        text = recorded.read_text().strip()
+        if text.startswith(("http://", "https://")):
+            return text.rstrip("/")
+    return f"http://{settings.host}:{settings.port}"
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"optiboard: {message}", err=True)
+    raise typer.Exit(1)
+
+
+class _Api:
+    """The CLI's HTTP calls: every failure becomes one line on stderr and exit status 1."""
+
+    def __init__(self, url: str | None, token: str | None, data_dir: Path | None) -> None:
+        import httpx
+
+        settings = _settings(data_dir)
+        token = token or os.environ.get("OPTIBOARD_TOKEN")
+        token_file = settings.data_dir / "token"
+        if not token and token_file.exists():
+            token = token_file.read_text().strip()
+        self.base = _base_url(url, settings)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=30)
+
+    def __enter__(self) -> _Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            reason = str(e).split("] ")[-1] or type(e).__name__
+            _fail(f"cannot reach {self.base} ({reason}): is `optiboard up` running? "
+                  "use --url or OPTIBOARD_URL")
+        return _check(response)
+
+
+def _detail_lines(response) -> list[str]:  # type: ignore[no-untyped-def]
+    """An error body as lines a person reads: a 422's errors as `field: message` each."""
+    try:
+        detail = response.json().get("detail")
+    except Exception:
+        return [response.text.strip()[:500] or response.reason_phrase]
+    if isinstance(detail, list):
+        lines = []
+        for err in detail:
+            loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path")]
+            lines.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', '')}")
+        return lines
+    return [str(detail)]
 
 
 def _check(response) -> Any:  # type: ignore[no-untyped-def]
-    if response.status_code >= 400:
-        typer.echo(f"error {response.status_code}: {response.text}", err=True)
+    if response.status_code == 401:
+        _fail("the server refused the token: pass --token, set OPTIBOARD_TOKEN, or use the data "
+              "directory's token file (--data-dir)")
+    if response.status_code == 422:
+        lines = _detail_lines(response)
+        typer.echo("optiboard: the server refused the request (422):", err=True)
+        for line in lines:
+            typer.echo(f"  {line}", err=True)
         raise typer.Exit(1)
+    if response.status_code >= 400:
+        _fail(f"error {response.status_code}: {'; '.join(_detail_lines(response))}")
     return response.json() if response.content else None
 
 
-Url = Annotated[str | None, typer.Option(help="API base URL (or OPTIBOARD_URL)")]
+Url = Annotated[str | None, typer.Option(help="API base URL (or OPTIBOARD_URL; default: the data directory's url file)")]
 Token = Annotated[str | None, typer.Option(help="API token (or OPTIBOARD_TOKEN)")]
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _phase(run: dict[str, Any]) -> str:
+    """The run's current phase from its log ("HH:MM:SS phase: pruning to 80% (…)")."""
+    for line in reversed(run.get("log_tail") or []):
+        _, sep, rest = line.partition("phase: ")
+        if sep:
+            return rest.split(" (from step")[0]
+    return ""
+
+
+def _status_line(run: dict[str, Any]) -> str:
+    parts = [f"run {run['id']} {run['name']}", run["status"]]
+    if run["status"] == "running":
+        phase = _phase(run)
+        if phase:
+            parts.append(phase)
+        parts.append(f"{run['progress'] * 100:.0f}%")
+        if run.get("eta_seconds") is not None:
+            parts.append(f"ETA {_seconds(run['eta_seconds'])}")
+    return " · ".join(parts)
+
+
+def _seconds(s: float) -> str:
+    s = max(0, round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def _wait(api: _Api, run: dict[str, Any]) -> dict[str, Any]:
+    """Poll until the run ends, showing one line that updates in place (rich) on a terminal, or
+    a line per change of status or phase otherwise."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        last: tuple[str, str] | None = None
+        while True:
+            key = (run["status"], _phase(run))
+            if key != last:
+                console.print(_status_line(run), markup=False, highlight=False, soft_wrap=True)
+                last = key
+            if run["status"] in TERMINAL:
+                return run
+            time.sleep(1.0)
+            run = api.call("GET", f"/api/runs/{run['id']}")
+    with Live(Text(_status_line(run)), console=console, transient=False, refresh_per_second=4) as live:
+        while run["status"] not in TERMINAL:
+            time.sleep(1.0)
+            run = api.call("GET", f"/api/runs/{run['id']}")
+            live.update(Text(_status_line(run)))
+    return run
+
+
+def _headline_text(head: dict[str, Any] | None) -> str:
+    """'int8 · 169.6 KiB · 58.1 KiB gz · 0.007 ms · 0.9380', like the dashboard."""
+    if not head:
+        return "-"
+    parts = [str(head["format"]).removeprefix("tflite-")]
+    if head.get("size_bytes") is not None:
+        parts.append(_kib(head["size_bytes"]))
+    if head.get("gzip_bytes") is not None:
+        parts.append(_kib(head["gzip_bytes"]) + " gz")
+    if head.get("latency_p50_ms") is not None:
+        p50 = head["latency_p50_ms"]
+        parts.append(f"{p50:.3f} ms" if p50 < 1 else f"{p50:.3g} ms")
+    if head.get("accuracy") is not None:
+        parts.append(f"{head['accuracy']:.4f}")
+    return " · ".join(parts)
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
 
 
 @app.command()
@@ -138,36 +289,34 @@ def submit(spec: Annotated[Path, typer.Argument(help="run spec, YAML or JSON", e
     """Submit a run spec and print the run's id and status."""
     import yaml
 
-    body = yaml.safe_load(spec.read_text())
-    with _client(url, token, data_dir) as client:
-        run = _check(client.post("/api/runs", json=body))
-        typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
-        while wait and run["status"] in ("queued", "running"):
-            time.sleep(1.0)
-            run = _check(client.get(f"/api/runs/{run['id']}"))
-            typer.echo(f"  {run['status']} {run['progress'] * 100:5.1f}%", err=True)
-        if wait:
-            typer.echo(json.dumps({"id": run["id"], "status": run["status"], "error": run["error"],
-                                   "headline": run["headline"]}))
-            raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+    try:
+        body = yaml.safe_load(spec.read_text())
+    except yaml.YAMLError as e:
+        _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    with _Api(url, token, data_dir) as api:
+        run = api.call("POST", "/api/runs", json=body)
+        if not wait:
+            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            return
+        run = _wait(api, run)
+    typer.echo(json.dumps({"id": run["id"], "name": run["name"], "status": run["status"], "error": run["error"],
+                           "headline": run["headline"]}))
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
 
 @app.command()
 def runs(url: Url = None, token: Token = None, data_dir: DataDir = None,
          status: Annotated[str | None, typer.Option(help="filter by status")] = None,
          limit: int = 20) -> None:
-    """List recent runs."""
+    """List recent runs with the model each ships (format · size · gzip · p50 · accuracy)."""
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
-    with _client(url, token, data_dir) as client:
-        page = _check(client.get("/api/runs", params=params))
-    typer.echo(f"{'id':>5}  {'status':<10} {'accuracy':>8} {'size':>10}  name")
+    with _Api(url, token, data_dir) as api:
+        page = api.call("GET", "/api/runs", params=params)
+    typer.echo(f"{'id':>5}  {'status':<10} {'model (format · size · gzip · p50 · accuracy)':<50} name")
     for r in page["data"]:
-        head = r["headline"] or {}
-        acc = f"{head['accuracy']:.4f}" if head.get("accuracy") is not None else "-"
-        size = f"{head['size_bytes'] / 1024:.1f} KB" if head.get("size_bytes") else "-"
-        typer.echo(f"{r['id']:>5}  {r['status']:<10} {acc:>8} {size:>10}  {r['name']}")
+        typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50} {r['name']}")
     typer.echo(f"({page['count']} runs)")
 
 

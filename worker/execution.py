@@ -20,7 +20,7 @@ from backend.store import datasets, runs, variants
 from backend.store.artifacts import resolve_inside
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from runspec.spec import RunSpec
-from worker.engine.contract import Cancelled  # plain Python: no TensorFlow in the parent
+from worker.engine.contract import Cancelled, ExpectedFailure  # plain Python: no TensorFlow in the parent
 from worker.gpus import hardware_summary
 from worker.reporter import DbReporter, LeaseLost
 
@@ -95,7 +95,9 @@ def execute(run_id: int, *, worker: str) -> str:
         cancelled = isinstance(e, Cancelled) or reporter.state == "cancel"
         try:
             if not cancelled:
-                reporter.log("".join(traceback.format_exception(e)[-3:]).strip()[-1000:])
+                # an expected failure is one line; anything else keeps its traceback's tail
+                reporter.log(f"failed: {e}"[:1000] if isinstance(e, ExpectedFailure)
+                             else "".join(traceback.format_exception(e)[-3:]).strip()[-1000:])
             reporter.flush()
         except LeaseLost:
             return "lost"
@@ -105,8 +107,11 @@ def execute(run_id: int, *, worker: str) -> str:
             finish("cancelled", "cancelled by user")
             outcome = "cancelled"
         else:
-            finish("failed", f"{type(e).__name__}: {e}"[:5000])
-            log.exception("run %s failed", run_id)
+            finish("failed", (str(e) if isinstance(e, ExpectedFailure) else f"{type(e).__name__}: {e}")[:5000])
+            if isinstance(e, ExpectedFailure):
+                log.warning("run %s failed: %s", run_id, e)
+            else:
+                log.exception("run %s failed", run_id)
     finally:
         reporter.close()
         shutil.rmtree(workdir, ignore_errors=True)

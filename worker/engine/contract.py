@@ -110,5 +110,19 @@ ModelResolver = Callable[[int], Path]
 UploadResolver = Callable[[int], Path]
 
 
-class TrainingDiverged(RuntimeError):
+class ExpectedFailure(RuntimeError):
+    """A failure the user can fix, with a message that says how (a dataset that is not on this
+    server, a loss that diverged): the run fails with the message, and the worker logs it in one
+    line, without a traceback."""
+
+
+class DatasetUnavailable(ExpectedFailure):
+    """The spec names a dataset whose files this worker does not have."""
+
+
+class ModelFileRefused(ExpectedFailure, ValueError):
+    """A model file that is not in the Keras v3 format (the only one loaded in safe mode)."""
+
+
+class TrainingDiverged(ExpectedFailure):
     """Raised when the training loss stops being finite; the NaN/inf points are logged first."""

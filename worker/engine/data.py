@@ -15,6 +15,7 @@ import numpy as np
 
 from runspec.npz import DEFAULT_MAX_DATASET_BYTES, load_npz
 from runspec.spec import DatasetSpec
+from worker.engine.contract import DatasetUnavailable
 
 # The digits test split is fixed for every run so accuracies compare across runs.
 DIGITS_TEST_FRACTION = 0.25
@@ -59,14 +60,15 @@ def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     }[name]
     sub, files = KERAS_FILES[name]
     folder = _keras_cache_dir() / sub
+    missing = [f for f in files if not (folder / f).exists()]
+    if missing:  # never let the loader try to download it
+        raise DatasetUnavailable(
+            f"dataset {name!r} is not on this worker: missing {', '.join(missing)} in {folder} "
+            "(copy the files there or set KERAS_HOME; `make run` links Debian's fashion-mnist)")
     try:
         (x_tr, y_tr), (x_te, y_te) = loader.load_data()
-    except Exception as exc:  # the loader tries to download what is not cached
-        missing = [f for f in files if not (folder / f).exists()]
-        raise RuntimeError(
-            f"dataset {name!r} is not available offline: missing {missing or files} in "
-            f"{folder} (copy the files there or set KERAS_HOME); loader said: {exc}"
-        ) from exc
+    except Exception as exc:  # a damaged file
+        raise DatasetUnavailable(f"dataset {name!r} could not be read from {folder}: {exc}") from exc
     return x_tr, y_tr.reshape(-1), x_te, y_te.reshape(-1)
 
 

@@ -24,7 +24,7 @@ from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadRe
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
 from worker.engine.measure import TestSet, measure_variant
-from worker.engine.models import build_model, check_input, load_keras_model
+from worker.engine.models import build_model, check_input, load_keras_model, save_keras_model
 from worker.engine.optimizers import make_loss, make_optimizer, schedule_callbacks
 from worker.engine.precision import FLOAT32, float32_copy, for_training
 from worker.engine.techniques.base import Applied, PhaseContext, Technique
@@ -211,7 +211,7 @@ def _save_keras_variant(job: _TrainJob, model: keras.Model, test: TestSet) -> ke
     """The Keras variant: plain float32 layers, loadable with safe_mode as teacher or parent."""
     model = float32_copy(model)
     keras_path = job.workdir / "model.keras"
-    model.save(keras_path)
+    save_keras_model(model, keras_path)
     _report(job.reporter, measure_variant(keras_path, "keras", test, job.spec.measurement), job.clock, 0.9)
     return model
 

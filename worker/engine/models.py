@@ -6,10 +6,12 @@ the logits, and the measurement takes the argmax.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from runspec import architectures as arch
 from runspec.spec import ModelSpec, RegularizationSpec
+from worker.engine.contract import ModelFileRefused
 from worker.engine.data import Data
 from worker.engine.tfsetup import keras
 
@@ -68,14 +70,31 @@ def build_model(
     return keras.Model(inputs, outputs, name=name or spec.architecture)
 
 
+def save_keras_model(model: keras.Model, path: Path) -> None:
+    """Save in the Keras v3 format (a zip), whatever thread this runs on.
+
+    tf-keras chooses the format of a `.keras` path from a thread-local flag that its own
+    save/load set back to "off" on a thread where it was never set (saving_lib.save_model and
+    load_model restore `getattr(flag, "value", False)`), so on the job thread every save after
+    the first load wrote legacy HDF5 under a `.keras` name (with a warning each time). Naming
+    the format keeps the file what its name says, and loadable in safe mode.
+    """
+    model.save(path, save_format="keras_v3")
+
+
 def load_keras_model(path: Path, what: str) -> keras.Model:
     """A finished run's model (initial model, teacher, optimize parent), uncompiled.
 
-    Only the Keras v3 format, in safe mode: never unpickle code from an artifact. Raises
-    ValueError naming `what` for another file type, and what Keras raises for a bad file."""
+    Only the Keras v3 format, in safe mode: never unpickle code from an artifact (safe mode
+    applies to v3 files only, so an HDF5 file is refused whatever its name). Raises
+    ModelFileRefused (a ValueError) naming `what` for another file type, and what Keras raises
+    for a bad file."""
     path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{what} must be a .keras model file, got {path.name!r}")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ModelFileRefused(
+            f"{what} is not a Keras v3 .keras file ({path.name}; runs before issue 16 saved HDF5 under "
+            "that name on the job thread): only Keras v3 files are loaded, in safe mode; retry that run "
+            "to make a Keras v3 model")
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
 

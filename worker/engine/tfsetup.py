@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO/WARNING lines flood worker logs
@@ -21,6 +22,13 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tensorflow.python.framework import ops as _tf_ops  # noqa: E402
+
+# Warnings about what the libraries do inside, not about the run (issue 16: one log line per
+# event): tfmot clones QAT models through a temporary .h5 file (quantization/keras/utils.py),
+# and the converter notes that an int8 model's input statistics come from its own calibration.
+# Our own saves name the Keras v3 format (job.save_keras_model), which never warns.
+warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file", category=UserWarning)
+warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
 
 tf.get_logger().setLevel(logging.ERROR)
 logging.getLogger("absl").setLevel(logging.ERROR)
