@@ -53,8 +53,8 @@ def headline_rank(fmt: str) -> int:
 
 # Accuracy-versus-cost chart: x key → axis title. All are "smaller is better" costs on a log axis.
 X_AXES: dict[str, str] = {
-    "size_bytes": "Model size on disk (bytes, log)",
-    "gzip_bytes": "Gzipped size (bytes, log)",
+    "size_bytes": "Model size on disk (KiB/MiB, log)",
+    "gzip_bytes": "Gzipped size (KiB/MiB, log)",
     "params": "Parameters (log)",
     "latency_p50_ms": "Latency p50 (ms, log)",
 }

@@ -75,7 +75,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
         "<tr><th>Run</th><th>Format</th><th>Technique</th><th class='num'>Accuracy</th>"
         "<th class='num'>Δ acc</th><th class='num'>F1</th><th class='num'>Size</th>"
         "<th class='num'>Size ×</th><th class='num'>Gzip</th><th class='num'>Params</th>"
-        "<th class='num'>p50 ms</th><th class='num'>p95 ms</th><th>Pareto</th></tr>"
+        "<th class='num'>p50 ms</th><th class='num'>p95 ms</th><th>Pareto</th><th>Recipe</th></tr>"
     )
     body = []
     for r in rows:
@@ -93,11 +93,37 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"<td class='num'>{_num(r.get('params'), ',.0f')}</td>"
             f"<td class='num'>{_num(r.get('latency_p50_ms'), '.4g')}</td>"
             f"<td class='num'>{_num(r.get('latency_p95_ms'), '.4g')}</td>"
-            f"<td>{'yes' if r.get('pareto') else ''}</td></tr>"
+            f"<td>{'yes' if r.get('pareto') else ''}</td><td>{e(recipe_text(r))}</td></tr>"
         )
     if not body:
-        body.append("<tr><td colspan='13'>No measured variants.</td></tr>")
+        body.append("<tr><td colspan='14'>No measured variants.</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def recipe_text(row: Mapping[str, Any]) -> str:
+    """'adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8 …'."""
+    parts = []
+    if row.get("optimizer") or row.get("learning_rate") is not None:
+        parts.append(f"{row.get('optimizer') or ''} lr {row.get('learning_rate')}".strip())
+    if row.get("batch_size") is not None:
+        parts.append(f"batch {row['batch_size']}")
+    if row.get("epochs") is not None:
+        parts.append(f"{row['epochs']} epochs")
+    if row.get("width_multiplier") is not None:
+        parts.append(f"width {row['width_multiplier']}")
+    if row.get("technique_settings"):
+        parts.append(str(row["technique_settings"]))
+    return " · ".join(parts)
+
+
+def baseline_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """'Deltas and ratios against #1 seed-baseline · tflite-float32' (latency: same runtime)."""
+    ref = next((r for r in rows if r.get("baseline_run_id") is not None), None)
+    if ref is None:
+        return "No baseline: no selected run has a measured variant."
+    name = next((r.get("run_name") for r in rows if r.get("run_id") == ref["baseline_run_id"]), "")
+    return (f"Deltas and ratios against #{ref['baseline_run_id']} {name} · {ref.get('baseline_format')} "
+            "(latency ratios against the baseline's model of the same runtime).")
 
 
 def _runs_list(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -142,6 +168,7 @@ def report_html(
         f"<p class='meta'>{len(runs)} runs · {len(rows)} variants · generated {when}</p>"
         f"<h2>Runs</h2>{_runs_list(runs)}"
         f"{''.join(blocks)}"
-        f"<h2>Variants</h2><div class='card'>{_table(rows)}</div>"
+        f"<h2>Variants</h2><p class='meta'>{html.escape(baseline_text(rows))}</p>"
+        f"<div class='card'>{_table(rows)}</div>"
         f"<script>{_BOOT}</script></main></body></html>"
     )

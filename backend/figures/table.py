@@ -35,6 +35,15 @@ CSV_COLUMNS = (
     "latency_p95_ms",
     "latency_ratio",
     "pareto",
+    "baseline_run_id",
+    "baseline_format",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "width_multiplier",
+    "technique_settings",
+    "exports",
 )
 _COPIED = (
     "accuracy",
@@ -101,6 +110,56 @@ def _latency_reference(variants: Sequence[Mapping[str, Any]], fmt: Any) -> Mappi
     return next((v for v in same if v.get("format") == "tflite-float32"), same[0] if same else None)
 
 
+# The setting a sweep usually varies, always shown; the others only when not the default.
+MAIN_SETTINGS = {"pruning": ("target_sparsity",), "clustering": ("number_of_clusters",),
+                 "distillation": ("temperature", "alpha"), "qat": ()}
+
+
+def technique_settings(t: Mapping[str, Any]) -> str:
+    """'pruning target_sparsity=0.8 epochs=3': the main settings and those not at their default."""
+    from backend.spec import RunSpec
+
+    name = str(t.get("name"))
+    model = next((m for m in _technique_models(RunSpec) if m.model_fields["name"].annotation.__args__[0] == name), None)
+    parts = []
+    for key, value in t.items():
+        if key == "name" or isinstance(value, (dict, list)):
+            continue
+        default = model.model_fields[key].default if model is not None and key in model.model_fields else object()
+        if key in MAIN_SETTINGS.get(name, ()) or value != default:
+            parts.append(f"{key}={value}")
+    return " ".join([name, *parts])
+
+
+def _technique_models(spec: Any) -> list[Any]:
+    from typing import get_args
+
+    annotation = spec.model_fields["techniques"].annotation  # list[Annotated[Union[...], ...]]
+    (item,) = get_args(annotation)
+    union = get_args(item)[0] if get_args(item) and not hasattr(item, "model_fields") else item
+    return [m for m in get_args(union) if hasattr(m, "model_fields")]
+
+
+def recipe_columns(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The spec values a comparison is usually about, as flat columns: optimizer, learning rate,
+    batch size, epochs, width multiplier, every technique's settings ('pruning target_sparsity=0.8
+    epochs=2; …') and the exports. An optimize run trains nothing: its recipe is its parent's."""
+    spec = run.get("spec") or {}
+    source = (parent.get("spec") or {}) if run.get("kind") == "optimize" and parent else spec
+    training = source.get("training") or {}
+    optimizer = training.get("optimizer") or {}
+    settings = [technique_settings(t) for t in source.get("techniques") or [] if isinstance(t, Mapping)]
+    return {
+        "optimizer": optimizer.get("name"),
+        "learning_rate": optimizer.get("learning_rate"),
+        "batch_size": training.get("batch_size"),
+        "epochs": training.get("epochs"),
+        "width_multiplier": (source.get("model") or {}).get("width_multiplier"),
+        "technique_settings": "; ".join(settings),
+        "exports": "+".join(str(e) for e in spec.get("exports") or []),
+    }
+
+
 def _ratio(a: Any, b: Any) -> float | None:
     x, y = finite(a), finite(b)
     return x / y if x is not None and y not in (None, 0.0) else None
@@ -139,6 +198,7 @@ def compare_rows(
                 "variant_id": v.get("id"),
                 "format": v.get("format"),
                 "technique": technique_label(run, v.get("format"), parents.get(run.get("parent_run_id") or 0)),
+                **recipe_columns(run, parents.get(run.get("parent_run_id") or 0)),
             }
             for key in _COPIED:
                 value = v.get(key)
@@ -151,6 +211,9 @@ def compare_rows(
             rows.append(row)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):
         row["pareto"] = on_front
+        # every row (and CSV line) names what its deltas refer to
+        row["baseline_run_id"] = baseline_id if ref is not None else None
+        row["baseline_format"] = ref.get("format") if ref is not None else None
     baseline = None
     if ref is not None:
         baseline = {"run_id": baseline_id, "variant_id": ref.get("id"), "format": ref.get("format")}

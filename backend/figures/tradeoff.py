@@ -11,9 +11,10 @@ import plotly.graph_objects as go
 from backend.figures.labels import technique_of, variant_label
 from backend.figures.pareto import pareto_flags, pareto_front
 from backend.figures.text import esc, finite, human_bytes, human_number
-from backend.figures.theme import axis, base_layout, color, empty_annotation
+from backend.figures.theme import axis, base_layout, color, empty_annotation, log_ticks
 from runspec.vocabulary import X_AXES
 
+X_UNITS = {"size_bytes": "bytes", "gzip_bytes": "bytes", "params": "count", "latency_p50_ms": "ms"}
 DIMMED = 0.3
 # Marker shape per format, so the keras and TFLite variants of one recipe stay apart.
 SYMBOLS = {
@@ -82,6 +83,18 @@ def _accuracy_ticks(rows: Sequence[Mapping[str, Any]]) -> str:
     return f".{min(5, max(3, math.ceil(-math.log10(span)) + 1)) if span > 0 else 3}f"
 
 
+def accuracy_range(values: Sequence[float]) -> dict[str, Any]:
+    """The accuracy axis spans the data with a margin, inside [0, 1] when every value is a
+    fraction: Plotly's autorange plus markers could run it to 1.8 or below 0."""
+    if not values:
+        return {}
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.12, 0.005)
+    if 0.0 <= lo and hi <= 1.0:
+        return {"range": [max(0.0, lo - pad), min(1.0, hi + pad)], "autorange": False}
+    return {"range": [lo - pad, hi + pad], "autorange": False}
+
+
 def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") -> dict[str, Any]:
     """One point per variant, coloured by technique; the front as a line, others dimmed."""
     if x not in X_AXES:
@@ -89,18 +102,23 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
     usable = [r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None]
     layout = base_layout(
         "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
-        xaxis=axis(X_AXES[x], type="log"),
-        yaxis=axis("Test accuracy", tickformat=_accuracy_ticks(usable)),
-        # techniques, then the marker shapes of the formats, in one column at the right
+        xaxis=axis(X_AXES[x], type="log", **log_ticks([finite(r.get(x)) for r in usable], X_UNITS[x])),
+        yaxis=axis("Test accuracy", tickformat=_accuracy_ticks(usable),
+                   **accuracy_range([float(r["accuracy"]) for r in usable])),
+        # techniques, then the marker shapes of the formats, in rows under the plot: long
+        # recipe names ("weight clustering → post-training quantization") never scroll
         legend={
-            "orientation": "v",
-            "x": 1.02,
+            "orientation": "h",
+            "x": 0,
             "xanchor": "left",
-            "y": 1,
+            "y": -0.22,
+            "yanchor": "top",
             "font": {"size": 11},
-            "tracegroupgap": 14,
         },
-        margin={"l": 56, "r": 16, "t": 40, "b": 48},
+        # the marker shapes of the formats: a second legend row, titled
+        legend2={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.36, "yanchor": "top",
+                 "font": {"size": 11}, "title": {"text": "shape = format:"}},
+        margin={"l": 56, "r": 16, "t": 40, "b": 96},
     )
     if not usable:
         layout["annotations"] = [empty_annotation("No measured variants to plot yet")]
@@ -143,9 +161,9 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
                 x=[None],
                 y=[None],
                 mode="markers",
-                name=esc(fmt),
+                name=esc(fmt.removeprefix("tflite-")),  # the format's shape, named as elsewhere
                 marker={"symbol": symbol(fmt), "color": "#6b7280", "size": 10},
-                legendgroup="formats",
+                legend="legend2",
                 hoverinfo="skip",
                 meta={"role": "format-key"},
             )

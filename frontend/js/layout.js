@@ -97,20 +97,20 @@ export function card(title, ...children) {
 }
 
 /** A table from column definitions: {label, cell(row) -> Node|string, num?: bool}. */
-export function table(columns, rows, { rowClass, caption } = {}) {
+export function table(columns, rows, { rowClass, caption, id, cls } = {}) {
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
-      { class: "data" },
+      { class: cls ? `data ${cls}` : "data", id },
       caption ? h("caption", { class: "sr-only" }, caption) : null,
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : undefined, scope: "col" }, c.label)))),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : undefined, scope: "col", title: c.title }, c.label)))),
       h(
         "tbody",
         {},
         rows.map((row) =>
-          h("tr", { class: rowClass ? rowClass(row) : undefined }, columns.map((c) => h("td", { class: c.num ? "num" : undefined }, c.cell(row)))),
+          h("tr", { class: rowClass ? rowClass(row) : undefined }, columns.map((c) => h("td", { class: [c.num ? "num" : "", c.cls || ""].join(" ").trim() || undefined }, c.cell(row)))),
         ),
       ),
     ),

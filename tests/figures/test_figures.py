@@ -65,7 +65,9 @@ def test_latency_bars_with_p95_whiskers():
     fig = strict_json(latency_figure(rows))
     bars = by_role(fig, "latency")
     assert all(t["type"] == "bar" for t in bars)
-    assert sum(len(t["x"]) for t in bars) == len(rows)
+    # like with like: the TFLite variants; the two Keras ones are named in the title
+    assert sum(len(t["x"]) for t in bars) == len([r for r in rows if r["format"].startswith("tflite")]) == 4
+    assert "2 Keras variants in the table" in fig["layout"]["title"]["text"]
     for t in bars:
         assert t["error_y"]["array"] == pytest.approx([0.03] * len(t["x"]))
         assert t["error_y"]["arrayminus"] == [0.0] * len(t["x"])
@@ -179,3 +181,35 @@ def test_tradeoff_accuracy_ticks_never_repeat_a_label(accuracies, decimals):
     ticks = [lo + k * (hi - lo) / 4 for k in range(5)]
     if decimals < 5:
         assert len({format(t, fmt[1:]) for t in ticks}) == 5
+
+
+def test_latency_is_a_log_axis_with_readable_ticks():
+    rows = [row(1, "k", "keras", "b", 0.9, 100, p50=0.8, p95=5.0),
+            row(2, "i8", "tflite-int8", "b", 0.9, 100, p50=0.005, p95=0.009),
+            row(3, "f32", "tflite-float32", "b", 0.9, 100, p50=0.02, p95=0.03)]
+    fig = strict_json(latency_figure(rows))
+    y = fig["layout"]["yaxis"]
+    assert y["type"] == "log"
+    assert y["ticktext"] == ["0.005 ms", "0.01 ms", "0.02 ms"]  # p50 0.005 to p95 0.03
+    assert y["tickvals"] == pytest.approx([0.005, 0.01, 0.02])
+    assert [x for t in by_role(fig, "latency") for x in t["x"]] == ["#2 i8 · tflite-int8", "#3 f32 · tflite-float32"]
+    only_keras = strict_json(latency_figure(rows[:1]))  # nothing to compare it with: drawn alone
+    assert sum(len(t["x"]) for t in by_role(only_keras, "latency")) == 1
+    assert only_keras["layout"]["title"]["text"].startswith("Keras latency")
+
+
+@pytest.mark.parametrize(("sizes", "labels"), [
+    ([48_000, 680_000], ["50 KiB", "100 KiB", "200 KiB", "500 KiB", "1 MiB"]),
+    ([2_000_000, 9_000_000], ["2 MiB", "5 MiB", "10 MiB"]),
+])
+def test_size_axis_ticks_are_binary_units_in_1_2_5_steps(sizes: list[int], labels: list[str]):
+    rows = [row(i, f"r{i}", "tflite-int8", "b", 0.9 + i / 100, s) for i, s in enumerate(sizes)]
+    x = strict_json(tradeoff_figure(rows, x="size_bytes"))["layout"]["xaxis"]
+    assert x["type"] == "log" and x["ticktext"] == labels
+    assert all("KB" not in t and "MB" not in t for t in x["ticktext"])
+
+
+def test_accuracy_axis_stays_inside_zero_one():
+    rows = [row(1, "a", "keras", "b", 0.2, 100), row(2, "b", "keras", "b", 0.99, 200)]
+    lo, hi = strict_json(tradeoff_figure(rows))["layout"]["yaxis"]["range"]
+    assert 0.0 <= lo < 0.2 and 0.99 < hi <= 1.0

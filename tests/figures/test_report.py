@@ -110,3 +110,30 @@ def test_csv_neutralizes_formulas():
 
     text = rows_csv([{"run_id": 1, "run_name": '=HYPERLINK("http://x")', "accuracy": 0.5}])
     assert "'=HYPERLINK" in text.splitlines()[1]
+
+
+def test_rows_name_the_baseline_and_carry_the_recipe():
+    from backend.figures.report import baseline_text, recipe_text, report_html
+    from backend.figures.table import CSV_COLUMNS, rows_csv
+
+    spec = {"training": {"optimizer": {"name": "adam", "learning_rate": 0.001}, "batch_size": 32, "epochs": 4},
+            "model": {"width_multiplier": 0.5}, "exports": ["float32", "int8"],
+            "techniques": [{"name": "pruning", "target_sparsity": 0.8, "epochs": 2}]}
+    runs = [{"id": 1, "name": "base", "kind": "train", "spec": {**spec, "techniques": []}},
+            {"id": 2, "name": "p80", "kind": "train", "spec": spec},
+            {"id": 3, "name": "ptq", "kind": "optimize", "parent_run_id": 2, "spec": {"exports": ["int8"]}}]
+    variants = [{"id": 11, "run_id": 1, "format": "tflite-float32", "accuracy": 0.9, "size_bytes": 800},
+                {"id": 21, "run_id": 2, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200},
+                {"id": 31, "run_id": 3, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200}]
+    rows, _ = compare_rows(runs, variants, baseline_run_id=1, parents={2: runs[1]})
+    by_id = {r["variant_id"]: r for r in rows}
+    assert all(r["baseline_run_id"] == 1 and r["baseline_format"] == "tflite-float32" for r in rows)
+    assert by_id[21]["learning_rate"] == 0.001 and by_id[21]["width_multiplier"] == 0.5
+    assert by_id[21]["technique_settings"] == "pruning target_sparsity=0.8"
+    assert by_id[31]["technique_settings"] == by_id[21]["technique_settings"]  # the parent's recipe
+    assert by_id[31]["technique"] == by_id[21]["technique"] == "pruning → post-training quantization"
+    header = rows_csv(rows).splitlines()[0].split(",")
+    assert header == list(CSV_COLUMNS) and {"learning_rate", "width_multiplier", "baseline_run_id"} <= set(header)
+    assert recipe_text(by_id[21]) == "adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8"
+    assert baseline_text(rows).startswith("Deltas and ratios against #1 base · tflite-float32")
+    assert "#1 base · tflite-float32" in report_html(rows, {}, runs)

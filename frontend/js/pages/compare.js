@@ -149,9 +149,9 @@ function renderControls() {
 }
 
 const COLUMNS = [
-  { label: "Run", cell: (r) => [h("a", { href: `/runs/${r.run_id}` }, r.run_name), h("span", { class: "muted" }, ` #${r.run_id}`)] },
-  { label: "Format", cell: (r) => h("span", { class: "mono" }, r.format) },
-  { label: "Technique", cell: (r) => r.technique || "baseline" },
+  { label: "Run", cls: "run-cell", cell: (r) => [h("a", { href: `/runs/${r.run_id}`, title: r.run_name }, r.run_name), h("span", { class: "muted" }, ` #${r.run_id}`)] },
+  { label: "Format", cell: (r) => h("span", { class: "mono" }, fmt.modelFormat(r.format)) },
+  { label: "Technique · recipe", cls: "technique-cell", cell: (r) => [h("div", {}, r.technique || "baseline"), h("div", { class: "muted recipe" }, recipeText(r))] },
   { label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
   { label: "Δ accuracy", num: true, cell: (r) => h("span", { class: better(r.delta_accuracy, { lowIsGood: false, tol: 0.0005 }) }, fmt.signed(r.delta_accuracy)) },
   { label: "F1", num: true, cell: (r) => fmt.accuracy(r.f1) },
@@ -162,8 +162,29 @@ const COLUMNS = [
   { label: "p50", num: true, cell: (r) => fmt.ms(r.latency_p50_ms) },
   { label: "p95", num: true, cell: (r) => fmt.ms(r.latency_p95_ms) },
   { label: "Latency ×", num: true, cell: (r) => h("span", { class: better(r.latency_ratio, { lowIsGood: true, tol: 0.1 }) }, fmt.ratio(r.latency_ratio)) },
-  { label: "Pareto", cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓ front") : "") },
+  { label: "Pareto", title: "On the Pareto front: no other variant is both smaller and more accurate", cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓") : "") },
 ];
+
+/** "adam lr 0.001 · batch 32 · width 0.5 · pruning target_sparsity=0.8 epochs=2" */
+function recipeText(r) {
+  const parts = [];
+  if (r.learning_rate != null) parts.push(`${r.optimizer || ""} lr ${r.learning_rate}`.trim());
+  if (r.batch_size != null) parts.push(`batch ${r.batch_size}`);
+  if (r.width_multiplier != null && r.width_multiplier !== 1) parts.push(`width ${r.width_multiplier}`);
+  if (r.technique_settings) parts.push(r.technique_settings);
+  return parts.join(" · ");
+}
+
+function baselineNote(rows, runs) {
+  const ref = rows.find((r) => r.baseline_run_id != null);
+  if (!ref) return null;
+  const run = runs.find((x) => x.id === ref.baseline_run_id);
+  return h(
+    "p",
+    { class: "muted", id: "compare-baseline" },
+    `Δ and × against the baseline #${ref.baseline_run_id} ${run ? run.name : ""} · ${fmt.modelFormat(ref.baseline_format)}; latency × against its model of the same runtime (TFLite with TFLite, Keras with Keras).`,
+  );
+}
 
 function render() {
   renderControls();
@@ -180,7 +201,7 @@ function render() {
     card(
       `Variants (${rows.length})`,
       rows.length
-        ? table(COLUMNS, rows, { caption: "Variants with deltas against the baseline", rowClass: (r) => (r.pareto ? "front" : "dominated") })
+        ? [baselineNote(rows, runs), table(COLUMNS, rows, { caption: "Variants with deltas against the baseline", id: "compare-table", cls: "compact", rowClass: (r) => (r.pareto ? "front" : "dominated") })]
         : emptyState("No measured variants", "The selected runs have not produced models yet."),
     ),
   );
