@@ -59,6 +59,15 @@ X_AXES: dict[str, str] = {
     "latency_p50_ms": "Latency p50 (ms, log)",
 }
 
+# The run page's curves: x key → axis title. Step is the training batch; epoch is interpolated
+# between the run's "epoch" points; the times between (step, wall time) anchors of its points.
+RUN_CHART_X_AXES: dict[str, str] = {
+    "step": "Step (training batch)",
+    "epoch": "Epoch",
+    "relative": "Relative time (s)",
+    "wall": "Wall time",
+}
+
 # Ids are 32-bit signed integers on both backends (SQLite's INTEGER PRIMARY KEY allows more, but
 # PostgreSQL's SERIAL does not); anything larger cannot exist and is refused before a query.
 MAX_ID = 2**31 - 1
@@ -78,6 +87,7 @@ def as_dict() -> dict[str, object]:
         "headline_fields": list(HEADLINE_FIELDS),
         "reference_formats": list(REFERENCE_FORMATS),
         "x_axes": dict(X_AXES),
+        "run_chart_x_axes": dict(RUN_CHART_X_AXES),
         "max_id": MAX_ID,
         "max_step": MAX_STEP,
     }

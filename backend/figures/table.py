@@ -117,7 +117,7 @@ MAIN_SETTINGS = {"pruning": ("target_sparsity",), "clustering": ("number_of_clus
 
 def technique_settings(t: Mapping[str, Any]) -> str:
     """'pruning target_sparsity=0.8 epochs=3': the main settings and those not at their default."""
-    from backend.spec import RunSpec
+    from runspec.spec import RunSpec
 
     name = str(t.get("name"))
     model = next((m for m in _technique_models(RunSpec) if m.model_fields["name"].annotation.__args__[0] == name), None)

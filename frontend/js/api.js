@@ -73,6 +73,7 @@ const get = (path, query, opts) => request("GET", path, { query, ...opts });
 const post = (path, body, opts) => request("POST", path, { body, ...opts });
 
 // Runs
+export const getVocabulary = (opts) => get("/api/vocabulary", undefined, opts);
 export const listRuns = (filters = {}, opts) => get("/api/runs", filters, opts);
 export const createRun = (spec) => post("/api/runs", spec);
 export const getRun = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}`, undefined, opts);
@@ -84,6 +85,8 @@ export const optimizeRun = (id, { exports, name }) =>
   post(`/api/runs/${encodeURIComponent(id)}/optimize`, name ? { exports, name } : { exports });
 export const getMetrics = (id, { afterStep = -1, keys, maxPoints } = {}, opts) =>
   get(`/api/runs/${encodeURIComponent(id)}/metrics`, { after_step: afterStep, keys, max_points: maxPoints }, opts);
+export const getMetricTimes = (id, key, opts) =>
+  get(`/api/runs/${encodeURIComponent(id)}/metrics/times`, { key }, opts);
 export const getVariants = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/variants`, undefined, opts);
 export const getLogs = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/logs`, undefined, opts);
 export const getConfusionFigure = (variantId, opts) =>

@@ -2,6 +2,7 @@
 // Server figures (compare page, confusion matrix) arrive as {data, layout} from the plotly
 // package; the live curves of the run page are built here from the metrics cursor.
 
+import { ema, xValues } from "./curves.js";
 import { metricValue, plotlyText } from "./format.js";
 
 export const PALETTE = ["#2563eb", "#e66100", "#1a9850", "#c2185b", "#7c3aed", "#0891b2", "#b45309", "#4b5563", "#65a30d", "#db2777"];
@@ -75,11 +76,14 @@ export function renderFigure(div, fig, { title = "", empty = "Nothing to plot ye
 
 /**
  * Curves of one run: series = {key: {steps, values}}; keys picks which to draw.
- * Train keys solid, "val_" keys dashed with markers (they come once per epoch).
+ * Train keys solid, "val_" keys dashed with markers (they come once per epoch). With smoothing,
+ * each key is a faint raw line under its smoothed line (display only: the data is unchanged).
+ * @param {{smoothing?: number, axis?: string, anchors?: object, name?: (key: string) => string}} view
  */
-export function curveTraces(series, keys) {
+export function curveTraces(series, keys, view = {}) {
   const traces = [];
   let plain = 0;
+  const smoothing = view.smoothing || 0;
   for (const key of keys) {
     const s = series[key];
     if (!s || !s.steps.length) continue;
@@ -88,16 +92,27 @@ export function curveTraces(series, keys) {
     const validation = key.startsWith("val_");
     const epochly = validation || key.startsWith("train_");
     const colour = validation ? PALETTE[1] : key.startsWith("train_") ? "#1e3a8a" : PALETTE[(plain++ * 2) % PALETTE.length];
+    const x = view.axis ? xValues(s.steps, view.axis, view.anchors || {}) : s.steps;
+    const raw = s.values.map(metricValue);
+    const name = plotlyText(view.name ? view.name(key) : key);
+    if (smoothing > 0) {
+      traces.push({
+        type: "scatter", mode: "lines", name, x, y: raw, showlegend: false, hoverinfo: "skip", legendgroup: name,
+        line: { color: colour, width: 1, dash: validation ? "dash" : "solid" }, opacity: 0.25, connectgaps: false,
+        meta: { key: plotlyText(key), role: "raw" },
+      });
+    }
     traces.push({
       type: "scatter",
       mode: epochly ? "lines+markers" : "lines",
-      name: plotlyText(key),
-      x: s.steps,
-      y: s.values.map(metricValue),
+      name,
+      legendgroup: name,
+      x,
+      y: smoothing > 0 ? ema(raw, smoothing) : raw,
       line: { color: colour, width: epochly ? 2 : 1.5, dash: validation ? "dash" : "solid" },
       marker: { size: 6 },
       connectgaps: false,
-      meta: { key: plotlyText(key) },
+      meta: { key: plotlyText(key), role: smoothing > 0 ? "smoothed" : "raw" },
     });
   }
   return traces;
@@ -114,21 +129,38 @@ function flatRange(traces) {
   return { range: [lo - pad, hi + pad] };
 }
 
-export function renderCurves(div, series, keys, { title, yTitle, log = false, empty = "No points logged yet" }) {
-  const traces = curveTraces(series, keys);
+/**
+ * One chart of a run's curves. view: {smoothing, logY, axis ("step"|"epoch"|"relative"|"wall"),
+ * axisTitle, anchors, name(key), phases: [{step, label}]}. Phase starts are dotted vertical lines.
+ */
+export function renderCurves(div, series, keys, { title, yTitle, log = false, empty = "No points logged yet", view = {} }) {
+  const traces = curveTraces(series, keys, view);
   if (!traces.length) return plotly().react(div, [], emptyLayout(title, empty), PLOT_CONFIG);
+  const logY = log || view.logY;
+  const axisKind = view.axis || "step";
+  const shapes = [];
+  const annotations = [];
+  for (const p of view.phases || []) {
+    const [x] = xValues([p.step], axisKind, view.anchors || {});
+    shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: "#6b7280", width: 1, dash: "dot" } });
+    annotations.push({ x, xref: "x", y: 1, yref: "paper", yanchor: "bottom", xanchor: "left", showarrow: false, text: plotlyText(p.label), font: { size: 10, color: "#4b5563" } });
+  }
   const layout = {
     title: { text: title, x: 0, xanchor: "left", font: { size: 14 } },
     font: { family: FONT, size: 12, color: "#1f2937" },
     paper_bgcolor: "#ffffff",
     plot_bgcolor: "#ffffff",
     margin: { l: 56, r: 16, t: 40, b: 44 },
-    xaxis: axis("Step (training batch)"),
-    yaxis: axis(yTitle, { ...(log ? { type: "log", exponentformat: "power" } : {}), ...flatRange(traces) }),
-    legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right", font: { size: 11 } },
+    xaxis: axis(view.axisTitle || "Step (training batch)", axisKind === "wall" ? { type: "date" } : {}),
+    // a log axis labels 1, 2 and 5 of each decade ("D2"), not every minor digit
+    yaxis: axis(yTitle, { ...(logY ? { type: "log", dtick: "D2" } : {}), ...(logY ? {} : flatRange(traces)) }),
+    // under the plot: the toolbar sits over the top right corner
+    legend: { orientation: "h", y: -0.22, yanchor: "top", x: 0, font: { size: 11 } },
     hovermode: "x unified",
-    // keep zoom while new points arrive
-    uirevision: "keep",
+    shapes,
+    annotations,
+    // keep the zoom while new points arrive; a new axis or scale starts unzoomed
+    uirevision: `${axisKind}:${logY ? "log" : "linear"}`,
   };
   return plotly().react(div, traces, layout, PLOT_CONFIG);
 }

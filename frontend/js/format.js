@@ -91,5 +91,5 @@ export function headlineText(hl) {
   return parts.join(" · ");
 }
 
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-export const isTerminal = (status) => TERMINAL.has(status);
+// statuses come from the server's vocabulary (GET /api/vocabulary), not a copy here
+export { isRetryable, isTerminal } from "./vocabulary.js";

@@ -32,8 +32,8 @@ def test_runs_page_shows_a_run_reach_succeeded_and_its_curve(dashboard: Dashboar
     row.locator(f'a[data-run-link="{run["id"]}"]').click()
     page.wait_for_url(f"**/runs/{run['id']}")
     page.wait_for_function(f"() => ({POINTS})('chart-loss') > 0")
-    names = page.evaluate("document.getElementById('chart-loss').data.map(t => t.name)")
-    assert "loss" in names and "val_loss" in names
+    keys = page.evaluate("document.getElementById('chart-loss').data.map(t => t.meta.key)")
+    assert "loss" in keys and "val_loss" in keys
     assert page.locator("#run-headline").inner_text().count("KiB") >= 2  # model size and gzip size shown
     assert dashboard.csp_violations(page) == []
     assert dashboard.console_errors == []

@@ -12,10 +12,10 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from backend.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from backend.migrate import upgrade  # noqa: E402
-from backend.spec import RunSpec  # noqa: E402
 from backend.store import runs  # noqa: E402
+from backend.store.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
+from backend.store.migrate import upgrade  # noqa: E402
+from runspec.spec import RunSpec  # noqa: E402
 from worker import execution  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from tests.stack import REPO, free_port, tiny_spec
 def _cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OPTIBOARD_")}
     clean.update({"OPTIBOARD_DATA_DIR": str(data_dir), **env})
-    return subprocess.run([sys.executable, "-m", "backend.cli", *args], cwd=REPO, env=clean,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=clean,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
@@ -91,6 +91,21 @@ def read_metric_keys(
                             next_after=page[limit - 1] if len(page) > limit else None,
                             default_keys=defaults, max_keys_per_run=settings.max_metric_keys_per_run,
                             max_keys_per_read=MAX_KEYS_PER_READ)
+
+
+@router.get("/{run_id}/metrics/times")
+def read_metric_times(
+    run_id: int,
+    session: SessionDep,
+    key: Annotated[str, Query(min_length=1, max_length=200, description="the metric whose points give the times")],
+    max_points: Annotated[int, Query(ge=2, le=10_000)] = 500,
+) -> dict[str, Any]:
+    """When the run reached each step: `steps` and `wall_times` (seconds since the Unix epoch)
+    of `key`'s points, thinned to `max_points`; charts interpolate their time axes from them."""
+    if runs.get_run(session, run_id=run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    steps, wall = metrics.read_wall_times(session, run_id=run_id, key=key, max_points=max_points)
+    return {"run_id": run_id, "key": key, "steps": steps, "wall_times": wall}
 
 
 @router.post("/{run_id}/metrics", response_model=Accepted)

@@ -3,6 +3,7 @@
 - `log_batch` writes points (idempotent per (run, key, step)); `writes` keeps the block summaries.
 - `read_series` / `read_series_many` read one or many runs' series, downsampled from the block
   summaries (`reads`) or from a finished run's digests (`digests`).
+- `read_wall_times` gives (step, wall time) anchors for charts' time axes (`times`).
 - `build_digest` packs a finished run's series; `backfill_digests` does it for older runs.
 
 - `list_metric_keys` / `default_metric_keys` read a run's keys by index seeks; `log_batch` refuses
@@ -17,6 +18,7 @@ from backend.store.metrics.digests import build as build_digest
 from backend.store.metrics.keyset import TooManyMetricKeys
 from backend.store.metrics.keyset import default_keys as default_metric_keys
 from backend.store.metrics.keyset import list_keys as list_metric_keys
+from backend.store.metrics.times import read_wall_times
 from backend.store.metrics.writes import (
     LEVELS,
     Point,
@@ -35,5 +37,5 @@ from backend.store.metrics.writes import (
 __all__ = [
     "LEVELS", "Point", "TooManyMetricKeys", "backfill_digests", "build_digest", "claim_batch_key", "count_points",
     "default_metric_keys", "delete_points", "last_step", "list_metric_keys", "log_batch", "metric_keys",
-    "read_series", "read_series_many", "rebuild_blocks", "record_batch_key",
+    "read_series", "read_series_many", "read_wall_times", "rebuild_blocks", "record_batch_key",
 ]

@@ -6,14 +6,11 @@ import * as api from "../api.js";
 import { loadPlotly, purge, renderFigure } from "../charts.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
+import { VOCAB } from "../vocabulary.js";
 import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, table } from "../layout.js";
 
-const X_AXES = [
-  { key: "size_bytes", label: "Size" },
-  { key: "gzip_bytes", label: "Gzip size" },
-  { key: "params", label: "Parameters" },
-  { key: "latency_p50_ms", label: "Latency" },
-];
+// the x axes the server can draw (runspec/vocabulary.py), labelled by their title's first part
+const X_AXES = Object.entries(VOCAB.x_axes).map(([key, title]) => ({ key, label: title.split(" (")[0] }));
 
 const main = mountLayout("compare", "Compare");
 const params = new URLSearchParams(window.location.search);

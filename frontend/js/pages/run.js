@@ -3,16 +3,31 @@
 
 import * as api from "../api.js";
 import { renderCurves, renderFigure } from "../charts.js";
-import { h, replace } from "../dom.js";
+import { constantValue, defaultKeys, epochAnchors, groupKeys, legendName, NOT_CURVES, phases } from "../curves.js";
+import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, progressBar, statusBadge, table, toast } from "../layout.js";
 import { poll } from "../poll.js";
+import { VOCAB } from "../vocabulary.js";
 
 const main = mountLayout("runs", "Run");
 const match = window.location.pathname.match(/\/runs\/(\d+)/);
 const runId = match ? Number(match[1]) : Number(new URLSearchParams(window.location.search).get("id"));
 
-const state = { run: null, series: {}, lastStep: -1, variants: null, exports: ["float32", "dynamic", "float16", "int8"], confusionFor: null };
+const params = new URLSearchParams(window.location.search);
+const state = {
+  run: null, series: {}, lastStep: -1, variants: null, exports: VOCAB.export_formats, confusionFor: null,
+  keys: new Set(), // every metric key the run has logged (discovered cheaply, see probeKeys)
+  chosen: new Set(), // the keys plotted
+  userChose: false, // until the user picks keys, the usual training curves are plotted
+  times: null, // (step, wall time) anchors, fetched when a time axis is chosen
+  // the view is display only and lives in the address: ?smooth=0.6&x=epoch&logy=1
+  view: {
+    smoothing: Math.min(0.99, Math.max(0, Number(params.get("smooth")) || 0)),
+    logY: params.get("logy") === "1",
+    axis: VOCAB.run_chart_x_axes[params.get("x")] ? params.get("x") : "step",
+  },
+};
 let poller = null;
 
 // chart slots survive re-renders so Plotly keeps its zoom (uirevision)
@@ -27,10 +42,11 @@ const slots = {
   header: h("div"),
   overview: h("div"),
   failure: h("div"),
+  chartControls: h("div", { class: "chart-controls", id: "chart-controls" }),
   charts: h("div", { class: "grid-2" },
-    h("section", { class: "card chart-card" }, charts.loss),
-    h("section", { class: "card chart-card" }, charts.accuracy),
-    h("section", { class: "card chart-card" }, charts.lr),
+    h("section", { class: "card chart-card", id: "loss-card" }, charts.loss),
+    h("section", { class: "card chart-card", id: "accuracy-card" }, charts.accuracy),
+    h("section", { class: "card chart-card", id: "lr-card", hidden: true }, charts.lr),
     h("section", { class: "card chart-card", id: "other-card", hidden: true }, charts.other),
   ),
   variants: h("div"),
@@ -46,38 +62,211 @@ if (!Number.isInteger(runId) || runId < 1) {
 }
 
 // ---- metric keys → charts --------------------------------------------------------------
-// step markers, not curves
-const NOT_CURVES = new Set(["epoch", "phase"]);
+const CURVE_CHARTS = ["loss", "accuracy", "lr", "other"];
 
-function groupKeys(keys) {
-  const groups = { loss: [], accuracy: [], lr: [], other: [] };
-  for (const key of keys.sort()) {
-    if (NOT_CURVES.has(key)) continue;
-    const k = key.toLowerCase();
-    if (k.includes("loss")) groups.loss.push(key);
-    else if (k.includes("acc")) groups.accuracy.push(key);
-    else if (k === "lr" || k.includes("learning_rate")) groups.lr.push(key);
-    else groups.other.push(key);
-  }
-  // train first, then validation, so colours pair up
-  for (const g of Object.values(groups)) g.sort((a, b) => Number(a.startsWith("val_")) - Number(b.startsWith("val_")) || a.localeCompare(b));
-  return groups;
+function chosenKeys() {
+  return [...state.chosen].filter((k) => state.series[k] && state.series[k].steps.length);
+}
+
+function view() {
+  const run = state.run;
+  return {
+    ...state.view,
+    axisTitle: VOCAB.run_chart_x_axes[state.view.axis] || "Step (training batch)",
+    anchors: { epochs: epochAnchors(state.series), times: state.times },
+    name: (key) => legendName(key, run),
+    phases: phases(state.series, run),
+  };
 }
 
 function drawCurves() {
-  const g = groupKeys(Object.keys(state.series));
+  const g = groupKeys(chosenKeys());
   // an optimize run converts its parent's model: no training, so no curves to wait for
   // and a run that ended before logging anything has only its error and log to show
-  const none = !Object.keys(state.series).length;
-  slots.charts.hidden = Boolean(state.run && none && (state.run.kind === "optimize" || fmt.isTerminal(state.run.status)));
-  if (slots.charts.hidden) return;
-  const waiting = state.run && !fmt.isTerminal(state.run.status) ? "Waiting for the first points…" : "No points were logged";
-  renderCurves(charts.loss, state.series, g.loss, { title: "Loss", yTitle: "loss", empty: waiting });
-  renderCurves(charts.accuracy, state.series, g.accuracy, { title: "Accuracy", yTitle: "accuracy", empty: waiting });
-  renderCurves(charts.lr, state.series, g.lr, { title: "Learning rate", yTitle: "learning rate", empty: "No learning-rate points logged" });
-  const otherCard = document.getElementById("other-card");
-  if (otherCard) otherCard.hidden = g.other.length === 0;
-  if (g.other.length) renderCurves(charts.other, state.series, g.other, { title: "Other metrics", yTitle: "value" });
+  const none = !Object.keys(state.series).some((k) => !NOT_CURVES.has(k));
+  const hide = Boolean(state.run && none && (state.run.kind === "optimize" || fmt.isTerminal(state.run.status)));
+  slots.charts.hidden = hide;
+  slots.chartControls.hidden = hide;
+  if (hide) return;
+  renderControls();
+  const terminal = state.run && fmt.isTerminal(state.run.status);
+  const waiting = terminal ? "No points were logged" : "Waiting for the first points…";
+  const v = view();
+  // a constant learning rate is one number: said in the controls, not drawn as a flat line
+  const lrConstant = g.lr.length > 0 && g.lr.every((k) => constantValue(state.series[k]) !== null);
+  const show = {
+    loss: g.loss.length > 0 || (!terminal && !g.accuracy.length),
+    accuracy: g.accuracy.length > 0 || (!terminal && !g.loss.length),
+    lr: g.lr.length > 0 && !lrConstant,
+    other: g.other.length > 0,
+  };
+  const titles = { loss: ["Loss", "loss"], accuracy: ["Accuracy", "accuracy"], lr: ["Learning rate", "learning rate"], other: ["Other metrics", "value"] };
+  for (const name of CURVE_CHARTS) {
+    const cardEl = charts[name].parentElement;
+    if (cardEl) cardEl.hidden = !show[name];
+    if (show[name]) renderCurves(charts[name], state.series, g[name], { title: titles[name][0], yTitle: titles[name][1], empty: waiting, view: v });
+  }
+  syncZoom();
+}
+
+// zoom on one chart zooms the others (same x axis); double-click resets them all
+let syncing = false;
+function syncZoom() {
+  for (const name of CURVE_CHARTS) {
+    const div = charts[name];
+    if (div.dataset.synced || !div.on) continue;
+    div.dataset.synced = "1";
+    div.on("plotly_relayout", (ev) => {
+      if (syncing) return;
+      const update = {};
+      if ("xaxis.range[0]" in ev) update["xaxis.range"] = [ev["xaxis.range[0]"], ev["xaxis.range[1]"]];
+      else if (Array.isArray(ev["xaxis.range"])) update["xaxis.range"] = ev["xaxis.range"];
+      else if (ev["xaxis.autorange"]) update["xaxis.autorange"] = true;
+      else return;
+      syncing = true;
+      const others = CURVE_CHARTS.map((n) => charts[n]).filter((d) => d !== div && d.data && d.data.length && !d.parentElement.hidden);
+      Promise.all(others.map((d) => window.Plotly.relayout(d, update))).finally(() => { syncing = false; });
+    });
+  }
+}
+
+function syncViewUrl() {
+  const p = new URLSearchParams(window.location.search);
+  const set = (k, v, dflt) => (v === dflt ? p.delete(k) : p.set(k, String(v)));
+  set("smooth", state.view.smoothing, 0);
+  set("logy", state.view.logY ? 1 : 0, 0);
+  set("x", state.view.axis, "step");
+  const qs = p.toString();
+  history.replaceState(null, "", `${window.location.pathname}${qs ? `?${qs}` : ""}`);
+}
+
+async function setAxis(axis) {
+  state.view.axis = axis;
+  syncViewUrl();
+  if ((axis === "relative" || axis === "wall") && !state.times) await loadTimes();
+  drawCurves();
+}
+
+/** (step, wall time) anchors from the points of one plotted key. */
+async function loadTimes() {
+  const key = chosenKeys().find((k) => !k.startsWith("val_")) || chosenKeys()[0] || [...state.keys][0];
+  if (!key) return;
+  try {
+    state.times = await api.getMetricTimes(runId, key);
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+const controls = {};
+function renderControls() {
+  if (!controls.smoothing) {
+    const smoothingLabel = h("output", { id: "smoothing-value", for: "smoothing" });
+    controls.smoothingLabel = smoothingLabel;
+    controls.smoothing = h("input", {
+      type: "range", id: "smoothing", min: "0", max: "0.99", step: "0.01", value: String(state.view.smoothing),
+      "aria-describedby": "smoothing-help",
+      on: { input: (e) => { state.view.smoothing = Number(e.target.value); smoothingLabel.textContent = state.view.smoothing.toFixed(2); syncViewUrl(); drawCurves(); } },
+    });
+    controls.logY = h("input", { type: "checkbox", id: "log-y", checked: state.view.logY, on: { change: (e) => { state.view.logY = e.target.checked; syncViewUrl(); drawCurves(); } } });
+    controls.axis = h("select", { id: "x-axis", "aria-label": "x axis", on: { change: (e) => setAxis(e.target.value) } },
+      Object.entries(VOCAB.run_chart_x_axes).map(([key, title]) => h("option", { value: key, selected: key === state.view.axis }, title)));
+    controls.keysSummary = h("summary", {}, "Keys");
+    controls.keyFilter = h("input", { type: "search", id: "key-filter", placeholder: "Filter keys…", "aria-label": "Filter metric keys", on: { input: debounce(renderKeyList, 150) } });
+    controls.keyList = h("div", { class: "key-list", id: "key-list", role: "group", "aria-label": "Metric keys to plot" });
+    controls.note = h("span", { class: "muted", id: "chart-note" });
+    replace(
+      slots.chartControls,
+      h("div", { class: "toolbar" },
+        h("label", { for: "smoothing" }, "Smoothing"), controls.smoothing, smoothingLabel,
+        h("span", { id: "smoothing-help", class: "sr-only" }, "Exponential moving average of the drawn curves, display only"),
+        h("label", { class: "check" }, controls.logY, " Log y"),
+        h("label", { for: "x-axis" }, "x axis"), controls.axis,
+        h("details", { class: "key-chooser", id: "key-chooser" }, controls.keysSummary, h("div", { class: "key-panel" }, controls.keyFilter, controls.keyList)),
+        h("span", { class: "grow" }),
+        controls.note,
+      ),
+    );
+    smoothingLabel.textContent = state.view.smoothing.toFixed(2);
+  }
+  // what the axes can offer: epochs need the run's epoch points
+  const hasEpochs = Boolean(epochAnchors(state.series));
+  for (const opt of controls.axis.options) {
+    if (opt.value === "epoch") {
+      opt.disabled = !hasEpochs;
+      opt.textContent = hasEpochs ? VOCAB.run_chart_x_axes.epoch : `${VOCAB.run_chart_x_axes.epoch} (no epoch points)`;
+    }
+  }
+  const g = groupKeys(chosenKeys());
+  const constant = g.lr.map((k) => [k, constantValue(state.series[k])]).filter(([, v]) => v !== null);
+  controls.note.textContent = constant.length && constant.length === g.lr.length
+    ? constant.map(([k, v]) => `${k} ${fmt.number(v)} (constant)`).join(" · ")
+    : "";
+  controls.keysSummary.textContent = `Keys: ${state.chosen.size} of ${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} plotted`;
+  if (controls.keyList.dataset.count !== String(state.keys.size)) renderKeyList();
+}
+
+const KEY_LIST_LIMIT = 300;
+/** The key checkboxes: chosen keys first, then the rest, filtered; at most KEY_LIST_LIMIT drawn. */
+function renderKeyList() {
+  const filter = controls.keyFilter.value.trim().toLowerCase();
+  const all = [...state.keys].filter((k) => !NOT_CURVES.has(k)).sort();
+  const matching = all.filter((k) => !filter || k.toLowerCase().includes(filter));
+  const ordered = [...matching.filter((k) => state.chosen.has(k)), ...matching.filter((k) => !state.chosen.has(k))];
+  const shown = ordered.slice(0, KEY_LIST_LIMIT);
+  controls.keyList.dataset.count = String(state.keys.size);
+  replace(
+    controls.keyList,
+    shown.map((key) => h("label", { class: "check key", dataset: { key } },
+      h("input", { type: "checkbox", checked: state.chosen.has(key), on: { change: (e) => toggleKey(key, e.target.checked) } }), ` ${key}`)),
+    ordered.length > shown.length ? h("p", { class: "muted" }, `${ordered.length - shown.length} more: type to filter`) : null,
+  );
+}
+
+async function toggleKey(key, on) {
+  state.userChose = true;
+  if (on) state.chosen.add(key);
+  else state.chosen.delete(key);
+  if (on && !state.series[key]) await loadKeys([key]);
+  drawCurves();
+}
+
+/** Full-resolution points of these keys from the start (a newly chosen key). */
+async function loadKeys(keys) {
+  if (!keys.length) return;
+  try {
+    const res = await api.getMetrics(runId, { afterStep: -1, keys: keys.join(","), maxPoints: 1000 });
+    mergeSeries(res.series);
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+/**
+ * Which keys the run has, cheaply: every key's points after the cursor, at most 4 each (the
+ * API keeps the first and last), so a run with thousands of keys answers in one small response.
+ */
+async function probeKeys(afterStep) {
+  const res = await api.getMetrics(runId, { afterStep, maxPoints: 4 });
+  let added = false;
+  for (const key of Object.keys(res.series || {})) {
+    if (!state.keys.has(key)) {
+      state.keys.add(key);
+      added = true;
+    }
+  }
+  if (added && !state.userChose) {
+    const wanted = new Set([...defaultKeys([...state.keys]), "epoch", "phase"].filter((k) => state.keys.has(k)));
+    const fresh = [...wanted].filter((k) => !state.chosen.has(k) && !state.series[k]);
+    state.chosen = new Set([...wanted].filter((k) => !NOT_CURVES.has(k)));
+    await loadKeys(fresh);
+  }
+  return added;
+}
+
+/** The keys a poll reads at full resolution: the plotted ones and the step markers. */
+function pollKeys() {
+  return [...state.chosen, ...[...NOT_CURVES].filter((k) => state.keys.has(k))].join(",");
 }
 
 // Ask again from one step back: points of the same step may land in a later commit than the
@@ -103,11 +292,18 @@ function mergeSeries(incoming) {
 // ---- loading ---------------------------------------------------------------------------
 async function start() {
   try {
-    const [run, metrics] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: -1, maxPoints: 1000 })]);
+    const [run, probe] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: -1, maxPoints: 4 })]);
     state.run = run;
-    mergeSeries(metrics.series);
-    state.lastStep = metrics.last_step ?? state.lastStep;
-    replace(main, slots.header, slots.overview, slots.failure, slots.charts, slots.variants, slots.confusion, slots.bottom);
+    for (const key of Object.keys(probe.series || {})) state.keys.add(key);
+    state.chosen = new Set(defaultKeys([...state.keys]));
+    const first = [...state.chosen, ...[...NOT_CURVES].filter((k) => state.keys.has(k))];
+    if (first.length) {
+      const metrics = await api.getMetrics(runId, { afterStep: -1, keys: first.join(","), maxPoints: 1000 });
+      mergeSeries(metrics.series);
+    }
+    state.lastStep = probe.last_step ?? state.lastStep;
+    if (state.view.axis === "relative" || state.view.axis === "wall") await loadTimes();
+    replace(main, slots.header, slots.overview, slots.failure, slots.chartControls, slots.charts, slots.variants, slots.confusion, slots.bottom);
     renderAll();
     drawCurves();
     await loadVariants();
@@ -121,18 +317,26 @@ function startPolling() {
   if (poller) poller.stop();
   poller = poll(
     async () => {
-      const [run, metrics] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: cursor() })]);
+      const after = cursor();
+      const [run, metrics, newKeys] = await Promise.all([
+        api.getRun(runId),
+        pollKeys() ? api.getMetrics(runId, { afterStep: after, keys: pollKeys() }) : Promise.resolve({ series: {}, last_step: null }),
+        probeKeys(after),
+      ]);
       const statusChanged = run.status !== state.run.status || run.progress !== state.run.progress;
       state.run = run;
-      const added = mergeSeries(metrics.series);
+      const added = mergeSeries(metrics.series) + (newKeys ? 1 : 0);
       if (metrics.last_step != null && metrics.last_step > state.lastStep) state.lastStep = metrics.last_step;
+      if (added && state.times && !fmt.isTerminal(run.status)) await loadTimes();
       if (added) drawCurves();
       if (statusChanged) renderAll();
       const done = fmt.isTerminal(run.status);
       if (done) {
         // one last pull: points written between the two requests above
-        const tail = await api.getMetrics(runId, { afterStep: cursor() });
-        if (mergeSeries(tail.series)) drawCurves();
+        await probeKeys(cursor());
+        const tail = pollKeys() ? await api.getMetrics(runId, { afterStep: cursor(), keys: pollKeys() }) : { series: {} };
+        mergeSeries(tail.series);
+        if (state.times) await loadTimes();
         drawCurves(); // empty states switch from "waiting" to "none logged"
         await loadVariants();
         renderAll();
@@ -168,7 +372,7 @@ function renderHeader() {
   const terminal = fmt.isTerminal(run.status);
   const actions = [
     !terminal ? h("button", { type: "button", class: "btn btn-danger", on: { click: () => act("Cancelled", () => api.cancelRun(run.id)) } }, "Cancel run") : null,
-    run.status === "failed" || run.status === "cancelled"
+    fmt.isRetryable(run.status) && !run.external
       ? h("button", { type: "button", class: "btn", on: { click: () => act("Retry queued", () => api.retryRun(run.id), true) } }, "Retry")
       : null,
     h("a", { class: "btn", href: `/compare?runs=${run.id}${run.parent_run_id ? `,${run.parent_run_id}` : ""}` }, "Compare"),

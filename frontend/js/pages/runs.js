@@ -6,9 +6,9 @@ import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { emptyState, errorState, loadingState, mountLayout, pageHeader, progressBar, statusBadge, toast } from "../layout.js";
 import { poll } from "../poll.js";
+import { VOCAB } from "../vocabulary.js";
 
 const PAGE_SIZE = 50;
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 // Every column is sorted by the API (over all runs, not the loaded page); the page's key
 // "duration_seconds" is the API's "duration".
 const API_SORT_KEY = { duration_seconds: "duration" };
@@ -54,7 +54,7 @@ const statusSelect = h(
   "select",
   { "aria-label": "Status", on: { change: (e) => setFilter("status", e.target.value) } },
   h("option", { value: "" }, "Any status"),
-  STATUSES.map((s) => h("option", { value: s, selected: state.filters.status === s }, s)),
+  VOCAB.statuses.map((s) => h("option", { value: s, selected: state.filters.status === s }, s)),
 );
 const tagInput = h("input", { type: "text", placeholder: "Tag", "aria-label": "Tag", value: state.filters.tag, on: { input: debounce((e) => setFilter("tag", e.target.value.trim()), 300) } });
 const searchInput = h("input", { type: "search", placeholder: "Search name, recipe, notes…", "aria-label": "Search runs", value: state.filters.q, on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) } });
@@ -262,7 +262,7 @@ function rowFor(run) {
         { class: "row-actions" },
         h("button", { type: "button", class: "btn btn-sm", "aria-expanded": state.editing === run.id ? "true" : "false", on: { click: () => toggleEditor(run.id) } }, "Edit"),
         !terminal ? h("button", { type: "button", class: "btn btn-sm btn-danger", on: { click: () => cancel(run) } }, "Cancel") : null,
-        run.status === "failed" || run.status === "cancelled" ? h("button", { type: "button", class: "btn btn-sm", on: { click: () => retry(run) } }, "Retry") : null,
+        fmt.isRetryable(run.status) && !run.external ? h("button", { type: "button", class: "btn btn-sm", on: { click: () => retry(run) } }, "Retry") : null,
         terminal ? h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete run ${run.id}`, on: { click: () => remove(run) } }, "Delete") : null,
       ),
     ),
