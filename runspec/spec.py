@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from runspec.vocabulary import MAX_ID, ExportFormat
 
+
+def applies_when(**sibling_values: list[str]) -> dict[str, object]:
+    """JSON-schema annotation: this field matters only while a sibling field has one of these
+    values (e.g. momentum only for sgd and rmsprop); the launch form hides it otherwise and
+    leaves it at its default. Documentation for the form, not a validation rule."""
+    return {"x-applies-when": sibling_values}
+
+
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 ARCHITECTURES = ("seed_cnn", "mlp", "ds_cnn")
 
@@ -35,7 +43,9 @@ class Strict(BaseModel):
 
 class DatasetSpec(Strict):
     name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "upload"] = "digits"
-    upload_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="id from POST /api/datasets")
+    upload_id: int | None = Field(default=None, ge=1, le=MAX_ID, title="Uploaded dataset id",
+                                  description="upload an .npz here, or the id from POST /api/datasets",
+                                  json_schema_extra=applies_when(name=["upload"]))
     validation_split: float = Field(default=0.1, ge=0.0, le=0.5)
     normalize: Literal["scale", "standardize", "none"] = "scale"
     limit_train: int | None = Field(default=None, ge=10, le=10_000_000, description="use the first N training examples")
@@ -64,9 +74,9 @@ class ModelSpec(Strict):
 class OptimizerSpec(Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
     learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
-    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
-    nesterov: bool = False
-    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0, json_schema_extra=applies_when(name=["sgd", "rmsprop"]))
+    nesterov: bool = Field(default=False, json_schema_extra=applies_when(name=["sgd"]))
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, json_schema_extra=applies_when(name=["adamw"]))
     clipnorm: float | None = Field(default=None, gt=0.0, le=1e6)
     clipvalue: float | None = Field(default=None, gt=0.0, le=1e6)
 
@@ -82,10 +92,14 @@ class OptimizerSpec(Strict):
 class ScheduleSpec(Strict):
     name: Literal["constant", "step", "exponential", "cosine", "plateau"] = "constant"
     warmup_epochs: int = Field(default=0, ge=0, le=100)
-    step_epochs: int = Field(default=10, ge=1, le=1000, description="step: epochs between drops")
-    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/exponential/plateau factor")
-    patience: int = Field(default=2, ge=1, le=100, description="plateau: epochs without improvement")
-    min_learning_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    step_epochs: int = Field(default=10, ge=1, le=1000, description="step: epochs between drops",
+                             json_schema_extra=applies_when(name=["step"]))
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/exponential/plateau factor",
+                         json_schema_extra=applies_when(name=["step", "exponential", "plateau"]))
+    patience: int = Field(default=2, ge=1, le=100, description="plateau: epochs without improvement",
+                          json_schema_extra=applies_when(name=["plateau"]))
+    min_learning_rate: float = Field(default=0.0, ge=0.0, le=1.0,
+                                     json_schema_extra=applies_when(name=["step", "exponential", "cosine", "plateau"]))
 
 
 class RegularizationSpec(Strict):
@@ -285,8 +299,12 @@ class RunSpec(Strict):
 
 
 def techniques_summary(spec: RunSpec) -> str:
-    """A short human label of the recipe, e.g. 'seed_cnn adam · pruning80 → qat · int8'."""
-    parts = [f"{spec.model.architecture} {spec.training.optimizer.name}"
+    """A short human label of the recipe, e.g. 'seed_cnn ×0.5 adam · pruning80 → qat · int8'
+    (the width multiplier when it is not 1; an external run is 'external': its script trains it)."""
+    if spec.external:
+        return "external"
+    width = f" ×{spec.model.width_multiplier:g}" if spec.model.width_multiplier != 1.0 else ""
+    parts = [f"{spec.model.architecture}{width} {spec.training.optimizer.name}"
              + (" mixed-precision" if spec.training.pipeline.mixed_precision else "")]
     chain = []
     for t in spec.techniques:

@@ -68,6 +68,16 @@ RUN_CHART_X_AXES: dict[str, str] = {
     "wall": "Wall time",
 }
 
+# Technique names as users read them (the spec's `name` values are short: "qat"). Post-training
+# quantization is what the TFLite converter does to int8/float16/dynamic exports.
+TECHNIQUE_NAMES: dict[str, str] = {
+    "pruning": "pruning",
+    "qat": "quantization-aware training",
+    "clustering": "weight clustering",
+    "distillation": "knowledge distillation",
+}
+PTQ_NAME = "post-training quantization"
+
 # Ids are 32-bit signed integers on both backends (SQLite's INTEGER PRIMARY KEY allows more, but
 # PostgreSQL's SERIAL does not); anything larger cannot exist and is refused before a query.
 MAX_ID = 2**31 - 1
@@ -88,6 +98,8 @@ def as_dict() -> dict[str, object]:
         "reference_formats": list(REFERENCE_FORMATS),
         "x_axes": dict(X_AXES),
         "run_chart_x_axes": dict(RUN_CHART_X_AXES),
+        "technique_names": dict(TECHNIQUE_NAMES),
+        "ptq_name": PTQ_NAME,
         "max_id": MAX_ID,
         "max_step": MAX_STEP,
     }

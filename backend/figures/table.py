@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
-from runspec.vocabulary import REFERENCE_FORMATS
+from runspec.vocabulary import PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES
 
 CSV_COLUMNS = (
     "run_id",
@@ -59,14 +59,7 @@ _COPIED = (
 )
 
 
-# Spelled-out names of the spec's technique names (the launch form and the figures use these).
-TECHNIQUE_NAMES = {
-    "pruning": "pruning",
-    "qat": "quantization-aware training",
-    "clustering": "weight clustering",
-    "distillation": "knowledge distillation",
-}
-PTQ = "post-training quantization"
+PTQ = PTQ_NAME
 # TFLite formats whose weights the converter quantizes after training.
 QUANTIZED_FORMATS = ("tflite-dynamic", "tflite-float16", "tflite-int8")
 

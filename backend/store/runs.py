@@ -126,6 +126,7 @@ class RunFilter:
     status: str | None = None
     tag: str | None = None
     q: str | None = None
+    parent_run_id: int | None = None  # the optimize runs made from this run
 
 
 def list_runs(
@@ -135,6 +136,8 @@ def list_runs(
     query = select(m.Run, m.Experiment.name).join(m.Experiment)
     if filters.experiment:
         query = query.where(m.Experiment.name == filters.experiment)
+    if filters.parent_run_id is not None:
+        query = query.where(m.Run.parent_run_id == filters.parent_run_id)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:

@@ -99,6 +99,24 @@ export const createExperiment = (body) => post("/api/experiments", body);
 export const createSweep = (body) => post("/api/sweeps", body);
 export const previewSweep = (body, opts) => request("POST", "/api/sweeps/preview", { body, ...opts });
 export const getTechniques = (opts) => get("/api/techniques", undefined, opts);
+/** Upload an .npz (x_train, y_train, x_test, y_test) as multipart form data; the dataset record. */
+export async function uploadDataset(file, name) {
+  const body = new FormData();
+  body.append("file", file);
+  if (name) body.append("name", name);
+  let response;
+  try {
+    response = await fetch("/api/datasets", { method: "POST", body, credentials: "same-origin", headers: { "X-Requested-With": "optiboard", Accept: "application/json" } });
+  } catch {
+    throw new ApiError(0, "Cannot reach the optiboard server. Is it running?");
+  }
+  const payload = await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = payload && payload.detail;
+    throw new ApiError(response.status, describe(response.status, detail), Array.isArray(detail) ? detail : []);
+  }
+  return payload;
+}
 export const listDatasets = (opts) => get("/api/datasets", undefined, opts);
 
 // Compare

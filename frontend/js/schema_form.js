@@ -17,12 +17,18 @@ export function humanize(key) {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
 export class SchemaForm {
   /**
    * @param {object} schema root JSON schema with $defs
    * @param {object} defaults a full default document (RunSpec().model_dump())
+   * @param {{techniqueNames?: Object<string,string>, describeOption?: (path: string, value: any) => ?{label?: string, disabled?: boolean, title?: string}}} options
+   *   techniqueNames: spelled-out names of the union tags ("qat" → "quantization-aware training");
+   *   describeOption: how an enum option is shown (e.g. a dataset not on this server, disabled)
    */
-  constructor(schema, defaults) {
+  constructor(schema, defaults, options = {}) {
+    this.options = options;
     this.schema = schema;
     this.defs = schema.$defs || schema.definitions || {};
     this.defaults = defaults || {};
@@ -51,10 +57,16 @@ export class SchemaForm {
       const nonNull = alts.filter((a) => a.type !== "null");
       if (nonNull.length === 1 && nonNull.length < alts.length) {
         const inner = this.resolve(nonNull[0]);
-        return { schema: { ...inner, title: s.title || inner.title, description: s.description || inner.description, default: s.default }, nullable: true };
+        return { schema: { ...inner, title: s.title || inner.title, description: s.description || inner.description, default: s.default, "x-applies-when": s["x-applies-when"] }, nullable: true };
       }
     }
     return { schema: s, nullable: false };
+  }
+
+  /** A technique's name as users read it: "Quantization-aware training", not "Qat". */
+  tagLabel(tag) {
+    const names = this.options.techniqueNames || {};
+    return names[tag] ? capitalize(names[tag]) : humanize(tag);
   }
 
   register(path, parts) {
@@ -95,9 +107,28 @@ export class SchemaForm {
     // the top level's own scalars (name, experiment, tags, notes) get a frame like the rest
     const own = scalars.length ? h("div", { class: "fields" }, scalars) : null;
     const body = h("div", {}, depth === 0 && own ? h("fieldset", {}, h("legend", {}, "Run"), own) : own, compounds, error);
+    // fields that matter only for some values of a sibling (x-applies-when, from the server's
+    // schema: momentum for sgd/rmsprop, step_epochs for the step schedule, upload_id for
+    // uploads) are hidden otherwise and left out of the spec, so the server's default applies
+    const conditional = children
+      .map(([k, child]) => [k, child, this.unwrap(props[k]).schema["x-applies-when"]])
+      .filter(([, child, rule]) => rule && child.el);
+    const applies = (rule) => Object.entries(rule).every(([sibling, values]) => {
+      const node = children.find(([k]) => k === sibling);
+      return !node || values.includes(node[1].get());
+    });
+    const refresh = () => {
+      for (const [, child, rule] of conditional) child.el.hidden = !applies(rule);
+    };
+    if (conditional.length) {
+      body.addEventListener("change", refresh);
+      refresh();
+    }
     const get = () => {
       const out = {};
       for (const [k, child] of children) {
+        const rule = conditional.find(([ck]) => ck === k);
+        if (rule && !applies(rule[2])) continue;
         const v = child.get();
         if (v !== undefined) out[k] = v;
       }
@@ -165,7 +196,7 @@ export class SchemaForm {
     const error = this.errorSlot();
     const host = h("div", { class: "stack" });
     const entries = []; // {tag, node, el}
-    const picker = h("select", { "aria-label": `Add to ${title}` }, h("option", { value: "" }, `Add ${title.toLowerCase().replace(/s$/, "")}…`), [...byTag.keys()].map((t) => h("option", { value: t }, humanize(t))));
+    const picker = h("select", { "aria-label": `Add to ${title}` }, h("option", { value: "" }, `Add ${title.toLowerCase().replace(/s$/, "")}…`), [...byTag.keys()].map((t) => h("option", { value: t }, this.tagLabel(t))));
     const max = schema.maxItems ?? Infinity;
     const redraw = () => {
       // re-key item paths so 422 locs (techniques.1.epochs) land on the right item
@@ -183,7 +214,7 @@ export class SchemaForm {
             h(
               "div",
               { class: "tech-head" },
-              h("strong", {}, `${i + 1}. ${humanize(e.tag)}`),
+              h("strong", {}, `${i + 1}. ${this.tagLabel(e.tag)}`),
               h(
                 "span",
                 { class: "actions" },
@@ -262,7 +293,10 @@ export class SchemaForm {
         "select",
         { id, on: { change: () => this.onChange() } },
         nullable ? h("option", { value: "" }, "none") : null,
-        schema.enum.map((opt) => h("option", { value: String(opt), selected: opt === v }, String(opt))),
+        schema.enum.map((opt) => {
+          const d = (this.options.describeOption && this.options.describeOption(path.join("."), opt)) || {};
+          return h("option", { value: String(opt), selected: opt === v, disabled: Boolean(d.disabled) && opt !== v, title: d.title }, d.label || String(opt));
+        }),
       );
       get = () => (input.value === "" && nullable ? null : schema.enum.find((o) => String(o) === input.value));
     } else if (schema.type === "boolean") {
@@ -319,6 +353,9 @@ export class SchemaForm {
         }
       } else if (schema.enum || ["integer", "number", "boolean"].includes(schema.type)) {
         out.push({ path: path.join("."), label: path.map(humanize).join(" › "), schema });
+      } else if (schema.type === "array" && this.resolve(schema.items || {}).enum) {
+        // a set of options (exports): each grid value is a set, written a+b
+        out.push({ path: path.join("."), label: `${path.map(humanize).join(" › ")} (sets)`, schema: { ...schema, items: this.resolve(schema.items) } });
       }
     };
     walk(this.schema, []);
@@ -336,7 +373,7 @@ export class SchemaForm {
           if (k === tagKey) continue;
           const { schema } = this.unwrap(sub);
           if (schema.enum || ["integer", "number", "boolean"].includes(schema.type)) {
-            out.push({ path: `${key}.${i}.${k}`, label: `${humanize(key)} › ${i + 1}. ${humanize(item[tagKey])} › ${humanize(k)}`, schema });
+            out.push({ path: `${key}.${i}.${k}`, label: `${humanize(key)} › ${i + 1}. ${this.tagLabel(item[tagKey])} › ${humanize(k)}`, schema });
           }
         }
       });

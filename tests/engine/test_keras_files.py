@@ -46,5 +46,5 @@ def test_saves_after_a_load_on_another_thread_stay_keras_v3(tmp_path: Path) -> N
 def test_an_hdf5_file_named_keras_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.keras"
     _model().save(path, save_format="h5")
-    with pytest.raises(ValueError, match="Keras v3"):
+    with pytest.raises(ValueError, match="not a Keras v3 .keras file"):
         load_keras_model(path, "teacher")

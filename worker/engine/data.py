@@ -6,13 +6,13 @@ the others, offline when the file is in the Keras cache); uploads come from a va
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from runspec.datasets import missing_files
 from runspec.npz import DEFAULT_MAX_DATASET_BYTES, load_npz
 from runspec.spec import DatasetSpec
 from worker.engine.contract import DatasetUnavailable
@@ -20,16 +20,6 @@ from worker.engine.contract import DatasetUnavailable
 # The digits test split is fixed for every run so accuracies compare across runs.
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
-
-KERAS_FILES = {
-    "mnist": ("", ["mnist.npz"]),
-    "fashion_mnist": ("fashion-mnist", [
-        "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-    ]),
-    "cifar10": ("", ["cifar-10-batches-py.tar.gz"]),
-}
-
 
 @dataclass(frozen=True)
 class Data:
@@ -46,10 +36,6 @@ class Data:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
 
-def _keras_cache_dir() -> Path:
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-
-
 def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from worker.engine.tfsetup import keras
 
@@ -58,9 +44,7 @@ def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         "fashion_mnist": keras.datasets.fashion_mnist,
         "cifar10": keras.datasets.cifar10,
     }[name]
-    sub, files = KERAS_FILES[name]
-    folder = _keras_cache_dir() / sub
-    missing = [f for f in files if not (folder / f).exists()]
+    folder, missing = missing_files(name)
     if missing:  # never let the loader try to download it
         raise DatasetUnavailable(
             f"dataset {name!r} is not on this worker: missing {', '.join(missing)} in {folder} "

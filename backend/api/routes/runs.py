@@ -25,6 +25,7 @@ from backend.store import runs, tokens
 from backend.store.artifacts import removable_run_dir
 from backend.store.records import RunRecord
 from runspec.spec import RunSpec
+from runspec.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=Authenticated)
 # Routes that check the token themselves, in the statement that reads their data (see read_run).
@@ -64,12 +65,13 @@ def read_runs(
     status_: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
     sort: Annotated[str, Query(pattern=r"^-?(created_at|name|status|id|finished_at|progress|accuracy|size_bytes|latency_p50_ms|duration)$")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
     """List runs, newest first, filtered by experiment, status, tag and text."""
-    filters = runs.RunFilter(experiment=experiment, status=status_, tag=tag, q=q)
+    filters = runs.RunFilter(experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent)
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)
 

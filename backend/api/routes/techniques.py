@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from backend.api.deps import Authenticated
 from runspec import vocabulary
+from runspec.datasets import missing_files
 from runspec.spec import ARCHITECTURES, BUILTIN_DATASETS, RunSpec
 from runspec.sweeps import SweepIn
 from runspec.vocabulary import EXPORT_FORMATS
@@ -32,9 +33,20 @@ def read_techniques() -> dict[str, Any]:
         "defaults": RunSpec().model_dump(mode="json"),
         "techniques": techniques,
         "datasets": list(BUILTIN_DATASETS) + ["upload"],
+        # which built-in datasets this server has, and why not (the launch form marks them)
+        "dataset_availability": _dataset_availability(),
         "architectures": list(ARCHITECTURES),
         "exports": list(EXPORT_FORMATS),
     }
+
+
+def _dataset_availability() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in BUILTIN_DATASETS:
+        folder, missing = missing_files(name)
+        out[name] = {"available": not missing,
+                     "reason": f"not on this server: {', '.join(missing)} missing in {folder}" if missing else None}
+    return out
 
 
 @router.get("/vocabulary")

@@ -4,8 +4,10 @@
 
 import * as api from "../api.js";
 import { debounce, h, replace } from "../dom.js";
+import * as fmt from "../format.js";
 import { errorState, loadingState, mountLayout, pageHeader, toast } from "../layout.js";
 import { SchemaForm } from "../schema_form.js";
+import { VOCAB } from "../vocabulary.js";
 
 const main = mountLayout("launch", "Launch");
 const state = { mode: new URLSearchParams(window.location.search).get("mode") === "sweep" ? "sweep" : "single", form: null, paths: [], rows: [], previewAbort: null };
@@ -23,7 +25,14 @@ async function init() {
 }
 
 function build(meta) {
-  const form = new SchemaForm(meta.schema, meta.defaults);
+  const availability = meta.dataset_availability || {};
+  const form = new SchemaForm(meta.schema, meta.defaults, {
+    techniqueNames: VOCAB.technique_names,
+    describeOption: (path, value) => {
+      const a = path === "dataset.name" ? availability[value] : null;
+      return a && !a.available ? { label: `${value} — not on this server`, disabled: true, title: a.reason } : null;
+    },
+  });
   state.form = form;
   state.paths = form.sweepablePaths();
 
@@ -100,7 +109,7 @@ function build(meta) {
     const id = `sweep-${state.rows.length}`;
     const pathSel = h(
       "select",
-      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); }, focus: () => refreshOptions(row) } },
+      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); } } },
       h("option", { value: "" }, "Choose a parameter…"),
       state.paths.map((p) => h("option", { value: p.path, selected: p.path === path }, p.label)),
     );
@@ -132,7 +141,7 @@ function build(meta) {
 
   function hintFor(row) {
     const spec = state.paths.find((p) => p.path === row.path.value);
-    row.hint.textContent = !spec ? "" : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : rangeText(spec.schema);
+    row.hint.textContent = !spec ? "" : spec.schema.type === "array" ? `sets of: ${spec.schema.items.enum.join(", ")}; join a set with +, e.g. float32+int8, float16` : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : rangeText(spec.schema);
   }
 
   function drawSweep() {
@@ -164,7 +173,12 @@ function build(meta) {
     history.replaceState(null, "", url.pathname + url.search);
   }
 
-  form.onChange = () => preview();
+  // the technique chain may change: every row offers the current technique parameters
+  form.onChange = () => {
+    state.paths = form.sweepablePaths();
+    for (const row of state.rows) refreshOptions(row);
+    preview();
+  };
 
   async function onSubmit(e) {
     e.preventDefault();
@@ -227,9 +241,51 @@ function build(meta) {
     ),
   );
   if (state.mode === "sweep") setMode("sweep");
+  uploadWidget(form);
+}
+
+/**
+ * Beside "Upload id" (shown only for the upload dataset): upload an .npz here, or pick one
+ * uploaded before; either fills the id.
+ */
+function uploadWidget(form) {
+  const slot = form.slots.get("dataset.upload_id");
+  if (!slot || !slot.input) return;
+  const idInput = slot.input;
+  const status = h("p", { class: "muted", id: "upload-status", "aria-live": "polite" });
+  const existing = h("select", { id: "upload-existing", "aria-label": "Uploaded datasets", on: { change: (e) => { if (e.target.value) { idInput.value = e.target.value; idInput.dispatchEvent(new Event("input", { bubbles: true })); } } } },
+    h("option", { value: "" }, "Uploaded before…"));
+  const file = h("input", {
+    type: "file", id: "upload-file", accept: ".npz,application/octet-stream", "aria-label": "Upload an .npz dataset",
+    on: {
+      change: async (e) => {
+        const chosen = e.target.files && e.target.files[0];
+        if (!chosen) return;
+        status.textContent = `Uploading ${chosen.name}…`;
+        try {
+          const ds = await api.uploadDataset(chosen, chosen.name.replace(/\.npz$/i, ""));
+          idInput.value = String(ds.id);
+          idInput.dispatchEvent(new Event("input", { bubbles: true }));
+          status.textContent = `Uploaded “${ds.name}” (${fmt.bytes(ds.size_bytes)}) as dataset #${ds.id}.`;
+          existing.appendChild(h("option", { value: ds.id, selected: true }, `#${ds.id} ${ds.name}`));
+        } catch (err) {
+          status.textContent = "";
+          slot.error.textContent = err.message;
+        }
+      },
+    },
+  });
+  slot.container.append(h("div", { class: "upload-widget" }, h("label", { for: "upload-file" }, "Upload an .npz (x_train, y_train, x_test, y_test)"), file, existing, status));
+  api.listDatasets().then((res) => {
+    for (const ds of res.data || []) existing.appendChild(h("option", { value: ds.id }, `#${ds.id} ${ds.name} · ${fmt.bytes(ds.size_bytes)}`));
+  }).catch(() => {});
 }
 
 function parseValue(text, schema) {
+  if (schema.type === "array") {
+    const set = text.split("+").map((x) => x.trim()).filter(Boolean);
+    return set.length && set.every((x) => schema.items.enum.includes(x)) ? set : undefined;
+  }
   if (schema.enum) return schema.enum.find((o) => String(o) === text);
   if (schema.type === "boolean") return text === "true" ? true : text === "false" ? false : undefined;
   const n = Number(text);

@@ -290,6 +290,21 @@ function mergeSeries(incoming) {
 }
 
 // ---- loading ---------------------------------------------------------------------------
+/** The optimize runs made from this one, and (for an optimize run) its parent's reference model. */
+async function loadContext(run) {
+  try {
+    const [children, parentVariants] = await Promise.all([
+      run.kind === "train" && !run.external ? api.listRuns({ parent: run.id, limit: 50 }) : Promise.resolve({ data: [] }),
+      run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : Promise.resolve({ data: [] }),
+    ]);
+    state.children = children.data;
+    const byFormat = Object.fromEntries(parentVariants.data.map((v) => [v.format, v]));
+    state.parentReference = VOCAB.reference_formats.map((f) => byFormat[f]).find(Boolean) || null;
+  } catch {
+    // context is a nicety: the run itself still shows
+  }
+}
+
 async function start() {
   try {
     const [run, probe] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: -1, maxPoints: 4 })]);
@@ -303,6 +318,7 @@ async function start() {
     }
     state.lastStep = probe.last_step ?? state.lastStep;
     if (state.view.axis === "relative" || state.view.axis === "wall") await loadTimes();
+    await loadContext(run);
     replace(main, slots.header, slots.overview, slots.failure, slots.chartControls, slots.charts, slots.variants, slots.confusion, slots.bottom);
     renderAll();
     drawCurves();
@@ -387,11 +403,29 @@ function renderHeader() {
       { class: "subtitle" },
       statusBadge(run.status),
       "  ",
-      run.summary || "",
+      run.external ? "external run: logged by a script through the API or the Keras callback" : run.summary || "",
       run.experiment ? ` · experiment ${run.experiment}` : "",
-      run.kind === "optimize" && run.parent_run_id ? [" · optimizes ", h("a", { href: `/runs/${run.parent_run_id}` }, `run #${run.parent_run_id}`)] : "",
     ),
+    contextLine(run),
   );
+}
+
+/** Where this run comes from and what came of it, linked both ways. */
+function contextLine(run) {
+  const link = (id, text) => h("a", { href: `/runs/${id}`, dataset: { related: id } }, text || `run #${id}`);
+  const parts = [];
+  const spec = run.spec || {};
+  if (run.kind === "optimize" && run.parent_run_id) parts.push(["post-training quantization of ", link(run.parent_run_id)]);
+  const init = spec.model && spec.model.init_from_run_id;
+  if (init && run.kind !== "optimize") parts.push(["starts from the model of ", link(init)]);
+  for (const t of spec.techniques || []) {
+    if (t.name === "distillation" && t.teacher_run_id) parts.push(["distilled from teacher ", link(t.teacher_run_id), ` (temperature ${t.temperature}, alpha ${t.alpha})`]);
+  }
+  if (state.children && state.children.length) {
+    parts.push(["optimized as ", state.children.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} ${c.name}`)])]);
+  }
+  if (!parts.length) return null;
+  return h("p", { class: "muted", id: "run-context" }, parts.flatMap((p, i) => (i ? [" · ", ...p] : p)));
 }
 
 function stat(label, value, extra) {
@@ -415,6 +449,28 @@ function headlineStat(hl) {
   );
 }
 
+/** An external run has no measured model: its last logged values speak for it. */
+function finalMetricsStat() {
+  const keys = ["val_accuracy", "accuracy", "val_loss", "loss"].filter((k) => state.series[k] && state.series[k].values.length);
+  const last = (k) => state.series[k].values[state.series[k].values.length - 1];
+  return h(
+    "div",
+    { class: "stat stat-wide", id: "run-final" },
+    h("div", { class: "label" }, "Final logged values"),
+    h("div", { class: "value" }, keys.length ? keys.map((k) => `${k} ${fmt.number(last(k))}`).join(" · ") : "–"),
+    h("div", { class: "muted" }, `${[...state.keys].length} keys logged; no model was uploaded to measure`),
+  );
+}
+
+/** An optimize run against the model it converted: its parent's float32 TFLite (or Keras) model. */
+function parentDeltaStat(run, hl) {
+  const ref = state.parentReference;
+  if (run.kind !== "optimize" || !hl || !ref) return null;
+  const dAcc = hl.accuracy != null && ref.accuracy != null ? hl.accuracy - ref.accuracy : null;
+  const ratio = hl.size_bytes && ref.size_bytes ? hl.size_bytes / ref.size_bytes : null;
+  return stat("Δ vs parent", `${fmt.signed(dAcc)} acc · ${fmt.ratio(ratio)} size`, h("div", { class: "muted" }, `against #${run.parent_run_id}'s ${fmt.modelFormat(ref.format)} model`));
+}
+
 function renderOverview() {
   const run = state.run;
   const hl = run.headline;
@@ -431,8 +487,13 @@ function renderOverview() {
       "div",
       { class: "stats", id: "run-stats" },
       progress,
-      headlineStat(hl),
-      stat("Worker", run.worker || "–", h("div", { class: "muted" }, `attempt ${run.attempt ?? 1} of ${run.max_attempts ?? 1}`)),
+      run.external && !hl ? finalMetricsStat() : headlineStat(hl),
+      parentDeltaStat(run, hl),
+      run.train_seconds != null ? stat("Training time", fmt.duration(run.train_seconds)) : null,
+      run.peak_memory_bytes != null ? stat("Peak memory", fmt.bytes(run.peak_memory_bytes), h("div", { class: "muted" }, "the job process's peak RSS")) : null,
+      run.external
+        ? stat("Logged by", "a script", h("div", { class: "muted" }, `last heard ${fmt.relative(run.heartbeat_at)}`))
+        : stat("Worker", run.worker || "–", h("div", { class: "muted" }, `attempt ${run.attempt ?? 1} of ${run.max_attempts ?? 1}`)),
       stat("Created", fmt.relative(run.created_at), h("div", { class: "muted" }, fmt.dateTime(run.created_at))),
     ),
   );
@@ -519,7 +580,8 @@ function renderBottom() {
   const run = state.run;
   if (!run) return;
   const left = [];
-  if (run.status === "succeeded" && run.kind === "train") left.push(optimizeCard(run));
+  // an external run has no model here to convert: the offer would fail
+  if (run.status === "succeeded" && run.kind === "train" && !run.external) left.push(optimizeCard(run));
   left.push(notesCard(run));
   const logLines = run.log_tail || [];
   const right = [
