@@ -142,7 +142,10 @@ def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: l
         "fig-tradeoff",
     )
     points = [t for t in traces if t["role"] == "variants"]
-    assert sorted(t["name"] for t in points if t["legend"]) == ["baseline", "clustering", "pruning"]
+    # one label per technique: a quantized export is post-training quantization whichever run made it
+    assert sorted(t["name"] for t in points if t["legend"]) == [
+        "baseline", "post-training quantization", "pruning", "pruning → post-training quantization",
+        "weight clustering", "weight clustering → post-training quantization"]
     assert sum(len(t["x"]) for t in points) == len(variants)
     (front,) = [t for t in traces if t["role"] == "pareto"]
     assert 1 <= len(front["x"]) <= len(variants)
