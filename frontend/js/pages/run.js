@@ -489,7 +489,7 @@ function renderOverview() {
       progress,
       run.external && !hl ? finalMetricsStat() : headlineStat(hl),
       parentDeltaStat(run, hl),
-      run.train_seconds != null ? stat("Training time", fmt.duration(run.train_seconds)) : null,
+      run.train_seconds != null && run.kind !== "optimize" ? stat("Training time", fmt.duration(run.train_seconds)) : null,
       run.peak_memory_bytes != null ? stat("Peak memory", fmt.bytes(run.peak_memory_bytes), h("div", { class: "muted" }, "the job process's peak RSS")) : null,
       run.external
         ? stat("Logged by", "a script", h("div", { class: "muted" }, `last heard ${fmt.relative(run.heartbeat_at)}`))

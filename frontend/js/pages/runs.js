@@ -246,7 +246,7 @@ function rowFor(run) {
       run.notes ? h("div", { class: "muted summary", title: run.notes }, run.notes.split("\n")[0].slice(0, 80)) : null,
     ),
     h("td", { class: "nowrap" }, run.experiment || "–"),
-    h("td", { class: "summary" }, run.kind === "optimize" ? `optimize of #${run.parent_run_id} · ${run.summary || ""}` : run.summary || "–"),
+    h("td", { class: "summary" }, run.external ? "external: logged by a script" : run.kind === "optimize" ? `quantizes #${run.parent_run_id} · ${(run.summary || "").split(" · ").pop()}` : run.summary || "–"),
     h("td", { dataset: { cell: "status" } }, statusCell(run)),
     h("td", { class: "nowrap", dataset: { cell: "model" }, title: hl.format ? `${hl.format}: the model this run was made to produce` : "" }, hl.format ? fmt.modelFormat(hl.format) : "–"),
     h("td", { class: "num" }, fmt.accuracy(hl.accuracy)),
