@@ -115,10 +115,7 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
             "yanchor": "top",
             "font": {"size": 11},
         },
-        # the marker shapes of the formats: a second legend row, titled
-        legend2={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.36, "yanchor": "top",
-                 "font": {"size": 11}, "title": {"text": "shape = format:"}},
-        margin={"l": 56, "r": 16, "t": 40, "b": 96},
+        margin={"l": 56, "r": 16, "t": 40, "b": 48},
     )
     if not usable:
         layout["annotations"] = [empty_annotation("No measured variants to plot yet")]
@@ -161,9 +158,8 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
                 x=[None],
                 y=[None],
                 mode="markers",
-                name=esc(fmt.removeprefix("tflite-")),  # the format's shape, named as elsewhere
+                name=f"shape: {esc(fmt.removeprefix('tflite-'))}",  # the format's marker, named as elsewhere
                 marker={"symbol": symbol(fmt), "color": "#6b7280", "size": 10},
-                legend="legend2",
                 hoverinfo="skip",
                 meta={"role": "format-key"},
             )

@@ -533,6 +533,8 @@ function renderVariants() {
   let content;
   if (v === null) content = loadingState("Loading variants…");
   else if (v instanceof Error) content = errorState(v, loadVariants);
+  else if (!v.length && state.run.external)
+    content = emptyState("No model to measure", "An external run is trained by its own script; its logged metrics are above.");
   else if (!v.length)
     content = emptyState(
       fmt.isTerminal(state.run.status) ? "No models were produced" : "No models yet",
