@@ -98,7 +98,7 @@ def test_the_form_shows_what_applies_and_names_things(dashboard: Dashboard, live
              x_test=rng.random((12, 8, 8), dtype=np.float32), y_test=rng.integers(0, 3, 12))
     page.locator("#upload-file").set_input_files(str(path))
     expect(page.locator("#upload-status")).to_contain_text("as dataset #")
-    dataset_id = int(upload_id.locator("input").input_value())
+    dataset_id = int(upload_id.locator("input[type=number]").input_value())
     datasets = live_stack.client.http.get("/api/datasets").json()["data"]
     assert any(d["id"] == dataset_id and d["name"] == "tiny" for d in datasets)
     assert dashboard.console_errors == []
