@@ -169,3 +169,14 @@ def test_the_headline_is_the_deployable_variant(session: Session, formats: list[
     # sorting by a headline figure uses the same variant
     i = formats.index(expected)
     assert runs.list_runs(session, sort="accuracy")[0][0].headline["accuracy"] == pytest.approx(0.5 + i / 100)  # type: ignore[index]
+
+
+def test_wall_time_anchors_are_thinned_by_rank_and_keep_both_ends(session: Session) -> None:
+    run_id = new_run(session, name="timed")
+    metrics.log_batch(session, run_id=run_id, points=[("loss", s, 1.0, 1000.0 + 2 * s) for s in range(0, 1000, 3)])
+    metrics.log_batch(session, run_id=run_id, points=[("val_loss", 5, 1.0, 7.0)])
+    steps, wall = metrics.read_wall_times(session, run_id=run_id, key="loss", max_points=50)
+    assert 2 <= len(steps) <= 50 and steps[0] == 0 and steps[-1] == 999
+    assert steps == sorted(steps) and wall == [1000.0 + 2 * s for s in steps]  # each step's own time
+    assert metrics.read_wall_times(session, run_id=run_id, key="val_loss") == ([5], [7.0])
+    assert metrics.read_wall_times(session, run_id=run_id, key="nothing") == ([], [])
