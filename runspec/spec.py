@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from runspec.vocabulary import MAX_ID, ExportFormat
 
 
-def applies_when(**sibling_values: list[str]) -> dict[str, object]:
+def applies_when(**sibling_values: list[str]) -> dict[str, JsonValue]:
     """JSON-schema annotation: this field matters only while a sibling field has one of these
     values (e.g. momentum only for sgd and rmsprop); the launch form hides it otherwise and
     leaves it at its default. Documentation for the form, not a validation rule."""
-    return {"x-applies-when": sibling_values}
+    return {"x-applies-when": {k: list(v) for k, v in sibling_values.items()}}
 
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")

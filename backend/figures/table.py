@@ -190,8 +190,8 @@ def compare_rows(
                 "run_name": run.get("name"),
                 "variant_id": v.get("id"),
                 "format": v.get("format"),
-                "technique": technique_label(run, v.get("format"), parents.get(run.get("parent_run_id") or 0)),
-                **recipe_columns(run, parents.get(run.get("parent_run_id") or 0)),
+                "technique": technique_label(run, v.get("format"), parents.get(int(run.get("parent_run_id") or 0))),
+                **recipe_columns(run, parents.get(int(run.get("parent_run_id") or 0))),
             }
             for key in _COPIED:
                 value = v.get(key)
@@ -199,7 +199,7 @@ def compare_rows(
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
             row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
-            lat_ref = _latency_reference(by_run.get(baseline_id, []), v.get("format")) if ref else None
+            lat_ref = _latency_reference(by_run.get(baseline_id, []), v.get("format")) if ref and baseline_id is not None else None
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):

@@ -3,6 +3,7 @@ figure's JSON stays small and does not depend on plotly.py's default template.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # Okabe–Ito inspired, readable on white and distinguishable for common colour blindness.
@@ -79,7 +80,7 @@ def _nice_steps(lo: float, hi: float, base: float) -> list[float]:
     return [m * 10.0**e * base for e in range(first, last + 1) for m in mantissas]
 
 
-def log_ticks(values: list[float], unit: str) -> dict[str, Any]:
+def log_ticks(values: Sequence[float | None], unit: str) -> dict[str, Any]:
     """Explicit ticks for a log axis: 1-2-5 steps labelled in the axis's unit, e.g. '50 KiB,
     100 KiB, 200 KiB, 500 KiB, 1 MiB' or '0.005 ms, 0.01 ms', instead of Plotly's minor-digit
     labels ('5 6 7 8 9 100k 2 3'). unit: 'bytes' (binary prefixes, IEC 80000-13), 'ms' or
