@@ -85,6 +85,8 @@ export const optimizeRun = (id, { exports, name }) =>
   post(`/api/runs/${encodeURIComponent(id)}/optimize`, name ? { exports, name } : { exports });
 export const getMetrics = (id, { afterStep = -1, keys, maxPoints } = {}, opts) =>
   get(`/api/runs/${encodeURIComponent(id)}/metrics`, { after_step: afterStep, keys, max_points: maxPoints }, opts);
+export const getMetricKeys = (id, { after, limit = 10000 } = {}, opts) =>
+  get(`/api/runs/${encodeURIComponent(id)}/metrics/keys`, { after, limit }, opts);
 export const getMetricTimes = (id, key, opts) =>
   get(`/api/runs/${encodeURIComponent(id)}/metrics/times`, { key }, opts);
 export const getVariants = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/variants`, undefined, opts);

@@ -235,21 +235,48 @@ async function toggleKey(key, on) {
 async function loadKeys(keys) {
   if (!keys.length) return;
   try {
-    const res = await api.getMetrics(runId, { afterStep: -1, keys: keys.join(","), maxPoints: 1000 });
-    mergeSeries(res.series);
+    mergeSeries((await readKeys(keys, -1)).series);
   } catch (err) {
     toast(err.message, "error");
   }
 }
 
-/**
- * Which keys the run has, cheaply: every key's points after the cursor, at most 4 each (the
- * API keeps the first and last), so a run with thousands of keys answers in one small response.
- */
-async function probeKeys(afterStep) {
-  const res = await api.getMetrics(runId, { afterStep, maxPoints: 4 });
+// one read names at most this many keys (the server's max_keys_per_read, from the keys listing)
+let keysPerRead = 50;
+
+/** Points of these keys after a step, in reads of at most keysPerRead keys each. */
+async function readKeys(keys, afterStep, maxPoints = 1000) {
+  const chunks = [];
+  for (let i = 0; i < keys.length; i += keysPerRead) chunks.push(keys.slice(i, i + keysPerRead));
+  const parts = await Promise.all(chunks.map((c) => api.getMetrics(runId, { afterStep, keys: c.join(","), maxPoints })));
+  const out = { series: {}, last_step: null };
+  for (const p of parts) {
+    Object.assign(out.series, p.series || {});
+    if (p.last_step != null && (out.last_step == null || p.last_step > out.last_step)) out.last_step = p.last_step;
+  }
+  return out;
+}
+
+/** Every key of the run, from the key listing (index seeks, no series read), and its defaults. */
+async function listKeys() {
+  const keys = [];
+  let after;
+  let defaults = [];
+  do {
+    const page = await api.getMetricKeys(runId, { after });
+    keys.push(...page.keys);
+    defaults = page.default_keys || defaults;
+    keysPerRead = page.max_keys_per_read || keysPerRead;
+    after = page.next_after || undefined;
+  } while (after);
+  return { keys, defaults };
+}
+
+/** New keys since the last look (the key listing reads no series, however many keys). */
+async function probeKeys() {
+  const { keys } = await listKeys();
   let added = false;
-  for (const key of Object.keys(res.series || {})) {
+  for (const key of keys) {
     if (!state.keys.has(key)) {
       state.keys.add(key);
       added = true;
@@ -307,16 +334,16 @@ async function loadContext(run) {
 
 async function start() {
   try {
-    const [run, probe] = await Promise.all([api.getRun(runId), api.getMetrics(runId, { afterStep: -1, maxPoints: 4 })]);
+    const [run, listing] = await Promise.all([api.getRun(runId), listKeys()]);
     state.run = run;
-    for (const key of Object.keys(probe.series || {})) state.keys.add(key);
+    for (const key of listing.keys) state.keys.add(key);
     state.chosen = new Set(defaultKeys([...state.keys]));
     const first = [...state.chosen, ...[...NOT_CURVES].filter((k) => state.keys.has(k))];
     if (first.length) {
-      const metrics = await api.getMetrics(runId, { afterStep: -1, keys: first.join(","), maxPoints: 1000 });
+      const metrics = await readKeys(first, -1);
       mergeSeries(metrics.series);
+      state.lastStep = metrics.last_step ?? state.lastStep;
     }
-    state.lastStep = probe.last_step ?? state.lastStep;
     if (state.view.axis === "relative" || state.view.axis === "wall") await loadTimes();
     await loadContext(run);
     replace(main, slots.header, slots.overview, slots.failure, slots.chartControls, slots.charts, slots.variants, slots.confusion, slots.bottom);
@@ -336,8 +363,8 @@ function startPolling() {
       const after = cursor();
       const [run, metrics, newKeys] = await Promise.all([
         api.getRun(runId),
-        pollKeys() ? api.getMetrics(runId, { afterStep: after, keys: pollKeys() }) : Promise.resolve({ series: {}, last_step: null }),
-        probeKeys(after),
+        pollKeys() ? readKeys(pollKeys().split(","), after) : Promise.resolve({ series: {}, last_step: null }),
+        probeKeys(),
       ]);
       const statusChanged = run.status !== state.run.status || run.progress !== state.run.progress;
       state.run = run;
@@ -349,8 +376,8 @@ function startPolling() {
       const done = fmt.isTerminal(run.status);
       if (done) {
         // one last pull: points written between the two requests above
-        await probeKeys(cursor());
-        const tail = pollKeys() ? await api.getMetrics(runId, { afterStep: cursor(), keys: pollKeys() }) : { series: {} };
+        await probeKeys();
+        const tail = pollKeys() ? await readKeys(pollKeys().split(","), cursor()) : { series: {} };
         mergeSeries(tail.series);
         if (state.times) await loadTimes();
         drawCurves(); // empty states switch from "waiting" to "none logged"
