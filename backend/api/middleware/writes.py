@@ -13,7 +13,8 @@ Transfer-Encoding, whatever the method), on every path (routes added later inclu
 2. same origin for browser credentials: a request authenticated by the dashboard's cookie, and
    any request to an open write not carrying a bearer token, must be same-origin (`Origin`,
    else `Referer`, matching `Host`; with neither, `X-Requested-With: optiboard`, which a
-   cross-site form cannot send): 403 otherwise. This covers `/logout`, which needs no token
+   cross-site form cannot send): 403 otherwise. This covers `/login` (the sign-in page posts the
+   token it is checking) and `/logout`, which needs no token
    but would clear a signed-in user's cookie from another site's form. A bearer token cannot
    be sent by another site, so it needs no origin check.
 """
@@ -29,7 +30,8 @@ from backend.store import tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Writes that need no token (they still refuse cross-site requests).
-OPEN_WRITES = frozenset({"/logout"})
+# /login takes the token it checks in its body (the sign-in page's pasted token).
+OPEN_WRITES = frozenset({"/logout", "/login"})
 # Where the verified token is left for deps.current_token (one lookup per request).
 VERIFIED = "optiboard.verified_token"
 
