@@ -125,11 +125,12 @@ def technique_settings(t: Mapping[str, Any]) -> str:
 
 
 def _technique_models(spec: Any) -> list[Any]:
+    """The technique spec classes (pydantic models) of the Technique union."""
     from typing import get_args
 
-    annotation = spec.model_fields["techniques"].annotation  # list[Annotated[Union[...], ...]]
-    (item,) = get_args(annotation)
-    union = get_args(item)[0] if get_args(item) and not hasattr(item, "model_fields") else item
+    from runspec.spec import Technique
+
+    union = get_args(Technique)[0]  # Annotated[Union[...], Field(discriminator=...)]
     return [m for m in get_args(union) if hasattr(m, "model_fields")]
 
 

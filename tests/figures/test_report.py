@@ -129,11 +129,11 @@ def test_rows_name_the_baseline_and_carry_the_recipe():
     by_id = {r["variant_id"]: r for r in rows}
     assert all(r["baseline_run_id"] == 1 and r["baseline_format"] == "tflite-float32" for r in rows)
     assert by_id[21]["learning_rate"] == 0.001 and by_id[21]["width_multiplier"] == 0.5
-    assert by_id[21]["technique_settings"] == "pruning target_sparsity=0.8"
+    assert by_id[21]["technique_settings"] == "pruning target_sparsity=0.8 epochs=2"  # epochs set, not the default
     assert by_id[31]["technique_settings"] == by_id[21]["technique_settings"]  # the parent's recipe
     assert by_id[31]["technique"] == by_id[21]["technique"] == "pruning → post-training quantization"
     header = rows_csv(rows).splitlines()[0].split(",")
     assert header == list(CSV_COLUMNS) and {"learning_rate", "width_multiplier", "baseline_run_id"} <= set(header)
-    assert recipe_text(by_id[21]) == "adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8"
+    assert recipe_text(by_id[21]) == "adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8 epochs=2"
     assert baseline_text(rows).startswith("Deltas and ratios against #1 base · tflite-float32")
     assert "#1 base · tflite-float32" in report_html(rows, {}, runs)
