@@ -30,10 +30,11 @@ from typing import Any
 import httpx
 
 from optiboard.errors import OptiboardError
+from runspec.vocabulary import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL = TERMINAL_STATUSES  # the server's own vocabulary (standard library only)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 # What the server accepts (backend/api/schemas.py PointIn): keys of 1-200 characters from this

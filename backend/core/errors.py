@@ -32,15 +32,27 @@ class Conflict(OptiboardError):
 
 
 class Invalid(OptiboardError):
-    """The request breaks rules, each located at a field (HTTP 422, one entry per problem)."""
+    """The request breaks rules, each located at a field (HTTP 422, one entry per problem).
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    `kind` is the machine-readable type of every entry (pydantic's `type`; "value_error" by
+    default) and `ctx` optional numbers a client may act on (e.g. {"limit": 1000})."""
+
+    def __init__(self, problems: Sequence[Problem], *, kind: str = "value_error",
+                 ctx: dict[str, Any] | None = None) -> None:
         if not problems:
             raise ValueError("Invalid needs at least one problem")
         self.problems = list(problems)
+        self.kind, self.ctx = kind, ctx
         super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.problems))
 
+    @classmethod
+    def at(cls, loc: Sequence[Any], msg: str, **kwargs: Any) -> Invalid:
+        """One problem at one field."""
+        return cls([(tuple(loc), msg)], **kwargs)
 
-def problem_detail(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+
+def problem_detail(problems: Sequence[Problem], *, kind: str = "value_error",
+                   ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The 422 body's `detail`, in FastAPI's own shape, so a client parses every 422 alike."""
-    return [{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in problems]
+    extra = {"ctx": ctx} if ctx else {}
+    return [{"loc": list(loc), "msg": msg, "type": kind, **extra} for loc, msg in problems]

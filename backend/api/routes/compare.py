@@ -6,13 +6,14 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from backend import figures
 from backend.api.deps import Authenticated, SessionDep
 from backend.api.schemas import RunPublic, VariantPublic
+from backend.core.errors import Invalid, NotFound
 from backend.figures.table import compare_rows, rows_csv
 from backend.store import metrics, variants
 from backend.store import runs as run_store
@@ -33,9 +34,7 @@ XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off
 def _run_ids(raw: str) -> list[int]:
     ids = list(dict.fromkeys(int(p) for p in raw.split(",") if p.strip()))
     if len(ids) > MAX_RUNS:
-        msg = f"at most {MAX_RUNS} runs"
-        detail = [{"loc": ["query", "runs"], "msg": msg, "type": "value_error"}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail)
+        raise Invalid.at(("query", "runs"), f"at most {MAX_RUNS} runs")
     return ids
 
 
@@ -46,7 +45,7 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
     missing = sorted(set(ids) - {r.id for r in records})
     if missing:
         names = ", ".join(map(str, missing))
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"runs not found: {names}")
+        raise NotFound(f"runs not found: {names}")
     run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
     variant_docs = [VariantPublic.of(v).model_dump(mode="json")
                     for v in variants.list_variants(session, run_ids=ids)]
@@ -122,7 +121,7 @@ def read_confusion_figure(variant_id: int, session: SessionDep) -> dict[str, Any
     """The variant's confusion matrix as a Plotly heat map (rows: true class)."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+        raise NotFound(f"variant {variant_id} not found")
     labels = v.extra.get("class_names") if isinstance(v.extra.get("class_names"), list) else None
     if labels is not None and len(labels) != len(v.confusion):
         labels = None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, s
 
 from backend.api.deps import Authenticated, SessionDep, SettingsDep
 from backend.api.schemas import DatasetPublic, DatasetsPublic
+from backend.core.errors import Invalid
 from backend.store import datasets
 from backend.store.records import DatasetRecord
 
@@ -37,8 +38,7 @@ def upload_dataset(
     Labels must be 0..K-1, or mapped by an optional `classes` array; `class_names` optional.
     """
     if name is not None and "\x00" in name:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=[{"loc": ["body", "name"], "msg": "NUL characters are not allowed", "type": "value_error"}])
+        raise Invalid.at(("body", "name"), "NUL characters are not allowed")
     from runspec.npz import DatasetRefused, validate_npz  # numpy only: no TensorFlow in the API
 
     settings.uploads.mkdir(parents=True, exist_ok=True)
@@ -63,8 +63,7 @@ def upload_dataset(
                 loc += [] if e.array == "file" else [e.array]
             elif not isinstance(e, ValueError):
                 e = ValueError(f"not a readable .npz file: {type(e).__name__}")
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                detail=[{"loc": loc, "msg": str(e), "type": "value_error"}]) from None
+            raise Invalid.at(loc, str(e)) from None
         shutil.move(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from backend.api.deps import Authenticated, SessionDep
 from backend.api.schemas import ExperimentIn, ExperimentPublic, ExperimentsPublic
+from backend.core.errors import Conflict, NotFound
 from backend.store import experiments
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"], dependencies=Authenticated)
@@ -16,7 +17,7 @@ def create_experiment(body: ExperimentIn, session: SessionDep) -> ExperimentPubl
     """Create an experiment (runs also create theirs by name)."""
     record = experiments.create_experiment(session, name=body.name, description=body.description)
     if record is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"experiment '{body.name}' exists")
+        raise Conflict(f"experiment '{body.name}' exists")
     return ExperimentPublic(**record.__dict__)
 
 
@@ -32,5 +33,5 @@ def read_experiment(experiment_id: int, session: SessionDep) -> ExperimentPublic
     """One experiment."""
     record = experiments.get_experiment(session, experiment_id=experiment_id)
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
+        raise NotFound(f"experiment {experiment_id} not found")
     return ExperimentPublic(**record.__dict__)

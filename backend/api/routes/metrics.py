@@ -6,13 +6,14 @@ import math
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import Authenticated, SessionDep, SettingsDep
 from backend.api.fast_json import FastJSONRoute
 from backend.api.schemas import Accepted, MetricKeysPublic, MetricsPublic, PointIn, PointsIn
+from backend.core.errors import Conflict, Invalid, NotFound
 from backend.store import metrics, runs
 from backend.store.db import unit_of_work
 from runspec.vocabulary import MAX_STEP
@@ -52,13 +53,12 @@ def read_metrics(
     for at most MAX_KEYS_PER_READ keys, so one read is bounded whatever the run holds."""
     run = runs.get_run(session, run_id=run_id)
     if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     key_list = list(dict.fromkeys(k for k in (keys or "").split(",") if k))
     more_keys = False
     if len(key_list) > MAX_KEYS_PER_READ:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
-            "loc": ["query", "keys"], "type": "too_many_keys", "ctx": {"limit": MAX_KEYS_PER_READ},
-            "msg": f"{len(key_list)} keys named; one read takes at most {MAX_KEYS_PER_READ}"}])
+        raise Invalid.at(("query", "keys"), f"{len(key_list)} keys named; one read takes at most {MAX_KEYS_PER_READ}",
+                         kind="too_many_keys", ctx={"limit": MAX_KEYS_PER_READ})
     if not key_list:
         key_list, more_keys = metrics.default_metric_keys(session.connection(), run_id=run_id, limit=MAX_KEYS_PER_READ)
     series = metrics.read_series(session, run_id=run_id, after_step=after_step, keys=key_list,
@@ -83,7 +83,7 @@ def read_metric_keys(
     """The run's metric keys (sorted, paged), without reading any series: one index seek per key.
     Also the default set GET …/metrics returns and the limits."""
     if runs.get_run(session, run_id=run_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     conn = session.connection()
     page = metrics.list_metric_keys(conn, run_id=run_id, after=after, limit=limit + 1)
     defaults, _ = metrics.default_metric_keys(conn, run_id=run_id, limit=MAX_KEYS_PER_READ)
@@ -103,7 +103,7 @@ def read_metric_times(
     """When the run reached each step: `steps` and `wall_times` (seconds since the Unix epoch)
     of `key`'s points, thinned to `max_points`; charts interpolate their time axes from them."""
     if runs.get_run(session, run_id=run_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     steps, wall = metrics.read_wall_times(session, run_id=run_id, key=key, max_points=max_points)
     return {"run_id": run_id, "key": key, "steps": steps, "wall_times": wall}
 
@@ -128,9 +128,8 @@ async def log_metrics(
         answer = await run_in_threadpool(_log_metrics, request.app.state.sessionmaker, run_id, body["points"],
                                          idempotency_key, max_keys)
     except metrics.TooManyMetricKeys as e:  # nothing of the batch was written
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
-            "loc": ["body", "points"], "type": "too_many_metric_keys", "msg": str(e),
-            "ctx": {"limit": e.limit, "stored": e.stored, "new": e.new}}]) from None
+        raise Invalid.at(("body", "points"), str(e), kind="too_many_metric_keys",
+                         ctx={"limit": e.limit, "stored": e.stored, "new": e.new}) from None
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
@@ -138,8 +137,7 @@ def _log_metrics(factory: sessionmaker[Session], run_id: int, body: list[PointIn
                  batch_key: str | None, max_keys: int) -> dict[str, int | bool]:
     with unit_of_work(factory) as session:
         if not runs.heartbeat_external(session, run_id=run_id):  # one UPDATE checks and marks it
-            raise HTTPException(status.HTTP_409_CONFLICT if runs.get_run(session, run_id=run_id) else
-                                status.HTTP_404_NOT_FOUND, _refusal(session, run_id))
+            raise (Conflict if runs.get_run(session, run_id=run_id) else NotFound)(_refusal(session, run_id))
         if batch_key is not None:
             seen = metrics.claim_batch_key(session, run_id=run_id, batch_key=batch_key)
             if seen is not None:

@@ -6,7 +6,7 @@ import shutil
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 
 from backend.api.deps import (
@@ -20,6 +20,7 @@ from backend.api.deps import (
     presented_token,
 )
 from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate, public_run
+from backend.core.errors import Conflict, Invalid, NotFound
 from backend.dispatch.submission import commit_and_enqueue, create_checked
 from backend.store import runs, tokens
 from backend.store.artifacts import removable_run_dir
@@ -39,14 +40,12 @@ def _spec(data: dict[str, Any], *, loc: tuple[str, ...]) -> RunSpec:
     try:
         return RunSpec.model_validate(data)
     except ValidationError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
-            {"loc": [*loc, *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in e.errors()
-        ]) from None
+        raise Invalid([((*loc, *err["loc"]), err["msg"]) for err in e.errors()]) from None
 
 
 def _found(run: RunRecord | None, run_id: int) -> RunRecord:
     if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     return run
 
 
@@ -106,7 +105,7 @@ def delete_run(run_id: Id, session: SessionDep, settings: SettingsDep) -> Respon
     """Delete a finished run with its metrics, variants and files."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if not run.terminal:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: cancel it first")
+        raise Conflict(f"run {run_id} is {run.status}: cancel it first")
     runs.delete_run(session, run_id=run_id)
     session.commit()
     run_dir = removable_run_dir(settings.artifacts, run_id)  # never follows a planted symlink
@@ -120,7 +119,7 @@ def cancel_run(run_id: Id, session: SessionDep) -> RunPublic:
     """Cancel a queued run at once, or ask a running one to stop at its next batch."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if run.terminal:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.status}")
+        raise Conflict(f"run {run_id} is already {run.status}")
     return RunPublic.of(_found(runs.request_cancel(session, run_id=run_id), run_id))
 
 
@@ -129,7 +128,7 @@ def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: Settin
     """Submit a failed or cancelled run again, as a new run with the same spec."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if run.status not in ("failed", "cancelled") or run.external:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
+        raise Conflict(f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
     spec = _spec({**run.spec, "name": f"{run.name} (retry)"[:200]}, loc=("stored spec",))
     new = create_checked(session, spec, max_attempts=settings.max_attempts)
     commit_and_enqueue(session, queue, [new])
@@ -164,7 +163,7 @@ def finish_external_run(run_id: Id, body: FinishRequest, session: SessionDep) ->
     """End an external run (one logged by an outside script) with a terminal status."""
     run = _found(runs.get_run(session, run_id=run_id), run_id)
     if not run.external:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is run by a worker; use cancel")
+        raise Conflict(f"run {run_id} is run by a worker; use cancel")
     if not runs.finish_run(session, run_id=run_id, lease=None, status=body.status, error=body.error):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.status}")
+        raise Conflict(f"run {run_id} is already {run.status}")
     return RunPublic.of(_found(runs.get_run(session, run_id=run_id), run_id))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from backend.api.deps import Authenticated, QueueDep, SessionDep, SettingsDep
 from backend.api.schemas import RunPublic
+from backend.core.errors import Invalid
 from backend.dispatch.submission import commit_and_enqueue, create_checked, raise_if_problems, reference_problems
 from backend.store import runs
 from runspec.sweeps import SweepError, SweepIn, expand
@@ -31,8 +32,7 @@ def _expand(body: SweepIn) -> list[tuple[dict[str, Any], Any]]:
     try:
         return expand(body)
     except SweepError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=[{"loc": list(e.loc), "msg": e.msg, "type": "value_error"}]) from None
+        raise Invalid.at(e.loc, e.msg) from None
 
 
 @router.post("/preview")

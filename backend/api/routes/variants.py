@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from backend.api.deps import Authenticated, Id, SessionDep, SettingsDep
 from backend.api.schemas import VariantPublic, VariantsPublic
+from backend.core.errors import Conflict, NotFound
 from backend.store import runs, variants
 
 router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["variants"], dependencies=Authenticated)
 def read_variants(run_id: Id, session: SessionDep) -> VariantsPublic:
     """Every model the run produced, with accuracy, size and latency."""
     if runs.get_run(session, run_id=run_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     records = variants.list_variants(session, run_ids=[run_id])
     return VariantsPublic(data=[VariantPublic.of(v) for v in records], count=len(records))
 
@@ -26,7 +27,7 @@ def read_variant(variant_id: Id, session: SessionDep) -> VariantPublic:
     """One variant."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+        raise NotFound(f"variant {variant_id} not found")
     return VariantPublic.of(v)
 
 
@@ -37,11 +38,11 @@ def download_variant(variant_id: Id, session: SessionDep, settings: SettingsDep)
     """The variant's model file, after its SHA-256 matched the digest stored with it."""
     v = variants.get_variant(session, variant_id=variant_id)
     if v is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"variant {variant_id} not found")
+        raise NotFound(f"variant {variant_id} not found")
     try:
         path = variants.verified_file(session, variant=v, root=settings.artifacts)
     except variants.ArtifactUnavailable as e:
         session.commit()  # keep the damage mark (the request's unit of work rolls back on errors)
-        raise HTTPException(status.HTTP_409_CONFLICT if e.damaged else status.HTTP_404_NOT_FOUND, str(e)) from None
+        raise (Conflict if e.damaged else NotFound)(str(e)) from None
     safe_name = f"optiboard-run{v.run_id}-{v.format}{path.suffix}"
     return FileResponse(path, filename=safe_name, media_type="application/octet-stream")

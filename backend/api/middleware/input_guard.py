@@ -1,5 +1,5 @@
-"""ASGI middleware: request size limits (413), security headers on every response, and input
-the database cannot store answered as 422."""
+"""Input the database cannot store (NUL, lone surrogates) and JSON no parser should see (too deep,
+not UTF-8) answered as 422 naming the field, before any handler runs."""
 
 from __future__ import annotations
 
@@ -12,112 +12,9 @@ from sqlalchemy.exc import DataError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.middleware import json_body as json_guard
+from backend.api.middleware.body_limit import TrackedSend
 
 log = logging.getLogger(__name__)
-
-# worker-src blob: lets ReDoc (/redoc) run its search index in a worker it builds from its own,
-# same-origin script; scripts themselves still come only from this origin.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-]
-
-
-class SecurityHeaders:
-    """The same headers, the strict CSP included, on every response (the API docs too: their
-    files are served from this origin)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] != b"content-security-policy"]
-                message["headers"] = headers + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class BodyLimit:
-    """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_max_bytes: int, upload_prefix: str = "/api/datasets") -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.upload_max_bytes = upload_max_bytes
-        self.upload_prefix = upload_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.upload_max_bytes + 64 * 1024 if scope["path"].startswith(self.upload_prefix) else self.max_bytes
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await _reject(send, limit)
-                    return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge
-            return message
-
-        tracked = _TrackedSend(send)
-        try:
-            await self.app(scope, limited_receive, tracked)
-        except _TooLarge:
-            if not tracked.started:
-                await _reject(send, limit)
-
-
-class _TrackedSend:
-    """Forwards to `send` and remembers whether the response started (after that, no error
-    response can replace it)."""
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-        await self.send(message)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _reject(send: Send, limit: int) -> None:
-    body = b'{"detail":"request body larger than ' + str(limit).encode() + b' bytes"}'
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -181,7 +78,7 @@ class InputGuard:
             if document is not None:
                 scope[json_guard.PARSED] = document
             receive = _replay(body)
-        tracked = _TrackedSend(send)
+        tracked = TrackedSend(send)
         try:
             await self.app(scope, receive, tracked)
         except (OverflowError, DataError, StatementError) as e:
