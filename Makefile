@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 KERAS_DATASETS ?= $(HOME)/.keras/datasets
 
-.PHONY: run test test-fast install install-test lint typecheck fashion-mnist bench clean
+.PHONY: run test test-fast install install-test js-tools lint typecheck fashion-mnist bench clean
+
+PY_PACKAGES := runspec backend worker cli optiboard tests bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,9 +40,16 @@ run: install fashion-mnist
 	$(VENV)/bin/optiboard migrate
 	$(VENV)/bin/optiboard up
 
-## make test: the whole suite (needs PostgreSQL and Redis on 127.0.0.1, and /usr/bin/chromium)
-test: install-test fashion-mnist
-	$(VENV)/bin/ruff check backend worker tests bench
+# biome (lint + format check of frontend/js), pinned in package-lock.json, from the npm registry.
+node_modules/.bin/biome: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+js-tools: node_modules/.bin/biome
+
+## make test: linters, formatters and types, then the whole suite (needs PostgreSQL and Redis on
+## 127.0.0.1, and /usr/bin/chromium)
+test: install-test fashion-mnist lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 ## make test-fast: the unit tier in seconds: no PostgreSQL, Redis, TensorFlow or browser needed
@@ -48,11 +57,13 @@ test-fast: install-test
 	OPTIBOARD_TEST_TIER=fast OPTIBOARD_TEST_PG=postgresql://nobody@127.0.0.1:9/none \
 	  OPTIBOARD_TEST_REDIS=redis://127.0.0.1:9 $(PY) -m pytest -q -p no:cacheprovider
 
-lint: install-test
-	$(VENV)/bin/ruff check backend worker tests bench
+lint: install-test js-tools
+	$(VENV)/bin/ruff check $(PY_PACKAGES)
+	$(VENV)/bin/ruff format --check $(PY_PACKAGES)
+	node_modules/.bin/biome ci frontend/js
 
 typecheck: install-test
-	$(VENV)/bin/mypy backend
+	$(VENV)/bin/mypy
 
 bench: install-test fashion-mnist
 	$(PY) bench/run_all.py

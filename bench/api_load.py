@@ -44,9 +44,24 @@ asyncio.run(main())
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-H", f"Authorization: Bearer {token}", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     if "Non-2xx" in out:
         raise RuntimeError(f"non-2xx responses under load:\n{out}")
@@ -54,8 +69,12 @@ def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, st
 
 
 def pyload(url: str, token: str, seconds: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run([sys.executable, "-c", _PY_LOAD, url, token, str(seconds), str(connections)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _PY_LOAD, url, token, str(seconds), str(connections)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps, bad = out.split()
     if int(bad):
         raise RuntimeError(f"{bad} non-200 responses")
@@ -86,17 +105,25 @@ def main() -> None:
     if gen == "auto":
         gen = "wrk" if shutil.which("wrk") else "python"
     out = args.out or REPO / "bench" / "results" / f"api_load_{args.db}.json"
-    res: dict[str, Any] = {"machine": machine(), "db": args.db, "generator": gen,
-                           "seconds": args.seconds, "connections": args.connections}
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "db": args.db,
+        "generator": gen,
+        "seconds": args.seconds,
+        "connections": args.connections,
+    }
     with tempfile.TemporaryDirectory(prefix="ob-api-load-") as tmp:
         db_url = fresh_pg_database("optiboard_bench_api") if args.db == "postgresql" else None
         try:
             with stack(Path(tmp), db_url=db_url) as st:
                 http = httpx.Client(base_url=st.url, headers=st.headers())
-                run = http.post("/api/runs", json={"name": "load", "experiment": "bench", "external": True,
-                                                   "tags": ["a", "b"]}).json()
-                http.post(f"/api/runs/{run['id']}/metrics",
-                          json={"points": [{"key": "loss", "step": s, "value": 1.0} for s in range(100)]})
+                run = http.post(
+                    "/api/runs", json={"name": "load", "experiment": "bench", "external": True, "tags": ["a", "b"]}
+                ).json()
+                http.post(
+                    f"/api/runs/{run['id']}/metrics",
+                    json={"points": [{"key": "loss", "step": s, "value": 1.0} for s in range(100)]},
+                )
                 http.post(f"/api/runs/{run['id']}/finish", json={"status": "succeeded"})
                 url = f"{st.url}/api/runs/{run['id']}"
                 assert http.get(url).status_code == 200

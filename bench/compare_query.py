@@ -78,8 +78,11 @@ def seed(url: str, *, n_runs: int, steps: int) -> tuple[list[int], float]:
     ids: list[int] = []
     with unit_of_work(factory) as s:
         for i in range(n_runs):
-            ids.append(runs.create_run(s, spec=RunSpec(name=f"cmp-{i}", experiment="compare-bench",
-                                                       external=True), max_attempts=1).id)
+            ids.append(
+                runs.create_run(
+                    s, spec=RunSpec(name=f"cmp-{i}", experiment="compare-bench", external=True), max_attempts=1
+                ).id
+            )
     rng = random.Random(0)
     total = 0
     t = time.perf_counter()
@@ -128,8 +131,12 @@ def bench_backend(name: str, *, n_runs: int, steps: int, repeats: int, keep: boo
         if reuse:
             factory = make_sessionmaker(make_engine(url))
             with unit_of_work(factory) as s:
-                ids = [r.id for r in runs.list_runs(s, filters=runs.RunFilter(experiment="compare-bench"),
-                                                    sort="id", limit=n_runs, offset=0)[0]]
+                ids = [
+                    r.id
+                    for r in runs.list_runs(
+                        s, filters=runs.RunFilter(experiment="compare-bench"), sort="id", limit=n_runs, offset=0
+                    )[0]
+                ]
             out["seed_points_per_s"] = None
         else:
             upgrade(url)
@@ -191,12 +198,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the seeded databases, and reuse them when already seeded")
+    ap.add_argument("--keep", action="store_true", help="keep the seeded databases, and reuse them when already seeded")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "compare_query.json")
     args = ap.parse_args()
-    res: dict[str, Any] = {"machine": machine(), "runs": args.runs, "steps": args.steps,
-                           "keys": list(KEYS), "points": args.runs * args.steps * len(KEYS)}
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "runs": args.runs,
+        "steps": args.steps,
+        "keys": list(KEYS),
+        "points": args.runs * args.steps * len(KEYS),
+    }
     for b in args.backends.split(","):
         res[b] = bench_backend(b, n_runs=args.runs, steps=args.steps, repeats=args.repeats, keep=args.keep)
         print(json.dumps(res[b]), flush=True)

@@ -21,8 +21,13 @@ import httpx
 from harness import REPO, machine, median, stack  # type: ignore[import-not-found]
 
 DB = Path("/tmp/ob-bench-compare/compare-100x10000.db")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 _DRAWN_JS = """
 () => ["fig-tradeoff", "fig-latency", "fig-loss"].every((id) => document.querySelector(`#${id} .main-svg`))
@@ -52,10 +57,19 @@ def main_thread_cpu_ms(trace: Path) -> float:
     """CPU time of the page's main thread (the tasks' thread durations) in a Chromium trace."""
     doc = json.loads(trace.read_text())
     events = doc["traceEvents"] if isinstance(doc, dict) else doc
-    main = {(e["pid"], e["tid"]) for e in events
-            if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"}
-    return sum(e.get("tdur", 0) for e in events if e.get("name") == "RunTask" and e.get("ph") == "X"
-               and (e.get("pid"), e.get("tid")) in main) / 1000
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
+    }
+    return (
+        sum(
+            e.get("tdur", 0)
+            for e in events
+            if e.get("name") == "RunTask" and e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in main
+        )
+        / 1000
+    )
 
 
 def main() -> None:
@@ -66,18 +80,27 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--db", type=Path, default=DB)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "dashboard.json")
-    ap.add_argument("--trace", type=Path, help="write a Chromium performance trace of the last load "
-                    "here (open it in DevTools' Performance panel)")
-    ap.add_argument("--cpu", action="store_true",
-                    help="trace every load and report the page's main-thread CPU time, which depends "
-                    "less on the machine's load than the wall time (tracing adds some wall time)")
+    ap.add_argument(
+        "--trace",
+        type=Path,
+        help="write a Chromium performance trace of the last load here (open it in DevTools' Performance panel)",
+    )
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="trace every load and report the page's main-thread CPU time, which depends "
+        "less on the machine's load than the wall time (tracing adds some wall time)",
+    )
     args = ap.parse_args()
     res: dict[str, Any] = {"machine": machine(), "runs": args.runs}
-    with tempfile.TemporaryDirectory(prefix="ob-dash-") as tmp, \
-            stack(Path(tmp), db_url=f"sqlite:///{args.db}") as st:
-        ids = [r["id"] for r in httpx.get(f"{st.url}/api/runs", headers=st.headers(),
-                                          params={"experiment": "compare-bench", "limit": 1000}).json()["data"]]
-        sel = ",".join(map(str, sorted(ids)[:args.runs]))
+    with tempfile.TemporaryDirectory(prefix="ob-dash-") as tmp, stack(Path(tmp), db_url=f"sqlite:///{args.db}") as st:
+        ids = [
+            r["id"]
+            for r in httpx.get(
+                f"{st.url}/api/runs", headers=st.headers(), params={"experiment": "compare-bench", "limit": 1000}
+            ).json()["data"]
+        ]
+        sel = ",".join(map(str, sorted(ids)[: args.runs]))
         api_s = []
         for _ in range(3):
             t = time.perf_counter()
@@ -103,8 +126,9 @@ def main() -> None:
                 page.goto(f"{st.url}/compare?runs={sel}", wait_until="commit")
                 page.wait_for_function(_DRAWN_JS, timeout=120_000, polling=20)
                 times.append(float(page.evaluate(_IDLE_JS)) / 1000)
-                phases.append({k: v if not isinstance(v, float) else round(v)
-                               for k, v in page.evaluate(_PHASES_JS).items()})
+                phases.append(
+                    {k: v if not isinstance(v, float) else round(v) for k, v in page.evaluate(_PHASES_JS).items()}
+                )
                 if tracing:
                     browser.stop_tracing()
                     cpu.append(main_thread_cpu_ms(trace))

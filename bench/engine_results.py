@@ -54,7 +54,9 @@ def spec(name: str, **over: Any) -> RunSpec:
         "model": {"architecture": "seed_cnn"},
         "training": {
             "optimizer": {"name": "adam", "learning_rate": 0.001},
-            "epochs": ARGS.epochs, "batch_size": ARGS.batch_size, "seed": 0,
+            "epochs": ARGS.epochs,
+            "batch_size": ARGS.batch_size,
+            "seed": 0,
             "log_every_n_batches": 100,
             "pipeline": {"steps_per_execution": 8},
         },
@@ -72,8 +74,9 @@ def run(s: RunSpec, models: dict[int, Path], workdir: Path) -> tuple[RecordingRe
     rep = RecordingReporter(s.name)
     out = workdir / s.name
     out.mkdir()
-    summary = run_job(s, rep, workdir=out, resolve_model=lambda i: models[i],
-                      resolve_upload=lambda i: Path("/nonexistent"))
+    summary = run_job(
+        s, rep, workdir=out, resolve_model=lambda i: models[i], resolve_upload=lambda i: Path("/nonexistent")
+    )
     return rep, summary
 
 
@@ -87,24 +90,31 @@ def distill_only(work: Path) -> None:
     models = {1: teacher_path}
     training = spec("x").training.model_dump()
     student_spec = spec(
-        "distilled", model={"architecture": "seed_cnn", "width_multiplier": ARGS.student_width},
+        "distilled",
+        model={"architecture": "seed_cnn", "width_multiplier": ARGS.student_width},
         training={**training, "epochs": ARGS.student_epochs},
-        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 4.0,
-                     "alpha": 0.1}])
+        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 4.0, "alpha": 0.1}],
+    )
     student, summary = run(student_spec, models, work)
     data = load_data(student_spec.dataset, lambda i: Path("/nonexistent"))
-    teacher = measure_variant(teacher_path, "keras", TestSet(data.x_test, data.y_test, data.classes),
-                              student_spec.measurement)
+    teacher = measure_variant(
+        teacher_path, "keras", TestSet(data.x_test, data.y_test, data.classes), student_spec.measurement
+    )
     s = student.variants["keras"]
     ratio, gap = s.params / teacher.params, 100 * (teacher.accuracy - s.accuracy)
-    text = "\n".join([
-        "| figure | measured | target | reached |", "| --- | --- | --- | --- |",
-        f"| distilled student params / teacher | {ratio:.3f} | ≤ 0.25 | {'yes' if ratio <= 0.25 else '**no**'} |",
-        f"| distilled student gap to teacher (points) | {gap:.2f} | ≤ 1.5 | {'yes' if gap <= 1.5 else '**no**'} |",
-        "", f"teacher {teacher_path}: accuracy {teacher.accuracy:.4f}, {teacher.params} params; "
-        f"student: accuracy {s.accuracy:.4f} (tflite-int8 "
-        f"{student.variants['tflite-int8'].accuracy:.4f}), {s.params} params, "
-        f"{summary.epochs_done} epochs, {summary.train_seconds:.0f} s; settings: {vars(ARGS)}"])
+    text = "\n".join(
+        [
+            "| figure | measured | target | reached |",
+            "| --- | --- | --- | --- |",
+            f"| distilled student params / teacher | {ratio:.3f} | ≤ 0.25 | {'yes' if ratio <= 0.25 else '**no**'} |",
+            f"| distilled student gap to teacher (points) | {gap:.2f} | ≤ 1.5 | {'yes' if gap <= 1.5 else '**no**'} |",
+            "",
+            f"teacher {teacher_path}: accuracy {teacher.accuracy:.4f}, {teacher.params} params; "
+            f"student: accuracy {s.accuracy:.4f} (tflite-int8 "
+            f"{student.variants['tflite-int8'].accuracy:.4f}), {s.params} params, "
+            f"{summary.epochs_done} epochs, {summary.train_seconds:.0f} s; settings: {vars(ARGS)}",
+        ]
+    )
     print(text)
     Path(ARGS.out).write_text(text + "\n", encoding="utf-8")
 
@@ -124,18 +134,40 @@ def main() -> None:
     # the fine-tuning runs start from the baseline's model (model.init_from_run_id), as a
     # user would launch them from a finished run, so their drops are against that model
     from_base = {"architecture": "seed_cnn", "init_from_run_id": 1}
-    qat, qat_sum = run(spec("qat", model=from_base, training={**training, "epochs": 0},
-                            techniques=[{"name": "qat", "epochs": ARGS.qat_epochs,
-                                         "learning_rate": ARGS.tune_lr}]), models, work)
-    pruned, pruned_sum = run(spec(
-        "prune80", model=from_base, training={**training, "epochs": 0},
-        techniques=[{"name": "pruning", "target_sparsity": 0.8, "schedule": "polynomial",
-                     "epochs": ARGS.prune_epochs, "learning_rate": ARGS.prune_lr}]), models, work)
+    qat, qat_sum = run(
+        spec(
+            "qat",
+            model=from_base,
+            training={**training, "epochs": 0},
+            techniques=[{"name": "qat", "epochs": ARGS.qat_epochs, "learning_rate": ARGS.tune_lr}],
+        ),
+        models,
+        work,
+    )
+    pruned, pruned_sum = run(
+        spec(
+            "prune80",
+            model=from_base,
+            training={**training, "epochs": 0},
+            techniques=[
+                {
+                    "name": "pruning",
+                    "target_sparsity": 0.8,
+                    "schedule": "polynomial",
+                    "epochs": ARGS.prune_epochs,
+                    "learning_rate": ARGS.prune_lr,
+                }
+            ],
+        ),
+        models,
+        work,
+    )
     student_spec = spec(
-        "distilled", model={"architecture": "seed_cnn", "width_multiplier": ARGS.student_width},
+        "distilled",
+        model={"architecture": "seed_cnn", "width_multiplier": ARGS.student_width},
         training={**training, "epochs": ARGS.student_epochs},
-        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 4.0,
-                     "alpha": 0.1}])
+        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 4.0, "alpha": 0.1}],
+    )
     student, student_sum = run(student_spec, models, work)
 
     f32 = base.variants["tflite-float32"]
@@ -146,18 +178,38 @@ def main() -> None:
         rows.append((label, value, target, ok))
 
     i8 = base.variants["tflite-int8"]
-    check("int8 PTQ size / float32 .tflite", f"{i8.size_bytes / f32.size_bytes:.3f}", "≤ 0.27",
-          i8.size_bytes / f32.size_bytes <= 0.27)
-    check("int8 PTQ accuracy drop (points)", f"{100 * (float_acc - i8.accuracy):.2f}", "≤ 0.5",
-          100 * (float_acc - i8.accuracy) <= 0.5)
+    check(
+        "int8 PTQ size / float32 .tflite",
+        f"{i8.size_bytes / f32.size_bytes:.3f}",
+        "≤ 0.27",
+        i8.size_bytes / f32.size_bytes <= 0.27,
+    )
+    check(
+        "int8 PTQ accuracy drop (points)",
+        f"{100 * (float_acc - i8.accuracy):.2f}",
+        "≤ 0.5",
+        100 * (float_acc - i8.accuracy) <= 0.5,
+    )
     q8 = qat.variants["tflite-int8"]
-    check("QAT int8 accuracy drop vs float (points)", f"{100 * (float_acc - q8.accuracy):.2f}",
-          "≤ 0.3", 100 * (float_acc - q8.accuracy) <= 0.3)
+    check(
+        "QAT int8 accuracy drop vs float (points)",
+        f"{100 * (float_acc - q8.accuracy):.2f}",
+        "≤ 0.3",
+        100 * (float_acc - q8.accuracy) <= 0.3,
+    )
     p8 = pruned.variants["tflite-int8"]
-    check("80 % pruning + int8: gzip / float32 .tflite", f"{p8.gzip_bytes / f32.size_bytes:.3f}",
-          "≤ 0.12", p8.gzip_bytes / f32.size_bytes <= 0.12)
-    check("80 % pruning + int8 accuracy drop (points)", f"{100 * (float_acc - p8.accuracy):.2f}",
-          "≤ 1", 100 * (float_acc - p8.accuracy) <= 1.0)
+    check(
+        "80 % pruning + int8: gzip / float32 .tflite",
+        f"{p8.gzip_bytes / f32.size_bytes:.3f}",
+        "≤ 0.12",
+        p8.gzip_bytes / f32.size_bytes <= 0.12,
+    )
+    check(
+        "80 % pruning + int8 accuracy drop (points)",
+        f"{100 * (float_acc - p8.accuracy):.2f}",
+        "≤ 1",
+        100 * (float_acc - p8.accuracy) <= 1.0,
+    )
     teacher_k, student_k = base.variants["keras"], student.variants["keras"]
     ratio = student_k.params / teacher_k.params
     check("distilled student params / teacher", f"{ratio:.3f}", "≤ 0.25", ratio <= 0.25)
@@ -165,33 +217,52 @@ def main() -> None:
     check("distilled student gap to teacher (points)", f"{gap:.2f}", "≤ 1.5", gap <= 1.5)
 
     lines = [
-        "| figure | measured | target | reached |", "| --- | --- | --- | --- |",
+        "| figure | measured | target | reached |",
+        "| --- | --- | --- | --- |",
         *[f"| {a} | {b} | {c} | {'yes' if ok else '**no**'} |" for a, b, c, ok in rows],
-        "", "| run | variant | accuracy | size (bytes) | gzip (bytes) | params | nonzero | "
-        "p50 ms | p95 ms | train s |", "|" + " --- |" * 10,
+        "",
+        "| run | variant | accuracy | size (bytes) | gzip (bytes) | params | nonzero | p50 ms | p95 ms | train s |",
+        "|" + " --- |" * 10,
     ]
-    for name, rep, summ in (("baseline", base, base_sum), ("qat", qat, qat_sum),
-                            ("prune80", pruned, pruned_sum), ("distilled", student, student_sum)):
+    for name, rep, summ in (
+        ("baseline", base, base_sum),
+        ("qat", qat, qat_sum),
+        ("prune80", pruned, pruned_sum),
+        ("distilled", student, student_sum),
+    ):
         for fmt, v in rep.variants.items():
             lines.append(
                 f"| {name} | {fmt} | {v.accuracy:.4f} | {v.size_bytes} | {v.gzip_bytes} | "
                 f"{v.params} | {v.nonzero_params} | {v.latency_p50_ms:.3f} | "
-                f"{v.latency_p95_ms:.3f} | {summ.train_seconds:.0f} |")
+                f"{v.latency_p95_ms:.3f} | {summ.train_seconds:.0f} |"
+            )
     hw = f32.hardware
-    lines += ["", f"Hardware: {hw.get('cpu')} ({hw.get('cpu_count')} cores), TensorFlow "
-              f"{hw.get('tensorflow')}, LiteRT {hw.get('ai_edge_litert')}; settings: {vars(ARGS)}; "
-              f"student x{ARGS.student_width} = "
-              f"{total_params(student_spec.model, 'fashion_mnist')} params; "
-              f"total {time.monotonic() - started:.0f} s."]
+    lines += [
+        "",
+        f"Hardware: {hw.get('cpu')} ({hw.get('cpu_count')} cores), TensorFlow "
+        f"{hw.get('tensorflow')}, LiteRT {hw.get('ai_edge_litert')}; settings: {vars(ARGS)}; "
+        f"student x{ARGS.student_width} = "
+        f"{total_params(student_spec.model, 'fashion_mnist')} params; "
+        f"total {time.monotonic() - started:.0f} s.",
+    ]
     text = "\n".join(lines)
     print(text)
     Path(ARGS.out).write_text(text + "\n", encoding="utf-8")
-    raw = {name: {"summary": dataclasses.asdict(s),
-                  "variants": {f: {k: (str(x) if k == "path" else x)
-                                   for k, x in dataclasses.asdict(v).items() if k != "confusion"}
-                               for f, v in r.variants.items()}}
-           for name, r, s in (("baseline", base, base_sum), ("qat", qat, qat_sum),
-                              ("prune80", pruned, pruned_sum), ("distilled", student, student_sum))}
+    raw = {
+        name: {
+            "summary": dataclasses.asdict(s),
+            "variants": {
+                f: {k: (str(x) if k == "path" else x) for k, x in dataclasses.asdict(v).items() if k != "confusion"}
+                for f, v in r.variants.items()
+            },
+        }
+        for name, r, s in (
+            ("baseline", base, base_sum),
+            ("qat", qat, qat_sum),
+            ("prune80", pruned, pruned_sum),
+            ("distilled", student, student_sum),
+        )
+    }
     Path(ARGS.out).with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
 
 
@@ -205,8 +276,9 @@ if __name__ == "__main__":
     parser.add_argument("--prune-lr", type=float, default=5e-4)
     parser.add_argument("--student-width", type=float, default=0.45)
     parser.add_argument("--student-epochs", type=int, default=6)
-    parser.add_argument("--teacher-model", default="",
-                        help="only the distillation figure, with this saved baseline .keras as teacher")
+    parser.add_argument(
+        "--teacher-model", default="", help="only the distillation figure, with this saved baseline .keras as teacher"
+    )
     parser.add_argument("--out", default="bench/results/engine_results.md")
     ARGS = parser.parse_args()
     main()

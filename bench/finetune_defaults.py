@@ -54,9 +54,16 @@ def spec(args: argparse.Namespace, name: str, **over: Any) -> RunSpec:
     if args.limit_train:
         dataset["limit_train"] = args.limit_train
     base: dict[str, Any] = {
-        "name": name, "dataset": dataset, "model": {"architecture": "seed_cnn"},
-        "training": {"optimizer": {"name": "adam", "learning_rate": args.lr}, "epochs": args.epochs,
-                     "batch_size": 32, "seed": args.seed, "log_every_n_batches": 100},
+        "name": name,
+        "dataset": dataset,
+        "model": {"architecture": "seed_cnn"},
+        "training": {
+            "optimizer": {"name": "adam", "learning_rate": args.lr},
+            "epochs": args.epochs,
+            "batch_size": 32,
+            "seed": args.seed,
+            "log_every_n_batches": 100,
+        },
         "exports": ["float32", "int8"],
         "export_options": {"representative_samples": 200},
         "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
@@ -74,7 +81,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rates", default="default,0.001,0.0001", help="fine-tuning rates to compare")
     p.add_argument("--techniques", default="qat,pruning,clustering")
-    p.add_argument("--extra", default="", help='more recipes as JSON: [["label", {"name": "pruning", "epochs": 4}], ...]')
+    p.add_argument(
+        "--extra", default="", help='more recipes as JSON: [["label", {"name": "pruning", "epochs": 4}], ...]'
+    )
     p.add_argument("--out", default="")
     args = p.parse_args()
     from worker.engine.job import run_job
@@ -87,19 +96,28 @@ def main() -> None:
         out = work / s.name
         out.mkdir()
         t0 = time.monotonic()
-        run_job(s, rep, workdir=out, resolve_model=lambda i: models[i],
-                resolve_upload=lambda i: Path("/nonexistent"))
+        run_job(s, rep, workdir=out, resolve_model=lambda i: models[i], resolve_upload=lambda i: Path("/nonexistent"))
         rep.seconds = time.monotonic() - t0
         return rep
 
     base = run(spec(args, "baseline"))
     models[1] = base.variants["keras"].path
     ref = base.variants["tflite-float32"].accuracy
-    rows = [{"run": "baseline", "rate": f"{args.lr:g} (training)",
-             "float32": ref, "int8": base.variants["tflite-int8"].accuracy, "s": base.seconds}]
+    rows = [
+        {
+            "run": "baseline",
+            "rate": f"{args.lr:g} (training)",
+            "float32": ref,
+            "int8": base.variants["tflite-int8"].accuracy,
+            "s": base.seconds,
+        }
+    ]
     training = spec(args, "x").training.model_dump()
-    recipes = {"qat": {"name": "qat"}, "pruning": {"name": "pruning", "target_sparsity": 0.8},
-               "clustering": {"name": "clustering", "number_of_clusters": 16}}
+    recipes = {
+        "qat": {"name": "qat"},
+        "pruning": {"name": "pruning", "target_sparsity": 0.8},
+        "clustering": {"name": "clustering", "number_of_clusters": 16},
+    }
     todo = []
     for tech in [t for t in args.techniques.split(",") if t]:
         for rate in args.rates.split(","):
@@ -110,21 +128,37 @@ def main() -> None:
     for label, t in json.loads(args.extra or "[]"):
         todo.append((t["name"], label, t))
     for tech, rate, t in todo:
-        s = spec(args, f"{tech}-{rate}".replace(" ", "_").replace("/", "_"),
-                 model={"architecture": "seed_cnn", "init_from_run_id": 1},
-                 training={**training, "epochs": 0}, techniques=[t])
+        s = spec(
+            args,
+            f"{tech}-{rate}".replace(" ", "_").replace("/", "_"),
+            model={"architecture": "seed_cnn", "init_from_run_id": 1},
+            training={**training, "epochs": 0},
+            techniques=[t],
+        )
         rep = run(s)
-        rows.append({"run": tech, "rate": rate, "float32": rep.variants["tflite-float32"].accuracy,
-                     "int8": rep.variants["tflite-int8"].accuracy, "s": rep.seconds})
+        rows.append(
+            {
+                "run": tech,
+                "rate": rate,
+                "float32": rep.variants["tflite-float32"].accuracy,
+                "int8": rep.variants["tflite-int8"].accuracy,
+                "s": rep.seconds,
+            }
+        )
         print(rows[-1], flush=True)
-    lines = [f"{args.dataset}{f' (first {args.limit_train} training images)' if args.limit_train else ''}, "
-             f"seed CNN, {args.epochs} epochs Adam {args.lr:g}, seed {args.seed}; drop = baseline "
-             f"float32 .tflite accuracy ({ref:.4f}) minus the variant's, in points",
-             "", "| technique | fine-tuning rate | float32 acc | int8 acc | int8 drop (pt) | s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"{args.dataset}{f' (first {args.limit_train} training images)' if args.limit_train else ''}, "
+        f"seed CNN, {args.epochs} epochs Adam {args.lr:g}, seed {args.seed}; drop = baseline "
+        f"float32 .tflite accuracy ({ref:.4f}) minus the variant's, in points",
+        "",
+        "| technique | fine-tuning rate | float32 acc | int8 acc | int8 drop (pt) | s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['rate']} | {r['float32']:.4f} | {r['int8']:.4f} | "
-                     f"{100 * (ref - r['int8']):+.2f} | {r['s']:.0f} |")
+        lines.append(
+            f"| {r['run']} | {r['rate']} | {r['float32']:.4f} | {r['int8']:.4f} | "
+            f"{100 * (ref - r['int8']):+.2f} | {r['s']:.0f} |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.out:

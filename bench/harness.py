@@ -35,11 +35,13 @@ def machine() -> str:
     mem = (hw["memory_bytes"] or 0) / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cal_wall, cal_cpu = calibration()
-    return (f"{hw['cpu']}, {hw['cpu_count']} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
-            f"Python {hw['python']}, SQLite {sqlite3.sqlite_version}; "
-            f"load average at start {load} (the machine is shared with other jobs); "
-            f"calibration sum(range(10**7)): {cal_wall:.2f} s wall, {cal_cpu:.2f} s CPU "
-            f"(about 0.1 s on an idle modern core)")
+    return (
+        f"{hw['cpu']}, {hw['cpu_count']} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {hw['python']}, SQLite {sqlite3.sqlite_version}; "
+        f"load average at start {load} (the machine is shared with other jobs); "
+        f"calibration sum(range(10**7)): {cal_wall:.2f} s wall, {cal_cpu:.2f} s CPU "
+        f"(about 0.1 s on an idle modern core)"
+    )
 
 
 def calibration() -> tuple[float, float]:
@@ -105,8 +107,7 @@ class Stack:
 
 
 @contextmanager
-def stack(data: Path, *, db_url: str | None = None, worker: bool = False,
-          **env_extra: str) -> Iterator[Stack]:
+def stack(data: Path, *, db_url: str | None = None, worker: bool = False, **env_extra: str) -> Iterator[Stack]:
     """The API (one uvicorn process) and optionally one Celery worker, on a migrated database."""
     import redis
 
@@ -128,7 +129,11 @@ def stack(data: Path, *, db_url: str | None = None, worker: bool = False,
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip() + " (+ working tree)"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            + " (+ working tree)"
+        )
     except (OSError, subprocess.CalledProcessError):
         return "?"

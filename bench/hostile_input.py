@@ -39,8 +39,10 @@ def _timed_gets(server: LiveApi, run_id: int, paths: list[str], repeats: int) ->
                 times.append(time.perf_counter() - start)
                 size, status = len(r.content), r.status_code
             rss = max(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
-            print(f"GET {path[:50]:50} {status} {size:>9,} B  median {statistics.median(times) * 1000:8.1f} ms"
-                  f"  max {max(times) * 1000:8.1f} ms  API RSS {rss:.0f} MB")
+            print(
+                f"GET {path[:50]:50} {status} {size:>9,} B  median {statistics.median(times) * 1000:8.1f} ms"
+                f"  max {max(times) * 1000:8.1f} ms  API RSS {rss:.0f} MB"
+            )
 
 
 def keys(server: LiveApi, n_keys: int) -> None:
@@ -70,13 +72,25 @@ def limit(server: LiveApi) -> None:
         rid = http.post("/api/runs", json={"name": "at-limit", "external": True}).json()["id"]
         for step0 in range(0, 100, 10):
             for chunk in range(0, len(names), 250):
-                r = http.post(f"/api/runs/{rid}/metrics", json={"points": [
-                    {"key": k, "step": s, "value": 0.5} for k in names[chunk:chunk + 250] for s in range(step0, step0 + 10)]})
+                r = http.post(
+                    f"/api/runs/{rid}/metrics",
+                    json={
+                        "points": [
+                            {"key": k, "step": s, "value": 0.5}
+                            for k in names[chunk : chunk + 250]
+                            for s in range(step0, step0 + 10)
+                        ]
+                    },
+                )
                 assert r.status_code == 200, r.text
         r = http.post(f"/api/runs/{rid}/metrics", json={"points": [{"key": "one-more", "step": 0, "value": 1}]})
         print(f"the 1001st key: {r.status_code} {r.json()['detail'][0]['msg']}")
-    _timed_gets(server, rid, ["/metrics", "/metrics?after_step=50", "/metrics/keys",
-                              f"/metrics?keys={','.join(names[:50])}"], repeats=5)
+    _timed_gets(
+        server,
+        rid,
+        ["/metrics", "/metrics?after_step=50", "/metrics/keys", f"/metrics?keys={','.join(names[:50])}"],
+        repeats=5,
+    )
 
 
 def slow(server: LiveApi, seconds: float) -> None:
@@ -88,8 +102,12 @@ def slow(server: LiveApi, seconds: float) -> None:
         socks.append(("slow header", s))
     for _ in range(30):
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall((f"POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
-                   "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode())
+        s.sendall(
+            (
+                f"POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+            ).encode()
+        )
         socks.append(("slow body", s))
     for _, s in socks:
         s.setblocking(False)

@@ -46,19 +46,23 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=DB)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--compare-runs", type=int, default=100,
-                    help="runs per /api/compare request (the route may cap it: see the output)")
+    ap.add_argument(
+        "--compare-runs",
+        type=int,
+        default=100,
+        help="runs per /api/compare request (the route may cap it: see the output)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "memory.json")
     args = ap.parse_args()
     if not args.db.exists():
         raise SystemExit(f"{args.db} is missing: run bench/compare_query.py --keep first")
     res: dict[str, Any] = {"machine": machine(), "db": str(args.db)}
-    with tempfile.TemporaryDirectory(prefix="ob-mem-") as tmp, \
-            stack(Path(tmp), db_url=f"sqlite:///{args.db}") as st:
+    with tempfile.TemporaryDirectory(prefix="ob-mem-") as tmp, stack(Path(tmp), db_url=f"sqlite:///{args.db}") as st:
         http = httpx.Client(base_url=st.url, headers=st.headers(), timeout=600)
-        ids = [r["id"] for r in http.get("/api/runs", params={"experiment": "compare-bench",
-                                                              "limit": 1000}).json()["data"]]
-        runs = ",".join(map(str, sorted(ids)[:args.compare_runs]))
+        ids = [
+            r["id"] for r in http.get("/api/runs", params={"experiment": "compare-bench", "limit": 1000}).json()["data"]
+        ]
+        runs = ",".join(map(str, sorted(ids)[: args.compare_runs]))
         proc = psutil.Process(st.api.proc.pid)
         res["rss_idle_mb"] = proc.memory_info().rss / 2**20
         sampler = RssSampler(st.api.proc.pid)

@@ -35,16 +35,26 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def seed_recipe(dataset: str, name: str) -> dict[str, Any]:
-    return {"name": name, "experiment": "overhead-bench", "dataset": {"name": dataset},
-            "model": {"architecture": "seed_cnn"},
-            "training": {"epochs": 3, "batch_size": 32}, "exports": ["float32", "int8"]}
+    return {
+        "name": name,
+        "experiment": "overhead-bench",
+        "dataset": {"name": dataset},
+        "model": {"architecture": "seed_cnn"},
+        "training": {"epochs": 3, "batch_size": 32},
+        "exports": ["float32", "int8"],
+    }
 
 
 def tiny(name: str) -> dict[str, Any]:
-    return {"name": name, "experiment": "overhead-bench", "dataset": {"name": "digits", "limit_train": 200},
-            "model": {"architecture": "mlp"}, "training": {"epochs": 1, "batch_size": 32},
-            "measurement": {"latency_runs": 10, "warmup_runs": 0, "throughput_batch": 8},
-            "exports": []}
+    return {
+        "name": name,
+        "experiment": "overhead-bench",
+        "dataset": {"name": "digits", "limit_train": 200},
+        "model": {"architecture": "mlp"},
+        "training": {"epochs": 1, "batch_size": 32},
+        "measurement": {"latency_runs": 10, "warmup_runs": 0, "throughput_batch": 8},
+        "exports": [],
+    }
 
 
 def ts(iso: str) -> float:
@@ -87,8 +97,9 @@ def stack_cpu(pids: list[int]) -> float:
     return total
 
 
-def submit_and_wait(http: httpx.Client, spec: dict[str, Any], worker_pid: int,
-                    api_pid: int | None = None) -> dict[str, Any]:
+def submit_and_wait(
+    http: httpx.Client, spec: dict[str, Any], worker_pid: int, api_pid: int | None = None
+) -> dict[str, Any]:
     cpu_pids = [worker_pid] + ([api_pid] if api_pid else [])
     cpu0 = stack_cpu(cpu_pids)
     t0 = time.time()
@@ -116,14 +127,18 @@ def submit_and_wait(http: httpx.Client, spec: dict[str, Any], worker_pid: int,
         if now - before < 0.02:
             break
         before = now
-    return {"run_id": run_id, "wall_s": ts(run["finished_at"]) - t0,
-            # the whole stack's CPU (job process, Celery parent, API), including the
-            # worker's between-job cleanup (the plain side counts its own the same way)
-            "cpu_s": stack_cpu(cpu_pids) - cpu0,
-            "job_s": ts(run["finished_at"]) - ts(run["started_at"]),
-            "log": http.get(f"/api/runs/{run_id}/logs").json()["lines"],
-            "start_latency_s": ts(run["started_at"]) - t0,
-            "peak_rss": peak, "idle_rss_after": job_rss(worker_pid)}
+    return {
+        "run_id": run_id,
+        "wall_s": ts(run["finished_at"]) - t0,
+        # the whole stack's CPU (job process, Celery parent, API), including the
+        # worker's between-job cleanup (the plain side counts its own the same way)
+        "cpu_s": stack_cpu(cpu_pids) - cpu0,
+        "job_s": ts(run["finished_at"]) - ts(run["started_at"]),
+        "log": http.get(f"/api/runs/{run_id}/logs").json()["lines"],
+        "start_latency_s": ts(run["started_at"]) - t0,
+        "peak_rss": peak,
+        "idle_rss_after": job_rss(worker_pid),
+    }
 
 
 def main() -> None:
@@ -131,16 +146,29 @@ def main() -> None:
     ap.add_argument("--dataset", default="digits", choices=["digits", "fashion_mnist"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--latency-runs", type=int, default=11)
-    ap.add_argument("--idle-wait", type=float, default=3.0,
-                    help="seconds between latency jobs: the worker frees the last job's memory after "
-                         "reporting it finished, and the figure is for an idle warm worker")
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=3.0,
+        help="seconds between latency jobs: the worker frees the last job's memory after "
+        "reporting it finished, and the figure is for an idle warm worker",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     out = args.out or REPO / "bench" / "results" / f"overhead_{args.dataset}.json"
-    res: dict[str, Any] = {"machine": machine(), "dataset": args.dataset, "repeats": args.repeats,
-                           "recipe": seed_recipe(args.dataset, "seed")}
-    plain = subprocess.Popen([sys.executable, str(REPO / "bench" / "plain_recipe.py")], cwd=REPO,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "dataset": args.dataset,
+        "repeats": args.repeats,
+        "recipe": seed_recipe(args.dataset, "seed"),
+    }
+    plain = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "plain_recipe.py")],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
     plain_cpu: list[float] = []
 
@@ -152,8 +180,10 @@ def main() -> None:
         plain_cpu.append(float(answer["cpu_seconds"]))
         return float(answer["seconds"])
 
-    with tempfile.TemporaryDirectory(prefix="ob-overhead-") as tmp, \
-            stack(Path(tmp), worker=True, TF_CPP_MIN_LOG_LEVEL="3") as st:
+    with (
+        tempfile.TemporaryDirectory(prefix="ob-overhead-") as tmp,
+        stack(Path(tmp), worker=True, TF_CPP_MIN_LOG_LEVEL="3") as st,
+    ):
         http = httpx.Client(base_url=st.url, headers=st.headers(), timeout=60)
         assert st.worker is not None
         wpid, api_pid = st.worker.proc.pid, st.api.proc.pid
@@ -187,12 +217,18 @@ def main() -> None:
             lat.append(r["start_latency_s"])
         res["start_latency_ms"] = sorted(round(1000 * x, 1) for x in lat)
         res["start_latency_p50_ms"] = 1000 * median(lat)
-        res["worker_job_rss_mb"] = [{"run": j["run_id"], "peak": round(j["peak_rss"] / 2**20),
-                                     "job_s": round(j["job_s"], 2),
-                                     "idle_after": round(j["idle_rss_after"] / 2**20)} for j in jobs]
+        res["worker_job_rss_mb"] = [
+            {
+                "run": j["run_id"],
+                "peak": round(j["peak_rss"] / 2**20),
+                "job_s": round(j["job_s"], 2),
+                "idle_after": round(j["idle_rss_after"] / 2**20),
+            }
+            for j in jobs
+        ]
         # Figure 7: the latency jobs are the same tiny recipe again and again, so their idle RSS
         # after each job should be flat (a leak shows as a steady MB-per-job slope).
-        lat_idle = [j["idle_rss_after"] / 2**20 for j in jobs[args.repeats:]]
+        lat_idle = [j["idle_rss_after"] / 2**20 for j in jobs[args.repeats :]]
         res["worker_idle_rss_slope_mb_per_job"] = round(slope_per_job(lat_idle), 2)
         http.close()
     plain.stdin.close()  # type: ignore[union-attr]

@@ -42,11 +42,19 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_ENV_DROP = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME",
-                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_XLA_FLAGS")
+SEED_ENV_DROP = (
+    "TF_ENABLE_ONEDNN_OPTS",
+    "OMP_NUM_THREADS",
+    "KMP_AFFINITY",
+    "KMP_BLOCKTIME",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_XLA_FLAGS",
+)
 
 
 # --- children ---------------------------------------------------------------------------
+
 
 def _epoch_timer(keras):
     class EpochTimer(keras.callbacks.Callback):
@@ -61,6 +69,7 @@ def _epoch_timer(keras):
         def on_epoch_end(self, epoch, logs=None):
             self.wall.append(time.perf_counter() - self._t)
             self.cpu.append(time.process_time() - self._c)
+
     return EpochTimer()
 
 
@@ -68,11 +77,14 @@ def _result(keras, np, model, timer, d, seconds_to_first_epoch: float) -> dict:
     n = len(d["x_train"])
     wall, cpu = sum(timer.wall[1:]), sum(timer.cpu[1:])
     pred = np.argmax(model.predict(d["x_test"], batch_size=512, verbose=0), -1)
-    return {"images_per_s": n * len(timer.wall[1:]) / wall,
-            "cpu_s_per_1000": 1000 * cpu / (n * len(timer.wall[1:])),
-            "accuracy": float((pred == d["y_test"]).mean()),
-            "epoch_wall_s": timer.wall, "first_epoch_s": seconds_to_first_epoch,
-            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")}
+    return {
+        "images_per_s": n * len(timer.wall[1:]) / wall,
+        "cpu_s_per_1000": 1000 * cpu / (n * len(timer.wall[1:])),
+        "accuracy": float((pred == d["y_test"]).mean()),
+        "epoch_wall_s": timer.wall,
+        "first_epoch_s": seconds_to_first_epoch,
+        "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+    }
 
 
 def child_seed(args) -> dict:
@@ -85,13 +97,14 @@ def child_seed(args) -> dict:
     d = np.load(args.data)
     keras.utils.set_random_seed(args.repeat)
     model = keras.models.load_model(args.model, compile=False)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     timer = _epoch_timer(keras)
     t = time.perf_counter()
-    model.fit(d["x_train"], d["y_train"], batch_size=args.batch_size, epochs=args.epochs,
-              verbose=0, callbacks=[timer])
+    model.fit(d["x_train"], d["y_train"], batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=[timer])
     return _result(keras, np, model, timer, d, time.perf_counter() - t - sum(timer.wall[1:]))
 
 
@@ -107,11 +120,20 @@ def child_engine(args) -> dict:
     from worker.engine.training import Arrays, fit_phase
 
     class SilentReporter:
-        def log_metrics(self, points): pass
-        def progress(self, fraction, eta_seconds=None): pass
-        def should_stop(self): return False
-        def add_variant(self, variant): pass
-        def log(self, message): pass
+        def log_metrics(self, points):
+            pass
+
+        def progress(self, fraction, eta_seconds=None):
+            pass
+
+        def should_stop(self):
+            return False
+
+        def add_variant(self, variant):
+            pass
+
+        def log(self, message):
+            pass
 
     d = np.load(args.data)
     tfsetup.seed_everything(args.repeat)
@@ -125,15 +147,23 @@ def child_engine(args) -> dict:
         model, policy, _ = for_training(model, True)
     if args.steps_per_execution:
         pipeline["steps_per_execution"] = args.steps_per_execution
-    training = TrainingSpec.model_validate({
-        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.repeat,
-        "pipeline": pipeline})
+    training = TrainingSpec.model_validate(
+        {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.repeat, "pipeline": pipeline}
+    )
     timer = _epoch_timer(keras)
     t = time.perf_counter()
-    fit_phase(model, Arrays(d["x_train"], d["y_train"]), training=training, epochs=args.epochs,
-              optimizer=make_optimizer(training.optimizer), loss=make_loss(int(d["classes"]), 0.0),
-              metrics=["accuracy"], reporter=SilentReporter(),
-              clock=RunClock(total_steps=1), callbacks=[timer])
+    fit_phase(
+        model,
+        Arrays(d["x_train"], d["y_train"]),
+        training=training,
+        epochs=args.epochs,
+        optimizer=make_optimizer(training.optimizer),
+        loss=make_loss(int(d["classes"]), 0.0),
+        metrics=["accuracy"],
+        reporter=SilentReporter(),
+        clock=RunClock(total_steps=1),
+        callbacks=[timer],
+    )
     out = _result(keras, np, model, timer, d, time.perf_counter() - t - sum(timer.wall[1:]))
     out["pipeline"] = training.pipeline.model_dump()
     out["policy"] = policy
@@ -150,19 +180,27 @@ def child_prepare(args) -> dict:
     from worker.engine.data import load_data
     from worker.engine.models import build_model
 
-    data = load_data(DatasetSpec(name=args.dataset, validation_split=0.0, limit_train=args.limit_train),
-                     lambda i: Path("/nonexistent"))
+    data = load_data(
+        DatasetSpec(name=args.dataset, validation_split=0.0, limit_train=args.limit_train),
+        lambda i: Path("/nonexistent"),
+    )
     out = Path(args.workdir)
-    np.savez(out / "data.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-             y_test=data.y_test, classes=data.classes)
+    np.savez(
+        out / "data.npz",
+        x_train=data.x_train,
+        y_train=data.y_train,
+        x_test=data.x_test,
+        y_test=data.y_test,
+        classes=data.classes,
+    )
     for r in range(args.repeats):
         tfsetup.seed_everything(r)
-        build_model(ModelSpec(), data.input_shape, data.classes, RegularizationSpec()).save(
-            out / f"init{r}.keras")
+        build_model(ModelSpec(), data.input_shape, data.classes, RegularizationSpec()).save(out / f"init{r}.keras")
     return {"train": len(data.x_train), "test": len(data.x_test)}
 
 
 # --- parent -----------------------------------------------------------------------------
+
 
 def run_child(mode: str, args, repeat: int, workdir: Path, *, engine_tf: bool) -> dict:
     env = dict(os.environ)
@@ -170,11 +208,30 @@ def run_child(mode: str, args, repeat: int, workdir: Path, *, engine_tf: bool) -
         for k in SEED_ENV_DROP:
             env.pop(k, None)
     loop = "seed" if mode.startswith("seed") else "engine"
-    cmd = [sys.executable, __file__, "--child", loop if mode != "prepare" else "prepare",
-           "--data", str(workdir / "data.npz"), "--model", str(workdir / f"init{repeat}.keras"),
-           "--repeat", str(repeat), "--dataset", args.dataset, "--limit-train", str(args.limit_train),
-           "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
-           "--repeats", str(args.repeats), "--workdir", str(workdir)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        loop if mode != "prepare" else "prepare",
+        "--data",
+        str(workdir / "data.npz"),
+        "--model",
+        str(workdir / f"init{repeat}.keras"),
+        "--repeat",
+        str(repeat),
+        "--dataset",
+        args.dataset,
+        "--limit-train",
+        str(args.limit_train),
+        "--batch-size",
+        str(args.batch_size),
+        "--epochs",
+        str(args.epochs),
+        "--repeats",
+        str(args.repeats),
+        "--workdir",
+        str(workdir),
+    ]
     if args.steps_per_execution:
         cmd += ["--steps-per-execution", str(args.steps_per_execution)]
     if mode == "engine+xla":
@@ -187,16 +244,19 @@ def run_child(mode: str, args, repeat: int, workdir: Path, *, engine_tf: bool) -
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"{mode} child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def summarise(results: dict[str, list[dict]]) -> tuple[list[str], dict]:
     seed = results["seed"]
     base_ips = statistics.median(x["images_per_s"] for x in seed)
     base_acc = statistics.median(x["accuracy"] for x in seed)
-    lines = ["| loop | process | images/s (median) | speed-up (ratio of medians) | speed-up (median "
-             "of per-repeat ratios) | CPU s / 1000 images (median) | test accuracy (median) | "
-             "Δ accuracy (points) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| loop | process | images/s (median) | speed-up (ratio of medians) | speed-up (median "
+        "of per-repeat ratios) | CPU s / 1000 images (median) | test accuracy (median) | "
+        "Δ accuracy (points) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     summary = {}
     for name, rows in results.items():
         if not rows:
@@ -206,13 +266,21 @@ def summarise(results: dict[str, list[dict]]) -> tuple[list[str], dict]:
         cpu = statistics.median(x["cpu_s_per_1000"] for x in rows)
         pair = statistics.median(r["images_per_s"] / s["images_per_s"] for r, s in zip(rows, seed, strict=True))
         policy = rows[0].get("policy", "float32")
-        proc = "TF defaults" if name == "seed" else "engine TF settings" + \
-            ("" if policy == "float32" else f", {policy}")
-        summary[name] = {"images_per_s": ips, "ratio_of_medians": ips / base_ips,
-                         "median_pair_ratio": pair, "cpu_s_per_1000": cpu, "accuracy": acc,
-                         "delta_accuracy_points": 100 * (acc - base_acc)}
-        lines.append(f"| {name} | {proc} | {ips:.0f} | {ips / base_ips:.2f}× | {pair:.2f}× | "
-                     f"{cpu:.3f} | {acc:.4f} | {100 * (acc - base_acc):+.2f} |")
+        proc = (
+            "TF defaults" if name == "seed" else "engine TF settings" + ("" if policy == "float32" else f", {policy}")
+        )
+        summary[name] = {
+            "images_per_s": ips,
+            "ratio_of_medians": ips / base_ips,
+            "median_pair_ratio": pair,
+            "cpu_s_per_1000": cpu,
+            "accuracy": acc,
+            "delta_accuracy_points": 100 * (acc - base_acc),
+        }
+        lines.append(
+            f"| {name} | {proc} | {ips:.0f} | {ips / base_ips:.2f}× | {pair:.2f}× | "
+            f"{cpu:.3f} | {acc:.4f} | {100 * (acc - base_acc):+.2f} |"
+        )
     return lines, summary
 
 
@@ -220,9 +288,12 @@ def main(args) -> None:
     sys.path.insert(0, str(REPO))
     from bench.harness import machine
 
-    sides = ["seed", "engine"] + (["engine+xla"] if args.xla else []) + \
-        (["engine+mixed"] if args.mixed_precision else []) + \
-        (["seed+engine-tf"] if args.seed_with_engine_tf else [])
+    sides = (
+        ["seed", "engine"]
+        + (["engine+xla"] if args.xla else [])
+        + (["engine+mixed"] if args.mixed_precision else [])
+        + (["seed+engine-tf"] if args.seed_with_engine_tf else [])
+    )
     results: dict[str, list[dict]] = {s: [] for s in sides}
     started = time.time()
     host = machine()
@@ -234,27 +305,38 @@ def main(args) -> None:
                 res = run_child(name, args, r, workdir, engine_tf=name != "seed")
                 res["load_after"] = os.getloadavg()[0]
                 results[name].append(res)
-                print(f"repeat {r} {name}: {res['images_per_s']:.0f} images/s, "
-                      f"{res['cpu_s_per_1000']:.3f} CPU s/1000 images, accuracy {res['accuracy']:.4f}, "
-                      f"oneDNN env {res['onednn_env']}, {res.get('policy', 'float32')}, load {res['load_after']:.1f}", flush=True)
+                print(
+                    f"repeat {r} {name}: {res['images_per_s']:.0f} images/s, "
+                    f"{res['cpu_s_per_1000']:.3f} CPU s/1000 images, accuracy {res['accuracy']:.4f}, "
+                    f"oneDNN env {res['onednn_env']}, {res.get('policy', 'float32')}, load {res['load_after']:.1f}",
+                    flush=True,
+                )
     lines, summary = summarise(results)
-    per_repeat = {name: [f"{x['images_per_s']:.0f}/s acc {x['accuracy']:.4f}" for x in rows]
-                  for name, rows in results.items()}
-    lines += ["", f"{args.dataset}, {info['train']} training images, batch {args.batch_size}, "
-              f"{args.epochs} epochs per run (throughput over epochs 2..{args.epochs}), "
-              f"{args.repeats} repeats, each side in a fresh process, order alternating; "
-              f"engine pipeline {results['engine'][0].get('pipeline')}; "
-              f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end, "
-              f"{time.time() - started:.0f} s in all.", "", f"Machine: {host}", "",
-              f"Per repeat: {per_repeat}"]
+    per_repeat = {
+        name: [f"{x['images_per_s']:.0f}/s acc {x['accuracy']:.4f}" for x in rows] for name, rows in results.items()
+    }
+    lines += [
+        "",
+        f"{args.dataset}, {info['train']} training images, batch {args.batch_size}, "
+        f"{args.epochs} epochs per run (throughput over epochs 2..{args.epochs}), "
+        f"{args.repeats} repeats, each side in a fresh process, order alternating; "
+        f"engine pipeline {results['engine'][0].get('pipeline')}; "
+        f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end, "
+        f"{time.time() - started:.0f} s in all.",
+        "",
+        f"Machine: {host}",
+        "",
+        f"Per repeat: {per_repeat}",
+    ]
     text = "\n".join(lines)
     print(text)
     Path(args.out).write_text(text + "\n", encoding="utf-8")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
-            "args": vars(args), "machine": host, "summary": summary, "repeats": results},
-            indent=1), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "machine": host, "summary": summary, "repeats": results}, indent=1),
+            encoding="utf-8",
+        )
 
 
 def child_main(args) -> None:
@@ -274,10 +356,14 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--steps-per-execution", type=int, default=0, help="default: the spec's")
     p.add_argument("--xla", action="store_true", help="also time the engine loop with XLA")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="also time the engine loop with pipeline.mixed_precision")
-    p.add_argument("--seed-with-engine-tf", action="store_true",
-                   help="also time the seed's fit in a process with the engine's TF settings")
+    p.add_argument(
+        "--mixed-precision", action="store_true", help="also time the engine loop with pipeline.mixed_precision"
+    )
+    p.add_argument(
+        "--seed-with-engine-tf",
+        action="store_true",
+        help="also time the seed's fit in a process with the engine's TF settings",
+    )
     p.add_argument("--out", default="bench/results/pipeline_speed.md")
     p.add_argument("--json", default=None, help="raw numbers (default: bench/results/<out stem>.json)")
     # child-process arguments

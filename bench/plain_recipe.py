@@ -52,8 +52,7 @@ def main() -> None:
         spec = RunSpec.model_validate_json(line)
         with tempfile.TemporaryDirectory(prefix="ob-plain-") as tmp:
             t, cpu = time.perf_counter(), time.process_time()
-            run_job(spec, NullReporter(), workdir=Path(tmp), resolve_model=_no_resolver,
-                    resolve_upload=_no_resolver)
+            run_job(spec, NullReporter(), workdir=Path(tmp), resolve_model=_no_resolver, resolve_upload=_no_resolver)
             seconds = time.perf_counter() - t
         tfsetup.release_memory()  # what the worker does between jobs: outside the wall clock,
         cpu = time.process_time() - cpu  # inside the CPU figure (the worker's includes it too)

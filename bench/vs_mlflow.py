@@ -53,15 +53,31 @@ class MlflowServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "mlflow.log"
-        cmd = [str(venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-               "--default-artifact-root", str(workdir / "mlartifacts"), "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "1"]
-        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        wait_for(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, timeout=180,
-                 what=f"mlflow server (log {self.log})")
-        self.version = subprocess.run([str(venv / "bin" / "python"), "-c", "import mlflow; print(mlflow.__version__)"],
-                                      capture_output=True, text=True).stdout.strip()
+        cmd = [
+            str(venv / "bin" / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(workdir / "mlartifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(
+            lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200,
+            timeout=180,
+            what=f"mlflow server (log {self.log})",
+        )
+        self.version = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import mlflow; print(mlflow.__version__)"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     def stop(self) -> None:
         from tests.stack import stop
@@ -74,9 +90,15 @@ def mlflow_ingest(http: httpx.Client, points: list[tuple[str, int, float]]) -> t
     r.raise_for_status()
     run_id = r.json()["run"]["info"]["run_id"]
     ts = int(time.time() * 1000)
-    bodies = [json.dumps({"run_id": run_id, "metrics": [
-        {"key": k, "value": v, "timestamp": ts, "step": s} for k, s, v in points[i:i + 1000]]}).encode()
-        for i in range(0, len(points), 1000)]
+    bodies = [
+        json.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [{"key": k, "value": v, "timestamp": ts, "step": s} for k, s, v in points[i : i + 1000]],
+            }
+        ).encode()
+        for i in range(0, len(points), 1000)
+    ]
     t = time.perf_counter()
     for body in bodies:
         r = http.post("/api/2.0/mlflow/runs/log-batch", content=body, headers={"Content-Type": "application/json"})
@@ -85,8 +107,9 @@ def mlflow_ingest(http: httpx.Client, points: list[tuple[str, int, float]]) -> t
 
 
 def mlflow_history(http: httpx.Client, run_id: str, key: str) -> int:
-    r = http.get("/api/2.0/mlflow/metrics/get-history",
-                 params={"run_id": run_id, "metric_key": key, "max_results": 100_000})
+    r = http.get(
+        "/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": key, "max_results": 100_000}
+    )
     r.raise_for_status()
     return len(r.json()["metrics"])
 
@@ -96,9 +119,12 @@ def optiboard_ingest(http: httpx.Client, points: list[tuple[str, int, float]], b
     r.raise_for_status()
     run_id = r.json()["id"]
     ts = time.time()
-    bodies = [json.dumps({"points": [{"key": k, "step": s, "value": v, "wall_time": ts}
-                                     for k, s, v in points[i:i + batch]]}).encode()
-              for i in range(0, len(points), batch)]
+    bodies = [
+        json.dumps(
+            {"points": [{"key": k, "step": s, "value": v, "wall_time": ts} for k, s, v in points[i : i + batch]]}
+        ).encode()
+        for i in range(0, len(points), batch)
+    ]
     t = time.perf_counter()
     for body in bodies:
         r = http.post(f"/api/runs/{run_id}/metrics", content=body, headers={"Content-Type": "application/json"})
@@ -123,8 +149,7 @@ def main() -> None:
     points = make_points(args.points)
     n = len(points)
     history_len = n // len(KEYS)
-    res: dict[str, Any] = {"machine": machine(), "points": n, "history_points": history_len,
-                           "repeats": args.repeats}
+    res: dict[str, Any] = {"machine": machine(), "points": n, "history_points": history_len, "repeats": args.repeats}
     venv = find_mlflow(args.mlflow_venv)
     if venv is None:
         res["mlflow"] = "not importable: create bench/.mlflow-venv (see the docstring)"
@@ -178,8 +203,16 @@ def main() -> None:
         res["history_ratio"] = res["ob_history_pps"] / res["mlflow_history_pps"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
-    print(json.dumps({k: (round(v, 1) if isinstance(v, float) and math.isfinite(v) else v)
-                      for k, v in res.items() if not k.endswith("_runs")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: (round(v, 1) if isinstance(v, float) and math.isfinite(v) else v)
+                for k, v in res.items()
+                if not k.endswith("_runs")
+            },
+            indent=2,
+        )
+    )
 
 
 def _t(fn: Any) -> float:

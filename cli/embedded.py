@@ -78,23 +78,34 @@ class RedisSupervisor:
         self.restarts = [t for t in self.restarts if now - t < self.window_s]
         why = _exit_text(proc.returncode)
         if len(self.restarts) >= self.max_restarts:
-            log.error("embedded Redis exited with %s, %d times in %.0f s; stopping", why, len(self.restarts) + 1, self.window_s)
-            self.echo(f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}, "
-                      f"{len(self.restarts) + 1} times in {self.window_s:.0f} s; see {self.redis.dir / 'redis.log'}. "
-                      "Stopping everything.")
+            log.error(
+                "embedded Redis exited with %s, %d times in %.0f s; stopping",
+                why,
+                len(self.restarts) + 1,
+                self.window_s,
+            )
+            self.echo(
+                f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}, "
+                f"{len(self.restarts) + 1} times in {self.window_s:.0f} s; see {self.redis.dir / 'redis.log'}. "
+                "Stopping everything."
+            )
             return False
         self.restarts.append(now)
         log.error("embedded Redis (pid %s) exited with %s; restarting it", proc.pid, why)
-        self.echo(f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}; restarting it "
-                  "(its append-only file keeps the queued jobs).")
+        self.echo(
+            f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}; restarting it "
+            "(its append-only file keeps the queued jobs)."
+        )
         try:
             self.redis.start()
         except RuntimeError as e:
             log.error("embedded Redis did not restart: %s", e)
             self.echo(f"optiboard: the embedded Redis did not restart ({e}). Stopping everything.")
             return False
-        self.echo(f"optiboard: the embedded Redis is back (pid {self.redis.proc.pid if self.redis.proc else '?'}) "
-                  f"after {time.monotonic() - now:.1f} s; the API and the worker reconnect by themselves.")
+        self.echo(
+            f"optiboard: the embedded Redis is back (pid {self.redis.proc.pid if self.redis.proc else '?'}) "
+            f"after {time.monotonic() - now:.1f} s; the API and the worker reconnect by themselves."
+        )
         return True
 
 
@@ -109,8 +120,14 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
     if not settings.redis_url:
         redis = EmbeddedRedis(settings.data_dir)
         env["OPTIBOARD_REDIS_URL"] = redis.start()
-    env.update({"OPTIBOARD_DATA_DIR": str(settings.data_dir), "OPTIBOARD_DATABASE_URL": settings.db_url,
-                "OPTIBOARD_HOST": settings.host, "OPTIBOARD_PORT": str(settings.port)})
+    env.update(
+        {
+            "OPTIBOARD_DATA_DIR": str(settings.data_dir),
+            "OPTIBOARD_DATABASE_URL": settings.db_url,
+            "OPTIBOARD_HOST": settings.host,
+            "OPTIBOARD_PORT": str(settings.port),
+        }
+    )
     upgrade(settings.db_url)
     token = dashboard_token(settings)
     children: list[subprocess.Popen[bytes]] = []
@@ -138,8 +155,10 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
             for child in children:
                 if child.poll() is not None:
                     log.error("a child process exited with %s; stopping", child.returncode)
-                    echo(f"optiboard: the {'API' if child is children[0] else 'worker'} exited with "
-                         f"{_exit_text(child.returncode)}; stopping everything.")
+                    echo(
+                        f"optiboard: the {'API' if child is children[0] else 'worker'} exited with "
+                        f"{_exit_text(child.returncode)}; stopping everything."
+                    )
                     code = child.returncode or 1
                     stopping = True
             if supervisor and not stopping and not supervisor.check():
@@ -157,5 +176,3 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
             redis.stop()
         echo("optiboard stopped.")
     return code
-
-

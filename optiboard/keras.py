@@ -69,8 +69,7 @@ def _scalars(logs: Mapping[str, Any] | None, skipped: set[str]) -> dict[str, flo
             out.update({f"{k}/{i}": float(x) for i, x in enumerate(arr)})
         elif k not in skipped:
             skipped.add(k)
-            log.warning("optiboard: Keras metric %r is not a number (%s); it is not logged", k,
-                        type(v).__name__)
+            log.warning("optiboard: Keras metric %r is not a number (%s); it is not logged", k, type(v).__name__)
     return out
 
 
@@ -120,15 +119,20 @@ def _install_hooks() -> None:
                 previous(exc_type, exc, tb)
 
         sys.excepthook = excepthook
-        atexit.register(_end_active, "the process exited while model.fit was running "
-                                     "(killed, interrupted, or its exception was caught and ignored)")
+        atexit.register(
+            _end_active,
+            "the process exited while model.fit was running "
+            "(killed, interrupted, or its exception was caught and ignored)",
+        )
         try:  # IPython/Jupyter do not call sys.excepthook: check after each cell instead
             ip = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
             if ip is not None:
+
                 def post_run_cell(result: Any) -> None:
                     err = getattr(result, "error_in_exec", None)
                     if err is not None:
                         _end_active(_describe(type(err), err, err.__traceback__))
+
                 ip.events.register("post_run_cell", post_run_cell)
         except Exception:  # pragma: no cover - an IPython without events
             pass
@@ -160,10 +164,18 @@ class OptiboardCallback:
     _supports_tf_logs = False
     _chief_worker_only = None
 
-    def __init__(self, client: Client | None = None, *, run_id: int | None = None,
-                 run_name: str = "keras-fit", experiment: str = "default",
-                 tags: Sequence[str] = (), log_every_n_batches: int = 1, finish: bool = True,
-                 extra_spec: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        run_id: int | None = None,
+        run_name: str = "keras-fit",
+        experiment: str = "default",
+        tags: Sequence[str] = (),
+        log_every_n_batches: int = 1,
+        finish: bool = True,
+        extra_spec: Mapping[str, Any] | None = None,
+    ) -> None:
         self.client = client or Client()
         self.run_id = run_id
         self.run_name, self.experiment, self.tags = run_name, experiment, list(tags)
@@ -228,8 +240,7 @@ class OptiboardCallback:
                 self._resume()
         except Exception as e:  # any logging problem: training goes on, unlogged
             self.disabled = True
-            log.warning("optiboard: cannot reach the run (%s: %s); this model.fit is not logged",
-                        type(e).__name__, e)
+            log.warning("optiboard: cannot reach the run (%s: %s); this model.fit is not logged", type(e).__name__, e)
             return
         self._resume_checked = True
         _install_hooks()
@@ -240,8 +251,9 @@ class OptiboardCallback:
             notes = notes or f"{self.model.name}: {self.model.count_params()} parameters"
         except Exception:  # a subclassed model not built yet
             pass
-        run = self.client.create_external_run(self.run_name, experiment=self.experiment,
-                                              tags=self.tags, notes=notes, spec=self.extra_spec)
+        run = self.client.create_external_run(
+            self.run_name, experiment=self.experiment, tags=self.tags, notes=notes, spec=self.extra_spec
+        )
         self.run_id = int(run["id"])
         log.info("logging model.fit into optiboard run %s", self.run_id)
 
@@ -255,8 +267,7 @@ class OptiboardCallback:
                 raise
             missing, self.run_id = self.run_id, None
             self._create_run(notes=f"run {missing} to resume was not found")
-            log.warning("optiboard: run %s to resume does not exist; logging into new run %s",
-                        missing, self.run_id)
+            log.warning("optiboard: run %s to resume does not exist; logging into new run %s", missing, self.run_id)
             return
         last = self.client.last_step(self.run_id)
         epochs = self.client.metrics(self.run_id, keys=["epoch"], max_points=4).get("epoch", {})
@@ -270,8 +281,13 @@ class OptiboardCallback:
             self.experiment = run.get("experiment", self.experiment) or self.experiment
             self.run_id = None
             self._create_run(notes=f"continues run {old} from step {self.step}")
-            log.warning("optiboard: run %s cannot take more points (%s); logging into new run %s, "
-                        "continuing from step %d", old, why, self.run_id, self.step)
+            log.warning(
+                "optiboard: run %s cannot take more points (%s); logging into new run %s, continuing from step %d",
+                old,
+                why,
+                self.run_id,
+                self.step,
+            )
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self.disabled or self.run_id is None:
@@ -304,12 +320,17 @@ class OptiboardCallback:
                     return
                 note = f"{unsent} metric points could not be sent: {first}"
                 self.client._outboxes.pop(self.run_id, None)
-                self.client.finish(self.run_id, "failed" if status == "failed" else status,
-                                   error=f"{error}\n{note}" if error else note)
+                self.client.finish(
+                    self.run_id, "failed" if status == "failed" else status, error=f"{error}\n{note}" if error else note
+                )
                 log.warning("optiboard: run %s ended %s; %s", self.run_id, status, note)
             except Exception as second:  # noqa: BLE001
-                log.warning("optiboard: could not end run %s (%s); the server ends it `failed` "
-                            "after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data", self.run_id, second)
+                log.warning(
+                    "optiboard: could not end run %s (%s); the server ends it `failed` "
+                    "after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data",
+                    self.run_id,
+                    second,
+                )
 
     def _safe(self, fn: Any) -> None:
         try:
@@ -317,8 +338,11 @@ class OptiboardCallback:
         except Exception as e:  # whatever goes wrong in logging, training goes on
             if not self._warned_send:
                 self._warned_send = True
-                log.warning("optiboard: logging into run %s failed (%s); training goes on, "
-                            "unsent points are kept and retried", self.run_id, e)
+                log.warning(
+                    "optiboard: logging into run %s failed (%s); training goes on, unsent points are kept and retried",
+                    self.run_id,
+                    e,
+                )
 
     # --- points ---------------------------------------------------------------------------
 

@@ -113,8 +113,9 @@ def total_params(model: ModelSpec, dataset: str) -> int | None:
     return sum(lc.total for lc in layer_counts(model, shape, classes))
 
 
-def check_spec_semantics(spec: RunSpec, *, teacher_model: ModelSpec | None = None,
-                         dataset: tuple[tuple[int, int, int], int] | None = None) -> list[tuple[str, str]]:
+def check_spec_semantics(
+    spec: RunSpec, *, teacher_model: ModelSpec | None = None, dataset: tuple[tuple[int, int, int], int] | None = None
+) -> list[tuple[str, str]]:
     """Errors that need arithmetic on the architecture, as (field path, message).
 
     `teacher_model`: the teacher run's ModelSpec when the caller has it (the API reads it
@@ -131,22 +132,26 @@ def check_spec_semantics(spec: RunSpec, *, teacher_model: ModelSpec | None = Non
         if isinstance(t, ClusteringSpec):
             smallest = min(counts, key=lambda lc: lc.kernel)
             if t.number_of_clusters > smallest.kernel:
-                errors.append((
-                    f"techniques.{i}.number_of_clusters",
-                    f"{t.number_of_clusters} clusters but layer '{smallest.name}' of "
-                    f"{spec.model.architecture} on {spec.dataset.name} has only "
-                    f"{smallest.kernel} weights in its kernel",
-                ))
+                errors.append(
+                    (
+                        f"techniques.{i}.number_of_clusters",
+                        f"{t.number_of_clusters} clusters but layer '{smallest.name}' of "
+                        f"{spec.model.architecture} on {spec.dataset.name} has only "
+                        f"{smallest.kernel} weights in its kernel",
+                    )
+                )
         if isinstance(t, DistillationSpec):
             teacher = teacher_model or ModelSpec()
             t_total = sum(lc.total for lc in layer_counts(teacher, shape, classes))
             s_total = sum(lc.total for lc in counts)
             if s_total >= t_total:
-                errors.append((
-                    "model",
-                    f"the distillation student ({spec.model.architecture} x"
-                    f"{spec.model.width_multiplier}, {s_total} parameters) is not smaller than "
-                    f"its teacher ({teacher.architecture} x{teacher.width_multiplier}, "
-                    f"{t_total} parameters)",
-                ))
+                errors.append(
+                    (
+                        "model",
+                        f"the distillation student ({spec.model.architecture} x"
+                        f"{spec.model.width_multiplier}, {s_total} parameters) is not smaller than "
+                        f"its teacher ({teacher.architecture} x{teacher.width_multiplier}, "
+                        f"{t_total} parameters)",
+                    )
+                )
     return errors

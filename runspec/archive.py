@@ -107,20 +107,26 @@ def inspect_zip(source: str | Path | IO[bytes], limits: Limits) -> list[Member]:
         if info.flag_bits & 0x1:
             raise ArchiveRefused(f"member {name!r} is encrypted")
         if info.compress_type not in ALLOWED_METHODS:
-            raise ArchiveRefused(f"member {name!r} uses compression method {info.compress_type}; "
-                                 "only stored and deflate are accepted")
+            raise ArchiveRefused(
+                f"member {name!r} uses compression method {info.compress_type}; only stored and deflate are accepted"
+            )
         total += info.file_size
         if total > limits.max_expanded_bytes:
             raise ArchiveRefused(
                 f"expands to more than {limits.max_expanded_bytes:,} bytes (at least {total:,} "
                 f"declared up to member {name!r})"
-                + (f"; the limit is the setting {limits.setting}" if limits.setting else ""))
-        if (limits.max_ratio is not None and info.file_size > RATIO_EXEMPT_BYTES
-                and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+                + (f"; the limit is the setting {limits.setting}" if limits.setting else "")
+            )
+        if (
+            limits.max_ratio is not None
+            and info.file_size > RATIO_EXEMPT_BYTES
+            and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+        ):
             ratio = info.file_size / max(info.compress_size, 1)
             raise ArchiveRefused(
                 f"member {name!r} expands {ratio:,.0f}-fold ({info.compress_size:,} -> "
                 f"{info.file_size:,} bytes); at most {limits.max_ratio:,.0f}-fold is accepted "
-                "(a decompression bomb, not data)")
+                "(a decompression bomb, not data)"
+            )
         members.append(Member(name, info.compress_size, info.file_size))
     return members

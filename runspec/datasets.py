@@ -14,10 +14,15 @@ from pathlib import Path
 # dataset name → (sub-folder of the Keras cache, files the Keras loader reads there)
 KERAS_FILES: dict[str, tuple[str, list[str]]] = {
     "mnist": ("", ["mnist.npz"]),
-    "fashion_mnist": ("fashion-mnist", [
-        "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-    ]),
+    "fashion_mnist": (
+        "fashion-mnist",
+        [
+            "train-labels-idx1-ubyte.gz",
+            "train-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+        ],
+    ),
     "cifar10": ("", ["cifar-10-batches-py.tar.gz"]),
 }
 

@@ -80,8 +80,12 @@ class ArrayHeader:
 
 
 def dataset_limits(max_expanded_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_ratio: float | None = 1000.0) -> Limits:
-    return Limits(max_expanded_bytes=max_expanded_bytes, max_members=MAX_MEMBERS, max_ratio=max_ratio,
-                  setting="OPTIBOARD_MAX_DATASET_BYTES")
+    return Limits(
+        max_expanded_bytes=max_expanded_bytes,
+        max_members=MAX_MEMBERS,
+        max_ratio=max_ratio,
+        setting="OPTIBOARD_MAX_DATASET_BYTES",
+    )
 
 
 def _fmt_labels(values: list[Any]) -> str:
@@ -112,7 +116,9 @@ def read_headers(path: Path | str, limits: Limits) -> dict[str, ArrayHeader]:
                     elif version == (2, 0):
                         shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
                     else:
-                        raise DatasetRefused(key, f"{key} is written in .npy format {version}; save it with numpy.savez")
+                        raise DatasetRefused(
+                            key, f"{key} is written in .npy format {version}; save it with numpy.savez"
+                        )
                     header_bytes = fp.tell()
             except DatasetRefused:
                 raise
@@ -120,13 +126,19 @@ def read_headers(path: Path | str, limits: Limits) -> dict[str, ArrayHeader]:
                 raise DatasetRefused(key, f"{key}: not a readable .npy array ({exc})") from exc
             dtype = np.dtype(dtype)
             if dtype.hasobject:
-                raise DatasetRefused(key, f"{key} holds Python objects, which could only be read with pickle; "
-                                          "pickle is never used: save numbers or strings")
+                raise DatasetRefused(
+                    key,
+                    f"{key} holds Python objects, which could only be read with pickle; "
+                    "pickle is never used: save numbers or strings",
+                )
             header = ArrayHeader(key, tuple(int(d) for d in shape), dtype, bool(fortran), header_bytes)
             if header_bytes + header.data_bytes != m.expanded_bytes:
-                raise DatasetRefused(key, f"{key}: its header declares shape {header.shape} of {dtype} "
-                                          f"({header.data_bytes:,} bytes) but the member holds "
-                                          f"{m.expanded_bytes - header_bytes:,} bytes of data")
+                raise DatasetRefused(
+                    key,
+                    f"{key}: its header declares shape {header.shape} of {dtype} "
+                    f"({header.data_bytes:,} bytes) but the member holds "
+                    f"{m.expanded_bytes - header_bytes:,} bytes of data",
+                )
             headers[key] = header
     missing = [k for k in REQUIRED_KEYS if k not in headers]
     if missing:
@@ -162,8 +174,10 @@ def _check_x(h: ArrayHeader) -> None:
         _, c, height, width = h.shape
         if c in (1, 3, 4) and h.shape[3] not in (1, 3, 4) and min(height, width) > 4:
             raise DatasetRefused(
-                name, f"{name} has shape {h.shape}, channels-first: transpose to (N, H, W, C), "
-                      f"e.g. numpy.transpose({name}, (0, 2, 3, 1)) gives {(h.shape[0], height, width, c)}")
+                name,
+                f"{name} has shape {h.shape}, channels-first: transpose to (N, H, W, C), "
+                f"e.g. numpy.transpose({name}, (0, 2, 3, 1)) gives {(h.shape[0], height, width, c)}",
+            )
 
 
 def _check_y_header(h: ArrayHeader, examples: int) -> None:
@@ -171,8 +185,11 @@ def _check_y_header(h: ArrayHeader, examples: int) -> None:
     if h.dtype.kind not in "iufb" or h.dtype.fields is not None:
         raise DatasetRefused(name, f"{name} has dtype {h.dtype}; expected integer class labels")
     if len(h.shape) == 2 and h.shape[1] > 1:
-        raise DatasetRefused(name, f"{name} has shape {h.shape}: one-hot or multi-label targets; "
-                                   f"pass class indices of shape (N,), e.g. {name}.argmax(axis=1)")
+        raise DatasetRefused(
+            name,
+            f"{name} has shape {h.shape}: one-hot or multi-label targets; "
+            f"pass class indices of shape (N,), e.g. {name}.argmax(axis=1)",
+        )
     if not (len(h.shape) == 1 or (len(h.shape) == 2 and h.shape[1] == 1)):
         raise DatasetRefused(name, f"{name} has shape {h.shape}; expected (N,) or (N, 1) integer labels")
     if h.shape[0] != examples:
@@ -189,16 +206,18 @@ def _label_values(name: str, chunks: Iterator[np.ndarray]) -> dict[int, int]:
                 raise DatasetRefused(name, f"{name} contains NaN or infinite labels")
             if not (chunk == np.round(chunk)).all():
                 bad = chunk[chunk != np.round(chunk)][:5].tolist()
-                raise DatasetRefused(name, f"{name} has labels that are not integers, e.g. {bad}; "
-                                           "expected integer class labels")
+                raise DatasetRefused(
+                    name, f"{name} has labels that are not integers, e.g. {bad}; expected integer class labels"
+                )
             if np.abs(chunk).max(initial=0) > 2**53:
                 raise DatasetRefused(name, f"{name} has labels beyond 2^53")
         values, n = np.unique(chunk, return_counts=True)
         for v, c in zip(values.tolist(), n.tolist(), strict=True):
             counts[int(v)] = counts.get(int(v), 0) + int(c)
         if len(counts) > MAX_CLASSES:
-            raise DatasetRefused(name, f"{name} has more than {MAX_CLASSES} distinct labels; "
-                                       f"at most {MAX_CLASSES} classes are supported")
+            raise DatasetRefused(
+                name, f"{name} has more than {MAX_CLASSES} distinct labels; at most {MAX_CLASSES} classes are supported"
+            )
     return counts
 
 
@@ -218,11 +237,15 @@ def _label_map(headers: dict[str, ArrayHeader], zf: zipfile.ZipFile) -> tuple[li
     if "classes" in headers:
         h = headers["classes"]
         if len(h.shape) != 1 or not 2 <= h.shape[0] <= MAX_CLASSES:
-            raise DatasetRefused("classes", f"classes has shape {h.shape}; expected (K,) label values "
-                                            f"with 2 <= K <= {MAX_CLASSES}")
+            raise DatasetRefused(
+                "classes", f"classes has shape {h.shape}; expected (K,) label values with 2 <= K <= {MAX_CLASSES}"
+            )
         if h.dtype.kind not in "iuf":
-            raise DatasetRefused("classes", f"classes has dtype {h.dtype}; expected the integer label values "
-                                            "in class order (class names go in class_names)")
+            raise DatasetRefused(
+                "classes",
+                f"classes has dtype {h.dtype}; expected the integer label values "
+                "in class order (class names go in class_names)",
+            )
         listed = _small_array(zf, h)
         counts = _label_values("classes", iter([listed]))
         values = [int(v) for v in listed.tolist()]
@@ -232,14 +255,18 @@ def _label_map(headers: dict[str, ArrayHeader], zf: zipfile.ZipFile) -> tuple[li
     if "class_names" in headers:
         h = headers["class_names"]
         if h.dtype.kind not in "US" or len(h.shape) != 1 or not 2 <= h.shape[0] <= MAX_CLASSES:
-            raise DatasetRefused("class_names", f"class_names has shape {h.shape} and dtype {h.dtype}; "
-                                                f"expected (K,) strings with 2 <= K <= {MAX_CLASSES}")
+            raise DatasetRefused(
+                "class_names",
+                f"class_names has shape {h.shape} and dtype {h.dtype}; "
+                f"expected (K,) strings with 2 <= K <= {MAX_CLASSES}",
+            )
         raw = _small_array(zf, h)
         names = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in raw.tolist()]
         bad = [n for n in names if not n.strip() or len(n) > MAX_CLASS_NAME_CHARS or "\x00" in n]
         if bad:
-            raise DatasetRefused("class_names", f"class_names must be 1-{MAX_CLASS_NAME_CHARS} characters "
-                                                f"without NUL; got {bad[:3]!r}")
+            raise DatasetRefused(
+                "class_names", f"class_names must be 1-{MAX_CLASS_NAME_CHARS} characters without NUL; got {bad[:3]!r}"
+            )
         if len(set(names)) != len(names):
             raise DatasetRefused("class_names", "class_names repeats a name")
         if values is not None and len(values) != len(names):
@@ -247,8 +274,9 @@ def _label_map(headers: dict[str, ArrayHeader], zf: zipfile.ZipFile) -> tuple[li
     return values, names
 
 
-def _classes(train: dict[int, int], test: dict[int, int], values: list[int] | None,
-             names: list[str] | None) -> list[int]:
+def _classes(
+    train: dict[int, int], test: dict[int, int], values: list[int] | None, names: list[str] | None
+) -> list[int]:
     """The label value of each class, in class order (class i <- label value result[i])."""
     found = sorted(train)
     if values is None:
@@ -257,34 +285,50 @@ def _classes(train: dict[int, int], test: dict[int, int], values: list[int] | No
         stray = [v for v in found if not 0 <= v < k]
         if stray or len(found) != k:
             absent = [v for v in values if v not in train]
-            why = (f"labels outside 0..{k - 1}: {_fmt_labels(stray)}" if stray
-                   else f"no example of {_fmt_labels(absent)}")
+            why = (
+                f"labels outside 0..{k - 1}: {_fmt_labels(stray)}" if stray else f"no example of {_fmt_labels(absent)}"
+            )
             raise DatasetRefused(
                 "y_train",
                 f"y_train labels must be the class indices 0..K-1, each used at least once; found "
                 f"{len(found)} distinct labels {_fmt_labels(found)} ({why}). Renumber them "
                 "(numpy.unique(y, return_inverse=True)) or add a 'classes' array listing the label "
-                "value of each class, e.g. classes=numpy.unique(y_train)")
+                "value of each class, e.g. classes=numpy.unique(y_train)",
+            )
     else:
         unlisted = [v for v in found if v not in set(values)]
         if unlisted:
-            raise DatasetRefused("y_train", f"y_train has labels {_fmt_labels(unlisted)} that 'classes' "
-                                            f"does not list (classes: {_fmt_labels(values)})")
+            raise DatasetRefused(
+                "y_train",
+                f"y_train has labels {_fmt_labels(unlisted)} that 'classes' "
+                f"does not list (classes: {_fmt_labels(values)})",
+            )
         absent = [v for v in values if v not in train]
         if absent:
-            raise DatasetRefused("y_train", f"classes lists {_fmt_labels(absent)}, which never occur in "
-                                            "y_train: every class needs training examples")
+            raise DatasetRefused(
+                "y_train",
+                f"classes lists {_fmt_labels(absent)}, which never occur in "
+                "y_train: every class needs training examples",
+            )
     if len(values) < 2:
         raise DatasetRefused("y_train", f"y_train has {len(values)} class; at least 2 are needed")
     unseen = sorted(v for v in test if v not in set(values) or v not in train)
     if unseen:
-        raise DatasetRefused("y_test", f"y_test has labels {_fmt_labels(unseen)} that never occur in y_train "
-                                       f"(y_train's classes: {_fmt_labels(values)})")
+        raise DatasetRefused(
+            "y_test",
+            f"y_test has labels {_fmt_labels(unseen)} that never occur in y_train "
+            f"(y_train's classes: {_fmt_labels(values)})",
+        )
     return values
 
 
-def _describe(headers: dict[str, ArrayHeader], train: dict[int, int], test: dict[int, int],
-              values: list[int], names: list[str] | None) -> dict[str, Any]:
+def _describe(
+    headers: dict[str, ArrayHeader],
+    train: dict[int, int],
+    test: dict[int, int],
+    values: list[int],
+    names: list[str] | None,
+) -> dict[str, Any]:
     x_tr, x_te, y_tr = headers["x_train"], headers["x_test"], headers["y_train"]
     info: dict[str, Any] = {
         "train_examples": x_tr.shape[0],
@@ -317,8 +361,9 @@ def _check_headers(headers: dict[str, ArrayHeader]) -> None:
     _check_y_header(headers["y_test"], x_te.shape[0])
 
 
-def validate_npz(path: Path | str, *, max_expanded_bytes: int = DEFAULT_MAX_DATASET_BYTES,
-                 max_ratio: float | None = 1000.0) -> dict[str, Any]:
+def validate_npz(
+    path: Path | str, *, max_expanded_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_ratio: float | None = 1000.0
+) -> dict[str, Any]:
     """Check an uploaded dataset and describe it, in memory bounded by CHUNK_BYTES per array
     (whatever the dataset's size); raise DatasetRefused (a ValueError) saying what is wrong.
 
@@ -344,8 +389,9 @@ def validate_npz(path: Path | str, *, max_expanded_bytes: int = DEFAULT_MAX_DATA
     return _describe(headers, train, test, values, names)
 
 
-def load_npz(path: Path | str, *, max_expanded_bytes: int = DEFAULT_MAX_DATASET_BYTES,
-             max_ratio: float | None = 1000.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def load_npz(
+    path: Path | str, *, max_expanded_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_ratio: float | None = 1000.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The worker's load: the same bounds and checks as validate_npz (the archive's sizes and
     headers before anything is decompressed), then x_train, y_train, x_test, y_test with the
     labels as int32 class indices 0..K-1 (mapped through `classes` when given), and the info.

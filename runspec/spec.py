@@ -43,9 +43,14 @@ class Strict(BaseModel):
 
 class DatasetSpec(Strict):
     name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "upload"] = "digits"
-    upload_id: int | None = Field(default=None, ge=1, le=MAX_ID, title="Uploaded dataset id",
-                                  description="upload an .npz here, or the id from POST /api/datasets",
-                                  json_schema_extra=applies_when(name=["upload"]))
+    upload_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        title="Uploaded dataset id",
+        description="upload an .npz here, or the id from POST /api/datasets",
+        json_schema_extra=applies_when(name=["upload"]),
+    )
     validation_split: float = Field(default=0.1, ge=0.0, le=0.5)
     normalize: Literal["scale", "standardize", "none"] = "scale"
     limit_train: int | None = Field(default=None, ge=10, le=10_000_000, description="use the first N training examples")
@@ -65,7 +70,9 @@ class ModelSpec(Strict):
     architecture: Literal["seed_cnn", "mlp", "ds_cnn"] = "seed_cnn"
     width_multiplier: float = Field(default=1.0, ge=0.25, le=2.0)
     init_from_run_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID,
+        default=None,
+        ge=1,
+        le=MAX_ID,
         description="start from this finished run's trained model instead of a fresh one "
         "(architecture and width are then those of that model); training.epochs may be 0",
     )
@@ -92,14 +99,30 @@ class OptimizerSpec(Strict):
 class ScheduleSpec(Strict):
     name: Literal["constant", "step", "exponential", "cosine", "plateau"] = "constant"
     warmup_epochs: int = Field(default=0, ge=0, le=100)
-    step_epochs: int = Field(default=10, ge=1, le=1000, description="step: epochs between drops",
-                             json_schema_extra=applies_when(name=["step"]))
-    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/exponential/plateau factor",
-                         json_schema_extra=applies_when(name=["step", "exponential", "plateau"]))
-    patience: int = Field(default=2, ge=1, le=100, description="plateau: epochs without improvement",
-                          json_schema_extra=applies_when(name=["plateau"]))
-    min_learning_rate: float = Field(default=0.0, ge=0.0, le=1.0,
-                                     json_schema_extra=applies_when(name=["step", "exponential", "cosine", "plateau"]))
+    step_epochs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="step: epochs between drops",
+        json_schema_extra=applies_when(name=["step"]),
+    )
+    gamma: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        description="step/exponential/plateau factor",
+        json_schema_extra=applies_when(name=["step", "exponential", "plateau"]),
+    )
+    patience: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="plateau: epochs without improvement",
+        json_schema_extra=applies_when(name=["plateau"]),
+    )
+    min_learning_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, json_schema_extra=applies_when(name=["step", "exponential", "cosine", "plateau"])
+    )
 
 
 class RegularizationSpec(Strict):
@@ -121,15 +144,20 @@ class PipelineSpec(Strict):
     )
     prefetch: bool = Field(default=True, description="the next batches are prepared while a step runs")
     steps_per_execution: int = Field(
-        default=10, ge=1, le=1000,
+        default=10,
+        ge=1,
+        le=1000,
         description="batches per compiled call; callbacks (logging, cancel checks) run between calls",
     )
-    xla: bool = Field(default=False, title="XLA",
-                      description="compile the training step with XLA (base training only; often slower on CPUs)")
+    xla: bool = Field(
+        default=False,
+        title="XLA",
+        description="compile the training step with XLA (base training only; often slower on CPUs)",
+    )
     mixed_precision: bool = Field(
         default=False,
         description="float32 weights, 16-bit compute in base training and distillation: float16 on a GPU, "
-                    "bfloat16 on a CPU with AVX512_BF16 or AMX; elsewhere float32 (the run's log says which)",
+        "bfloat16 on a CPU with AVX512_BF16 or AMX; elsewhere float32 (the run's log says which)",
     )
 
 
@@ -159,11 +187,21 @@ class PruningSpec(Strict):
     initial_sparsity: float = Field(default=0.0, ge=0.0, le=0.99)
     schedule: Literal["constant", "polynomial"] = "polynomial"
     begin_step: int = Field(default=0, ge=0, le=10_000_000)
-    end_step: int | None = Field(default=None, ge=1, le=10_000_000, description="steps from the start of fine-tuning; default: two thirds of it")
+    end_step: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="steps from the start of fine-tuning; default: two thirds of it"
+    )
     frequency: int = Field(default=50, ge=1, le=100_000)
-    epochs: int | None = Field(default=None, ge=1, le=1000, description=(
-        f"fine-tuning epochs; default: enough for {PRUNING_MIN_STEPS} steps, at least {PRUNING_MIN_EPOCHS}"))
-    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description="fine-tuning rate; default: the optimizer's")
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            f"fine-tuning epochs; default: enough for {PRUNING_MIN_STEPS} steps, at least {PRUNING_MIN_EPOCHS}"
+        ),
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0.0, le=10.0, description="fine-tuning rate; default: the optimizer's"
+    )
 
     def fine_tuning_epochs(self, steps_per_epoch: int) -> int:
         """`epochs`, or by default the fewest epochs of `steps_per_epoch` batches that give at
@@ -205,8 +243,12 @@ class _FineTuneAtLowerRate:
 class QATSpec(_FineTuneAtLowerRate, Strict):
     name: Literal["qat"]
     epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
-    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description=(
-        f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"))
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=10.0,
+        description=(f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"),
+    )
 
 
 class ClusteringSpec(_FineTuneAtLowerRate, Strict):
@@ -214,8 +256,12 @@ class ClusteringSpec(_FineTuneAtLowerRate, Strict):
     number_of_clusters: int = Field(default=16, ge=2, le=65536)
     centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
     epochs: int = Field(default=1, ge=1, le=1000, description="fine-tuning epochs")
-    learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description=(
-        f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"))
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=10.0,
+        description=(f"fine-tuning rate; default: {FINE_TUNING_RATE_FACTOR} × training.optimizer.learning_rate"),
+    )
 
 
 class DistillationSpec(Strict):
@@ -225,9 +271,7 @@ class DistillationSpec(Strict):
     alpha: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
-Technique = Annotated[
-    PruningSpec | QATSpec | ClusteringSpec | DistillationSpec, Field(discriminator="name")
-]
+Technique = Annotated[PruningSpec | QATSpec | ClusteringSpec | DistillationSpec, Field(discriminator="name")]
 
 
 class ExportOptions(Strict):
@@ -246,7 +290,9 @@ class RunSpec(Strict):
     name: Name = "run"
     experiment: Name = "default"
     kind: Literal["train", "optimize"] = "train"
-    parent_run_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="optimize: the finished run whose model to convert")
+    parent_run_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="optimize: the finished run whose model to convert"
+    )
     external: bool = Field(default=False, description="metrics are logged by an outside script; no worker job")
     dataset: DatasetSpec = DatasetSpec()
     model: ModelSpec = ModelSpec()
@@ -272,29 +318,48 @@ class RunSpec(Strict):
             if self.parent_run_id is None:
                 raise SpecError("parent_run_id", "parent_run_id is required for an optimize run")
             if names:
-                raise SpecError("techniques", "an optimize run applies post-training exports only: techniques must be empty (QAT, pruning, clustering and distillation need training)")
+                raise SpecError(
+                    "techniques",
+                    "an optimize run applies post-training exports only: techniques must be empty (QAT, pruning, clustering and distillation need training)",
+                )
             if not self.exports:
                 raise SpecError("exports", "an optimize run needs at least one export")
         elif self.parent_run_id is not None:
             raise SpecError("parent_run_id", "parent_run_id is only allowed for optimize runs")
         no_val = self.dataset.validation_split == 0
         if no_val and self.training.early_stopping is not None:
-            raise SpecError("training.early_stopping", "early_stopping watches the validation loss: dataset.validation_split must be > 0")
+            raise SpecError(
+                "training.early_stopping",
+                "early_stopping watches the validation loss: dataset.validation_split must be > 0",
+            )
         if no_val and self.training.schedule.name == "plateau":
-            raise SpecError("training.schedule.name", "the plateau schedule watches the validation loss: dataset.validation_split must be > 0")
+            raise SpecError(
+                "training.schedule.name",
+                "the plateau schedule watches the validation loss: dataset.validation_split must be > 0",
+            )
         if self.training.epochs == 0 and self.model.init_from_run_id is None:
-            raise SpecError("training.epochs", "training.epochs must be at least 1 unless model.init_from_run_id is set")
+            raise SpecError(
+                "training.epochs", "training.epochs must be at least 1 unless model.init_from_run_id is set"
+            )
         if self.model.init_from_run_id is not None and "distillation" in names:
-            raise SpecError("model.init_from_run_id", "distillation trains a fresh student: model.init_from_run_id is not allowed with it")
+            raise SpecError(
+                "model.init_from_run_id",
+                "distillation trains a fresh student: model.init_from_run_id is not allowed with it",
+            )
         if self.kind == "optimize" and self.model.init_from_run_id is not None:
-            raise SpecError("model.init_from_run_id", "an optimize run starts from parent_run_id, not model.init_from_run_id")
+            raise SpecError(
+                "model.init_from_run_id", "an optimize run starts from parent_run_id, not model.init_from_run_id"
+            )
         for n in set(names):
             if names.count(n) > 1:
                 raise SpecError("techniques", f"technique '{n}' appears more than once")
         if "distillation" in names and names.index("distillation") != 0:
             raise SpecError("techniques", "distillation must come first: it trains the student from scratch")
         if "qat" in names and names[-1] != "qat":
-            raise SpecError("techniques", "qat must be the last technique: pruning or clustering after quantization-aware training is not supported")
+            raise SpecError(
+                "techniques",
+                "qat must be the last technique: pruning or clustering after quantization-aware training is not supported",
+            )
         return self
 
 
@@ -304,8 +369,10 @@ def techniques_summary(spec: RunSpec) -> str:
     if spec.external:
         return "external"
     width = f" ×{spec.model.width_multiplier:g}" if spec.model.width_multiplier != 1.0 else ""
-    parts = [f"{spec.model.architecture}{width} {spec.training.optimizer.name}"
-             + (" mixed-precision" if spec.training.pipeline.mixed_precision else "")]
+    parts = [
+        f"{spec.model.architecture}{width} {spec.training.optimizer.name}"
+        + (" mixed-precision" if spec.training.pipeline.mixed_precision else "")
+    ]
     chain = []
     for t in spec.techniques:
         if isinstance(t, PruningSpec):

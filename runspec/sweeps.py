@@ -56,7 +56,9 @@ def grid_points(sweep: SweepIn) -> list[dict[str, Any]]:
     for p in paths:
         total *= len(sweep.grid[p])
     if sweep.random is None and total > MAX_RUNS:
-        raise SweepError(("body", "grid"), f"the grid has {total} points; at most {MAX_RUNS} (use random sampling with a budget)")
+        raise SweepError(
+            ("body", "grid"), f"the grid has {total} points; at most {MAX_RUNS} (use random sampling with a budget)"
+        )
     combos = itertools.product(*(sweep.grid[p] for p in paths))
     points = [dict(zip(paths, c, strict=True)) for c in combos] if total <= 100_000 else []
     if sweep.random is not None:

@@ -35,7 +35,16 @@ from tests.stack import Api, Client, Worker, stack_env
 
 FAST = os.environ.get("OPTIBOARD_TEST_TIER") == "fast"
 TESTS = Path(__file__).resolve().parent
-SERVICE_FIXTURES = {"redis_url", "pg_database", "pg_url", "live_stack", "private_redis", "broker", "fault_stack", "server"}
+SERVICE_FIXTURES = {
+    "redis_url",
+    "pg_database",
+    "pg_url",
+    "live_stack",
+    "private_redis",
+    "broker",
+    "fault_stack",
+    "server",
+}
 _TF_IMPORTS = re.compile(r"^\s*(import|from)\s+(tensorflow|tf_keras|keras|worker\.engine|optiboard\.keras)\b", re.M)
 
 
@@ -66,7 +75,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if imports_tensorflow(Path(str(item.path))):
             item.add_marker(pytest.mark.tensorflow)
     if FAST:
-        keep = [i for i in items if not any(i.get_closest_marker(m) for m in ("services", "tensorflow", "browser", "slow"))]
+        keep = [
+            i for i in items if not any(i.get_closest_marker(m) for m in ("services", "tensorflow", "browser", "slow"))
+        ]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
 
@@ -190,8 +201,9 @@ def make_token(database_url: str, name: str = "tests") -> str:
 
 
 class Stack:
-    def __init__(self, api: Api, worker: Worker | None, client: Client, env: dict[str, str],
-                 settings: Settings, logs: Path) -> None:
+    def __init__(
+        self, api: Api, worker: Worker | None, client: Client, env: dict[str, str], settings: Settings, logs: Path
+    ) -> None:
         self.api, self.worker, self.client, self.env = api, worker, client, env
         self.settings, self.logs = settings, logs
 
@@ -211,8 +223,13 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reservation = reserved_redis_db()
     redis_url = reservation.__enter__()
     db = f"sqlite:///{data / 'optiboard.db'}"
-    env = stack_env(data_dir=data, database_url=db, redis_url=redis_url,
-                    OPTIBOARD_REAPER_INTERVAL_S="2", OPTIBOARD_HEARTBEAT_TIMEOUT_S="60")
+    env = stack_env(
+        data_dir=data,
+        database_url=db,
+        redis_url=redis_url,
+        OPTIBOARD_REAPER_INTERVAL_S="2",
+        OPTIBOARD_HEARTBEAT_TIMEOUT_S="60",
+    )
     upgrade(db)
     token = make_token(db)
     api = Api(env, log=data / "api.log")

@@ -30,21 +30,29 @@ def free_port() -> int:
 
 def stack_env(*, data_dir: Path, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIBOARD_")}
-    env.update({
-        "OPTIBOARD_DATA_DIR": str(data_dir),
-        "OPTIBOARD_DATABASE_URL": database_url,
-        "OPTIBOARD_REDIS_URL": redis_url,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "OPTIBOARD_DATA_DIR": str(data_dir),
+            "OPTIBOARD_DATABASE_URL": database_url,
+            "OPTIBOARD_REDIS_URL": redis_url,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
 def cli(args: list[str], env: dict[str, str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
     out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
@@ -69,7 +77,9 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
         except Exception as e:  # not ready yet
             last_exc = e
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
+    )
 
 
 class Api:
@@ -117,8 +127,12 @@ class Client:
         return r.json()
 
     def wait_terminal(self, run_id: int, timeout: float = 240) -> dict[str, Any]:
-        return wait_for(lambda: (r := self.run(run_id))["status"] in TERMINAL and r, timeout=timeout,
-                        interval=0.5, what=f"run {run_id} to end")
+        return wait_for(
+            lambda: (r := self.run(run_id))["status"] in TERMINAL and r,
+            timeout=timeout,
+            interval=0.5,
+            what=f"run {run_id} to end",
+        )
 
     def close(self) -> None:
         self.http.close()

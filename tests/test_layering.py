@@ -21,7 +21,9 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 """
 
-SERVE = BLOCK_TF + """
+SERVE = (
+    BLOCK_TF
+    + """
 import os, tempfile
 from fastapi.testclient import TestClient
 from backend.api.app import create_app
@@ -45,11 +47,18 @@ loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'
 assert not loaded, loaded
 print('served without tensorflow')
 """
+)
 
 
 def test_api_serves_with_tensorflow_unimportable(redis_url: str) -> None:
-    out = subprocess.run([sys.executable, "-c", SERVE], cwd=REPO, env={"REDIS": redis_url, "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE],
+        cwd=REPO,
+        env={"REDIS": redis_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "served without tensorflow" in out.stdout
 
@@ -85,9 +94,12 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_layers_import_one_way(package: str) -> None:
-    offenders = [f"{path.relative_to(REPO)}: {name}"
-                 for path in (REPO / package).rglob("*.py")
-                 for name, _ in _imports(path) if name.split(".")[0] in FORBIDDEN[package]]
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for path in (REPO / package).rglob("*.py")
+        for name, _ in _imports(path)
+        if name.split(".")[0] in FORBIDDEN[package]
+    ]
     assert offenders == []
 
 
@@ -119,7 +131,7 @@ def test_no_import_cycles_between_our_modules() -> None:
         stack.append(node)
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(dep):] + [dep]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(dep) :] + [dep]))
             if dep not in state:
                 visit(dep)
         stack.pop()

@@ -77,15 +77,19 @@ def execute(run_id: int, *, worker: str) -> str:
 
         # claim_run already counted this attempt
         reporter.log(f"attempt {stored.attempt} of {stored.max_attempts} on {worker} (pid {os.getpid()})")
-        summary = on_a_fresh_stack(run_job, spec, reporter, workdir=workdir,
-                                   resolve_model=lambda rid: _model_path(factory, settings, rid),
-                                   resolve_upload=lambda did: _upload_path(factory, settings, did),
-                                   max_dataset_bytes=settings.max_dataset_bytes,
-                                   max_dataset_ratio=settings.max_dataset_ratio)
+        summary = on_a_fresh_stack(
+            run_job,
+            spec,
+            reporter,
+            workdir=workdir,
+            resolve_model=lambda rid: _model_path(factory, settings, rid),
+            resolve_upload=lambda did: _upload_path(factory, settings, did),
+            max_dataset_bytes=settings.max_dataset_bytes,
+            max_dataset_ratio=settings.max_dataset_ratio,
+        )
         reporter.close()
         reporter.flush()
-        finish("succeeded", None, train_seconds=summary.train_seconds,
-               peak_memory_bytes=summary.peak_memory_bytes)
+        finish("succeeded", None, train_seconds=summary.train_seconds, peak_memory_bytes=summary.peak_memory_bytes)
         outcome = "succeeded"
     except LeaseLost:
         log.warning("run %s: lease lost (reaped or cancelled elsewhere); stopping without writing", run_id)
@@ -96,8 +100,11 @@ def execute(run_id: int, *, worker: str) -> str:
         try:
             if not cancelled:
                 # an expected failure is one line; anything else keeps its traceback's tail
-                reporter.log(f"failed: {e}"[:1000] if isinstance(e, ExpectedFailure)
-                             else "".join(traceback.format_exception(e)[-3:]).strip()[-1000:])
+                reporter.log(
+                    f"failed: {e}"[:1000]
+                    if isinstance(e, ExpectedFailure)
+                    else "".join(traceback.format_exception(e)[-3:]).strip()[-1000:]
+                )
             reporter.flush()
         except LeaseLost:
             return "lost"

@@ -25,8 +25,16 @@ class LeaseLost(Exception):
 
 
 class DbReporter:
-    def __init__(self, factory: sessionmaker[Session], *, run_id: int, lease: str,
-                 artifact_root: Path, interval_s: float = 1.0, max_buffer: int = 2000) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        run_id: int,
+        lease: str,
+        artifact_root: Path,
+        interval_s: float = 1.0,
+        max_buffer: int = 2000,
+    ) -> None:
         self.factory, self.run_id, self.lease = factory, run_id, lease
         self.artifact_root = artifact_root
         self.interval_s, self.max_buffer = interval_s, max_buffer
@@ -105,8 +113,13 @@ class DbReporter:
                 raise
 
     def _check_lease(self, session: Session, prog: tuple[float, float | None] | None = None) -> None:
-        state = runs.heartbeat(session, run_id=self.run_id, lease=self.lease,
-                               progress=prog[0] if prog else None, eta_seconds=prog[1] if prog else None)
+        state = runs.heartbeat(
+            session,
+            run_id=self.run_id,
+            lease=self.lease,
+            progress=prog[0] if prog else None,
+            eta_seconds=prog[1] if prog else None,
+        )
         if state == "lost":
             self.state = "lost"
             raise LeaseLost(f"run {self.run_id}: lease lost")

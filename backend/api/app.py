@@ -37,8 +37,20 @@ from backend.store.hot_reads import HotReads
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [health.router, runs.hot_router, runs.router, metrics.router, variants.router, experiments.router,
-           datasets.router, sweeps.router, techniques.router, compare.router, ops.router, pages.router]
+ROUTERS = [
+    health.router,
+    runs.hot_router,
+    runs.router,
+    metrics.router,
+    variants.router,
+    experiments.router,
+    datasets.router,
+    sweeps.router,
+    techniques.router,
+    compare.router,
+    ops.router,
+    pages.router,
+]
 
 
 def plotly_js_dir() -> Path:
@@ -84,9 +96,13 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = None
         if maintenance:
-            loop = Maintenance(factory, queue, interval_s=settings.reaper_interval_s,
-                               heartbeat_timeout_s=settings.heartbeat_timeout_s,
-                               external_idle_timeout_s=settings.external_idle_timeout_s)
+            loop = Maintenance(
+                factory,
+                queue,
+                interval_s=settings.reaper_interval_s,
+                heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                external_idle_timeout_s=settings.external_idle_timeout_s,
+            )
             loop.start()
         yield
         if loop:
@@ -98,9 +114,15 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     # FastAPI's OpenTelemetry hooks look up the global providers on every request; optiboard
     # exports its own Prometheus metrics (/metrics), so they stay off.
     # /docs and /redoc are pages of ours (routes/pages.py) on files the API serves itself
-    app = FastAPI(title="optiboard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Launch and compare model-optimization runs.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = FastAPI(
+        title="optiboard",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Launch and compare model-optimization runs.",
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = factory
@@ -116,8 +138,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         app.mount("/static", StaticFiles(directory=settings.frontend_dir), name="static")
     app.add_middleware(InputGuard)  # innermost: sees bodies BodyLimit has already bounded
     app.add_middleware(WriteGuard)  # writes authenticated (and same-origin) before InputGuard reads them
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
-                       upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, upload_max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadOnlyGets)
     return app

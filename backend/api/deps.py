@@ -85,15 +85,19 @@ def presented_token(request: Request) -> tuple[str, bool] | None:
         return value.strip(), False
     if request.cookies.get(COOKIE):
         return request.cookies[COOKIE], True
-    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required: send 'Authorization: Bearer <token>'",
-                        headers={"WWW-Authenticate": "Bearer"})
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "authentication required: send 'Authorization: Bearer <token>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def accepted_token(request: Request, record: TokenRecord | None, from_cookie: bool) -> TokenRecord:
     """The verified token (tokens.verify_token_hot's result), or 401/403."""
     if record is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
+        )
     if from_cookie and request.method not in SAFE_METHODS and not same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin write refused")
     return record

@@ -40,6 +40,5 @@ async def domain_exception_handler(request: Request, exc: Exception) -> JSONResp
     """NotFound → 404, Conflict → 409, Invalid → 422 with one located entry per problem."""
     assert isinstance(exc, OptiboardError)
     status = next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
-    detail: Any = (problem_detail(exc.problems, kind=exc.kind, ctx=exc.ctx) if isinstance(exc, Invalid)
-                   else exc.message)
+    detail: Any = problem_detail(exc.problems, kind=exc.kind, ctx=exc.ctx) if isinstance(exc, Invalid) else exc.message
     return JSONResponse(status_code=status, content={"detail": detail})

@@ -95,9 +95,12 @@ class VariantPublic(BaseModel):
     run_id: int
     format: str
     accuracy: float | None = Field(description="fraction of the test split classified right")
-    precision: float | None = Field(description=(
-        "macro precision over the classes present in the test split, 0 where a class was never predicted "
-        "(scikit-learn's labels=np.unique(y_test), zero_division=0); extra.per_class has each class"))
+    precision: float | None = Field(
+        description=(
+            "macro precision over the classes present in the test split, 0 where a class was never predicted "
+            "(scikit-learn's labels=np.unique(y_test), zero_division=0); extra.per_class has each class"
+        )
+    )
     recall: float | None = Field(description="macro recall over the classes present in the test split")
     f1: float | None = Field(description="macro F1 over the classes present in the test split")
     confusion: list[list[int]] = Field(description="K x K counts, rows the true class, columns the predicted one")
@@ -113,8 +116,13 @@ class VariantPublic(BaseModel):
     extra: dict[str, Any]
     created_at: datetime
     download_url: str
-    sha256: str | None = Field(default=None, description="hex SHA-256 of the model file; null for a variant stored before digests were kept and not read since")
-    damaged: str | None = Field(default=None, description="why the file is no longer served (its SHA-256 no longer matches); null when whole")
+    sha256: str | None = Field(
+        default=None,
+        description="hex SHA-256 of the model file; null for a variant stored before digests were kept and not read since",
+    )
+    damaged: str | None = Field(
+        default=None, description="why the file is no longer served (its SHA-256 no longer matches); null when whole"
+    )
 
     @classmethod
     def of(cls, v: VariantRecord) -> VariantPublic:
@@ -141,7 +149,10 @@ class MetricsPublic(BaseModel):
     status: str
     last_step: int
     series: dict[str, SeriesPublic]
-    more_keys: bool = Field(default=False, description="the request named no keys and the run has more than the default set returned (list them with GET /api/runs/{id}/metrics/keys)")
+    more_keys: bool = Field(
+        default=False,
+        description="the request named no keys and the run has more than the default set returned (list them with GET /api/runs/{id}/metrics/keys)",
+    )
 
 
 class MetricKeysPublic(BaseModel):
@@ -149,7 +160,9 @@ class MetricKeysPublic(BaseModel):
     keys: list[str] = Field(description="the run's metric keys, sorted, after the `after` cursor")
     count: int = Field(description="how many keys this page holds")
     next_after: str | None = Field(description="pass as `after` for the next page; null on the last")
-    default_keys: list[str] = Field(description="what GET …/metrics returns without `keys`: loss, val_loss, accuracy, val_accuracy when present, then the others in order")
+    default_keys: list[str] = Field(
+        description="what GET …/metrics returns without `keys`: loss, val_loss, accuracy, val_accuracy when present, then the others in order"
+    )
     max_keys_per_run: int = Field(description="OPTIBOARD_MAX_METRIC_KEYS_PER_RUN: a batch that would pass it gets 422")
     max_keys_per_read: int = Field(description="most keys one GET …/metrics returns or accepts in `keys`")
 
@@ -173,10 +186,15 @@ class Accepted(BaseModel):
     """The answer to a metric batch. `accepted + duplicates` is the number of points sent."""
 
     accepted: int = Field(description="points stored by this batch: (key, step) pairs the run did not hold yet")
-    duplicates: int = Field(description="points ignored because the run already held their (key, step), "
-                                        "or the batch repeated it (first write wins)")
-    replayed: bool = Field(default=False, description="true when the Idempotency-Key was seen before on this "
-                                                      "run: nothing was written and the first answer is repeated")
+    duplicates: int = Field(
+        description="points ignored because the run already held their (key, step), "
+        "or the batch repeated it (first write wins)"
+    )
+    replayed: bool = Field(
+        default=False,
+        description="true when the Idempotency-Key was seen before on this "
+        "run: nothing was written and the first answer is repeated",
+    )
 
 
 class ExperimentIn(In):
@@ -201,11 +219,14 @@ class DatasetPublic(BaseModel):
     id: int
     name: str
     size_bytes: int = Field(description="bytes of the .npz file as uploaded")
-    info: dict[str, Any] = Field(description=(
-        "what validation found: train_examples, test_examples, input_shape (per example), x_dtype, y_dtype, "
-        "classes (K), train_class_counts and test_class_counts (examples per class, K each), bytes (expanded "
-        "size of the four arrays); label_values (the label of each class, when a `classes` array mapped them), "
-        "class_names, ignored_arrays when present"))
+    info: dict[str, Any] = Field(
+        description=(
+            "what validation found: train_examples, test_examples, input_shape (per example), x_dtype, y_dtype, "
+            "classes (K), train_class_counts and test_class_counts (examples per class, K each), bytes (expanded "
+            "size of the four arrays); label_values (the label of each class, when a `classes` array mapped them), "
+            "class_names, ignored_arrays when present"
+        )
+    )
     created_at: datetime
 
 

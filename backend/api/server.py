@@ -127,17 +127,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cls._closed_since_log += 1
         now = time.monotonic()
         if now - cls._last_log >= 10:  # one line per 10 s, however many connections
-            log.warning("closed %d connection(s) in the last %.0f s (last: %s, %s, from %s)",
-                        cls._closed_since_log, now - cls._last_log if cls._last_log else 0, status, why, self._host)
+            log.warning(
+                "closed %d connection(s) in the last %.0f s (last: %s, %s, from %s)",
+                cls._closed_since_log,
+                now - cls._last_log if cls._last_log else 0,
+                status,
+                why,
+                self._host,
+            )
             cls._last_log, cls._closed_since_log = now, 0
         if self.transport.is_closing():
             return
         answering = self.cycle is not None and not self.cycle.response_complete
         if not answering or not self.cycle.response_started:
             body = why.encode()
-            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-                                 % (status, reason, len(body), body))
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            )
         # The app, if it is still reading the body, receives http.disconnect (uvicorn marks the
         # cycle disconnected when the connection is lost) and whatever it sends is dropped.
         self.transport.close()
@@ -145,14 +152,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
     """The protocol class for `uvicorn.run(http=...)`, with the settings' limits."""
-    limits = type("Limits", (_Limits,), {
-        "header_timeout_s": settings.header_timeout_s,
-        "body_grace_s": settings.body_grace_s,
-        "body_min_bytes_per_s": settings.body_min_bytes_per_s,
-        "max_connections_per_client": settings.max_connections_per_client,
-    })
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,),
-                {"limits": limits, "open_per_client": Counter()})
+    limits = type(
+        "Limits",
+        (_Limits,),
+        {
+            "header_timeout_s": settings.header_timeout_s,
+            "body_grace_s": settings.body_grace_s,
+            "body_min_bytes_per_s": settings.body_min_bytes_per_s,
+            "max_connections_per_client": settings.max_connections_per_client,
+        },
+    )
+    return type(
+        "GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "open_per_client": Counter()}
+    )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

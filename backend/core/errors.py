@@ -37,8 +37,9 @@ class Invalid(OptiboardError):
     `kind` is the machine-readable type of every entry (pydantic's `type`; "value_error" by
     default) and `ctx` optional numbers a client may act on (e.g. {"limit": 1000})."""
 
-    def __init__(self, problems: Sequence[Problem], *, kind: str = "value_error",
-                 ctx: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], *, kind: str = "value_error", ctx: dict[str, Any] | None = None
+    ) -> None:
         if not problems:
             raise ValueError("Invalid needs at least one problem")
         self.problems = list(problems)
@@ -51,8 +52,9 @@ class Invalid(OptiboardError):
         return cls([(tuple(loc), msg)], **kwargs)
 
 
-def problem_detail(problems: Sequence[Problem], *, kind: str = "value_error",
-                   ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def problem_detail(
+    problems: Sequence[Problem], *, kind: str = "value_error", ctx: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The 422 body's `detail`, in FastAPI's own shape, so a client parses every 422 alike."""
     extra = {"ctx": ctx} if ctx else {}
     return [{"loc": list(loc), "msg": msg, "type": kind, **extra} for loc, msg in problems]

@@ -102,9 +102,15 @@ def _find_lost(session: Session, queue: JobQueue, lost: LostJobs, *, held_for_at
     return lost.due(missing, now=time.monotonic())
 
 
-def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_timeout_s: float,
-               dispatch_after_s: float = 5.0, lost: LostJobs | None = None,
-               external_idle_timeout_s: float | None = None) -> runs.ReapResult:
+def sweep_once(
+    factory: sessionmaker[Session],
+    queue: JobQueue,
+    *,
+    heartbeat_timeout_s: float,
+    dispatch_after_s: float = 5.0,
+    lost: LostJobs | None = None,
+    external_idle_timeout_s: float | None = None,
+) -> runs.ReapResult:
     with unit_of_work(factory) as session:
         reaped = runs.reap_stale(session, timeout_s=heartbeat_timeout_s)
         if external_idle_timeout_s is not None:
@@ -143,9 +149,16 @@ def sweep_once(factory: sessionmaker[Session], queue: JobQueue, *, heartbeat_tim
 
 
 class Maintenance:
-    def __init__(self, factory: sessionmaker[Session], queue: JobQueue, *, interval_s: float,
-                 heartbeat_timeout_s: float, lost_after_s: float | None = None,
-                 external_idle_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        queue: JobQueue,
+        *,
+        interval_s: float,
+        heartbeat_timeout_s: float,
+        lost_after_s: float | None = None,
+        external_idle_timeout_s: float | None = None,
+    ) -> None:
         self.factory, self.queue = factory, queue
         self.external_idle_timeout_s = external_idle_timeout_s
         self.interval_s, self.timeout_s = interval_s, heartbeat_timeout_s
@@ -164,7 +177,12 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                sweep_once(self.factory, self.queue, heartbeat_timeout_s=self.timeout_s, lost=self.lost,
-                           external_idle_timeout_s=self.external_idle_timeout_s)
+                sweep_once(
+                    self.factory,
+                    self.queue,
+                    heartbeat_timeout_s=self.timeout_s,
+                    lost=self.lost,
+                    external_idle_timeout_s=self.external_idle_timeout_s,
+                )
             except Exception:
                 log.exception("maintenance sweep failed; retrying next interval")

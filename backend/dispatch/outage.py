@@ -41,11 +41,21 @@ class BrokerOutage:
         with self._lock:
             if self._since is None:
                 self._since, self._last_log, self._suppressed = now, now, 0
-                self.log.warning("broker unavailable (%s: %s); %s. Retrying quietly; the dispatcher "
-                                 "re-sends queued runs once it is back", type(exc).__name__, exc, what)
+                self.log.warning(
+                    "broker unavailable (%s: %s); %s. Retrying quietly; the dispatcher "
+                    "re-sends queued runs once it is back",
+                    type(exc).__name__,
+                    exc,
+                    what,
+                )
             elif now - self._last_log >= self.every_s:
-                self.log.warning("broker still unavailable after %.0f s (%d more failed calls; last: %s); %s",
-                                 now - self._since, self._suppressed, exc, what)
+                self.log.warning(
+                    "broker still unavailable after %.0f s (%d more failed calls; last: %s); %s",
+                    now - self._since,
+                    self._suppressed,
+                    exc,
+                    what,
+                )
                 self._last_log, self._suppressed = now, 0
             else:
                 self._suppressed += 1

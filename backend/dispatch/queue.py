@@ -49,9 +49,7 @@ class JobQueue:
         self.app = make_celery(settings, "optiboard-api")
 
     def enqueue_run(self, *, run_id: int, kind: str) -> str:
-        result = self.app.send_task(
-            TASK_EXECUTE_RUN, args=[run_id], queue=QUEUE_FOR_KIND.get(kind, "train")
-        )
+        result = self.app.send_task(TASK_EXECUTE_RUN, args=[run_id], queue=QUEUE_FOR_KIND.get(kind, "train"))
         return str(result.id)
 
     def queue_lengths(self) -> dict[str, int]:

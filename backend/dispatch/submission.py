@@ -23,6 +23,7 @@ from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
+
 def _finished_model(session: Session, run_id: int) -> str | None:
     """None if the run has a stored Keras model to start from, else why not."""
     run = runs.get_run(session, run_id=run_id)
@@ -61,8 +62,10 @@ def _model_fits_data(session: Session, run_id: int, spec: RunSpec, role: str) ->
     ours = _dataset_dims(session, spec.dataset)
     if theirs is None or ours is None or theirs == ours:
         return None
-    return (f"{role} run {run_id} was trained on inputs {theirs[0]} with {theirs[1]} classes, but this run's "
-            f"dataset has inputs {ours[0]} with {ours[1]} classes")
+    return (
+        f"{role} run {run_id} was trained on inputs {theirs[0]} with {theirs[1]} classes, but this run's "
+        f"dataset has inputs {ours[0]} with {ours[1]} classes"
+    )
 
 
 def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
@@ -85,8 +88,11 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
             problems.append(((*loc, "parent_run_id"), why))
     if spec.model.init_from_run_id is not None:
         why = _finished_model(session, spec.model.init_from_run_id)
-        why = f"starting point {why}" if why else _model_fits_data(session, spec.model.init_from_run_id, spec,
-                                                                     "the starting")
+        why = (
+            f"starting point {why}"
+            if why
+            else _model_fits_data(session, spec.model.init_from_run_id, spec, "the starting")
+        )
         if why:
             problems.append(((*loc, "model", "init_from_run_id"), why))
     upload_dims = None  # ((H, W, C), classes) of an image upload, for the architecture arithmetic
@@ -102,10 +108,11 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
             upload_dims = upload_shape(record.info)
             arithmetic = upload_dims is not None and not any(field[0] == "model" for field, _ in fit)
     elif spec.dataset.name in BUILTIN_SIZES:
-        problems += [((*loc, *field), msg)
-                     for field, msg in dataset_problems(spec, BUILTIN_SIZES[spec.dataset.name], what=spec.dataset.name)]
-    for path, msg in (check_spec_semantics(spec, teacher_model=teacher_model, dataset=upload_dims)
-                      if arithmetic else []):
+        problems += [
+            ((*loc, *field), msg)
+            for field, msg in dataset_problems(spec, BUILTIN_SIZES[spec.dataset.name], what=spec.dataset.name)
+        ]
+    for path, msg in check_spec_semantics(spec, teacher_model=teacher_model, dataset=upload_dims) if arithmetic else []:
         parts = tuple(int(p) if p.isdigit() else p for p in str(path).split("."))
         problems.append(((*loc, *parts), msg))
     return problems
@@ -146,35 +153,59 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
     train, test = int(info.get("train_examples", 0)), int(info.get("test_examples", 0))
     classes = int(info.get("classes", 0))
     if d.limit_train is not None and d.limit_train > train:
-        out.append((("dataset", "limit_train"),
-                    f"limit_train {d.limit_train} is more than the {train} training examples of {what}"))
+        out.append(
+            (
+                ("dataset", "limit_train"),
+                f"limit_train {d.limit_train} is more than the {train} training examples of {what}",
+            )
+        )
     if d.limit_test is not None and d.limit_test > test:
-        out.append((("dataset", "limit_test"),
-                    f"limit_test {d.limit_test} is more than the {test} test examples of {what}"))
+        out.append(
+            (("dataset", "limit_test"), f"limit_test {d.limit_test} is more than the {test} test examples of {what}")
+        )
     n = min(d.limit_train or train, train)
     held_out = max(1, round(n * d.validation_split)) if d.validation_split > 0 else 0
     left = n - held_out
     if left < 1:
-        out.append((("dataset", "validation_split"),
-                     f"validation_split {d.validation_split} holds out {held_out} of the {n} training examples of "
-                     f"{what} and leaves none to train on"))
+        out.append(
+            (
+                ("dataset", "validation_split"),
+                f"validation_split {d.validation_split} holds out {held_out} of the {n} training examples of "
+                f"{what} and leaves none to train on",
+            )
+        )
     elif left < classes:
-        field = "validation_split" if held_out and n >= classes else ("limit_train" if d.limit_train else
-                                                                       ("upload_id" if d.name == "upload" else "name"))
-        out.append((("dataset", field),
-                     f"{left} training example{'s' if left != 1 else ''}{f' after the validation split of {held_out}' if held_out else ''} "
-                     f"for {classes} classes in {what}: at least one per class is needed"))
+        field = (
+            "validation_split"
+            if held_out and n >= classes
+            else ("limit_train" if d.limit_train else ("upload_id" if d.name == "upload" else "name"))
+        )
+        out.append(
+            (
+                ("dataset", field),
+                f"{left} training example{'s' if left != 1 else ''}{f' after the validation split of {held_out}' if held_out else ''} "
+                f"for {classes} classes in {what}: at least one per class is needed",
+            )
+        )
     shape = info.get("input_shape", [])
     arch = spec.model.architecture
     if spec.model.init_from_run_id is None and arch != "mlp":
         if len(shape) == 1:
-            out.append((("model", "architecture"),
-                        f"{arch} needs images, (H, W) or (H, W, C) per example, but {what} has {shape[0]} "
-                        "features per example: use the mlp architecture"))
+            out.append(
+                (
+                    ("model", "architecture"),
+                    f"{arch} needs images, (H, W) or (H, W, C) per example, but {what} has {shape[0]} "
+                    "features per example: use the mlp architecture",
+                )
+            )
         elif len(shape) >= 2 and min(shape[0], shape[1]) < MIN_CNN_IMAGE:
-            out.append((("model", "architecture"),
-                        f"{arch} needs images of at least {MIN_CNN_IMAGE}x{MIN_CNN_IMAGE} (two 2x2 pools) but {what} "
-                        f"has {shape[0]}x{shape[1]}: use the mlp architecture"))
+            out.append(
+                (
+                    ("model", "architecture"),
+                    f"{arch} needs images of at least {MIN_CNN_IMAGE}x{MIN_CNN_IMAGE} (two 2x2 pools) but {what} "
+                    f"has {shape[0]}x{shape[1]}: use the mlp architecture",
+                )
+            )
     return out
 
 

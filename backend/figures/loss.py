@@ -48,14 +48,16 @@ def loss_figure(
             s = series.get(key)
             if not s or not s.get("steps"):
                 continue
-            traces.append({
-                **styles[key],
-                "name": f"{esc(run_label)} · {esc(key)}",
-                "legendgroup": f"run{i}",
-                "line": {**styles[key]["line"], "color": color(i)},
-                "x": [int(x) for x in s["steps"]],
-                "y": [finite(v) for v in s["values"]],
-            })
+            traces.append(
+                {
+                    **styles[key],
+                    "name": f"{esc(run_label)} · {esc(key)}",
+                    "legendgroup": f"run{i}",
+                    "line": {**styles[key]["line"], "color": color(i)},
+                    "x": [int(x) for x in s["steps"]],
+                    "y": [finite(v) for v in s["values"]],
+                }
+            )
     if not traces:
         layout["annotations"] = [empty_annotation("No loss points logged yet")]
         layout["xaxis"]["visible"] = False
@@ -89,8 +91,12 @@ def _merged_by_colour(traces: list[dict[str, Any]], keys: tuple[str, ...]) -> li
         g = groups.get(group_key)
         if g is None:
             g = groups[group_key] = {
-                **t, "name": t["meta"]["key"], "legendgroup": f"{group_key[0]} {group_key[1]}",
-                "x": [], "y": [], "text": [],
+                **t,
+                "name": t["meta"]["key"],
+                "legendgroup": f"{group_key[0]} {group_key[1]}",
+                "x": [],
+                "y": [],
+                "text": [],
                 "hovertemplate": "%{text}<br>step %{x}<br>%{y}<extra></extra>",
             }
         elif g["x"]:

@@ -122,8 +122,10 @@ def baseline_text(rows: Sequence[Mapping[str, Any]]) -> str:
     if ref is None:
         return "No baseline: no selected run has a measured variant."
     name = next((r.get("run_name") for r in rows if r.get("run_id") == ref["baseline_run_id"]), "")
-    return (f"Deltas and ratios against #{ref['baseline_run_id']} {name} · {ref.get('baseline_format')} "
-            "(latency ratios against the baseline's model of the same runtime).")
+    return (
+        f"Deltas and ratios against #{ref['baseline_run_id']} {name} · {ref.get('baseline_format')} "
+        "(latency ratios against the baseline's model of the same runtime)."
+    )
 
 
 def _runs_list(runs: Sequence[Mapping[str, Any]]) -> str:

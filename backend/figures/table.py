@@ -64,8 +64,7 @@ PTQ = PTQ_NAME
 QUANTIZED_FORMATS = ("tflite-dynamic", "tflite-float16", "tflite-int8")
 
 
-def technique_label(run: Mapping[str, Any], fmt: str | None = None,
-                    parent: Mapping[str, Any] | None = None) -> str:
+def technique_label(run: Mapping[str, Any], fmt: str | None = None, parent: Mapping[str, Any] | None = None) -> str:
     """What made this model: the recipe's technique chain, then post-training quantization when
     the variant is a quantized TFLite export, e.g. 'pruning → post-training quantization';
     'baseline' when there is neither.
@@ -75,8 +74,7 @@ def technique_label(run: Mapping[str, Any], fmt: str | None = None,
     parent's (it trains nothing); QAT's own int8 conversion is not post-training quantization.
     """
     source = parent if run.get("kind") == "optimize" and parent is not None else run
-    names = [str(t.get("name")) for t in (source.get("spec") or {}).get("techniques", [])
-             if isinstance(t, Mapping)]
+    names = [str(t.get("name")) for t in (source.get("spec") or {}).get("techniques", []) if isinstance(t, Mapping)]
     chain = [TECHNIQUE_NAMES.get(n, n) for n in names]
     if fmt in QUANTIZED_FORMATS and not (fmt == "tflite-int8" and "qat" in names):
         chain.append(PTQ)
@@ -104,8 +102,12 @@ def _latency_reference(variants: Sequence[Mapping[str, Any]], fmt: Any) -> Mappi
 
 
 # The setting a sweep usually varies, always shown; the others only when not the default.
-MAIN_SETTINGS = {"pruning": ("target_sparsity",), "clustering": ("number_of_clusters",),
-                 "distillation": ("temperature", "alpha"), "qat": ()}
+MAIN_SETTINGS = {
+    "pruning": ("target_sparsity",),
+    "clustering": ("number_of_clusters",),
+    "distillation": ("temperature", "alpha"),
+    "qat": (),
+}
 
 
 def technique_settings(t: Mapping[str, Any]) -> str:
@@ -200,7 +202,11 @@ def compare_rows(
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
             row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
-            lat_ref = _latency_reference(by_run.get(baseline_id, []), v.get("format")) if ref and baseline_id is not None else None
+            lat_ref = (
+                _latency_reference(by_run.get(baseline_id, []), v.get("format"))
+                if ref and baseline_id is not None
+                else None
+            )
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):

@@ -90,8 +90,12 @@ def log_ticks(values: Sequence[float | None], unit: str) -> dict[str, Any]:
         return {}
     lo, hi = min(positive) / 1.6, max(positive) * 1.6
     if unit == "bytes":
-        ticks = [v for base in (1.0, 1024.0, 1024.0**2, 1024.0**3) for v in _nice_steps(lo, hi, base)
-                 if base <= v < base * 1000 or (base == 1.0 and v < 1)]  # never '1000 KiB' beside '1 MiB'
+        ticks = [
+            v
+            for base in (1.0, 1024.0, 1024.0**2, 1024.0**3)
+            for v in _nice_steps(lo, hi, base)
+            if base <= v < base * 1000 or (base == 1.0 and v < 1)
+        ]  # never '1000 KiB' beside '1 MiB'
         text = [_bytes_label(v) for v in ticks]
     elif unit == "ms":
         ticks = _nice_steps(lo, hi, 1.0)

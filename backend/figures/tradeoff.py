@@ -103,8 +103,11 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
     layout = base_layout(
         "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
         xaxis=axis(X_AXES[x], type="log", **log_ticks([finite(r.get(x)) for r in usable], X_UNITS[x])),
-        yaxis=axis("Test accuracy", tickformat=_accuracy_ticks(usable),
-                   **accuracy_range([float(r["accuracy"]) for r in usable])),
+        yaxis=axis(
+            "Test accuracy",
+            tickformat=_accuracy_ticks(usable),
+            **accuracy_range([float(r["accuracy"]) for r in usable]),
+        ),
         # techniques, then the marker shapes of the formats, in rows under the plot: long
         # recipe names ("weight clustering → post-training quantization") never scroll
         legend={

@@ -12,8 +12,14 @@ from backend.store.records import DatasetRecord
 
 
 def _record(row: m.Dataset) -> DatasetRecord:
-    return DatasetRecord(id=row.id, name=row.name, filename=row.filename,
-                         size_bytes=row.size_bytes, info=dict(row.info or {}), created_at=row.created_at)
+    return DatasetRecord(
+        id=row.id,
+        name=row.name,
+        filename=row.filename,
+        size_bytes=row.size_bytes,
+        info=dict(row.info or {}),
+        created_at=row.created_at,
+    )
 
 
 def add_dataset(session: Session, *, name: str, filename: str, size_bytes: int, info: dict[str, Any]) -> DatasetRecord:

@@ -29,7 +29,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             # Keep as many connections as the API's threadpool runs requests at once: a connection
             # beyond the pool is closed on return and the next one pays connect + pragmas.
-            pool_size=max(pool_size, 16), max_overflow=32,
+            pool_size=max(pool_size, 16),
+            max_overflow=32,
         )
 
         @event.listens_for(engine, "connect")

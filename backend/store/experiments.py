@@ -11,7 +11,10 @@ from backend.store.records import ExperimentRecord
 
 def _record(row: m.Experiment, run_count: int = 0) -> ExperimentRecord:
     return ExperimentRecord(
-        id=row.id, name=row.name, description=row.description, created_at=row.created_at,
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
         run_count=run_count,
     )
 
@@ -37,11 +40,7 @@ def create_experiment(session: Session, *, name: str, description: str = "") -> 
 
 def list_experiments(session: Session) -> list[ExperimentRecord]:
     """Every experiment by name, each with its number of runs (one aggregate query)."""
-    counts = (
-        select(m.Run.experiment_id, func.count(m.Run.id).label("n"))
-        .group_by(m.Run.experiment_id)
-        .subquery()
-    )
+    counts = select(m.Run.experiment_id, func.count(m.Run.id).label("n")).group_by(m.Run.experiment_id).subquery()
     rows = session.execute(
         select(m.Experiment, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.experiment_id == m.Experiment.id)

@@ -28,17 +28,44 @@ from backend.store.records import RunRecord, TokenRecord
 from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, MAX_ID
 
 _RUN_COLUMNS = (
-    "id", "experiment_id", "name", "kind", "external", "status", "spec", "spec_hash", "summary",
-    "parent_run_id", "attempt", "max_attempts", "lease", "worker", "cancel_requested", "progress",
-    "eta_seconds", "error", "log_tail", "tags", "notes", "hardware", "train_seconds",
-    "peak_memory_bytes", "created_at", "started_at", "finished_at", "heartbeat_at",
+    "id",
+    "experiment_id",
+    "name",
+    "kind",
+    "external",
+    "status",
+    "spec",
+    "spec_hash",
+    "summary",
+    "parent_run_id",
+    "attempt",
+    "max_attempts",
+    "lease",
+    "worker",
+    "cancel_requested",
+    "progress",
+    "eta_seconds",
+    "error",
+    "log_tail",
+    "tags",
+    "notes",
+    "hardware",
+    "train_seconds",
+    "peak_memory_bytes",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
 )
 _TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 _JSON = frozenset({"spec", "log_tail", "tags", "hardware"})
 _BOOL = frozenset({"external", "cancel_requested"})
 _TIME = frozenset({"created_at", "started_at", "finished_at", "heartbeat_at"})
-_RANK = "CASE " + " ".join(f"WHEN format = '{f}' THEN {i}" for i, f in enumerate(HEADLINE_FORMATS)) + \
-    f" ELSE {len(HEADLINE_FORMATS)} END"
+_RANK = (
+    "CASE "
+    + " ".join(f"WHEN format = '{f}' THEN {i}" for i, f in enumerate(HEADLINE_FORMATS))
+    + f" ELSE {len(HEADLINE_FORMATS)} END"
+)
 
 
 class HotReads:
@@ -50,19 +77,26 @@ class HotReads:
         # One statement per run read, with the headline variant and the request's token joined
         # in: always one row, whose token and run halves are NULL when absent. On PostgreSQL a
         # round trip (client work, a wait, the server's) is most of a request's cost.
-        self._token_and_run_sql = (f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
-                         f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
-                         f"{', '.join('v.' + c for c in HEADLINE_FIELDS)} FROM (SELECT 1 AS one) AS x "
-                         f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
-                         f"LEFT JOIN runs r ON r.id = {p} "
-                         "LEFT JOIN experiments e ON e.id = r.experiment_id "
-                         "LEFT JOIN variants v ON v.id = (SELECT id FROM variants WHERE run_id = r.id "
-                         f"ORDER BY {_RANK}, id LIMIT 1)")
+        self._token_and_run_sql = (
+            f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
+            f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
+            f"{', '.join('v.' + c for c in HEADLINE_FIELDS)} FROM (SELECT 1 AS one) AS x "
+            f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
+            f"LEFT JOIN runs r ON r.id = {p} "
+            "LEFT JOIN experiments e ON e.id = r.experiment_id "
+            "LEFT JOIN variants v ON v.id = (SELECT id FROM variants WHERE run_id = r.id "
+            f"ORDER BY {_RANK}, id LIMIT 1)"
+        )
         self._lock = threading.Lock()
         self._conn: Any = None  # SQLite
-        self._pg = None if self.sqlite else AsyncPgReads(
-            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-            statement_timeout_ms=statement_timeout_ms)
+        self._pg = (
+            None
+            if self.sqlite
+            else AsyncPgReads(
+                engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                statement_timeout_ms=statement_timeout_ms,
+            )
+        )
 
     async def token(self, token_hash: str) -> TokenRecord | None:
         return self._token(await self._fetch_one(self._token_sql, (token_hash,)))
@@ -85,8 +119,14 @@ class HotReads:
         tid, name, prefix, created, used, revoked = row
         created_at = self._time(created)
         assert created_at is not None  # NOT NULL column
-        return TokenRecord(id=tid, name=name, prefix=prefix, created_at=created_at,
-                           last_used_at=self._time(used), revoked_at=self._time(revoked))
+        return TokenRecord(
+            id=tid,
+            name=name,
+            prefix=prefix,
+            created_at=created_at,
+            last_used_at=self._time(used),
+            revoked_at=self._time(revoked),
+        )
 
     def _run(self, row: Any) -> RunRecord | None:
         if row[0] is None:
@@ -106,7 +146,7 @@ class HotReads:
         n = len(_RUN_COLUMNS)
         headline = None
         if row[n + 1] is not None:
-            headline = dict(zip(HEADLINE_FIELDS, row[n + 1:], strict=True))
+            headline = dict(zip(HEADLINE_FIELDS, row[n + 1 :], strict=True))
         return RunRecord(experiment=row[n], headline=headline, **data)
 
     def close(self) -> None:
@@ -165,4 +205,3 @@ class HotReads:
         if isinstance(value, str):  # SQLite keeps naive UTC text
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-

@@ -32,7 +32,6 @@ NAMING = {
 }
 
 
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -13,6 +13,7 @@ from runspec.vocabulary import TERMINAL_STATUSES
 @dataclass(frozen=True)
 class ExperimentRecord:
     """A named group of runs; `run_count` is how many runs it holds."""
+
     id: int
     name: str
     description: str
@@ -27,6 +28,7 @@ class RunRecord:
     `status` one of runspec.vocabulary.RUN_STATUSES; `spec` the validated RunSpec as JSON data;
     `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None.
     """
+
     id: int
     experiment_id: int
     experiment: str
@@ -70,6 +72,7 @@ class VariantRecord:
     `size_bytes`/`gzip_bytes` the artifact's bytes raw and gzip-compressed; `params`/`nonzero_params`
     weight counts; latencies are milliseconds at batch 1; `throughput_per_s` examples per second.
     """
+
     id: int
     run_id: int
     format: str
@@ -102,6 +105,7 @@ class DatasetRecord:
     """An uploaded .npz: `size_bytes` of the file as stored; `info` what the validator found
     (shapes, dtypes, classes, counts per split).
     """
+
     id: int
     name: str
     filename: str
@@ -113,6 +117,7 @@ class DatasetRecord:
 @dataclass(frozen=True)
 class TokenRecord:
     """An API token's public face (never the secret): `prefix` its first 10 characters."""
+
     id: int
     name: str
     prefix: str
@@ -124,6 +129,7 @@ class TokenRecord:
 @dataclass
 class Series:
     """One metric series: `steps` (int64, ascending) and `values` (float64, NaN kept), equal length."""
+
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
 
@@ -131,27 +137,61 @@ class Series:
 def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None) -> RunRecord:
     """The plain record of an ORM run row (and its experiment's name, optional headline)."""
     return RunRecord(
-        id=row.id, experiment_id=row.experiment_id, experiment=experiment_name, name=row.name,
-        kind=row.kind, external=row.external, status=row.status, spec=row.spec,
-        spec_hash=row.spec_hash, summary=row.summary, parent_run_id=row.parent_run_id,
-        attempt=row.attempt, max_attempts=row.max_attempts, worker=row.worker,
-        cancel_requested=row.cancel_requested, progress=row.progress, eta_seconds=row.eta_seconds,
-        error=row.error, log_tail=list(row.log_tail or []), tags=list(row.tags or []),
-        notes=row.notes, hardware=dict(row.hardware or {}), train_seconds=row.train_seconds,
-        peak_memory_bytes=row.peak_memory_bytes, created_at=row.created_at,
-        started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
-        lease=row.lease, headline=headline,
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment=experiment_name,
+        name=row.name,
+        kind=row.kind,
+        external=row.external,
+        status=row.status,
+        spec=row.spec,
+        spec_hash=row.spec_hash,
+        summary=row.summary,
+        parent_run_id=row.parent_run_id,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        worker=row.worker,
+        cancel_requested=row.cancel_requested,
+        progress=row.progress,
+        eta_seconds=row.eta_seconds,
+        error=row.error,
+        log_tail=list(row.log_tail or []),
+        tags=list(row.tags or []),
+        notes=row.notes,
+        hardware=dict(row.hardware or {}),
+        train_seconds=row.train_seconds,
+        peak_memory_bytes=row.peak_memory_bytes,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        lease=row.lease,
+        headline=headline,
     )
 
 
 def variant_record(row: m.Variant) -> VariantRecord:
     """The plain record of an ORM variant row."""
     return VariantRecord(
-        id=row.id, run_id=row.run_id, format=row.format, artifact_path=row.artifact_path,
-        accuracy=row.accuracy, precision=row.precision, recall=row.recall, f1=row.f1,
-        confusion=list(row.confusion or []), size_bytes=row.size_bytes, gzip_bytes=row.gzip_bytes,
-        params=row.params, nonzero_params=row.nonzero_params, latency_p50_ms=row.latency_p50_ms,
-        latency_p95_ms=row.latency_p95_ms, throughput_per_s=row.throughput_per_s,
-        hardware=dict(row.hardware or {}), extra=dict(row.extra or {}), created_at=row.created_at,
-        sha256=row.sha256, damaged=row.damaged,
+        id=row.id,
+        run_id=row.run_id,
+        format=row.format,
+        artifact_path=row.artifact_path,
+        accuracy=row.accuracy,
+        precision=row.precision,
+        recall=row.recall,
+        f1=row.f1,
+        confusion=list(row.confusion or []),
+        size_bytes=row.size_bytes,
+        gzip_bytes=row.gzip_bytes,
+        params=row.params,
+        nonzero_params=row.nonzero_params,
+        latency_p50_ms=row.latency_p50_ms,
+        latency_p95_ms=row.latency_p95_ms,
+        throughput_per_s=row.throughput_per_s,
+        hardware=dict(row.hardware or {}),
+        extra=dict(row.extra or {}),
+        created_at=row.created_at,
+        sha256=row.sha256,
+        damaged=row.damaged,
     )

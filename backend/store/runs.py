@@ -28,8 +28,12 @@ from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, MAX_ID, TERMIN
 
 LOG_TAIL_LINES = 200
 SORTABLE = {
-    "created_at": m.Run.created_at, "name": m.Run.name, "status": m.Run.status,
-    "id": m.Run.id, "finished_at": m.Run.finished_at, "progress": m.Run.progress,
+    "created_at": m.Run.created_at,
+    "name": m.Run.name,
+    "status": m.Run.status,
+    "id": m.Run.id,
+    "finished_at": m.Run.finished_at,
+    "progress": m.Run.progress,
 }
 
 
@@ -43,12 +47,24 @@ def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> Run
     exp = get_or_create_experiment(session, name=spec.experiment)
     now = m.utcnow()
     row = m.Run(
-        experiment_id=exp.id, name=spec.name, kind=spec.kind, external=spec.external,
-        status="running" if spec.external else "queued", spec=data, spec_hash=spec_hash(data),
-        summary=techniques_summary(spec)[:300], parent_run_id=spec.parent_run_id,
-        attempt=1 if spec.external else 0, max_attempts=max_attempts, tags=list(spec.tags),
-        notes=spec.notes, created_at=now, log_tail=[], hardware={},
-        started_at=now if spec.external else None, heartbeat_at=now if spec.external else None,
+        experiment_id=exp.id,
+        name=spec.name,
+        kind=spec.kind,
+        external=spec.external,
+        status="running" if spec.external else "queued",
+        spec=data,
+        spec_hash=spec_hash(data),
+        summary=techniques_summary(spec)[:300],
+        parent_run_id=spec.parent_run_id,
+        attempt=1 if spec.external else 0,
+        max_attempts=max_attempts,
+        tags=list(spec.tags),
+        notes=spec.notes,
+        created_at=now,
+        log_tail=[],
+        hardware={},
+        started_at=now if spec.external else None,
+        heartbeat_at=now if spec.external else None,
         worker="external" if spec.external else None,
     )
     session.add(row)
@@ -58,8 +74,7 @@ def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> Run
 
 def _headline_rank() -> Any:
     """Which variant speaks for a run: the first of HEADLINE_FORMATS it has (lowest rank)."""
-    return case(*[(m.Variant.format == f, i) for i, f in enumerate(HEADLINE_FORMATS)],
-                else_=len(HEADLINE_FORMATS))
+    return case(*[(m.Variant.format == f, i) for i, f in enumerate(HEADLINE_FORMATS)], else_=len(HEADLINE_FORMATS))
 
 
 def _headlines(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -78,8 +93,13 @@ def _headlines(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, 
 
 
 def _headline_value(column: Any) -> Any:
-    return (select(column).where(m.Variant.run_id == m.Run.id)
-            .order_by(_headline_rank(), m.Variant.id).limit(1).scalar_subquery())
+    return (
+        select(column)
+        .where(m.Variant.run_id == m.Run.id)
+        .order_by(_headline_rank(), m.Variant.id)
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _sort_column(session: Session, key: str) -> Any:
@@ -105,17 +125,13 @@ def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRec
 def get_run(session: Session, *, run_id: int) -> RunRecord | None:
     if not 1 <= run_id <= MAX_ID:
         return None
-    row = session.execute(
-        select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id == run_id)
-    ).first()
+    row = session.execute(select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id == run_id)).first()
     return _records(session, [tuple(row)])[0] if row else None  # type: ignore[list-item]
 
 
 def get_runs(session: Session, *, run_ids: Sequence[int]) -> list[RunRecord]:
     run_ids = [i for i in run_ids if 1 <= i <= MAX_ID]
-    rows = session.execute(
-        select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id.in_(run_ids))
-    ).all()
+    rows = session.execute(select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id.in_(run_ids))).all()
     by_id = {r.id: (r, e) for r, e in rows}
     return _records(session, [by_id[i] for i in run_ids if i in by_id])
 
@@ -130,8 +146,12 @@ class RunFilter:
 
 
 def list_runs(
-    session: Session, *, filters: RunFilter = RunFilter(), sort: str = "-created_at",
-    limit: int = 50, offset: int = 0,
+    session: Session,
+    *,
+    filters: RunFilter = RunFilter(),
+    sort: str = "-created_at",
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[RunRecord], int]:
     query = select(m.Run, m.Experiment.name).join(m.Experiment)
     if filters.experiment:
@@ -148,9 +168,13 @@ def list_runs(
         # User text is literal: `contains(..., autoescape=True)` escapes % and _ (and '/', the
         # escape character) and adds ESCAPE '/', the same on SQLite and PostgreSQL.
         q = filters.q.lower()
-        query = query.where(or_(func.lower(m.Run.name).contains(q, autoescape=True),
-                                func.lower(m.Run.summary).contains(q, autoescape=True),
-                                func.lower(m.Run.notes).contains(q, autoescape=True)))
+        query = query.where(
+            or_(
+                func.lower(m.Run.name).contains(q, autoescape=True),
+                func.lower(m.Run.summary).contains(q, autoescape=True),
+                func.lower(m.Run.notes).contains(q, autoescape=True),
+            )
+        )
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = _sort_column(session, sort.lstrip("-"))
     order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
@@ -159,7 +183,11 @@ def list_runs(
 
 
 def update_run(
-    session: Session, *, run_id: int, name: str | None = None, tags: list[str] | None = None,
+    session: Session,
+    *,
+    run_id: int,
+    name: str | None = None,
+    tags: list[str] | None = None,
     notes: str | None = None,
 ) -> RunRecord | None:
     row = session.get(m.Run, run_id)
@@ -177,9 +205,7 @@ def update_run(
 
 def delete_run(session: Session, *, run_id: int) -> bool:
     """Deletes a terminal run with its points and variants (the caller removes artifact files)."""
-    result = session.execute(
-        delete(m.Run).where(m.Run.id == run_id, m.Run.status.in_(TERMINAL_STATUSES))
-    )
+    result = session.execute(delete(m.Run).where(m.Run.id == run_id, m.Run.status.in_(TERMINAL_STATUSES)))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -188,15 +214,10 @@ def request_cancel(session: Session, *, run_id: int) -> RunRecord | None:
     now = m.utcnow()
     session.execute(
         update(m.Run)
-        .where(m.Run.id == run_id, or_(m.Run.status == "queued",
-                                       (m.Run.status == "running") & m.Run.external))
-        .values(status="cancelled", finished_at=now, cancel_requested=True, lease=None,
-                error="cancelled by user")
+        .where(m.Run.id == run_id, or_(m.Run.status == "queued", (m.Run.status == "running") & m.Run.external))
+        .values(status="cancelled", finished_at=now, cancel_requested=True, lease=None, error="cancelled by user")
     )
-    session.execute(
-        update(m.Run).where(m.Run.id == run_id, m.Run.status == "running")
-        .values(cancel_requested=True)
-    )
+    session.execute(update(m.Run).where(m.Run.id == run_id, m.Run.status == "running").values(cancel_requested=True))
     session.flush()
     return get_run(session, run_id=run_id)
 
@@ -209,9 +230,17 @@ def claim_run(session: Session, *, run_id: int, worker: str, hardware: dict[str,
     result = session.execute(
         update(m.Run)
         .where(m.Run.id == run_id, m.Run.status == "queued", m.Run.cancel_requested.is_(False))
-        .values(status="running", lease=lease, worker=worker, attempt=m.Run.attempt + 1,
-                started_at=now, heartbeat_at=now, progress=0.0, error=None,
-                hardware=hardware or {})
+        .values(
+            status="running",
+            lease=lease,
+            worker=worker,
+            attempt=m.Run.attempt + 1,
+            started_at=now,
+            heartbeat_at=now,
+            progress=0.0,
+            error=None,
+            hardware=hardware or {},
+        )
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return None
@@ -223,7 +252,11 @@ def claim_run(session: Session, *, run_id: int, worker: str, hardware: dict[str,
 
 
 def heartbeat(
-    session: Session, *, run_id: int, lease: str, progress: float | None = None,
+    session: Session,
+    *,
+    run_id: int,
+    lease: str,
+    progress: float | None = None,
     eta_seconds: float | None = None,
 ) -> str:
     """'ok', 'cancel' (the user asked to stop) or 'lost' (the lease is gone: stop, write nothing)."""
@@ -233,8 +266,10 @@ def heartbeat(
         values["eta_seconds"] = eta_seconds
     # One statement per flush of every running job: the UPDATE returns the cancel flag.
     cancel = session.execute(
-        update(m.Run).where(m.Run.id == run_id, m.Run.lease == lease, m.Run.status == "running")
-        .values(**values).returning(m.Run.cancel_requested)
+        update(m.Run)
+        .where(m.Run.id == run_id, m.Run.lease == lease, m.Run.status == "running")
+        .values(**values)
+        .returning(m.Run.cancel_requested)
     ).scalar()
     if cancel is None:
         return "lost"
@@ -242,8 +277,14 @@ def heartbeat(
 
 
 def finish_run(
-    session: Session, *, run_id: int, lease: str | None, status: str, error: str | None = None,
-    train_seconds: float | None = None, peak_memory_bytes: int | None = None,
+    session: Session,
+    *,
+    run_id: int,
+    lease: str | None,
+    status: str,
+    error: str | None = None,
+    train_seconds: float | None = None,
+    peak_memory_bytes: int | None = None,
 ) -> bool:
     """Moves a running run to a terminal state; False if it was not ours to move."""
     assert status in TERMINAL_STATUSES
@@ -278,7 +319,8 @@ def finish_run(
 def fail_queued(session: Session, *, run_id: int, error: str) -> bool:
     """A queued run that cannot start (its spec no longer validates, enqueue failed)."""
     result = session.execute(
-        update(m.Run).where(m.Run.id == run_id, m.Run.status == "queued")
+        update(m.Run)
+        .where(m.Run.id == run_id, m.Run.status == "queued")
         .values(status="failed", finished_at=m.utcnow(), error=error)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -308,24 +350,37 @@ def reap_stale(session: Session, *, timeout_s: float, now: datetime | None = Non
     now = now or m.utcnow()
     cutoff = now - timedelta(seconds=timeout_s)
     stale = session.execute(
-        select(m.Run.id, m.Run.attempt, m.Run.max_attempts, m.Run.cancel_requested)
-        .where(m.Run.status == "running", m.Run.external.is_(False), m.Run.heartbeat_at < cutoff)
+        select(m.Run.id, m.Run.attempt, m.Run.max_attempts, m.Run.cancel_requested).where(
+            m.Run.status == "running", m.Run.external.is_(False), m.Run.heartbeat_at < cutoff
+        )
     ).all()
     requeued: list[int] = []
     failed: list[int] = []
     for run_id, attempt, max_attempts, cancel in stale:
         base = [m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff]
         if cancel:
-            values: dict[str, Any] = {"status": "cancelled", "finished_at": now, "lease": None,
-                                      "error": "cancelled (worker lost while stopping)"}
+            values: dict[str, Any] = {
+                "status": "cancelled",
+                "finished_at": now,
+                "lease": None,
+                "error": "cancelled (worker lost while stopping)",
+            }
             target = failed
         elif attempt < max_attempts:
-            values = {"status": "queued", "lease": None, "worker": None,
-                      "error": f"worker lost (no heartbeat for {timeout_s:.0f} s); requeued, attempt {attempt + 1} of {max_attempts} next"}
+            values = {
+                "status": "queued",
+                "lease": None,
+                "worker": None,
+                "error": f"worker lost (no heartbeat for {timeout_s:.0f} s); requeued, attempt {attempt + 1} of {max_attempts} next",
+            }
             target = requeued
         else:
-            values = {"status": "failed", "finished_at": now, "lease": None,
-                      "error": f"worker lost: no heartbeat for {timeout_s:.0f} s on attempt {attempt} of {max_attempts}"}
+            values = {
+                "status": "failed",
+                "finished_at": now,
+                "lease": None,
+                "error": f"worker lost: no heartbeat for {timeout_s:.0f} s on attempt {attempt} of {max_attempts}",
+            }
             target = failed
         if session.execute(update(m.Run).where(*base).values(**values)).rowcount:  # type: ignore[attr-defined]
             target.append(run_id)
@@ -342,16 +397,21 @@ def reap_idle_external(session: Session, *, timeout_s: float, now: datetime | No
     now = now or m.utcnow()
     cutoff = now - timedelta(seconds=timeout_s)
     idle = session.execute(
-        select(m.Run.id, m.Run.heartbeat_at)
-        .where(m.Run.status == "running", m.Run.external.is_(True), m.Run.heartbeat_at < cutoff)
+        select(m.Run.id, m.Run.heartbeat_at).where(
+            m.Run.status == "running", m.Run.external.is_(True), m.Run.heartbeat_at < cutoff
+        )
     ).all()
     failed = []
     for run_id, last in idle:
-        error = (f"no data for {_duration(timeout_s)} (last data at {last:%Y-%m-%d %H:%M:%S} UTC): "
-                 "the script logging into this external run stopped without finishing it")
+        error = (
+            f"no data for {_duration(timeout_s)} (last data at {last:%Y-%m-%d %H:%M:%S} UTC): "
+            "the script logging into this external run stopped without finishing it"
+        )
         result = session.execute(
-            update(m.Run).where(m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff)
-            .values(status="failed", finished_at=now, error=error, lease=None))
+            update(m.Run)
+            .where(m.Run.id == run_id, m.Run.status == "running", m.Run.heartbeat_at < cutoff)
+            .values(status="failed", finished_at=now, error=error, lease=None)
+        )
         if result.rowcount:  # type: ignore[attr-defined]
             failed.append(run_id)
             append_log(session, run_id=run_id, lines=[f"{now:%H:%M:%S} reaper: {error}"])
@@ -389,7 +449,8 @@ def heartbeat_external(session: Session, *, run_id: int) -> bool:
 # Built once and run on the connection: the ORM's UPDATE (statement building and its
 # session-synchronisation pass) cost ~1 ms of every metric batch, the statement ~0.1 ms.
 _RUNS = typing.cast(Table, m.Run.__table__)
-_HEARTBEAT_EXTERNAL = (update(_RUNS)
-                       .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.external.is_(True),
-                              _RUNS.c.status == "running")
-                       .values(heartbeat_at=bindparam("now")))
+_HEARTBEAT_EXTERNAL = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.external.is_(True), _RUNS.c.status == "running")
+    .values(heartbeat_at=bindparam("now"))
+)

@@ -26,8 +26,14 @@ def hash_token(token: str) -> str:
 
 
 def _record(row: m.ApiToken) -> TokenRecord:
-    return TokenRecord(id=row.id, name=row.name, prefix=row.prefix, created_at=row.created_at,
-                       last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+    return TokenRecord(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def create_token(session: Session, *, name: str) -> tuple[TokenRecord, str]:
@@ -56,7 +62,9 @@ async def verify_token_hot(reads: HotReads, *, token: str) -> TokenRecord | None
     return _valid(await reads.token(hash_token(token))) if _presentable(token) else None
 
 
-async def verify_token_reading_run(reads: HotReads, *, token: str, run_id: int) -> tuple[TokenRecord | None, RunRecord | None]:
+async def verify_token_reading_run(
+    reads: HotReads, *, token: str, run_id: int
+) -> tuple[TokenRecord | None, RunRecord | None]:
     """verify_token_hot and the run with this id, read in the same statement (the dashboard's
     polled read); the run is only for a caller whose token verified."""
     if not _presentable(token):
@@ -78,7 +86,8 @@ def _valid(record: TokenRecord | None) -> TokenRecord | None:
 def revoke_token(session: Session, *, token_id: int) -> bool:
     """Revokes the token with this id; False if there is none or it was already revoked."""
     result = session.execute(
-        update(m.ApiToken).where(m.ApiToken.id == token_id, m.ApiToken.revoked_at.is_(None))
+        update(m.ApiToken)
+        .where(m.ApiToken.id == token_id, m.ApiToken.revoked_at.is_(None))
         .values(revoked_at=m.utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -16,9 +16,7 @@ from backend.store.records import VariantRecord, variant_record
 
 def add_variant(session: Session, *, run_id: int, fields: dict[str, Any]) -> VariantRecord:
     """Insert or replace the run's variant of this format (a redelivered job stays idempotent)."""
-    row = session.scalar(
-        select(m.Variant).where(m.Variant.run_id == run_id, m.Variant.format == fields["format"])
-    )
+    row = session.scalar(select(m.Variant).where(m.Variant.run_id == run_id, m.Variant.format == fields["format"]))
     if row is None:
         row = m.Variant(run_id=run_id, **fields)
         session.add(row)
@@ -77,8 +75,10 @@ def verified_file(session: Session, *, variant: VariantRecord, root: Path) -> Pa
             session.flush()
         return path
     if actual != variant.sha256:
-        why = (f"SHA-256 {actual[:16]}… of the {path.stat().st_size:,}-byte file differs from "
-               f"{variant.sha256[:16]}… stored with it; re-run the job to produce it again")
+        why = (
+            f"SHA-256 {actual[:16]}… of the {path.stat().st_size:,}-byte file differs from "
+            f"{variant.sha256[:16]}… stored with it; re-run the job to produce it again"
+        )
         if row is not None:
             row.damaged = why[:500]
             session.flush()

@@ -20,7 +20,9 @@ function describe(status, detail) {
   if (status === 401) return "You are not signed in: opening the sign-in page…";
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
-    return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${e.msg}`).join("; ");
+    return detail
+      .map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${e.msg}`)
+      .join("; ");
   }
   if (detail && typeof detail === "object") return JSON.stringify(detail);
   return `The server answered ${status}.`;
@@ -93,7 +95,8 @@ export const getVariants = (id, opts) => get(`/api/runs/${encodeURIComponent(id)
 export const getLogs = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/logs`, undefined, opts);
 export const getConfusionFigure = (variantId, opts) =>
   get(`/api/variants/${encodeURIComponent(variantId)}/figures/confusion`, undefined, opts);
-export const variantDownloadUrl = (variant) => variant.download_url || `/api/variants/${encodeURIComponent(variant.id)}/download`;
+export const variantDownloadUrl = (variant) =>
+  variant.download_url || `/api/variants/${encodeURIComponent(variant.id)}/download`;
 
 // Experiments, sweeps, launch form
 export const listExperiments = (opts) => get("/api/experiments", undefined, opts);
@@ -108,7 +111,12 @@ export async function uploadDataset(file, name) {
   if (name) body.append("name", name);
   let response;
   try {
-    response = await fetch("/api/datasets", { method: "POST", body, credentials: "same-origin", headers: { "X-Requested-With": "optiboard", Accept: "application/json" } });
+    response = await fetch("/api/datasets", {
+      method: "POST",
+      body,
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "optiboard", Accept: "application/json" },
+    });
   } catch {
     throw new ApiError(0, "Cannot reach the optiboard server. Is it running?");
   }

@@ -5,7 +5,18 @@
 import { ema, xValues } from "./curves.js";
 import { metricValue, plotlyText } from "./format.js";
 
-export const PALETTE = ["#2563eb", "#e66100", "#1a9850", "#c2185b", "#7c3aed", "#0891b2", "#b45309", "#4b5563", "#65a30d", "#db2777"];
+export const PALETTE = [
+  "#2563eb",
+  "#e66100",
+  "#1a9850",
+  "#c2185b",
+  "#7c3aed",
+  "#0891b2",
+  "#b45309",
+  "#4b5563",
+  "#65a30d",
+  "#db2777",
+];
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 
 export const PLOT_CONFIG = {
@@ -17,7 +28,16 @@ export const PLOT_CONFIG = {
 };
 
 function axis(title, extra = {}) {
-  return { title: { text: title, font: { size: 12 } }, gridcolor: "#e5e7eb", linecolor: "#9ca3af", zeroline: false, automargin: true, ticks: "outside", tickcolor: "#9ca3af", ...extra };
+  return {
+    title: { text: title, font: { size: 12 } },
+    gridcolor: "#e5e7eb",
+    linecolor: "#9ca3af",
+    zeroline: false,
+    automargin: true,
+    ticks: "outside",
+    tickcolor: "#9ca3af",
+    ...extra,
+  };
 }
 
 function emptyLayout(title, message) {
@@ -27,7 +47,17 @@ function emptyLayout(title, message) {
     xaxis: { visible: false },
     yaxis: { visible: false },
     margin: { l: 16, r: 16, t: 40, b: 16 },
-    annotations: [{ text: message, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 13, color: "#6b7280" } }],
+    annotations: [
+      {
+        text: message,
+        showarrow: false,
+        xref: "paper",
+        yref: "paper",
+        x: 0.5,
+        y: 0.5,
+        font: { size: 13, color: "#6b7280" },
+      },
+    ],
   };
 }
 
@@ -91,14 +121,27 @@ export function curveTraces(series, keys, view = {}) {
     // ("val_loss") come once per epoch, drawn with markers; validation dashed, in orange
     const validation = key.startsWith("val_");
     const epochly = validation || key.startsWith("train_");
-    const colour = validation ? PALETTE[1] : key.startsWith("train_") ? "#1e3a8a" : PALETTE[(plain++ * 2) % PALETTE.length];
+    const colour = validation
+      ? PALETTE[1]
+      : key.startsWith("train_")
+        ? "#1e3a8a"
+        : PALETTE[(plain++ * 2) % PALETTE.length];
     const x = view.axis ? xValues(s.steps, view.axis, view.anchors || {}) : s.steps;
     const raw = s.values.map(metricValue);
     const name = plotlyText(view.name ? view.name(key) : key);
     if (smoothing > 0) {
       traces.push({
-        type: "scatter", mode: "lines", name, x, y: raw, showlegend: false, hoverinfo: "skip", legendgroup: name,
-        line: { color: colour, width: 1, dash: validation ? "dash" : "solid" }, opacity: 0.25, connectgaps: false,
+        type: "scatter",
+        mode: "lines",
+        name,
+        x,
+        y: raw,
+        showlegend: false,
+        hoverinfo: "skip",
+        legendgroup: name,
+        line: { color: colour, width: 1, dash: validation ? "dash" : "solid" },
+        opacity: 0.25,
+        connectgaps: false,
         meta: { key: plotlyText(key), role: "raw" },
       });
     }
@@ -133,7 +176,12 @@ function flatRange(traces) {
  * One chart of a run's curves. view: {smoothing, logY, axis ("step"|"epoch"|"relative"|"wall"),
  * axisTitle, anchors, name(key), phases: [{step, label}]}. Phase starts are dotted vertical lines.
  */
-export function renderCurves(div, series, keys, { title, yTitle, log = false, empty = "No points logged yet", view = {} }) {
+export function renderCurves(
+  div,
+  series,
+  keys,
+  { title, yTitle, log = false, empty = "No points logged yet", view = {} },
+) {
   const traces = curveTraces(series, keys, view);
   if (!traces.length) return plotly().react(div, [], emptyLayout(title, empty), PLOT_CONFIG);
   const logY = log || view.logY;
@@ -142,8 +190,27 @@ export function renderCurves(div, series, keys, { title, yTitle, log = false, em
   const annotations = [];
   for (const p of view.phases || []) {
     const [x] = xValues([p.step], axisKind, view.anchors || {});
-    shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: "#6b7280", width: 1, dash: "dot" } });
-    annotations.push({ x, xref: "x", y: 1, yref: "paper", yanchor: "bottom", xanchor: "left", showarrow: false, text: plotlyText(p.label), font: { size: 10, color: "#4b5563" } });
+    shapes.push({
+      type: "line",
+      xref: "x",
+      yref: "paper",
+      x0: x,
+      x1: x,
+      y0: 0,
+      y1: 1,
+      line: { color: "#6b7280", width: 1, dash: "dot" },
+    });
+    annotations.push({
+      x,
+      xref: "x",
+      y: 1,
+      yref: "paper",
+      yanchor: "bottom",
+      xanchor: "left",
+      showarrow: false,
+      text: plotlyText(p.label),
+      font: { size: 10, color: "#4b5563" },
+    });
   }
   const layout = {
     title: { text: title, x: 0, xanchor: "left", font: { size: 14 } },

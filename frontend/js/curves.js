@@ -100,7 +100,8 @@ export function groupKeys(keys) {
     else groups.other.push(key);
   }
   // train first, then validation, so colours pair up
-  for (const g of Object.values(groups)) g.sort((a, b) => Number(a.startsWith("val_")) - Number(b.startsWith("val_")) || a.localeCompare(b));
+  for (const g of Object.values(groups))
+    g.sort((a, b) => Number(a.startsWith("val_")) - Number(b.startsWith("val_")) || a.localeCompare(b));
   return groups;
 }
 
@@ -134,7 +135,12 @@ export function phases(series, run) {
   const s = series.phase;
   if (!s) return [];
   const techniques = (run && run.spec && run.spec.techniques) || [];
-  const names = { pruning: "pruning", qat: "quantization-aware training", clustering: "weight clustering", distillation: "knowledge distillation" };
+  const names = {
+    pruning: "pruning",
+    qat: "quantization-aware training",
+    clustering: "weight clustering",
+    distillation: "knowledge distillation",
+  };
   const out = [];
   s.steps.forEach((step, i) => {
     const k = Math.round(Number(s.values[i]));

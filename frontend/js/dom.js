@@ -17,7 +17,13 @@ export function h(tag, props = {}, ...children) {
       el.className = Array.isArray(value) ? value.filter(Boolean).join(" ") : value;
     } else if (key === "text") {
       el.textContent = String(value);
-    } else if (key === "value" || key === "checked" || key === "disabled" || key === "selected" || key === "indeterminate") {
+    } else if (
+      key === "value" ||
+      key === "checked" ||
+      key === "disabled" ||
+      key === "selected" ||
+      key === "indeterminate"
+    ) {
       el[key] = value;
     } else if (value === true) {
       el.setAttribute(key, "");

@@ -48,11 +48,22 @@ export function pageHeader(title, { subtitle, actions = [] } = {}) {
 }
 
 export function loadingState(message = "Loading…") {
-  return h("div", { class: "state state-loading", role: "status", "aria-live": "polite" }, h("span", { class: "spinner", "aria-hidden": "true" }), message);
+  return h(
+    "div",
+    { class: "state state-loading", role: "status", "aria-live": "polite" },
+    h("span", { class: "spinner", "aria-hidden": "true" }),
+    message,
+  );
 }
 
 export function emptyState(title, body, action) {
-  return h("div", { class: "state state-empty" }, h("p", { class: "state-title" }, title), body ? h("p", {}, body) : null, action || null);
+  return h(
+    "div",
+    { class: "state state-empty" },
+    h("p", { class: "state-title" }, title),
+    body ? h("p", {}, body) : null,
+    action || null,
+  );
 }
 
 export function errorState(error, retry) {
@@ -87,7 +98,14 @@ export function progressBar(fraction, label) {
   fill.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: fine under any CSP
   return h(
     "div",
-    { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": pct.toFixed(0), "aria-label": label || "progress" },
+    {
+      class: "progress",
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": "100",
+      "aria-valuenow": pct.toFixed(0),
+      "aria-label": label || "progress",
+    },
     fill,
   );
 }
@@ -105,12 +123,26 @@ export function table(columns, rows, { rowClass, caption, id, cls } = {}) {
       "table",
       { class: cls ? `data ${cls}` : "data", id },
       caption ? h("caption", { class: "sr-only" }, caption) : null,
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : undefined, scope: "col", title: c.title }, c.label)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((c) => h("th", { class: c.num ? "num" : undefined, scope: "col", title: c.title }, c.label)),
+        ),
+      ),
       h(
         "tbody",
         {},
         rows.map((row) =>
-          h("tr", { class: rowClass ? rowClass(row) : undefined }, columns.map((c) => h("td", { class: [c.num ? "num" : "", c.cls || ""].join(" ").trim() || undefined }, c.cell(row)))),
+          h(
+            "tr",
+            { class: rowClass ? rowClass(row) : undefined },
+            columns.map((c) =>
+              h("td", { class: [c.num ? "num" : "", c.cls || ""].join(" ").trim() || undefined }, c.cell(row)),
+            ),
+          ),
         ),
       ),
     ),

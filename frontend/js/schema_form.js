@@ -57,7 +57,16 @@ export class SchemaForm {
       const nonNull = alts.filter((a) => a.type !== "null");
       if (nonNull.length === 1 && nonNull.length < alts.length) {
         const inner = this.resolve(nonNull[0]);
-        return { schema: { ...inner, title: s.title || inner.title, description: s.description || inner.description, default: s.default, "x-applies-when": s["x-applies-when"] }, nullable: true };
+        return {
+          schema: {
+            ...inner,
+            title: s.title || inner.title,
+            description: s.description || inner.description,
+            default: s.default,
+            "x-applies-when": s["x-applies-when"],
+          },
+          nullable: true,
+        };
       }
     }
     return { schema: s, nullable: false };
@@ -81,10 +90,12 @@ export class SchemaForm {
   node(rawSchema, path, value, depth, key) {
     const { schema, nullable } = this.unwrap(rawSchema);
     // a referenced model's title is its class name (RunSpec, ExportOptions): name it by its field
-    const className = /Spec$/.test(schema.title || "") || /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$/.test(schema.title || "");
+    const className =
+      /Spec$/.test(schema.title || "") || /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$/.test(schema.title || "");
     const title = schema.title && !className ? schema.title : humanize(key || "");
     if (schema.const !== undefined) return { el: null, get: () => schema.const, compound: false };
-    if (schema.type === "object" || schema.properties) return this.objectNode(schema, path, value, depth, key, nullable, title);
+    if (schema.type === "object" || schema.properties)
+      return this.objectNode(schema, path, value, depth, key, nullable, title);
     if (schema.type === "array") return this.arrayNode(schema, path, value, key, title);
     return this.scalarNode(schema, path, value, nullable, title);
   }
@@ -106,17 +117,24 @@ export class SchemaForm {
     const error = this.errorSlot();
     // the top level's own scalars (name, experiment, tags, notes) get a frame like the rest
     const own = scalars.length ? h("div", { class: "fields" }, scalars) : null;
-    const body = h("div", {}, depth === 0 && own ? h("fieldset", {}, h("legend", {}, "Run"), own) : own, compounds, error);
+    const body = h(
+      "div",
+      {},
+      depth === 0 && own ? h("fieldset", {}, h("legend", {}, "Run"), own) : own,
+      compounds,
+      error,
+    );
     // fields that matter only for some values of a sibling (x-applies-when, from the server's
     // schema: momentum for sgd/rmsprop, step_epochs for the step schedule, upload_id for
     // uploads) are hidden otherwise and left out of the spec, so the server's default applies
     const conditional = children
       .map(([k, child]) => [k, child, this.unwrap(props[k]).schema["x-applies-when"]])
       .filter(([, child, rule]) => rule && child.el);
-    const applies = (rule) => Object.entries(rule).every(([sibling, values]) => {
-      const node = children.find(([k]) => k === sibling);
-      return !node || values.includes(node[1].get());
-    });
+    const applies = (rule) =>
+      Object.entries(rule).every(([sibling, values]) => {
+        const node = children.find(([k]) => k === sibling);
+        return !node || values.includes(node[1].get());
+      });
     const refresh = () => {
       for (const [, child, rule] of conditional) child.el.hidden = !applies(rule);
     };
@@ -143,13 +161,39 @@ export class SchemaForm {
     let enabled = null;
     if (nullable) {
       // an optional block (e.g. early stopping): off means null
-      enabled = h("input", { type: "checkbox", checked: current !== null && current !== undefined, on: { change: () => { body.hidden = !enabled.checked; this.onChange(); } } });
+      enabled = h("input", {
+        type: "checkbox",
+        checked: current !== null && current !== undefined,
+        on: {
+          change: () => {
+            body.hidden = !enabled.checked;
+            this.onChange();
+          },
+        },
+      });
       body.hidden = !enabled.checked;
-      el = h("fieldset", { dataset: { path: path.join(".") } }, h("legend", {}, h("label", {}, enabled, ` ${legendText}`)), schema.description ? h("p", { class: "hint muted" }, schema.description) : null, body);
+      el = h(
+        "fieldset",
+        { dataset: { path: path.join(".") } },
+        h("legend", {}, h("label", {}, enabled, ` ${legendText}`)),
+        schema.description ? h("p", { class: "hint muted" }, schema.description) : null,
+        body,
+      );
     } else if (ADVANCED.has(key)) {
-      el = h("details", { class: "advanced", dataset: { path: path.join(".") } }, h("summary", {}, legendText), h("fieldset", {}, body));
+      el = h(
+        "details",
+        { class: "advanced", dataset: { path: path.join(".") } },
+        h("summary", {}, legendText),
+        h("fieldset", {}, body),
+      );
     } else {
-      el = h("fieldset", { dataset: { path: path.join(".") } }, h("legend", {}, legendText), schema.description ? h("p", { class: "hint muted" }, schema.description) : null, body);
+      el = h(
+        "fieldset",
+        { dataset: { path: path.join(".") } },
+        h("legend", {}, legendText),
+        schema.description ? h("p", { class: "hint muted" }, schema.description) : null,
+        body,
+      );
     }
     this.register(path, { error, container: el });
     return { el, get: () => (enabled && !enabled.checked ? null : get()), compound: true };
@@ -159,15 +203,31 @@ export class SchemaForm {
     const items = this.resolve(schema.items || {});
     const list = Array.isArray(value) ? value : Array.isArray(schema.default) ? schema.default : [];
     if (items.enum) return this.enumSetNode(items.enum, schema, path, list, title);
-    if (items.discriminator || (items.oneOf && items.oneOf.every((o) => this.resolve(o).properties))) return this.unionListNode(items, schema, path, list, title);
+    if (items.discriminator || (items.oneOf && items.oneOf.every((o) => this.resolve(o).properties)))
+      return this.unionListNode(items, schema, path, list, title);
     if (items.type === "string" || items.type === "number" || items.type === "integer") {
       const id = nextId(path.join("."));
-      const input = h("input", { type: "text", id, value: list.join(", "), placeholder: "comma-separated", on: { input: () => this.onChange() } });
+      const input = h("input", {
+        type: "text",
+        id,
+        value: list.join(", "),
+        placeholder: "comma-separated",
+        on: { input: () => this.onChange() },
+      });
       const error = this.errorSlot();
-      const el = h("div", { class: "field", dataset: { path: path.join(".") } }, h("label", { for: id }, title), input, error);
+      const el = h(
+        "div",
+        { class: "field", dataset: { path: path.join(".") } },
+        h("label", { for: id }, title),
+        input,
+        error,
+      );
       this.register(path, { error, input, container: el });
       const get = () => {
-        const parts = input.value.split(",").map((s) => s.trim()).filter(Boolean);
+        const parts = input.value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
         return items.type === "string" ? parts : parts.map(Number);
       };
       return { el, get, compound: false };
@@ -177,12 +237,18 @@ export class SchemaForm {
 
   enumSetNode(options, schema, path, list, title) {
     const error = this.errorSlot();
-    const boxes = options.map((opt) => h("input", { type: "checkbox", value: opt, checked: list.includes(opt), on: { change: () => this.onChange() } }));
+    const boxes = options.map((opt) =>
+      h("input", { type: "checkbox", value: opt, checked: list.includes(opt), on: { change: () => this.onChange() } }),
+    );
     const el = h(
       "fieldset",
       { dataset: { path: path.join(".") } },
       h("legend", {}, title),
-      h("div", { class: "checks" }, boxes.map((b, i) => h("label", {}, b, options[i]))),
+      h(
+        "div",
+        { class: "checks" },
+        boxes.map((b, i) => h("label", {}, b, options[i])),
+      ),
       error,
     );
     this.register(path, { error, input: boxes[0], container: el });
@@ -196,7 +262,12 @@ export class SchemaForm {
     const error = this.errorSlot();
     const host = h("div", { class: "stack" });
     const entries = []; // {tag, node, el}
-    const picker = h("select", { "aria-label": `Add to ${title}` }, h("option", { value: "" }, `Add ${title.toLowerCase().replace(/s$/, "")}…`), [...byTag.keys()].map((t) => h("option", { value: t }, this.tagLabel(t))));
+    const picker = h(
+      "select",
+      { "aria-label": `Add to ${title}` },
+      h("option", { value: "" }, `Add ${title.toLowerCase().replace(/s$/, "")}…`),
+      [...byTag.keys()].map((t) => h("option", { value: t }, this.tagLabel(t))),
+    );
     const max = schema.maxItems ?? Infinity;
     const redraw = () => {
       // re-key item paths so 422 locs (techniques.1.epochs) land on the right item
@@ -218,9 +289,38 @@ export class SchemaForm {
               h(
                 "span",
                 { class: "actions" },
-                h("button", { type: "button", class: "btn btn-sm", disabled: i === 0, "aria-label": `Move ${e.tag} up`, on: { click: () => move(i, -1) } }, "↑"),
-                h("button", { type: "button", class: "btn btn-sm", disabled: i === entries.length - 1, "aria-label": `Move ${e.tag} down`, on: { click: () => move(i, 1) } }, "↓"),
-                h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Remove ${e.tag}`, on: { click: () => removeAt(i) } }, "Remove"),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "btn btn-sm",
+                    disabled: i === 0,
+                    "aria-label": `Move ${e.tag} up`,
+                    on: { click: () => move(i, -1) },
+                  },
+                  "↑",
+                ),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "btn btn-sm",
+                    disabled: i === entries.length - 1,
+                    "aria-label": `Move ${e.tag} down`,
+                    on: { click: () => move(i, 1) },
+                  },
+                  "↓",
+                ),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "btn btn-sm btn-danger",
+                    "aria-label": `Remove ${e.tag}`,
+                    on: { click: () => removeAt(i) },
+                  },
+                  "Remove",
+                ),
               ),
             ),
             e.el,
@@ -247,7 +347,14 @@ export class SchemaForm {
     });
     for (const item of list) entries.push(this.unionItem(byTag, tagKey, path, entries.length, item[tagKey], item));
     redraw();
-    const el = h("fieldset", { dataset: { path: path.join(".") } }, h("legend", {}, title), host, h("div", { class: "toolbar" }, picker), error);
+    const el = h(
+      "fieldset",
+      { dataset: { path: path.join(".") } },
+      h("legend", {}, title),
+      host,
+      h("div", { class: "toolbar" }, picker),
+      error,
+    );
     this.register(path, { error, input: picker, container: el });
     return { el, get: () => entries.map((e) => e.node.get()), compound: true };
   }
@@ -295,7 +402,11 @@ export class SchemaForm {
         nullable ? h("option", { value: "" }, "none") : null,
         schema.enum.map((opt) => {
           const d = (this.options.describeOption && this.options.describeOption(path.join("."), opt)) || {};
-          return h("option", { value: String(opt), selected: opt === v, disabled: Boolean(d.disabled) && opt !== v, title: d.title }, d.label || String(opt));
+          return h(
+            "option",
+            { value: String(opt), selected: opt === v, disabled: Boolean(d.disabled) && opt !== v, title: d.title },
+            d.label || String(opt),
+          );
         }),
       );
       get = () => (input.value === "" && nullable ? null : schema.enum.find((o) => String(o) === input.value));
@@ -303,7 +414,13 @@ export class SchemaForm {
       input = h("input", { type: "checkbox", id, checked: Boolean(v), on: { change: () => this.onChange() } });
       get = () => input.checked;
       const hint = schema.description ? h("span", { class: "hint" }, schema.description) : null;
-      const el = h("div", { class: "field", dataset: { path: path.join(".") } }, h("div", { class: "check" }, input, h("label", { for: id }, title)), hint, error);
+      const el = h(
+        "div",
+        { class: "field", dataset: { path: path.join(".") } },
+        h("div", { class: "check" }, input, h("label", { for: id }, title)),
+        hint,
+        error,
+      );
       this.register(path, { error, input, container: el });
       return { el, get, compound: false, schema, path };
     } else if (schema.type === "integer" || schema.type === "number") {
@@ -319,7 +436,8 @@ export class SchemaForm {
         value: v === null || v === undefined ? "" : String(v),
         on: { input: () => this.onChange() },
       });
-      if (min !== undefined && max !== undefined && max < 1e15) hintParts.push(`${schema.exclusiveMinimum !== undefined ? ">" : ""}${min} – ${max}`);
+      if (min !== undefined && max !== undefined && max < 1e15)
+        hintParts.push(`${schema.exclusiveMinimum !== undefined ? ">" : ""}${min} – ${max}`);
       get = () => {
         if (input.value.trim() === "") return nullable ? null : undefined;
         const n = Number(input.value);
@@ -327,12 +445,26 @@ export class SchemaForm {
       };
     } else {
       const long = (schema.maxLength || 0) > 1000;
-      input = long ? h("textarea", { id, rows: "2", on: { input: () => this.onChange() } }) : h("input", { type: "text", id, maxlength: schema.maxLength ? String(schema.maxLength) : undefined, on: { input: () => this.onChange() } });
+      input = long
+        ? h("textarea", { id, rows: "2", on: { input: () => this.onChange() } })
+        : h("input", {
+            type: "text",
+            id,
+            maxlength: schema.maxLength ? String(schema.maxLength) : undefined,
+            on: { input: () => this.onChange() },
+          });
       input.value = v === null || v === undefined ? "" : String(v);
       get = () => (input.value === "" && nullable ? null : input.value);
     }
     const hint = hintParts.length ? h("span", { class: "hint" }, hintParts.join(" · ")) : null;
-    const el = h("div", { class: ["field", input.tagName === "TEXTAREA" ? "wide" : ""], dataset: { path: path.join(".") } }, h("label", { for: id }, title), input, hint, error);
+    const el = h(
+      "div",
+      { class: ["field", input.tagName === "TEXTAREA" ? "wide" : ""], dataset: { path: path.join(".") } },
+      h("label", { for: id }, title),
+      input,
+      hint,
+      error,
+    );
     this.register(path, { error, input, container: el });
     return { el, get, compound: false, schema, path };
   }
@@ -355,7 +487,11 @@ export class SchemaForm {
         out.push({ path: path.join("."), label: path.map(humanize).join(" › "), schema });
       } else if (schema.type === "array" && this.resolve(schema.items || {}).enum) {
         // a set of options (exports): each grid value is a set, written a+b
-        out.push({ path: path.join("."), label: `${path.map(humanize).join(" › ")} (sets)`, schema: { ...schema, items: this.resolve(schema.items) } });
+        out.push({
+          path: path.join("."),
+          label: `${path.map(humanize).join(" › ")} (sets)`,
+          schema: { ...schema, items: this.resolve(schema.items) },
+        });
       }
     };
     walk(this.schema, []);
@@ -367,13 +503,19 @@ export class SchemaForm {
       const tagKey = (items.discriminator && items.discriminator.propertyName) || "name";
       const current = this.value()[key] || [];
       current.forEach((item, i) => {
-        const variant = (items.oneOf || []).map((o) => this.resolve(o)).find((v) => v.properties[tagKey]?.const === item[tagKey]);
+        const variant = (items.oneOf || [])
+          .map((o) => this.resolve(o))
+          .find((v) => v.properties[tagKey]?.const === item[tagKey]);
         if (!variant) return;
         for (const [k, sub] of Object.entries(variant.properties)) {
           if (k === tagKey) continue;
           const { schema } = this.unwrap(sub);
           if (schema.enum || ["integer", "number", "boolean"].includes(schema.type)) {
-            out.push({ path: `${key}.${i}.${k}`, label: `${humanize(key)} › ${i + 1}. ${this.tagLabel(item[tagKey])} › ${humanize(k)}`, schema });
+            out.push({
+              path: `${key}.${i}.${k}`,
+              label: `${humanize(key)} › ${i + 1}. ${this.tagLabel(item[tagKey])} › ${humanize(k)}`,
+              schema,
+            });
           }
         }
       });
@@ -404,7 +546,16 @@ export class SchemaForm {
     for (const err of errors) {
       const loc = (err.loc || []).slice(skip);
       // pydantic puts the union tag in the loc: techniques.0.pruning.epochs → techniques.0.epochs
-      const clean = loc.filter((part, i) => !(i > 0 && typeof loc[i - 1] === "number" && typeof part === "string" && this.slots.has([...loc.slice(0, i)].join(".")) && !this.slots.has([...loc.slice(0, i + 1)].join("."))));
+      const clean = loc.filter(
+        (part, i) =>
+          !(
+            i > 0 &&
+            typeof loc[i - 1] === "number" &&
+            typeof part === "string" &&
+            this.slots.has([...loc.slice(0, i)].join(".")) &&
+            !this.slots.has([...loc.slice(0, i + 1)].join("."))
+          ),
+      );
       const message = err.msg.replace(/^Value error, /, "");
       // a whole-spec check often names its field first: "training.epochs must be at least 1…"
       const named = clean.length ? null : message.match(/^([A-Za-z_]\w*(?:\.\w+)+)\b/);
@@ -423,7 +574,11 @@ export class SchemaForm {
       if (det) det.open = true;
       if (!first) first = slot.input || slot.container;
     }
-    replace(this.summary, h("strong", {}, `The server rejected ${errors.length === 1 ? "one field" : `${errors.length} fields`}:`), h("ul", {}, items));
+    replace(
+      this.summary,
+      h("strong", {}, `The server rejected ${errors.length === 1 ? "one field" : `${errors.length} fields`}:`),
+      h("ul", {}, items),
+    );
     this.summary.hidden = false;
     if (first && first.focus) first.focus();
     return unmatched;

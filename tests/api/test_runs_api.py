@@ -17,19 +17,26 @@ def run_count(client: TestClient) -> int:
     return client.get("/api/runs").json()["count"]
 
 
-@pytest.mark.parametrize(("spec", "loc"), [
-    ({"name": "x", "bogus": 1}, ["body", "bogus"]),
-    ({"training": {"epochs": -1}}, ["body", "training", "epochs"]),
-    ({"dataset": {"name": "imagenet"}}, ["body", "dataset", "name"]),
-    ({"training": {"batch_size": 10**9}}, ["body", "training", "batch_size"]),
-    ({"training": {"epochs": "many"}}, ["body", "training", "epochs"]),
-    ({"name": 42}, ["body", "name"]),
-    ({"exports": ["float32", "float32"]}, ["body", "exports"]),
-    ({"techniques": [{"name": "pruning", "target_sparsity": 1.5}]}, ["body", "techniques", 0, "pruning", "target_sparsity"]),
-    ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
-])
-def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(client: TestClient, spec: dict[str, Any],
-                                                               loc: list[Any], app_settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("spec", "loc"),
+    [
+        ({"name": "x", "bogus": 1}, ["body", "bogus"]),
+        ({"training": {"epochs": -1}}, ["body", "training", "epochs"]),
+        ({"dataset": {"name": "imagenet"}}, ["body", "dataset", "name"]),
+        ({"training": {"batch_size": 10**9}}, ["body", "training", "batch_size"]),
+        ({"training": {"epochs": "many"}}, ["body", "training", "epochs"]),
+        ({"name": 42}, ["body", "name"]),
+        ({"exports": ["float32", "float32"]}, ["body", "exports"]),
+        (
+            {"techniques": [{"name": "pruning", "target_sparsity": 1.5}]},
+            ["body", "techniques", 0, "pruning", "target_sparsity"],
+        ),
+        ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
+    ],
+)
+def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(
+    client: TestClient, spec: dict[str, Any], loc: list[Any], app_settings: Settings
+) -> None:
     before = run_count(client)
     r = client.post("/api/runs", json=spec)
     assert r.status_code == 422, r.text
@@ -86,8 +93,10 @@ def test_cancel_delete_and_edit(client: TestClient) -> None:
 
 
 def test_sweep_creates_one_run_per_point_or_nothing(client: TestClient) -> None:
-    body = {"base": {"name": "s", "experiment": "sweep"},
-            "grid": {"training.optimizer.learning_rate": [0.001, 0.01], "model.width_multiplier": [0.5, 1.0]}}
+    body = {
+        "base": {"name": "s", "experiment": "sweep"},
+        "grid": {"training.optimizer.learning_rate": [0.001, 0.01], "model.width_multiplier": [0.5, 1.0]},
+    }
     assert client.post("/api/sweeps/preview", json=body).json()["count"] == 4
     r = client.post("/api/sweeps", json=body)
     assert r.status_code == 201 and r.json()["count"] == 4
@@ -106,9 +115,15 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
     points = [{"key": "loss", "step": i, "value": 1.0 / (i + 1)} for i in range(100)]
     points.append({"key": "loss", "step": 100, "value": None})
     assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points}).json() == {
-        "accepted": 101, "duplicates": 0, "replayed": False}
+        "accepted": 101,
+        "duplicates": 0,
+        "replayed": False,
+    }
     assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:10]}).json() == {
-        "accepted": 0, "duplicates": 10, "replayed": False}  # already stored: nothing new
+        "accepted": 0,
+        "duplicates": 10,
+        "replayed": False,
+    }  # already stored: nothing new
     m = client.get(f"/api/runs/{run_id}/metrics", params={"after_step": 95}).json()
     assert m["series"]["loss"]["steps"] == [96, 97, 98, 99, 100]
     assert m["series"]["loss"]["values"][-1] == "NaN" and m["last_step"] == 100
@@ -121,8 +136,10 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
 def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client: TestClient) -> None:
     run_id = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
     url, h = f"/api/runs/{run_id}/metrics", {"Content-Type": "application/json"}
-    body = b'{"points":[{"key":"a","step":0,"value":Infinity},{"key":"a","step":1,"value":-Infinity},' \
-           b'{"key":"a","step":2,"value":NaN},{"key":"a","step":3,"value":1.5}]}'  # what json.dumps writes
+    body = (
+        b'{"points":[{"key":"a","step":0,"value":Infinity},{"key":"a","step":1,"value":-Infinity},'
+        b'{"key":"a","step":2,"value":NaN},{"key":"a","step":3,"value":1.5}]}'
+    )  # what json.dumps writes
     assert client.post(url, content=body, headers=h).json()["accepted"] == 4
     m = client.get(url).json()["series"]["a"]
     assert m["values"] == ["Infinity", "-Infinity", "NaN", 1.5]
@@ -141,8 +158,9 @@ def test_reading_one_run_gives_the_same_json_as_the_other_endpoints(client: Test
     for run_id in (ext["id"], queued["id"]):
         one = client.get(f"/api/runs/{run_id}").json()  # the hot path: plain SQL, orjson
         assert list(one) == list(listed[run_id])
-        assert {k: v for k, v in one.items() if k != "duration_seconds"} == \
-            {k: v for k, v in listed[run_id].items() if k != "duration_seconds"}
+        assert {k: v for k, v in one.items() if k != "duration_seconds"} == {
+            k: v for k, v in listed[run_id].items() if k != "duration_seconds"
+        }
     assert client.get("/api/runs/999").status_code == 404
 
 
@@ -154,8 +172,12 @@ def _npz(**arrays: Any) -> bytes:
 
 def test_dataset_upload_validated_and_usable(client: TestClient, app_settings: Settings) -> None:
     rng = np.random.default_rng(0)
-    good = _npz(x_train=rng.random((40, 8, 8), dtype=np.float32), y_train=rng.integers(0, 3, 40),
-                x_test=rng.random((10, 8, 8), dtype=np.float32), y_test=rng.integers(0, 3, 10))
+    good = _npz(
+        x_train=rng.random((40, 8, 8), dtype=np.float32),
+        y_train=rng.integers(0, 3, 40),
+        x_test=rng.random((10, 8, 8), dtype=np.float32),
+        y_test=rng.integers(0, 3, 10),
+    )
     r = client.post("/api/datasets", files={"file": ("mine.npz", good)}, data={"name": "mine"})
     assert r.status_code == 201, r.text
     ds = r.json()
@@ -190,12 +212,18 @@ def test_arithmetic_and_starting_point_checks_name_the_field(client: TestClient)
     assert run_count(client) == 0
 
 
-@pytest.mark.parametrize(("spec", "loc"), [
-    ({"kind": "optimize", "exports": ["int8"]}, ["body", "parent_run_id"]),
-    ({"training": {"optimizer": {"name": "adam", "nesterov": True}}}, ["body", "training", "optimizer", "nesterov"]),
-    ({"techniques": [{"name": "qat"}, {"name": "pruning"}]}, ["body", "techniques"]),
-    ({"dataset": {"name": "upload"}}, ["body", "dataset", "upload_id"]),
-])
+@pytest.mark.parametrize(
+    ("spec", "loc"),
+    [
+        ({"kind": "optimize", "exports": ["int8"]}, ["body", "parent_run_id"]),
+        (
+            {"training": {"optimizer": {"name": "adam", "nesterov": True}}},
+            ["body", "training", "optimizer", "nesterov"],
+        ),
+        ({"techniques": [{"name": "qat"}, {"name": "pruning"}]}, ["body", "techniques"]),
+        ({"dataset": {"name": "upload"}}, ["body", "dataset", "upload_id"]),
+    ],
+)
 def test_cross_field_rules_name_the_field(client: TestClient, spec: dict[str, Any], loc: list[Any]) -> None:
     r = client.post("/api/runs", json=spec)
     assert r.status_code == 422
@@ -217,14 +245,20 @@ def test_the_vocabulary_endpoint_serves_the_shared_definitions(client: TestClien
     assert client.get("/api/vocabulary", headers={"Authorization": ""}).status_code == 401
 
 
-@pytest.mark.parametrize(("spec", "loc"), [
-    ({"dataset": {"name": "upload", "upload_id": 2**31}}, ["body", "dataset", "upload_id"]),
-    ({"kind": "optimize", "parent_run_id": 2**31, "exports": ["int8"]}, ["body", "parent_run_id"]),
-    ({"techniques": [{"name": "distillation", "teacher_run_id": 2**31}]},
-     ["body", "techniques", 0, "distillation", "teacher_run_id"]),
-])
-def test_spec_ids_beyond_the_id_bound_are_refused_at_the_field(client: TestClient, spec: dict[str, Any],
-                                                                loc: list[Any]) -> None:
+@pytest.mark.parametrize(
+    ("spec", "loc"),
+    [
+        ({"dataset": {"name": "upload", "upload_id": 2**31}}, ["body", "dataset", "upload_id"]),
+        ({"kind": "optimize", "parent_run_id": 2**31, "exports": ["int8"]}, ["body", "parent_run_id"]),
+        (
+            {"techniques": [{"name": "distillation", "teacher_run_id": 2**31}]},
+            ["body", "techniques", 0, "distillation", "teacher_run_id"],
+        ),
+    ],
+)
+def test_spec_ids_beyond_the_id_bound_are_refused_at_the_field(
+    client: TestClient, spec: dict[str, Any], loc: list[Any]
+) -> None:
     r = client.post("/api/runs", json={"name": "big", **spec})
     assert r.status_code == 422
     assert loc in [e["loc"] for e in r.json()["detail"]], r.json()

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.browser
 def test_compare_latency_table_and_accuracy_axis(dashboard: Dashboard, live_stack: Any, three_runs: list[dict]):
     http = live_stack.client.http
     ext = http.post("/api/runs", json={"name": "outside", "external": True}).json()
-    points = [{"key": k, "step": s, "value": v} for s in range(0, 100, 10)
-              for k, v in (("loss", 2.0 / (s + 1)), ("val_accuracy", 0.5 + s / 1000))]
+    points = [
+        {"key": k, "step": s, "value": v}
+        for s in range(0, 100, 10)
+        for k, v in (("loss", 2.0 / (s + 1)), ("val_accuracy", 0.5 + s / 1000))
+    ]
     assert http.post(f"/api/runs/{ext['id']}/metrics", json={"points": points}).status_code == 200
     http.post(f"/api/runs/{ext['id']}/finish", json={"status": "succeeded"})
     ids = [r["id"] for r in three_runs] + [ext["id"]]
@@ -40,8 +43,10 @@ def test_compare_latency_table_and_accuracy_axis(dashboard: Dashboard, live_stac
     table = page.locator("#compare-table")
     box = table.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1280
-    wrap = page.evaluate("(() => { const w = document.querySelector('#compare-table').parentElement;"
-                         " return [w.scrollWidth, w.clientWidth]; })()")
+    wrap = page.evaluate(
+        "(() => { const w = document.querySelector('#compare-table').parentElement;"
+        " return [w.scrollWidth, w.clientWidth]; })()"
+    )
     assert wrap[0] <= wrap[1]  # nothing off to the side, the Pareto column included
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     baseline = page.locator("#compare-baseline").inner_text()

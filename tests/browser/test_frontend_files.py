@@ -41,7 +41,6 @@ def test_pages_have_no_inline_script_handler_or_external_resource(path: Path):
     assert 'src="/static/js/pages/' in html  # one page module each
 
 
-
 BUNDLE = FRONTEND / "lib" / "plotly-basic.min.js"
 
 

@@ -24,10 +24,18 @@ def ship_runs(live_stack: Any) -> dict[str, Any]:
     exp = f"ship-{secrets.token_hex(3)}"
     specs = {
         "int8-only": tiny_spec("int8-only", experiment=exp, exports=["int8"]),
-        "prune-int8": tiny_spec("prune-int8", experiment=exp, exports=["float32", "int8"],
-                                techniques=[{"name": "pruning", "target_sparsity": 0.8, "epochs": 1}]),
-        "f16": tiny_spec("f16", experiment=exp, exports=["float32", "float16"],
-                         training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 5}),
+        "prune-int8": tiny_spec(
+            "prune-int8",
+            experiment=exp,
+            exports=["float32", "int8"],
+            techniques=[{"name": "pruning", "target_sparsity": 0.8, "epochs": 1}],
+        ),
+        "f16": tiny_spec(
+            "f16",
+            experiment=exp,
+            exports=["float32", "float16"],
+            training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 5},
+        ),
     }
     runs = {k: client.submit(s) for k, s in specs.items()}
     external = client.http.post("/api/runs", json={"name": "outside", "experiment": exp, "external": True}).json()
@@ -118,15 +126,21 @@ def test_clicking_a_column_sorts_all_runs_by_it(
         want = f"{'-' if descending else ''}{key}"
         expect(header).to_have_attribute("aria-sort", "descending" if descending else "ascending")
         expect(header).to_contain_text("▼" if descending else "▲")
-        api_order = [r["id"] for r in live_stack.client.http.get(
-            "/api/runs", params={"experiment": exp, "sort": want}).json()["data"]]
+        api_order = [
+            r["id"]
+            for r in live_stack.client.http.get("/api/runs", params={"experiment": exp, "sort": want}).json()["data"]
+        ]
         page.wait_for_function(
             """ids => JSON.stringify([...document.querySelectorAll('#runs-table tbody tr[data-run-id]')]
                 .map(r => Number(r.dataset.runId))) === JSON.stringify(ids)""",
             arg=api_order,
         )
         assert any(f"sort={want}&" in u or u.endswith(f"sort={want}") for u in requested), (click, want, requested)
-        shown = [int(i) for i in page.locator("#runs-table tbody tr[data-run-id]").evaluate_all(
-            "rows => rows.map(r => r.dataset.runId)")]
+        shown = [
+            int(i)
+            for i in page.locator("#runs-table tbody tr[data-run-id]").evaluate_all(
+                "rows => rows.map(r => r.dataset.runId)"
+            )
+        ]
         assert _ordered([value_of(by_id[i]) for i in shown], descending), (label, want, shown)
     assert dashboard.console_errors == []

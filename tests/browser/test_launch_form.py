@@ -46,7 +46,9 @@ def test_a_sparsity_and_width_sweep_launched_from_the_form(dashboard: Dashboard,
     page.wait_for_url(f"**/?experiment={exp}")
     listed = live_stack.client.http.get("/api/runs", params={"experiment": exp}).json()
     assert listed["count"] == 4
-    grid = {(r["spec"]["techniques"][0]["target_sparsity"], r["spec"]["model"]["width_multiplier"]) for r in listed["data"]}
+    grid = {
+        (r["spec"]["techniques"][0]["target_sparsity"], r["spec"]["model"]["width_multiplier"]) for r in listed["data"]
+    }
     assert grid == {(0.5, 0.5), (0.5, 1.0), (0.75, 0.5), (0.75, 1.0)}
     for r in listed["data"]:
         done = live_stack.client.wait_terminal(r["id"], timeout=600)
@@ -94,8 +96,13 @@ def test_the_form_shows_what_applies_and_names_things(dashboard: Dashboard, live
     expect(upload_id).to_be_visible()
     rng = np.random.default_rng(0)
     path = tmp_path / "tiny.npz"
-    np.savez(path, x_train=rng.random((40, 8, 8), dtype=np.float32), y_train=rng.integers(0, 3, 40),
-             x_test=rng.random((12, 8, 8), dtype=np.float32), y_test=rng.integers(0, 3, 12))
+    np.savez(
+        path,
+        x_train=rng.random((40, 8, 8), dtype=np.float32),
+        y_train=rng.integers(0, 3, 40),
+        x_test=rng.random((12, 8, 8), dtype=np.float32),
+        y_test=rng.integers(0, 3, 12),
+    )
     page.locator("#upload-file").set_input_files(str(path))
     expect(page.locator("#upload-status")).to_contain_text("as dataset #")
     dataset_id = int(upload_id.locator("input[type=number]").input_value())

@@ -48,8 +48,7 @@ def test_watch_a_run_curve_grow(dashboard: Dashboard, live_stack: Any):
     page = dashboard.open(f"/runs/{run['id']}")
     # points on the chart while the page still says running ...
     page.wait_for_function(
-        f"() => ({POINTS})('chart-loss') > 0"
-        " && document.querySelector('.badge').textContent === 'running'",
+        f"() => ({POINTS})('chart-loss') > 0 && document.querySelector('.badge').textContent === 'running'",
         timeout=300_000,
     )
     first = page.evaluate(f"({POINTS})('chart-loss')")
@@ -61,9 +60,7 @@ def test_watch_a_run_curve_grow(dashboard: Dashboard, live_stack: Any):
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     # once finished, the variants and the confusion matrix appear
     page.locator("table.data >> text=tflite-float32").wait_for()
-    page.wait_for_function(
-        "() => document.getElementById('chart-confusion')?.data?.[0]?.type === 'heatmap'"
-    )
+    page.wait_for_function("() => document.getElementById('chart-confusion')?.data?.[0]?.type === 'heatmap'")
     assert dashboard.console_errors == []
 
 
@@ -129,9 +126,7 @@ def test_launch_form_is_generated_from_the_schema(dashboard: Dashboard, live_sta
 
 def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: list[dict]):
     ids = [r["id"] for r in three_runs]
-    variants = [
-        v for i in ids for v in live_stack.client.http.get(f"/api/runs/{i}/variants").json()["data"]
-    ]
+    variants = [v for i in ids for v in live_stack.client.http.get(f"/api/runs/{i}/variants").json()["data"]]
     page = dashboard.open(f"/compare?runs={','.join(map(str, ids))}")
     for fig in ("fig-tradeoff", "fig-latency", "fig-loss"):
         page.wait_for_function(f"() => document.querySelector('#{fig} .main-svg') !== null")
@@ -144,16 +139,20 @@ def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: l
     points = [t for t in traces if t["role"] == "variants"]
     # one label per technique: a quantized export is post-training quantization whichever run made it
     assert sorted(t["name"] for t in points if t["legend"]) == [
-        "baseline", "post-training quantization", "pruning", "pruning → post-training quantization",
-        "weight clustering", "weight clustering → post-training quantization"]
+        "baseline",
+        "post-training quantization",
+        "pruning",
+        "pruning → post-training quantization",
+        "weight clustering",
+        "weight clustering → post-training quantization",
+    ]
     assert sum(len(t["x"]) for t in points) == len(variants)
     (front,) = [t for t in traces if t["role"] == "pareto"]
     assert 1 <= len(front["x"]) <= len(variants)
     opacities = [o for t in points for o in t["opacity"]]
     assert opacities.count(1.0) == len(front["x"])  # everything off the front is dimmed
     bars = page.evaluate(
-        "document.getElementById('fig-latency').data.filter(t => t.type === 'bar')"
-        ".reduce((n, t) => n + t.x.length, 0)"
+        "document.getElementById('fig-latency').data.filter(t => t.type === 'bar').reduce((n, t) => n + t.x.length, 0)"
     )
     assert bars == len([v for v in variants if v["format"].startswith("tflite")])  # like with like
     loss_names = page.evaluate("document.getElementById('fig-loss').data.map(t => t.name)")
@@ -164,8 +163,7 @@ def test_compare_three_runs(dashboard: Dashboard, live_stack: Any, three_runs: l
     page.locator('button[data-x="latency_p50_ms"]').click()
     page.wait_for_url("**x=latency_p50_ms**")
     page.wait_for_function(
-        "() => document.getElementById('fig-tradeoff')"
-        ".layout.xaxis.title.text.startsWith('Latency')"
+        "() => document.getElementById('fig-tradeoff').layout.xaxis.title.text.startsWith('Latency')"
     )
     assert f"runs={','.join(map(str, ids))}" in page.url
     assert dashboard.csp_violations(page) == []
@@ -178,8 +176,11 @@ def test_compare_many_runs_draws_light_curves_that_name_their_run(dashboard: Das
     names = [f"{XSS_NAME} {i}" for i in range(14)]
     ids = [http.post("/api/runs", json={"name": n, "external": True}).json()["id"] for n in names]
     for i, run_id in enumerate(ids):
-        points = [{"key": k, "step": s, "value": 2.0 / (s + 1) + i + (k == "val_loss")}
-                  for k in ("loss", "val_loss") for s in range(0, 50, 5)]
+        points = [
+            {"key": k, "step": s, "value": 2.0 / (s + 1) + i + (k == "val_loss")}
+            for k in ("loss", "val_loss")
+            for s in range(0, 50, 5)
+        ]
         assert http.post(f"/api/runs/{run_id}/metrics", json={"points": points}).status_code == 200
     page = dashboard.open(f"/compare?runs={','.join(map(str, ids))}")
     page.wait_for_function("() => document.querySelector('#fig-loss .main-svg') !== null")
@@ -199,9 +200,7 @@ def test_compare_many_runs_draws_light_curves_that_name_their_run(dashboard: Das
     assert dashboard.console_errors == []
 
 
-def test_html_report_opens_with_the_network_blocked(
-    dashboard: Dashboard, three_runs: list[dict], tmp_path: Path
-):
+def test_html_report_opens_with_the_network_blocked(dashboard: Dashboard, three_runs: list[dict], tmp_path: Path):
     ids = ",".join(str(r["id"]) for r in three_runs)
     page = dashboard.open(f"/compare?runs={ids}")
     page.locator("#export-html").wait_for()
@@ -222,9 +221,7 @@ def test_html_report_opens_with_the_network_blocked(
     )
     view = offline.new_page()
     view.goto(report.as_uri())
-    view.wait_for_function(
-        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
-    )
+    view.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")
     assert attempted == []
     assert view.evaluate("window.__xss") is None
     assert XSS_NAME in view.locator("table").inner_text()
@@ -232,9 +229,7 @@ def test_html_report_opens_with_the_network_blocked(
 
 
 @pytest.mark.parametrize("path", ["/", "/runs/{id}", "/compare?runs={ids}", "/launch", "/workers"])
-def test_a_run_named_like_markup_never_executes(
-    dashboard: Dashboard, three_runs: list[dict], path: str
-):
+def test_a_run_named_like_markup_never_executes(dashboard: Dashboard, three_runs: list[dict], path: str):
     evil = next(r for r in three_runs if r["name"] == XSS_NAME)
     ids = ",".join(str(r["id"]) for r in three_runs)
     page = dashboard.open(path.format(id=evil["id"], ids=ids))
@@ -261,8 +256,7 @@ def test_api_docs_work_offline_under_the_strict_csp(dashboard: Dashboard, live_s
     requested: list[str] = []
     dashboard.context.on("request", lambda r: requested.append(r.url))
     page = dashboard.open("/docs")
-    assert "script-src 'self';" in page.evaluate(
-        "fetch('/docs').then(r => r.headers.get('content-security-policy'))")
+    assert "script-src 'self';" in page.evaluate("fetch('/docs').then(r => r.headers.get('content-security-policy'))")
     list_runs = page.locator(".opblock-get", has=page.locator("[data-path='/api/runs']"))
     list_runs.first.locator(".opblock-summary").click()
     list_runs.first.locator("button.try-out__btn").click()

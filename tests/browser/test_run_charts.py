@@ -26,8 +26,11 @@ TRACE = """([id, key, role]) => {
 
 @pytest.fixture(scope="module")
 def pruned_run(live_stack: Any) -> dict[str, Any]:
-    spec = tiny_spec(f"phases-{secrets.token_hex(2)}", training={"epochs": 2, "batch_size": 32, "log_every_n_batches": 2},
-                     techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1}])
+    spec = tiny_spec(
+        f"phases-{secrets.token_hex(2)}",
+        training={"epochs": 2, "batch_size": 32, "log_every_n_batches": 2},
+        techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1}],
+    )
     run = live_stack.client.submit(spec)
     done = live_stack.client.wait_terminal(run["id"], timeout=600)
     assert done["status"] == "succeeded", done["error"]
@@ -44,7 +47,9 @@ def _ema(values: list[float], w: float) -> list[float]:
 
 def test_smoothing_log_axes_phases_and_synced_zoom(dashboard: Dashboard, live_stack: Any, pruned_run: dict[str, Any]):
     run_id = pruned_run["id"]
-    series = live_stack.client.http.get(f"/api/runs/{run_id}/metrics", params={"keys": "loss,epoch,phase"}).json()["series"]
+    series = live_stack.client.http.get(f"/api/runs/{run_id}/metrics", params={"keys": "loss,epoch,phase"}).json()[
+        "series"
+    ]
     page = dashboard.open(f"/runs/{run_id}")
     page.wait_for_function("() => document.getElementById('chart-loss')?.data?.length > 0")
     raw = page.evaluate(TRACE, ["chart-loss", "loss", "raw"])
@@ -66,8 +71,10 @@ def test_smoothing_log_axes_phases_and_synced_zoom(dashboard: Dashboard, live_st
 
     # a technique phase is marked where it starts
     (phase_step,) = [s for s, v in zip(series["phase"]["steps"], series["phase"]["values"], strict=True) if v >= 1]
-    layout = page.evaluate("(() => { const l = document.getElementById('chart-loss').layout;"
-                           " return {shapes: l.shapes, notes: l.annotations.map(a => a.text)}; })()")
+    layout = page.evaluate(
+        "(() => { const l = document.getElementById('chart-loss').layout;"
+        " return {shapes: l.shapes, notes: l.annotations.map(a => a.text)}; })()"
+    )
     assert [s["x0"] for s in layout["shapes"]] == [phase_step] and layout["notes"] == ["pruning"]
 
     page.locator("#x-axis").select_option("epoch")
@@ -77,10 +84,13 @@ def test_smoothing_log_axes_phases_and_synced_zoom(dashboard: Dashboard, live_st
     assert 0 < x_epoch[0] <= 1 and max(x_epoch) == pytest.approx(max(epochs), abs=0.5)
     assert all(b >= a for a, b in zip(x_epoch, x_epoch[1:], strict=False))
     assert page.evaluate("document.getElementById('chart-loss').layout.shapes[0].x0") == pytest.approx(
-        epochs[[i for i, s in enumerate(series["epoch"]["steps"]) if s <= phase_step][-1]], abs=0.05)
+        epochs[[i for i, s in enumerate(series["epoch"]["steps"]) if s <= phase_step][-1]], abs=0.05
+    )
 
     page.locator("#x-axis").select_option("relative")
-    page.wait_for_function("() => document.getElementById('chart-loss')._fullLayout.xaxis.title.text.startsWith('Relative')")
+    page.wait_for_function(
+        "() => document.getElementById('chart-loss')._fullLayout.xaxis.title.text.startsWith('Relative')"
+    )
     x_rel = page.evaluate(TRACE, ["chart-loss", "loss", "smoothed"])["x"]
     assert x_rel[0] == pytest.approx(0, abs=1e-6) and 0 < x_rel[-1] < pruned_run["duration_seconds"] + 5
     page.locator("#x-axis").select_option("wall")
@@ -90,17 +100,21 @@ def test_smoothing_log_axes_phases_and_synced_zoom(dashboard: Dashboard, live_st
     page.locator("#x-axis").select_option("step")
     page.wait_for_function("() => document.getElementById('chart-loss')._fullLayout.xaxis.type === 'linear'")
     page.evaluate("Plotly.relayout('chart-loss', {'xaxis.range': [10, 40]})")
-    page.wait_for_function("() => { const r = document.getElementById('chart-accuracy')._fullLayout.xaxis.range;"
-                           " return Math.abs(r[0] - 10) < 1e-9 && Math.abs(r[1] - 40) < 1e-9; }")
+    page.wait_for_function(
+        "() => { const r = document.getElementById('chart-accuracy')._fullLayout.xaxis.range;"
+        " return Math.abs(r[0] - 10) < 1e-9 && Math.abs(r[1] - 40) < 1e-9; }"
+    )
     assert dashboard.console_errors == []
 
 
 def _external(live_stack: Any, name: str, keys: list[str], steps: int = 20) -> int:
     http = live_stack.client.http
     run_id = http.post("/api/runs", json={"name": name, "external": True}).json()["id"]
-    points = [{"key": k, "step": s, "value": 1.0 / (s + 1) + i * 1e-3} for i, k in enumerate(keys) for s in range(steps)]
+    points = [
+        {"key": k, "step": s, "value": 1.0 / (s + 1) + i * 1e-3} for i, k in enumerate(keys) for s in range(steps)
+    ]
     for i in range(0, len(points), 5000):
-        assert http.post(f"/api/runs/{run_id}/metrics", json={"points": points[i:i + 5000]}).status_code == 200
+        assert http.post(f"/api/runs/{run_id}/metrics", json={"points": points[i : i + 5000]}).status_code == 200
     http.post(f"/api/runs/{run_id}/finish", json={"status": "succeeded"})
     return run_id
 
@@ -131,16 +145,21 @@ def test_a_run_with_as_many_keys_as_allowed_lists_them_and_plots_the_chosen(dash
     page.on("request", lambda r: "/metrics" in r.url and requested.append(r.url))
     page.wait_for_function("() => document.getElementById('chart-loss')?.data?.length > 0")
     expect(page.locator("#key-chooser summary")).to_have_text(f"Keys: 4 of {limit} plotted")
-    plotted = page.evaluate("['chart-loss', 'chart-accuracy', 'chart-other'].flatMap(id =>"
-                            " (document.getElementById(id).data || []).map(t => t.meta.key))")
+    plotted = page.evaluate(
+        "['chart-loss', 'chart-accuracy', 'chart-other'].flatMap(id =>"
+        " (document.getElementById(id).data || []).map(t => t.meta.key))"
+    )
     assert sorted(plotted) == sorted(usual)  # the usual curves first, not 1,204 of them
 
     page.locator("#key-chooser summary").click()
     page.locator("#key-filter").fill(target.split("/")[0])
     start = time.monotonic()
     page.locator(f'#key-list label[data-key="{target}"] input').check()
-    page.wait_for_function("key => (document.getElementById('chart-other').data || [])"
-                           ".some(t => t.meta.key === key)", arg=target)
+    page.wait_for_function(
+        "key => (document.getElementById('chart-other').data || []).some(t => t.meta.key === key)", arg=target
+    )
     assert time.monotonic() - start < 2.0
-    assert not any(layers[-2].replace("/", "%2F") in u or layers[-2] in u for u in requested)  # only the chosen key read
+    assert not any(
+        layers[-2].replace("/", "%2F") in u or layers[-2] in u for u in requested
+    )  # only the chosen key read
     assert dashboard.console_errors == []

@@ -32,8 +32,8 @@ def _read_message(sock: socket.socket, buf: bytearray) -> bytes | None:
         if not chunk:
             return None
         buf.extend(chunk)
-    message = bytes(buf[:head_end + length])
-    del buf[:head_end + length]
+    message = bytes(buf[: head_end + length])
+    del buf[: head_end + length]
     return message
 
 

@@ -24,10 +24,13 @@ def client(live_stack: Stack) -> optiboard.Client:
 def test_import_does_not_pull_tensorflow_or_the_server() -> None:
     import subprocess
 
-    code = ("import sys, optiboard; bad = [m for m in ('tensorflow', 'backend', 'worker', 'fastapi',"
-            " 'sqlalchemy') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, optiboard; bad = [m for m in ('tensorflow', 'backend', 'worker', 'fastapi',"
+        " 'sqlalchemy') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -158,8 +158,11 @@ def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog:
         rid = ob.create_external_run("client-keys", experiment="client-tests")["id"]
         with caplog.at_level(logging.WARNING, logger="optiboard"):
             for step in range(30):
-                ob.log_metrics(rid, {"top@3": 0.5, "précision": 0.25, "loss": 1.0, "x" * 300: 2.0,
-                                     "@@@": 1.0, "text": "n/a"}, step=step)
+                ob.log_metrics(
+                    rid,
+                    {"top@3": 0.5, "précision": 0.25, "loss": 1.0, "x" * 300: 2.0, "@@@": 1.0, "text": "n/a"},
+                    step=step,
+                )
             ob.finish(rid)
         series = ob.metrics(rid, max_points=100_000)
         assert sorted(series) == ["loss", "precision", "top_3", "x" * 200]
@@ -172,8 +175,9 @@ def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog:
         ob.close()
 
 
-def test_log_metrics_never_raises_when_the_run_ends_under_it(live_stack: Stack,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_log_metrics_never_raises_when_the_run_ends_under_it(
+    live_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     ob = _client(live_stack.url, live_stack.token, batch_size=10)
     try:
         rid = ob.create_external_run("client-ended", experiment="client-tests")["id"]

@@ -26,8 +26,13 @@ def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     with reserved_redis_db() as redis_url:
         db = f"sqlite:///{data / 'optiboard.db'}"
         upgrade(db)
-        env = stack_env(data_dir=data, database_url=db, redis_url=redis_url,
-                        OPTIBOARD_REAPER_INTERVAL_S="0.5", OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S=str(IDLE_S))
+        env = stack_env(
+            data_dir=data,
+            database_url=db,
+            redis_url=redis_url,
+            OPTIBOARD_REAPER_INTERVAL_S="0.5",
+            OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S=str(IDLE_S),
+        )
         api = Api(env, log=data / "api.log")
         try:
             yield api.url, make_token(db)
@@ -86,4 +91,3 @@ def test_the_callback_resuming_an_ended_run_continues_in_a_new_one(idle_api: tup
     assert ob.metrics(again.run_id, keys=["epoch"])["epoch"]["values"] == [2.0]
     assert ob.metrics(old, keys=["loss"])["loss"]["steps"] == [1, 2, 3, 4]
     ob.close()
-

@@ -24,14 +24,16 @@ def test_callback_logs_batches_and_epochs_and_finishes(live_stack: Stack) -> Non
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
     tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([tf.keras.layers.Input((64,)), tf.keras.layers.Dense(32, activation="relu"),
-                                 tf.keras.layers.Dense(10)])
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = tf.keras.Sequential(
+        [tf.keras.layers.Input((64,)), tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dense(10)]
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(0.01),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     client = optiboard.Client(live_stack.url, token=live_stack.token, batch_size=64)
-    cb = OptiboardCallback(client, run_name="keras-callback", experiment="client-tests",
-                           log_every_n_batches=5)
+    cb = OptiboardCallback(client, run_name="keras-callback", experiment="client-tests", log_every_n_batches=5)
     batches_per_epoch = math.ceil(len(x) * 0.8 / 64)
     model.fit(x, y, batch_size=64, epochs=3, validation_split=0.2, callbacks=[cb], verbose=0)
 

@@ -48,9 +48,12 @@ def mlp(K: Any, *, steps_per_execution: int = 1, metrics: list[Any] | None = Non
     """The issue's 64→32→10 MLP."""
     K.utils.set_random_seed(0)
     model = K.Sequential([K.layers.Input((64,)), K.layers.Dense(32, activation="relu"), K.layers.Dense(10)])
-    model.compile(optimizer=K.optimizers.Adam(0.01),
-                  loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics or ["accuracy"], steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=K.optimizers.Adam(0.01),
+        loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=metrics or ["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
     return model
 
 
@@ -85,8 +88,7 @@ def test_steps_per_execution_counts_batches(K: Any, ob: optiboard.Client, digits
     got = {}
     for spe in (1, 4):
         cb = OptiboardCallback(ob, run_name=f"spe{spe}-{K.__name__}", experiment="client-tests")
-        h = mlp(K, steps_per_execution=spe).fit(x, y, batch_size=32, epochs=2, shuffle=False,
-                                                callbacks=[cb], verbose=0)
+        h = mlp(K, steps_per_execution=spe).fit(x, y, batch_size=32, epochs=2, shuffle=False, callbacks=[cb], verbose=0)
         got[spe] = (series(ob, cb.run_id), h.history)
     one, four = got[1][0], got[4][0]
     assert one["loss"]["steps"] == list(range(1, 21))
@@ -129,8 +131,9 @@ def test_resuming_a_run_appends(K: Any, ob: optiboard.Client, digits: Any) -> No
     assert ob.get_run(rid)["status"] == "succeeded"
 
 
-def test_refused_metric_name_is_mapped_and_fit_finishes(K: Any, ob: optiboard.Client, digits: Any,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_refused_metric_name_is_mapped_and_fit_finishes(
+    K: Any, ob: optiboard.Client, digits: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """Fault 4: a metric named "top@3" made fit raise OptiboardError 422 at the end, stored
     nothing and left the run running."""
     from optiboard.keras import OptiboardCallback
@@ -189,8 +192,13 @@ m.fit(x, y, batch_size=8, epochs=2, callbacks=[cb, Boom()], verbose=0)
 
 def test_an_uncaught_exception_in_a_script_ends_the_run_failed(K: Any, live_stack: Stack, ob: optiboard.Client) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), K.__name__, live_stack.url,
-                          live_stack.token], capture_output=True, text=True, env=env, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SCRIPT), K.__name__, live_stack.url, live_stack.token],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert out.returncode == 1 and "the user's own bug" in out.stderr
     rid = int(next(line for line in out.stdout.splitlines() if line.startswith("RUN")).split()[1])
     run = ob.get_run(rid)
@@ -198,8 +206,9 @@ def test_an_uncaught_exception_in_a_script_ends_the_run_failed(K: Any, live_stac
     assert series(ob, rid)["loss"]["steps"] == [1, 2, 3]
 
 
-def test_logging_problems_never_stop_training(K: Any, ob: optiboard.Client, digits: Any,
-                                              live_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+def test_logging_problems_never_stop_training(
+    K: Any, ob: optiboard.Client, digits: Any, live_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     """The run ended under the script (finished by someone else), the server unreachable from
     the start, a vector-valued metric: fit completes every epoch in each case."""
     from optiboard.keras import OptiboardCallback

@@ -47,8 +47,9 @@ def test_non_finite_round_trip_in_bulk(session: Session) -> None:
     metrics.log_batch(session, run_id=rid, points=pts)
     v = metrics.read_series(session, run_id=rid, max_points=5000)["loss"].values
     assert math.isnan(v[10]) and v[20] == math.inf and v[30] == -math.inf and v[40] == 0.5
-    stored = session.scalar(select(models.MetricPoint.value).where(
-        models.MetricPoint.run_id == rid, models.MetricPoint.step == 10))
+    stored = session.scalar(
+        select(models.MetricPoint.value).where(models.MetricPoint.run_id == rid, models.MetricPoint.step == 10)
+    )
     assert stored is None  # NaN is NULL in the table
 
 
@@ -74,9 +75,9 @@ def test_block_summaries_match_points(session: Session, ordered: bool) -> None:
     size = 37 if ordered else 700  # appending batches that end and start inside one block
     truth: dict[int, float | None] = {}
     for i in range(0, len(steps), size):
-        chunk = steps[i:i + size]
+        chunk = steps[i : i + size]
         if not ordered:
-            chunk += steps[max(0, i - 50):i]  # overlap with the previous batch
+            chunk += steps[max(0, i - 50) : i]  # overlap with the previous batch
         pts = []
         for s in chunk:
             v = math.nan if rng.random() < 0.01 else round(rng.uniform(-5, 5), 1)  # ties too
@@ -84,11 +85,20 @@ def test_block_summaries_match_points(session: Session, ordered: bool) -> None:
             truth.setdefault(s, None if math.isnan(v) else v)
         metrics.log_batch(session, run_id=rid, points=pts)
     for level in metrics.LEVELS:
-        rows = session.execute(select(
-            models.MetricBlock.block, models.MetricBlock.n, models.MetricBlock.first_step,
-            models.MetricBlock.first_value, models.MetricBlock.last_step, models.MetricBlock.last_value,
-            models.MetricBlock.min_step, models.MetricBlock.min_value, models.MetricBlock.max_step,
-            models.MetricBlock.max_value).where(models.MetricBlock.run_id == rid, models.MetricBlock.level == level))
+        rows = session.execute(
+            select(
+                models.MetricBlock.block,
+                models.MetricBlock.n,
+                models.MetricBlock.first_step,
+                models.MetricBlock.first_value,
+                models.MetricBlock.last_step,
+                models.MetricBlock.last_value,
+                models.MetricBlock.min_step,
+                models.MetricBlock.min_value,
+                models.MetricBlock.max_step,
+                models.MetricBlock.max_value,
+            ).where(models.MetricBlock.run_id == rid, models.MetricBlock.level == level)
+        )
         got = {r[0]: (r[1], (r[2], r[3]), (r[4], r[5]), (r[6], r[7]), (r[8], r[9])) for r in rows}
         assert got == _brute_blocks(truth, level), level
 
@@ -110,8 +120,7 @@ def test_read_series_many_bounds_points_keeps_extremes_in_few_queries(session: S
 
     conn = session.connection()
     event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    got = metrics.read_series_many(session, run_ids=[*ids, short, empty], keys=["loss", "val_loss"],
-                                   max_points=1000)
+    got = metrics.read_series_many(session, run_ids=[*ids, short, empty], keys=["loss", "val_loss"], max_points=1000)
     assert len(statements) <= 3  # lengths, short series, long series: not one query per run
     assert empty not in got and list(got[short]) == ["loss"] and len(got[short]["loss"].steps) == 50
     for i, rid in enumerate(ids):

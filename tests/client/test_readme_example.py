@@ -29,11 +29,15 @@ def test_readme_callback_example_runs(live_stack: Stack, keras_import: str) -> N
     code = readme_example()
     assert code.startswith("import keras ")
     code = code.replace("import keras ", keras_import + " ", 1)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OPTIBOARD_URL": live_stack.url,
-           "OPTIBOARD_TOKEN": live_stack.token, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OPTIBOARD_URL": live_stack.url,
+        "OPTIBOARD_TOKEN": live_stack.token,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     env.pop("TF_USE_LEGACY_KERAS", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=REPO, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     run_id, status = out.stdout.split()[-2:]
     assert status == "succeeded"

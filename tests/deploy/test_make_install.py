@@ -12,8 +12,9 @@ from tests.stack import REPO
 
 
 def _plan(target: str) -> str:
-    return subprocess.run(["make", "-n", "-B", target, "VENV=/nonexistent-venv"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["make", "-n", "-B", target, "VENV=/nonexistent-venv"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _extras(plan: str) -> set[str]:

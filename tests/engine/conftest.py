@@ -107,11 +107,16 @@ def run():
     """Call run_job the way the worker does; returns (summary, reporter)."""
     from worker.engine.job import run_job
 
-    def _run(spec: RunSpec, workdir: Path, *, reporter: RecordingReporter | None = None,
-             models: ModelStore | None = None, upload=no_upload):
+    def _run(
+        spec: RunSpec,
+        workdir: Path,
+        *,
+        reporter: RecordingReporter | None = None,
+        models: ModelStore | None = None,
+        upload=no_upload,
+    ):
         rep = reporter or RecordingReporter()
-        summary = run_job(spec, rep, workdir=workdir, resolve_model=models or ModelStore(),
-                          resolve_upload=upload)
+        summary = run_job(spec, rep, workdir=workdir, resolve_model=models or ModelStore(), resolve_upload=upload)
         return summary, rep
 
     return _run

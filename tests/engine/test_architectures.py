@@ -60,11 +60,14 @@ def test_student_must_be_smaller_than_teacher() -> None:
     big_teacher = ModelSpec(width_multiplier=2.0)
     assert check_spec_semantics(same, teacher_model=big_teacher) == []
     assert total_params(ModelSpec(width_multiplier=0.45), "fashion_mnist") <= 0.25 * total_params(
-        ModelSpec(), "fashion_mnist")
+        ModelSpec(), "fashion_mnist"
+    )
 
 
 def test_api_side_modules_import_no_tensorflow() -> None:
-    code = ("import sys, runspec.architectures, runspec.spec, runspec.npz, "
-            "worker.engine.contract; bad = [m for m in ('tensorflow', 'tf_keras') "
-            "if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, runspec.architectures, runspec.spec, runspec.npz, "
+        "worker.engine.contract; bad = [m for m in ('tensorflow', 'tf_keras') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

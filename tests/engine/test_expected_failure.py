@@ -19,8 +19,9 @@ from runspec.spec import RunSpec  # noqa: E402
 from worker import execution  # noqa: E402
 
 
-def test_a_missing_dataset_fails_the_run_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_missing_dataset_fails_the_run_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     db = f"sqlite:///{tmp_path / 'ob.db'}"
     monkeypatch.setenv("OPTIBOARD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OPTIBOARD_DATABASE_URL", db)
@@ -29,8 +30,7 @@ def test_a_missing_dataset_fails_the_run_in_one_line(tmp_path: Path, monkeypatch
     upgrade(db)
     factory = make_sessionmaker(make_engine(db))
     with unit_of_work(factory) as s:
-        run_id = runs.create_run(s, spec=RunSpec.model_validate(
-            {"name": "no-mnist", "dataset": {"name": "mnist"}})).id
+        run_id = runs.create_run(s, spec=RunSpec.model_validate({"name": "no-mnist", "dataset": {"name": "mnist"}})).id
 
     with caplog.at_level(logging.INFO):
         assert execution.execute(run_id, worker="t@h") == "failed"

@@ -14,8 +14,7 @@ from worker.engine.tfsetup import keras, tf
 def _train(optimizer: keras.optimizers.Optimizer, steps: int = 30) -> list[np.ndarray]:
     """A small regression fitted with `optimizer` from fixed weights; the final weights."""
     tfsetup.seed_everything(1)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="tanh"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 6)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
     model.compile(optimizer=optimizer, loss="mse")
@@ -23,12 +22,15 @@ def _train(optimizer: keras.optimizers.Optimizer, steps: int = 30) -> list[np.nd
     return model.get_weights()
 
 
-@pytest.mark.parametrize(("fused", "plain"), [
-    (lambda: FusedAdam(0.01), lambda: keras.optimizers.Adam(0.01)),
-    (lambda: FusedAdam(0.01, clipnorm=0.1), lambda: keras.optimizers.Adam(0.01, clipnorm=0.1)),
-    (lambda: FusedAdamW(0.01, weight_decay=0.05), lambda: keras.optimizers.AdamW(0.01, weight_decay=0.05)),
-    (lambda: FusedAdam(0.01, amsgrad=True), lambda: keras.optimizers.Adam(0.01, amsgrad=True)),
-])
+@pytest.mark.parametrize(
+    ("fused", "plain"),
+    [
+        (lambda: FusedAdam(0.01), lambda: keras.optimizers.Adam(0.01)),
+        (lambda: FusedAdam(0.01, clipnorm=0.1), lambda: keras.optimizers.Adam(0.01, clipnorm=0.1)),
+        (lambda: FusedAdamW(0.01, weight_decay=0.05), lambda: keras.optimizers.AdamW(0.01, weight_decay=0.05)),
+        (lambda: FusedAdam(0.01, amsgrad=True), lambda: keras.optimizers.Adam(0.01, amsgrad=True)),
+    ],
+)
 def test_fused_step_matches_keras(fused, plain) -> None:
     got, want = _train(fused()), _train(plain())
     start = _train(keras.optimizers.SGD(0.0))  # no update at all: the weights must have moved

@@ -15,13 +15,16 @@ from worker.engine.tfsetup import has_gpu, keras
 CPU_BF16 = any(f in Path("/proc/cpuinfo").read_text().split() for f in ("avx512_bf16", "amx_bf16"))
 
 
-@pytest.mark.parametrize(("flags", "gpu", "onednn", "policy", "says"), [
-    ({"avx2", "avx512_bf16"}, False, True, "mixed_bfloat16", "bfloat16 compute on the CPU (avx512_bf16)"),
-    ({"amx_bf16", "avx512_bf16"}, False, True, "mixed_bfloat16", "(amx_bf16, avx512_bf16)"),
-    ({"avx2", "fma"}, False, True, "float32", "no GPU and no CPU bfloat16 instructions"),
-    ({"avx512_bf16"}, False, False, "float32", "TF_ENABLE_ONEDNN_OPTS=0"),
-    ({"avx2"}, True, True, "mixed_float16", "float16 compute on the GPU"),
-])
+@pytest.mark.parametrize(
+    ("flags", "gpu", "onednn", "policy", "says"),
+    [
+        ({"avx2", "avx512_bf16"}, False, True, "mixed_bfloat16", "bfloat16 compute on the CPU (avx512_bf16)"),
+        ({"amx_bf16", "avx512_bf16"}, False, True, "mixed_bfloat16", "(amx_bf16, avx512_bf16)"),
+        ({"avx2", "fma"}, False, True, "float32", "no GPU and no CPU bfloat16 instructions"),
+        ({"avx512_bf16"}, False, False, "float32", "TF_ENABLE_ONEDNN_OPTS=0"),
+        ({"avx2"}, True, True, "mixed_float16", "float16 compute on the GPU"),
+    ],
+)
 def test_the_policy_follows_the_hardware(flags, gpu, onednn, policy, says) -> None:
     got, note = training_policy(True, gpu=gpu, flags=frozenset(flags), onednn=onednn)
     assert got == policy and says in note
@@ -55,8 +58,9 @@ def test_a_cast_keeps_the_weights_and_float32_logits() -> None:
 def test_a_mixed_precision_run_on_this_machine(tmp_path: Path, run, digits_spec) -> None:
     """The base training runs in the policy this machine allows; every saved variant is float32."""
     expected, note = training_policy(True, gpu=has_gpu())
-    summary, rep = run(digits_spec(training={"epochs": 4, "pipeline": {"mixed_precision": True}},
-                                   exports=["float32"]), tmp_path)
+    summary, rep = run(
+        digits_spec(training={"epochs": 4, "pipeline": {"mixed_precision": True}}, exports=["float32"]), tmp_path
+    )
     assert note in rep.lines and summary.extra["precision"] == expected
     if CPU_BF16 and not has_gpu():
         assert expected == "mixed_bfloat16"
@@ -65,4 +69,3 @@ def test_a_mixed_precision_run_on_this_machine(tmp_path: Path, run, digits_spec)
     assert rep.variant("keras").accuracy >= 0.85
     assert rep.variant("tflite-float32").accuracy == pytest.approx(rep.variant("keras").accuracy, abs=0.01)
     assert keras.mixed_precision.global_policy().name == "float32"  # the next job starts clean
-

@@ -30,9 +30,16 @@ def test_every_technique_spec_type_has_exactly_one_registered_technique() -> Non
 
 
 def test_every_spec_of_a_run_finds_its_technique() -> None:
-    spec = RunSpec.model_validate({"techniques": [
-        {"name": "distillation", "teacher_run_id": 1}, {"name": "pruning"},
-        {"name": "clustering"}, {"name": "qat"}]})
+    spec = RunSpec.model_validate(
+        {
+            "techniques": [
+                {"name": "distillation", "teacher_run_id": 1},
+                {"name": "pruning"},
+                {"name": "clustering"},
+                {"name": "qat"},
+            ]
+        }
+    )
     found = [technique_for(t) for t in spec.techniques]
     assert [type(t).__name__ for t in found] == ["Distillation", "Pruning", "Clustering", "QAT"]
     # only the first may replace base training, and its epochs are training.epochs
@@ -40,8 +47,9 @@ def test_every_spec_of_a_run_finds_its_technique() -> None:
     # pruning's default fine-tuning is at least 1000 steps (10 epochs of 100 batches), QAT and
     # clustering one epoch at a tenth of the training rate (runspec.spec's defaults)
     assert [t.fine_tune_epochs(s, 100) for t, s in zip(found, spec.techniques, strict=True)] == [0, 10, 1, 1]
-    assert [t.learning_rate(s, 1e-3) for t, s in zip(found, spec.techniques, strict=True)] == \
-        pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
+    assert [t.learning_rate(s, 1e-3) for t, s in zip(found, spec.techniques, strict=True)] == pytest.approx(
+        [1e-3, 1e-3, 1e-4, 1e-4]
+    )
 
 
 def test_an_unknown_spec_type_raises_a_clear_error() -> None:

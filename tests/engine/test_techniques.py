@@ -10,8 +10,7 @@ import pytest
 def test_ptq_exports_from_a_saved_model(tmp_path: Path, run, digits_spec, teacher) -> None:
     """An optimize run: the parent's .keras to every TFLite format, no training."""
     store, parent, _ = teacher
-    spec = digits_spec(kind="optimize", parent_run_id=1,
-                       exports=["float32", "dynamic", "float16", "int8"])
+    spec = digits_spec(kind="optimize", parent_run_id=1, exports=["float32", "dynamic", "float16", "int8"])
     summary, rep = run(spec, tmp_path, models=store)
     assert summary.epochs_done == 0 and not [p for p in rep.points if p[0] == "loss"]
     f32, dyn, f16, i8 = (rep.variant(f"tflite-{f}") for f in ("float32", "dynamic", "float16", "int8"))
@@ -39,16 +38,18 @@ def test_optimize_refuses_other_formats(tmp_path: Path, run, digits_spec, model_
 # instead of training a base model each: the same engine path, a third of the time. One batch
 # per compiled call: tracing tfmot's wrapped layers inside a multi-step loop costs more than
 # these few dozen steps gain from it.
-FROM_TEACHER = {"model": {"init_from_run_id": 1},
-                "training": {"epochs": 0, "pipeline": {"steps_per_execution": 1}}}
+FROM_TEACHER = {"model": {"init_from_run_id": 1}, "training": {"epochs": 0, "pipeline": {"steps_per_execution": 1}}}
 
 
 def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec, teacher) -> None:
     spec = digits_spec(
         **FROM_TEACHER,
-        techniques=[{"name": "pruning", "target_sparsity": 0.75, "epochs": 2, "frequency": 10},
-                    {"name": "qat", "epochs": 1, "learning_rate": 5e-4}],
-        exports=["float32", "int8"])
+        techniques=[
+            {"name": "pruning", "target_sparsity": 0.75, "epochs": 2, "frequency": 10},
+            {"name": "qat", "epochs": 1, "learning_rate": 5e-4},
+        ],
+        exports=["float32", "int8"],
+    )
     _, rep = run(spec, tmp_path, models=teacher[0])
     keras_v, f32, i8 = rep.variant("keras"), rep.variant("tflite-float32"), rep.variant("tflite-int8")
     assert keras_v.extra["kernel_sparsity"] == pytest.approx(0.75, abs=0.02)
@@ -69,9 +70,11 @@ def test_pruning_then_qat_to_int8(tmp_path: Path, run, digits_spec, teacher) -> 
 
 
 def test_clustering_then_int8(tmp_path: Path, run, digits_spec, teacher) -> None:
-    spec = digits_spec(**FROM_TEACHER,
-                       techniques=[{"name": "clustering", "number_of_clusters": 8,
-                                    "centroid_init": "linear"}], exports=["int8"])
+    spec = digits_spec(
+        **FROM_TEACHER,
+        techniques=[{"name": "clustering", "number_of_clusters": 8, "centroid_init": "linear"}],
+        exports=["int8"],
+    )
     _, rep = run(spec, tmp_path, models=teacher[0])
     keras_v = rep.variant("keras")
     distinct = keras_v.extra["distinct_values_per_kernel"]
@@ -82,10 +85,12 @@ def test_clustering_then_int8(tmp_path: Path, run, digits_spec, teacher) -> None
 
 def test_distilled_student_is_smaller(tmp_path: Path, run, digits_spec, teacher) -> None:
     store, parent, _ = teacher
-    spec = digits_spec(model={"width_multiplier": 0.5}, training={"epochs": 6},
-                       techniques=[{"name": "distillation", "teacher_run_id": 1,
-                                    "temperature": 2.0, "alpha": 0.3}],
-                       exports=["float32"])
+    spec = digits_spec(
+        model={"width_multiplier": 0.5},
+        training={"epochs": 6},
+        techniques=[{"name": "distillation", "teacher_run_id": 1, "temperature": 2.0, "alpha": 0.3}],
+        exports=["float32"],
+    )
     _, rep = run(spec, tmp_path, models=store)
     student, teacher_v = rep.variant("keras"), parent.variant("keras")
     assert student.params < 0.3 * teacher_v.params
@@ -96,9 +101,9 @@ def test_distilled_student_is_smaller(tmp_path: Path, run, digits_spec, teacher)
 def test_fine_tune_a_finished_runs_model(tmp_path: Path, run, digits_spec, teacher) -> None:
     """model.init_from_run_id with no base epochs: pruning starts from the stored model."""
     store, parent, _ = teacher
-    spec = digits_spec(**FROM_TEACHER,
-                       techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1,
-                                    "schedule": "constant"}])
+    spec = digits_spec(
+        **FROM_TEACHER, techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1, "schedule": "constant"}]
+    )
     summary, rep = run(spec, tmp_path, models=store)
     assert summary.epochs_done == 1 and [v for _, v in rep.series("phase")] == [1.0]
     keras_v = rep.variant("keras")

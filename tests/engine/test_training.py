@@ -56,16 +56,17 @@ def test_keras_variant_loads_in_safe_mode(teacher) -> None:
 
 
 def test_schedule_regularization_and_early_stopping(tmp_path: Path, run, digits_spec) -> None:
-    spec = digits_spec(training={
-        "epochs": 4,
-        "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True,
-                      "clipnorm": 1.0},
-        "schedule": {"name": "cosine", "warmup_epochs": 1},
-        "regularization": {"l1": 1e-5, "l2": 1e-4, "dropout": 0.2, "label_smoothing": 0.1},
-        "early_stopping": {"patience": 1, "min_delta": 10.0},  # nothing improves by 10: stops
-        "pipeline": {"steps_per_execution": 4},
-        "log_every_n_batches": 5,
-    })
+    spec = digits_spec(
+        training={
+            "epochs": 4,
+            "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True, "clipnorm": 1.0},
+            "schedule": {"name": "cosine", "warmup_epochs": 1},
+            "regularization": {"l1": 1e-5, "l2": 1e-4, "dropout": 0.2, "label_smoothing": 0.1},
+            "early_stopping": {"patience": 1, "min_delta": 10.0},  # nothing improves by 10: stops
+            "pipeline": {"steps_per_execution": 4},
+            "log_every_n_batches": 5,
+        }
+    )
     summary, rep = run(spec, tmp_path)
     assert summary.stopped_early and summary.epochs_done == 2
     lrs = [v for _, v in rep.series("lr")]
@@ -85,9 +86,9 @@ def test_cancel_raises_and_keeps_points(tmp_path: Path, run, digits_spec, make_r
 
 def test_divergence_is_logged_as_nan_then_fails(tmp_path: Path, run, digits_spec, make_reporter) -> None:
     rep = make_reporter()
-    spec = digits_spec(training={"optimizer": {"name": "sgd", "learning_rate": 10.0,
-                                               "momentum": 0.9},
-                                 "log_every_n_batches": 50})
+    spec = digits_spec(
+        training={"optimizer": {"name": "sgd", "learning_rate": 10.0, "momentum": 0.9}, "log_every_n_batches": 50}
+    )
     with pytest.raises(TrainingDiverged, match="training diverged"):
         run(spec, tmp_path, reporter=rep)
     nan_points = rep.nan_points()

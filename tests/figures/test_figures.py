@@ -106,8 +106,7 @@ def test_loss_train_solid_validation_dashed_and_nan_gaps():
 
 def test_loss_traces_are_valid_plotly():
     # styles are validated once per metric and copied: the copies must still be valid traces
-    series = {"#1 a": {"loss": {"steps": [1, 2], "values": [2.0, 1.0]},
-                       "val_loss": {"steps": [2], "values": [1.5]}}}
+    series = {"#1 a": {"loss": {"steps": [1, 2], "values": [2.0, 1.0]}, "val_loss": {"steps": [2], "values": [1.5]}}}
     fig = loss_figure(series)
     assert go.Figure(fig).to_plotly_json()["data"] == fig["data"]
     assert fig["data"][1]["mode"] == "lines+markers"  # few runs: validation points marked
@@ -130,10 +129,15 @@ def test_loss_with_many_runs_draws_one_trace_per_colour_and_keeps_every_point():
     train = [t for t in fig["data"] if t["meta"]["key"] == "loss"]
     assert {t["line"]["color"] for t in train} == set(PALETTE)
     # every run's points are there, each labelled with its run, runs separated by a gap
-    points = {(t["text"][j], x, y) for t in train for j, (x, y) in enumerate(zip(t["x"], t["y"], strict=True))
-              if x is not None}
-    assert points == {(f"#{i} r · loss", x, y) for i in range(n)
-                      for x, y in zip([0, 5, 9], [2.0, 50.0 + i, -50.0], strict=True)}
+    points = {
+        (t["text"][j], x, y)
+        for t in train
+        for j, (x, y) in enumerate(zip(t["x"], t["y"], strict=True))
+        if x is not None
+    }
+    assert points == {
+        (f"#{i} r · loss", x, y) for i in range(n) for x, y in zip([0, 5, 9], [2.0, 50.0 + i, -50.0], strict=True)
+    }
     first = train[0]
     assert first["x"] == [0, 5, 9, None, 0, 5, 9, None, 0, 5, 9, None, 0, 5, 9]
     assert first["text"][0] == "#0 r · loss" and first["text"][4] == f"#{len(PALETTE)} r · loss"
@@ -167,11 +171,14 @@ def test_tradeoff_legend_swatch_is_never_the_dimmed_style_when_a_point_is_on_the
     assert set(shown["qat"]["marker"]["opacity"]) == {DIMMED}  # qat has none
 
 
-@pytest.mark.parametrize(("accuracies", "decimals"), [
-    ((0.90, 0.97), 3),              # the crafted spread: three decimals tell ticks apart
-    ((0.8568, 0.8582, 0.8589), 4),  # one model's variants within 0.2 points
-    ((0.91234, 0.91241), 5),        # near-identical exports
-])
+@pytest.mark.parametrize(
+    ("accuracies", "decimals"),
+    [
+        ((0.90, 0.97), 3),  # the crafted spread: three decimals tell ticks apart
+        ((0.8568, 0.8582, 0.8589), 4),  # one model's variants within 0.2 points
+        ((0.91234, 0.91241), 5),  # near-identical exports
+    ],
+)
 def test_tradeoff_accuracy_ticks_never_repeat_a_label(accuracies, decimals):
     rows = [row(i, f"r{i}", "keras", "baseline", a, 100 * (i + 1)) for i, a in enumerate(accuracies)]
     fmt = tradeoff_figure(rows)["layout"]["yaxis"]["tickformat"]
@@ -184,9 +191,11 @@ def test_tradeoff_accuracy_ticks_never_repeat_a_label(accuracies, decimals):
 
 
 def test_latency_is_a_log_axis_with_readable_ticks():
-    rows = [row(1, "k", "keras", "b", 0.9, 100, p50=0.8, p95=5.0),
-            row(2, "i8", "tflite-int8", "b", 0.9, 100, p50=0.005, p95=0.009),
-            row(3, "f32", "tflite-float32", "b", 0.9, 100, p50=0.02, p95=0.03)]
+    rows = [
+        row(1, "k", "keras", "b", 0.9, 100, p50=0.8, p95=5.0),
+        row(2, "i8", "tflite-int8", "b", 0.9, 100, p50=0.005, p95=0.009),
+        row(3, "f32", "tflite-float32", "b", 0.9, 100, p50=0.02, p95=0.03),
+    ]
     fig = strict_json(latency_figure(rows))
     y = fig["layout"]["yaxis"]
     assert y["type"] == "log"
@@ -198,10 +207,13 @@ def test_latency_is_a_log_axis_with_readable_ticks():
     assert only_keras["layout"]["title"]["text"].startswith("Keras latency")
 
 
-@pytest.mark.parametrize(("sizes", "labels"), [
-    ([48_000, 680_000], ["50 KiB", "100 KiB", "200 KiB", "500 KiB", "1 MiB"]),
-    ([2_000_000, 9_000_000], ["2 MiB", "5 MiB", "10 MiB"]),
-])
+@pytest.mark.parametrize(
+    ("sizes", "labels"),
+    [
+        ([48_000, 680_000], ["50 KiB", "100 KiB", "200 KiB", "500 KiB", "1 MiB"]),
+        ([2_000_000, 9_000_000], ["2 MiB", "5 MiB", "10 MiB"]),
+    ],
+)
 def test_size_axis_ticks_are_binary_units_in_1_2_5_steps(sizes: list[int], labels: list[str]):
     rows = [row(i, f"r{i}", "tflite-int8", "b", 0.9 + i / 100, s) for i, s in enumerate(sizes)]
     x = strict_json(tradeoff_figure(rows, x="size_bytes"))["layout"]["xaxis"]

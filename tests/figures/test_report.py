@@ -94,11 +94,17 @@ def test_one_label_for_post_training_quantization_whichever_run_made_it():
     pruned = {"id": 2, "kind": "train", "spec": {"techniques": [{"name": "pruning"}]}}
     optimize_of_train = {"id": 3, "kind": "optimize", "parent_run_id": 1, "spec": {"techniques": []}}
     optimize_of_pruned = {"id": 4, "kind": "optimize", "parent_run_id": 2, "spec": {"techniques": []}}
-    assert technique_label(train, "tflite-int8") == technique_label(optimize_of_train, "tflite-int8", train) \
+    assert (
+        technique_label(train, "tflite-int8")
+        == technique_label(optimize_of_train, "tflite-int8", train)
         == "post-training quantization"
+    )
     assert technique_label(train, "tflite-float32") == technique_label(train, "keras") == "baseline"
-    assert technique_label(optimize_of_pruned, "tflite-float16", pruned) \
-        == technique_label(pruned, "tflite-float16") == "pruning → post-training quantization"
+    assert (
+        technique_label(optimize_of_pruned, "tflite-float16", pruned)
+        == technique_label(pruned, "tflite-float16")
+        == "pruning → post-training quantization"
+    )
     assert technique_label(optimize_of_pruned, "tflite-float32", pruned) == "pruning"
     qat = {"kind": "train", "spec": {"techniques": [{"name": "qat"}]}}
     assert technique_label(qat, "tflite-int8") == "quantization-aware training"
@@ -116,15 +122,22 @@ def test_rows_name_the_baseline_and_carry_the_recipe():
     from backend.figures.report import baseline_text, recipe_text, report_html
     from backend.figures.table import CSV_COLUMNS, rows_csv
 
-    spec = {"training": {"optimizer": {"name": "adam", "learning_rate": 0.001}, "batch_size": 32, "epochs": 4},
-            "model": {"width_multiplier": 0.5}, "exports": ["float32", "int8"],
-            "techniques": [{"name": "pruning", "target_sparsity": 0.8, "epochs": 2}]}
-    runs = [{"id": 1, "name": "base", "kind": "train", "spec": {**spec, "techniques": []}},
-            {"id": 2, "name": "p80", "kind": "train", "spec": spec},
-            {"id": 3, "name": "ptq", "kind": "optimize", "parent_run_id": 2, "spec": {"exports": ["int8"]}}]
-    variants = [{"id": 11, "run_id": 1, "format": "tflite-float32", "accuracy": 0.9, "size_bytes": 800},
-                {"id": 21, "run_id": 2, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200},
-                {"id": 31, "run_id": 3, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200}]
+    spec = {
+        "training": {"optimizer": {"name": "adam", "learning_rate": 0.001}, "batch_size": 32, "epochs": 4},
+        "model": {"width_multiplier": 0.5},
+        "exports": ["float32", "int8"],
+        "techniques": [{"name": "pruning", "target_sparsity": 0.8, "epochs": 2}],
+    }
+    runs = [
+        {"id": 1, "name": "base", "kind": "train", "spec": {**spec, "techniques": []}},
+        {"id": 2, "name": "p80", "kind": "train", "spec": spec},
+        {"id": 3, "name": "ptq", "kind": "optimize", "parent_run_id": 2, "spec": {"exports": ["int8"]}},
+    ]
+    variants = [
+        {"id": 11, "run_id": 1, "format": "tflite-float32", "accuracy": 0.9, "size_bytes": 800},
+        {"id": 21, "run_id": 2, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200},
+        {"id": 31, "run_id": 3, "format": "tflite-int8", "accuracy": 0.89, "size_bytes": 200},
+    ]
     rows, _ = compare_rows(runs, variants, baseline_run_id=1, parents={2: runs[1]})
     by_id = {r["variant_id"]: r for r in rows}
     assert all(r["baseline_run_id"] == 1 and r["baseline_format"] == "tflite-float32" for r in rows)
@@ -134,6 +147,9 @@ def test_rows_name_the_baseline_and_carry_the_recipe():
     assert by_id[31]["technique"] == by_id[21]["technique"] == "pruning → post-training quantization"
     header = rows_csv(rows).splitlines()[0].split(",")
     assert header == list(CSV_COLUMNS) and {"learning_rate", "width_multiplier", "baseline_run_id"} <= set(header)
-    assert recipe_text(by_id[21]) == "adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8 epochs=2"
+    assert (
+        recipe_text(by_id[21])
+        == "adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8 epochs=2"
+    )
     assert baseline_text(rows).startswith("Deltas and ratios against #1 base · tflite-float32")
     assert "#1 base · tflite-float32" in report_html(rows, {}, runs)

@@ -22,8 +22,20 @@ def test_an_optimize_run_refuses_a_damaged_parent_model(live_stack: Stack, tmp_p
     model = tmp_path / "model.keras"
     model.write_bytes(b"PK\x03\x04" + bytes(20_000))
     DbReporter(factory, run_id=parent.id, lease=lease, artifact_root=live_stack.settings.artifacts).add_variant(
-        VariantResult(format="keras", path=model, accuracy=0.9, precision=0.9, recall=0.9, f1=0.9,
-                      confusion=[[1]], size_bytes=20_004, gzip_bytes=100, params=1, nonzero_params=1))
+        VariantResult(
+            format="keras",
+            path=model,
+            accuracy=0.9,
+            precision=0.9,
+            recall=0.9,
+            f1=0.9,
+            confusion=[[1]],
+            size_bytes=20_004,
+            gzip_bytes=100,
+            params=1,
+            nonzero_params=1,
+        )
+    )
     with unit_of_work(factory) as s:
         runs.finish_run(s, run_id=parent.id, lease=lease, status="succeeded")
         stored = variants.list_variants(s, run_ids=[parent.id])[0]

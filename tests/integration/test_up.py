@@ -24,10 +24,18 @@ def test_up_serves_dashboard_and_finishes_a_run(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        link = wait_for(lambda: re.search(r"http://127\.0\.0\.1:\d+/login\?token=(\S+)", log.read_text()),
-                        timeout=90, what="the sign-in link")
+        link = wait_for(
+            lambda: re.search(r"http://127\.0\.0\.1:\d+/login\?token=(\S+)", log.read_text()),
+            timeout=90,
+            what="the sign-in link",
+        )
         token = link.group(1)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60, what="API")
@@ -37,11 +45,22 @@ def test_up_serves_dashboard_and_finishes_a_run(tmp_path: Path) -> None:
             page = browser.get("/")
             assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        run = api.post("/api/runs", json={"name": "up", "dataset": {"name": "digits"},
-                                          "training": {"epochs": 1},
-                                          "measurement": {"latency_runs": 10, "warmup_runs": 1}}).json()
-        done = wait_for(lambda: (r := api.get(f"/api/runs/{run['id']}").json())["status"] in
-                        ("succeeded", "failed", "cancelled") and r, timeout=240, what="the run")
+        run = api.post(
+            "/api/runs",
+            json={
+                "name": "up",
+                "dataset": {"name": "digits"},
+                "training": {"epochs": 1},
+                "measurement": {"latency_runs": 10, "warmup_runs": 1},
+            },
+        ).json()
+        done = wait_for(
+            lambda: (
+                (r := api.get(f"/api/runs/{run['id']}").json())["status"] in ("succeeded", "failed", "cancelled") and r
+            ),
+            timeout=240,
+            what="the run",
+        )
         assert done["status"] == "succeeded", done["error"]
         assert (tmp_path / "data" / "redis.sock").exists()
     finally:

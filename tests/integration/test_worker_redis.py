@@ -17,14 +17,21 @@ pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/c
 
 def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack: Stack) -> None:
     c = live_stack.client
-    spec = {"name": "seed digits", "experiment": "integration", "dataset": {"name": "digits"},
-            "measurement": {"latency_runs": 20, "warmup_runs": 2}}
+    spec = {
+        "name": "seed digits",
+        "experiment": "integration",
+        "dataset": {"name": "digits"},
+        "measurement": {"latency_runs": 20, "warmup_runs": 2},
+    }
     run = c.submit(spec)
     # Points arrive while the run is still running (the reporter streams them; on a fast machine
     # the 3 epochs may all land in the first flush, so what is checked is the run's status at
     # the first read that shows points, not how many there are).
-    first = wait_for(lambda: (lambda b: b if b["series"].get("loss") else None)(
-        c.http.get(f"/api/runs/{run['id']}/metrics").json()), timeout=180, what="first loss points")
+    first = wait_for(
+        lambda: (lambda b: b if b["series"].get("loss") else None)(c.http.get(f"/api/runs/{run['id']}/metrics").json()),
+        timeout=180,
+        what="first loss points",
+    )
     assert first["status"] == "running"
     done = c.wait_terminal(run["id"])
     assert done["status"] == "succeeded", done["error"]
@@ -36,7 +43,9 @@ def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack
     tfl = variants["tflite-float32"]
     assert tfl["accuracy"] >= 0.9  # the seed CNN's default recipe on digits
     assert tfl["size_bytes"] > 10_000 and tfl["latency_p50_ms"] > 0
-    assert done["headline"]["format"] == "tflite-float32" and done["headline"]["size_bytes"] == tfl["size_bytes"]  # float32 is its only TFLite export
+    assert (
+        done["headline"]["format"] == "tflite-float32" and done["headline"]["size_bytes"] == tfl["size_bytes"]
+    )  # float32 is its only TFLite export
     blob = c.http.get(tfl["download_url"])
     assert blob.status_code == 200 and len(blob.content) == tfl["size_bytes"]
     assert blob.content[4:8] == b"TFL3"  # a FlatBuffer TFLite model
@@ -45,8 +54,11 @@ def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack
 def test_cancel_running_run_stops_and_keeps_metrics(live_stack: Stack) -> None:
     c = live_stack.client
     run = c.submit(tiny_spec("long", training={"epochs": 200, "batch_size": 16, "log_every_n_batches": 2}))
-    wait_for(lambda: c.http.get(f"/api/runs/{run['id']}/metrics").json()["series"].get("loss"),
-             timeout=180, what="training to start")
+    wait_for(
+        lambda: c.http.get(f"/api/runs/{run['id']}/metrics").json()["series"].get("loss"),
+        timeout=180,
+        what="training to start",
+    )
     assert c.http.post(f"/api/runs/{run['id']}/cancel").status_code == 200
     done = c.wait_terminal(run["id"], timeout=60)
     assert done["status"] == "cancelled"

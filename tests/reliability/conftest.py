@@ -35,14 +35,20 @@ class FaultStack:
 
     def duplicate_points(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(text(
-                "SELECT COUNT(*) FROM (SELECT run_id, key, step FROM metric_points "
-                "GROUP BY run_id, key, step HAVING COUNT(*) > 1) d")).scalar_one())
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT COUNT(*) FROM (SELECT run_id, key, step FROM metric_points "
+                        "GROUP BY run_id, key, step HAVING COUNT(*) > 1) d"
+                    )
+                ).scalar_one()
+            )
 
     def points(self, run_id: int) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(text("SELECT COUNT(*) FROM metric_points WHERE run_id = :r"),
-                                    {"r": run_id}).scalar_one())
+            return int(
+                conn.execute(text("SELECT COUNT(*) FROM metric_points WHERE run_id = :r"), {"r": run_id}).scalar_one()
+            )
 
     def worker_log(self) -> str:
         return self.worker.log.read_text(errors="replace")
@@ -62,10 +68,15 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack
     redis = RedisServer(data)
     db = f"sqlite:///{data / 'optiboard.db'}"
     upgrade(db)
-    env = stack_env(data_dir=data, database_url=db, redis_url=redis.url,
-                    OPTIBOARD_REAPER_INTERVAL_S=str(REAPER_INTERVAL_S),
-                    OPTIBOARD_HEARTBEAT_TIMEOUT_S=str(HEARTBEAT_TIMEOUT_S),
-                    OPTIBOARD_MAX_ATTEMPTS="2", OPTIBOARD_WORKER_CONCURRENCY="2")
+    env = stack_env(
+        data_dir=data,
+        database_url=db,
+        redis_url=redis.url,
+        OPTIBOARD_REAPER_INTERVAL_S=str(REAPER_INTERVAL_S),
+        OPTIBOARD_HEARTBEAT_TIMEOUT_S=str(HEARTBEAT_TIMEOUT_S),
+        OPTIBOARD_MAX_ATTEMPTS="2",
+        OPTIBOARD_WORKER_CONCURRENCY="2",
+    )
     api = Api(env, log=data / "api.log")
     worker = Worker(env, log=data / "worker.log", name="faults@%h")
     client = Client(api.url, make_token(db))

@@ -55,7 +55,8 @@ def _sweep(factory: sessionmaker[Session], queue: JobQueue, lost: LostJobs) -> N
 
 
 def test_a_lost_message_is_resent_once_and_a_present_one_never(
-        setup: tuple[sessionmaker[Session], JobQueue], broker: RedisServer) -> None:
+    setup: tuple[sessionmaker[Session], JobQueue], broker: RedisServer
+) -> None:
     factory, queue = setup
     lost = LostJobs(after_s=LOST_AFTER_S)
     run_id, task_id = _queued_run(factory, queue)
@@ -79,7 +80,8 @@ def test_a_lost_message_is_resent_once_and_a_present_one_never(
 
 
 def test_a_message_held_by_a_live_worker_is_not_resent_but_one_held_by_a_dead_one_is(
-        setup: tuple[sessionmaker[Session], JobQueue], broker: RedisServer) -> None:
+    setup: tuple[sessionmaker[Session], JobQueue], broker: RedisServer
+) -> None:
     factory, queue = setup
     lost = LostJobs(after_s=LOST_AFTER_S)
     run_id, task_id = _queued_run(factory, queue)

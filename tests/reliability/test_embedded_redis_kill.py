@@ -45,16 +45,22 @@ def test_up_restarts_a_killed_redis_with_its_queue_then_stops_loudly_if_it_keeps
     data = tmp_path / "data"
     port = free_port()
     # The worker listens on a queue nobody sends to, so the jobs stay in Redis where the test can count them.
-    env = stack_env(data_dir=data, database_url=f"sqlite:///{data / 'optiboard.db'}", redis_url="",
-                    OPTIBOARD_WORKER_QUEUES="nobody-sends-here", OPTIBOARD_REAPER_INTERVAL_S="1")
+    env = stack_env(
+        data_dir=data,
+        database_url=f"sqlite:///{data / 'optiboard.db'}",
+        redis_url="",
+        OPTIBOARD_WORKER_QUEUES="nobody-sends-here",
+        OPTIBOARD_REAPER_INTERVAL_S="1",
+    )
     log = tmp_path / "up.log"
     proc = cli(["up", "--port", str(port)], env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=90, what="optiboard up")
         up = psutil.Process(proc.pid)
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {(data / 'token').read_text().strip()}"},
-                            timeout=30)
+        http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {(data / 'token').read_text().strip()}"}, timeout=30
+        )
         for i in range(2):
             assert http.post("/api/runs", json=tiny_spec(f"queued-{i}")).status_code == 201
         sock = data / "redis.sock"
@@ -66,13 +72,16 @@ def test_up_restarts_a_killed_redis_with_its_queue_then_stops_loudly_if_it_keeps
         killed_at = time.monotonic()
         lines_before = len(log.read_text(errors="replace").splitlines())
         first.send_signal(signal.SIGKILL)
-        second = wait_for(lambda: (c := _redis_child(up)) and c.pid != first.pid and c, timeout=15,
-                          what="a restarted redis-server")
+        second = wait_for(
+            lambda: (c := _redis_child(up)) and c.pid != first.pid and c, timeout=15, what="a restarted redis-server"
+        )
         wait_for(lambda: _queued_messages(sock) >= 0, timeout=10, what="the restarted Redis to answer")
         back_s = time.monotonic() - killed_at
         assert _queued_messages(sock) == 2, "the append-only file lost the queued jobs"
         assert not psutil.pid_exists(first.pid) or psutil.Process(first.pid).status() != psutil.STATUS_ZOMBIE
-        text = wait_for(lambda: "is back" in (t := log.read_text(errors="replace")) and t, timeout=10, what="the notice")
+        text = wait_for(
+            lambda: "is back" in (t := log.read_text(errors="replace")) and t, timeout=10, what="the notice"
+        )
         assert f"embedded Redis (pid {first.pid}) exited with signal SIGKILL; restarting it" in text
         # The API reconnects by itself: a new run is stored and its job reaches the new server.
         assert http.post("/api/runs", json=tiny_spec("after-restart")).status_code == 201
@@ -88,8 +97,9 @@ def test_up_restarts_a_killed_redis_with_its_queue_then_stops_loudly_if_it_keeps
             victim.send_signal(signal.SIGKILL)
             if _ == 2:
                 break
-            victim = wait_for(lambda v=victim: (c := _redis_child(up)) and c.pid != v.pid and c, timeout=15,
-                              what="the next restart")
+            victim = wait_for(
+                lambda v=victim: (c := _redis_child(up)) and c.pid != v.pid and c, timeout=15, what="the next restart"
+            )
         code = proc.wait(timeout=90)
         assert code != 0
         text = log.read_text(errors="replace")
@@ -105,8 +115,10 @@ def test_a_broker_outage_is_one_log_line_not_a_traceback_per_attempt(tmp_path: P
     upgrade(db)
     token = make_token(db)
     broker = RedisServer(tmp_path)
-    api = Api(stack_env(data_dir=tmp_path / "data", database_url=db, redis_url=broker.url,
-                        OPTIBOARD_REAPER_INTERVAL_S="0.5"), log=tmp_path / "api.log")
+    api = Api(
+        stack_env(data_dir=tmp_path / "data", database_url=db, redis_url=broker.url, OPTIBOARD_REAPER_INTERVAL_S="0.5"),
+        log=tmp_path / "api.log",
+    )
     try:
         broker.kill()
         before = len(api.log.read_text().splitlines())

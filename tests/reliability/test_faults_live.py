@@ -56,8 +56,7 @@ def _celery(stack: FaultStack) -> Celery:
 
 def _skips(stack: FaultStack, run_id: int) -> int:
     """Deliveries of this run's job that the worker skipped (Celery logs each return value)."""
-    return sum(1 for line in stack.worker_log().splitlines()
-               if "'skipped'" in line and f"'args': '[{run_id}]'" in line)
+    return sum(1 for line in stack.worker_log().splitlines() if "'skipped'" in line and f"'args': '[{run_id}]'" in line)
 
 
 def _clean_points(stack: FaultStack, run_id: int) -> None:
@@ -65,8 +64,9 @@ def _clean_points(stack: FaultStack, run_id: int) -> None:
     assert stack.duplicate_points() == 0
     with stack.engine.connect() as conn:
         started = conn.execute(text("SELECT started_at FROM runs WHERE id = :r"), {"r": run_id}).scalar_one()
-        first = conn.execute(text("SELECT MIN(wall_time) FROM metric_points WHERE run_id = :r"),
-                             {"r": run_id}).scalar_one()
+        first = conn.execute(
+            text("SELECT MIN(wall_time) FROM metric_points WHERE run_id = :r"), {"r": run_id}
+        ).scalar_one()
     from datetime import UTC, datetime
 
     started_ts = datetime.fromisoformat(str(started)).replace(tzinfo=UTC).timestamp()

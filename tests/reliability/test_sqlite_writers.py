@@ -30,8 +30,11 @@ def _writer(db_url: str, run_id: int, lease: str, out: multiprocessing.Queue) ->
         try:
             with unit_of_work(factory) as s:
                 assert runs.heartbeat(s, run_id=run_id, lease=lease, progress=b / BATCHES) == "ok"
-                metrics.log_batch(s, run_id=run_id, points=[
-                    Point(key, b * POINTS + i, float(i)) for key in ("loss",) for i in range(POINTS)])
+                metrics.log_batch(
+                    s,
+                    run_id=run_id,
+                    points=[Point(key, b * POINTS + i, float(i)) for key in ("loss",) for i in range(POINTS)],
+                )
             with unit_of_work(factory) as s:  # a reader between writes, as the dashboard polls
                 metrics.read_series(s, run_id=run_id, after_step=b * POINTS - 10, max_points=100)
         except Exception:

@@ -103,8 +103,7 @@ def test_a_new_attempt_starts_with_clean_points(session: Session) -> None:
 
 def test_metric_writes_are_idempotent_per_run_key_step(session: Session) -> None:
     run_id = _new_run(session)
-    batch = [Point("loss", s, float(s)) for s in range(100)] + [Point("loss", 5, math.nan),
-                                                                 Point("acc", 1, math.inf)]
+    batch = [Point("loss", s, float(s)) for s in range(100)] + [Point("loss", 5, math.nan), Point("acc", 1, math.inf)]
     for _ in range(3):  # a retried flush, a redelivered batch
         metrics.log_batch(session, run_id=run_id, points=batch)
     metrics.log_batch(session, run_id=run_id, points=[Point("loss", s, -1.0) for s in range(50, 150)])
@@ -114,8 +113,9 @@ def test_metric_writes_are_idempotent_per_run_key_step(session: Session) -> None
     assert series["acc"].values == [math.inf]
 
 
-def _claim(db_url: str, run_ids: list[int], barrier: multiprocessing.synchronize.Barrier,
-           out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _claim(
+    db_url: str, run_ids: list[int], barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     engine = make_engine(db_url, busy_timeout_ms=60_000)
     factory = make_sessionmaker(engine)
     won = []

@@ -15,9 +15,23 @@ from runspec.spec import RunSpec
 
 def variant_fields(fmt: str, artifact_path: str, **overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = dict(
-        format=fmt, artifact_path=artifact_path, accuracy=0.9, precision=0.9, recall=0.9, f1=0.9,
-        confusion=[[5, 1], [0, 6]], size_bytes=1000, gzip_bytes=900, params=10, nonzero_params=10,
-        latency_p50_ms=0.1, latency_p95_ms=0.2, throughput_per_s=100.0, hardware={}, extra={})
+        format=fmt,
+        artifact_path=artifact_path,
+        accuracy=0.9,
+        precision=0.9,
+        recall=0.9,
+        f1=0.9,
+        confusion=[[5, 1], [0, 6]],
+        size_bytes=1000,
+        gzip_bytes=900,
+        params=10,
+        nonzero_params=10,
+        latency_p50_ms=0.1,
+        latency_p95_ms=0.2,
+        throughput_per_s=100.0,
+        hardware={},
+        extra={},
+    )
     fields.update(overrides)
     return fields
 
@@ -28,10 +42,17 @@ def seed(db_url: str, artifact_root: Path, *, name: str = "seeded") -> dict[str,
     try:
         with unit_of_work(make_sessionmaker(engine)) as s:
             ext = runs.create_run(s, spec=RunSpec(name=f"{name}-external", external=True))
-            metrics.log_batch(s, run_id=ext.id, points=[
-                metrics.Point("loss", 0, 1.0), metrics.Point("loss", 1, math.inf),
-                metrics.Point("loss", 2, math.nan), metrics.Point("loss", 3, -math.inf),
-                metrics.Point("val_loss", 0, 2.0)])
+            metrics.log_batch(
+                s,
+                run_id=ext.id,
+                points=[
+                    metrics.Point("loss", 0, 1.0),
+                    metrics.Point("loss", 1, math.inf),
+                    metrics.Point("loss", 2, math.nan),
+                    metrics.Point("loss", 3, -math.inf),
+                    metrics.Point("val_loss", 0, 2.0),
+                ],
+            )
             done = runs.create_run(s, spec=RunSpec(name=f"{name}-finished"))
             lease = runs.claim_run(s, run_id=done.id, worker="seed")
             rel = relative_path(done.id, "tflite-float32", attempt="seed")

@@ -42,9 +42,21 @@ def _store_run(server: LiveApi, tmp: Path, name: str) -> dict[str, int]:
     for fmt, size in SIZES.items():
         source = tmp / f"{name}-{fmt}.bin"
         source.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
-        reporter.add_variant(VariantResult(format=fmt, path=source, accuracy=0.9, precision=0.9, recall=0.9,
-                                           f1=0.9, confusion=[[1]], size_bytes=size, gzip_bytes=size,
-                                           params=1, nonzero_params=1))
+        reporter.add_variant(
+            VariantResult(
+                format=fmt,
+                path=source,
+                accuracy=0.9,
+                precision=0.9,
+                recall=0.9,
+                f1=0.9,
+                confusion=[[1]],
+                size_bytes=size,
+                gzip_bytes=size,
+                params=1,
+                nonzero_params=1,
+            )
+        )
     with unit_of_work(factory) as s:
         runs.finish_run(s, run_id=run.id, lease=lease, status="succeeded")
         ids = {v.format: v.id for v in variants.list_variants(s, run_ids=[run.id])}

@@ -52,8 +52,7 @@ def test_every_route_refuses_missing_bad_and_revoked_tokens(api: AppUnderTest) -
     dead = make_token(api.db_url, "to-revoke")
     engine = make_engine(api.db_url)
     with engine.begin() as conn:
-        conn.execute(m.ApiToken.__table__.update().where(m.ApiToken.name == "to-revoke")
-                     .values(revoked_at=m.utcnow()))
+        conn.execute(m.ApiToken.__table__.update().where(m.ApiToken.name == "to-revoke").values(revoked_at=m.utcnow()))
     engine.dispose()
     probes = 0
     for method, path in ops:
@@ -129,8 +128,14 @@ def test_cookie_sign_in_is_httponly_strict_and_writes_need_same_origin(api: AppU
 
 def _cli(args: list[str], db_url: str, tmp: Any) -> subprocess.CompletedProcess[str]:
     env = stack_env(data_dir=tmp, database_url=db_url, redis_url="redis://127.0.0.1:1/0")
-    return subprocess.run([sys.executable, "-m", "cli.main", "token", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "token", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the CLI is backend-agnostic
@@ -157,8 +162,10 @@ def test_tokens_from_the_cli_are_hashed_at_rest_and_revocable(api: AppUnderTest,
         # The raw file and its WAL, read in another process: closing a descriptor of a SQLite
         # file drops every POSIX lock this process holds on it (the app's included).
         db_file = api.db_url.removeprefix("sqlite:///")
-        scan = ("import sys, pathlib; s = sys.argv[1].encode(); "
-                "sys.exit(any(s in p.read_bytes() for p in map(pathlib.Path, sys.argv[2:]) if p.exists()))")
+        scan = (
+            "import sys, pathlib; s = sys.argv[1].encode(); "
+            "sys.exit(any(s in p.read_bytes() for p in map(pathlib.Path, sys.argv[2:]) if p.exists()))"
+        )
         found = subprocess.run([sys.executable, "-c", scan, secret, db_file, db_file + "-wal"])
         assert found.returncode == 0, "the secret is in the SQLite file"
 
@@ -173,8 +180,12 @@ def test_tokens_from_the_cli_are_hashed_at_rest_and_revocable(api: AppUnderTest,
 
 def test_auth_cannot_be_switched_off_by_a_request(api: AppUnderTest) -> None:
     """Headers a proxy might set do not bypass the token check."""
-    for headers in ({"X-Forwarded-For": "127.0.0.1"}, {"X-Real-IP": "127.0.0.1"},
-                    {"X-Forwarded-User": "admin"}, {"Authorization": "Bearer "}):
+    for headers in (
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"X-Real-IP": "127.0.0.1"},
+        {"X-Forwarded-User": "admin"},
+        {"Authorization": "Bearer "},
+    ):
         assert api.client.get("/api/runs", headers=headers).status_code == 401
 
 
@@ -188,6 +199,7 @@ def test_the_api_binds_to_localhost_by_default(db_url: str, tmp_path: Any) -> No
     env["OPTIBOARD_PORT"] = str(port)
     proc = cli(["api"], env, log=tmp_path / "api-default.log")
     try:
+
         def listening() -> list[str]:
             conns = psutil.Process(proc.pid).net_connections(kind="inet")
             return [c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
@@ -212,12 +224,15 @@ def test_the_sign_in_page_takes_a_pasted_token_only_from_our_page(api: AppUnderT
     assert c.get("/api/runs").status_code == 200
 
 
-@pytest.mark.parametrize(("target", "location"), [
-    ("/compare?runs=1,2", "/compare?runs=1,2"),
-    ("//evil.example/x", "/"),
-    ("https://evil.example/", "/"),
-    ("/\\evil.example", "/"),
-])
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/compare?runs=1,2", "/compare?runs=1,2"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ],
+)
 def test_the_sign_in_link_returns_only_to_a_page_of_this_site(api: AppUnderTest, target: str, location: str) -> None:
     r = api.client.get("/login", params={"token": api.token, "next": target}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == location

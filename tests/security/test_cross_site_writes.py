@@ -29,7 +29,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
 def _state(http: httpx.Client) -> tuple[object, ...]:
     runs = http.get("/api/runs").json()["data"]
     experiments = http.get("/api/experiments").json()["data"]
-    return tuple(sorted((r["id"], r["name"], r["status"], tuple(r["tags"]), r["notes"]) for r in runs)), len(experiments)
+    return tuple(sorted((r["id"], r["name"], r["status"], tuple(r["tags"]), r["notes"]) for r in runs)), len(
+        experiments
+    )
 
 
 def test_every_state_changing_route_refuses_a_cross_site_cookie_request(server: LiveApi) -> None:

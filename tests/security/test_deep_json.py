@@ -36,7 +36,8 @@ def hostile_bodies() -> dict[str, bytes]:
         "deep after an Infinity literal": b"[Infinity, " + _nested(3000, "1") + b"]",
         "deep with brackets hidden in strings": b'["]]]]", ' + _nested(2000, '"[[["') + b"]",
         f"grid value {MAX_JSON_DEPTH + 1} deep": json.dumps(
-            {"base": {"name": "x"}, "grid": {"training.epochs": [_deep_list(MAX_JSON_DEPTH)]}}).encode(),
+            {"base": {"name": "x"}, "grid": {"training.epochs": [_deep_list(MAX_JSON_DEPTH)]}}
+        ).encode(),
         "not UTF-8": b'{"name": "\xff\xfe"}',
         "UTF-16": json.dumps({"name": "x"}).encode("utf-16"),
         "lone surrogate, deep": b'{"notes": ' + _nested(900, '"\\ud800"') + b"}",
@@ -70,7 +71,9 @@ def test_every_state_changing_route_answers_hostile_json_with_4xx_and_no_traceba
                 signed = http.request(method, path, content=body, headers={**headers, **server.auth})
                 for who, r in (("anonymous", anonymous), ("token", signed)):
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                    assert 400 <= r.status_code < 500, f"{name}: {who} {method} {path} -> {r.status_code} {r.text[:200]}"
+                    assert 400 <= r.status_code < 500, (
+                        f"{name}: {who} {method} {path} -> {r.status_code} {r.text[:200]}"
+                    )
                 if path != "/logout":  # open: no token needed
                     # Nothing of the body is looked at before authentication.
                     assert anonymous.status_code == 401, f"{name}: {method} {path} -> {anonymous.status_code}"
@@ -90,8 +93,11 @@ def test_a_shallow_document_still_works_and_a_deep_one_within_the_limit_is_valid
         run = http.post("/api/runs", json={"name": "deep-ok", "external": True, "notes": "n"})
         assert run.status_code == 201, run.text
         rid = run.json()["id"]
-        ok = http.post(f"/api/runs/{rid}/metrics", content=b'{"points": [{"key": "loss", "step": 0, "value": Infinity}]}',
-                       headers={"content-type": "application/json"})
+        ok = http.post(
+            f"/api/runs/{rid}/metrics",
+            content=b'{"points": [{"key": "loss", "step": 0, "value": Infinity}]}',
+            headers={"content-type": "application/json"},
+        )
         assert ok.status_code == 200 and ok.json() == {"accepted": 1}
         # The deepest document the guard lets through reaches validation: a 422 naming the field.
         deep = json.dumps({"notes": _deep_list(MAX_JSON_DEPTH - 1)})
@@ -104,6 +110,9 @@ def test_a_shallow_document_still_works_and_a_deep_one_within_the_limit_is_valid
 
 
 def test_logout_is_open_but_reads_no_body(server: LiveApi, tmp_path: Path) -> None:
-    r = httpx.post(f"{server.url}/logout", content=_nested(100_000, "1"),
-                   headers={"content-type": "application/json", "x-requested-with": "optiboard"})
+    r = httpx.post(
+        f"{server.url}/logout",
+        content=_nested(100_000, "1"),
+        headers={"content-type": "application/json", "x-requested-with": "optiboard"},
+    )
     assert r.status_code in (303, 422)

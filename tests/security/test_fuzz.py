@@ -22,10 +22,16 @@ EXAMPLES_PER_MODE = 10
 FIXED_QUERY = {"GET /api/workers": {"timeout": 0.05}}
 
 
-def _probe(api: AppUnderTest, strategy: Any, mode: GenerationMode, failures: list[str],
-           tried: list[int]) -> Callable[[], None]:
-    @hsettings(max_examples=EXAMPLES_PER_MODE, deadline=None, database=None,
-               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+def _probe(
+    api: AppUnderTest, strategy: Any, mode: GenerationMode, failures: list[str], tried: list[int]
+) -> Callable[[], None]:
+    @hsettings(
+        max_examples=EXAMPLES_PER_MODE,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def probe(case: schemathesis.Case) -> None:
         tried.append(1)
@@ -36,9 +42,11 @@ def _probe(api: AppUnderTest, strategy: Any, mode: GenerationMode, failures: lis
             failures.append(f"{label} [{mode.value}] raised {e!r}")
             return
         if response.status_code >= 500:
-            failures.append(f"{label} [{mode.value}] -> {response.status_code}: "
-                            f"{response.text[:200]} for {case.path_parameters} "
-                            f"{case.query} {str(case.body)[:200]}")
+            failures.append(
+                f"{label} [{mode.value}] -> {response.status_code}: "
+                f"{response.text[:200]} for {case.path_parameters} "
+                f"{case.query} {str(case.body)[:200]}"
+            )
 
     return probe
 
@@ -53,8 +61,7 @@ def test_no_generated_request_gets_a_server_error(api: AppUnderTest) -> None:
         operation = result.ok()
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode,
-                                             query=FIXED_QUERY.get(operation.label))
+            strategy = operation.as_strategy(generation_mode=mode, query=FIXED_QUERY.get(operation.label))
             try:
                 _probe(api, strategy, mode, failures, tried)()
             except hypothesis.errors.Unsatisfiable:

@@ -29,8 +29,11 @@ def test_security_headers_on_every_page_and_error(api: AppUnderTest) -> None:
         "api 404": c.get("/api/runs/999", headers=api.auth),
         "api 422": c.get("/api/runs/abc", headers=api.auth),
         "no route": c.get("/nowhere"),
-        "413": c.post("/api/experiments", content=b"x" * (api.settings.max_request_bytes + 1),
-                      headers={**api.auth, "content-type": "application/json"}),
+        "413": c.post(
+            "/api/experiments",
+            content=b"x" * (api.settings.max_request_bytes + 1),
+            headers={**api.auth, "content-type": "application/json"},
+        ),
         "nul 422": c.get("/api/runs", params={"q": "a\x00b"}, headers=api.auth),
         "healthz": c.get("/healthz"),
         "api docs": c.get("/docs"),

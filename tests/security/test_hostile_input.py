@@ -21,8 +21,10 @@ from tests.security.seed import seed
 
 def _strict_json(text: str) -> Any:
     """JSON as browsers parse it: a bare NaN or Infinity token is an error."""
+
     def refuse(token: str) -> None:
         raise ValueError(f"non-standard JSON token {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -34,29 +36,42 @@ def _external_run(api: AppUnderTest, name: str = "ext") -> int:
 
 def test_nan_and_infinity_are_stored_and_returned_everywhere(api: AppUnderTest) -> None:
     run_id = _external_run(api, "diverging")
-    body = ('{"points": [{"key": "loss", "step": 0, "value": 1.5}, {"key": "loss", "step": 1, "value": NaN},'
-            ' {"key": "loss", "step": 2, "value": Infinity}, {"key": "loss", "step": 3, "value": -Infinity},'
-            ' {"key": "loss", "step": 4, "value": null}, {"key": "val_loss", "step": 0, "value": 1e308}]}')
-    r = api.client.post(f"/api/runs/{run_id}/metrics", content=body,
-                        headers={**api.auth, "content-type": "application/json"})
+    body = (
+        '{"points": [{"key": "loss", "step": 0, "value": 1.5}, {"key": "loss", "step": 1, "value": NaN},'
+        ' {"key": "loss", "step": 2, "value": Infinity}, {"key": "loss", "step": 3, "value": -Infinity},'
+        ' {"key": "loss", "step": 4, "value": null}, {"key": "val_loss", "step": 0, "value": 1e308}]}'
+    )
+    r = api.client.post(
+        f"/api/runs/{run_id}/metrics", content=body, headers={**api.auth, "content-type": "application/json"}
+    )
     assert r.status_code == 200, r.text
     # A retried batch is idempotent per (run, key, step): first write wins, nothing doubles.
-    assert api.client.post(f"/api/runs/{run_id}/metrics", content=body,
-                           headers={**api.auth, "content-type": "application/json"}).status_code == 200
+    assert (
+        api.client.post(
+            f"/api/runs/{run_id}/metrics", content=body, headers={**api.auth, "content-type": "application/json"}
+        ).status_code
+        == 200
+    )
     series = _strict_json(api.client.get(f"/api/runs/{run_id}/metrics", headers=api.auth).text)["series"]
     assert series["loss"]["steps"] == [0, 1, 2, 3, 4]
     assert series["loss"]["values"] == [1.5, "NaN", "Infinity", "-Infinity", "NaN"]
     seeded = seed(api.db_url, api.settings.artifacts)
     ids = f"{run_id},{seeded['external']},{seeded['finished']}"
-    for path in (f"/api/runs/{run_id}", "/api/runs", f"/api/compare?runs={ids}",
-                 f"/api/compare.json?runs={ids}", f"/api/runs/{run_id}/metrics?max_points=4"):
+    for path in (
+        f"/api/runs/{run_id}",
+        "/api/runs",
+        f"/api/compare?runs={ids}",
+        f"/api/compare.json?runs={ids}",
+        f"/api/runs/{run_id}/metrics?max_points=4",
+    ):
         r = api.client.get(path, headers=api.auth)
         assert r.status_code == 200, f"{path}: {r.status_code} {r.text[:300]}"
         _strict_json(r.text)
     for path in (f"/api/compare.csv?runs={ids}", f"/api/compare/report.html?runs={ids}", "/metrics"):
         assert api.client.get(path, headers=api.auth).status_code == 200, path
-    finish = api.client.post(f"/api/runs/{run_id}/finish", json={"status": "failed", "error": "diverged"},
-                             headers=api.auth)
+    finish = api.client.post(
+        f"/api/runs/{run_id}/finish", json={"status": "failed", "error": "diverged"}, headers=api.auth
+    )
     assert finish.status_code == 200 and finish.json()["status"] == "failed"
 
 
@@ -78,15 +93,27 @@ def test_nul_bytes_and_lone_surrogates_get_422_not_500(api: AppUnderTest) -> Non
     for param in ("q", "experiment", "tag"):
         _refused(c.get("/api/runs", params={param: "x\x00y"}, headers=h), "query", param)
     _refused(c.get("/api/runs/1%00", headers=h))
-    _refused(c.post("/api/runs", content=b'{"name": "a\\u0000", "external": true}', headers=h),
-             "body", "name")  # no Content-Type: FastAPI still reads it as JSON
-    _refused(c.post("/api/runs", content=b'{"name": "\\ud800", "external": true}',
-                    headers={**h, "content-type": "application/json"}), "body", "name")
+    _refused(
+        c.post("/api/runs", content=b'{"name": "a\\u0000", "external": true}', headers=h), "body", "name"
+    )  # no Content-Type: FastAPI still reads it as JSON
+    _refused(
+        c.post(
+            "/api/runs",
+            content=b'{"name": "\\ud800", "external": true}',
+            headers={**h, "content-type": "application/json"},
+        ),
+        "body",
+        "name",
+    )
     npz = io.BytesIO()
-    np.savez(npz, x_train=np.zeros((4, 2)), y_train=np.array([0, 1, 0, 1]),
-             x_test=np.zeros((2, 2)), y_test=np.array([0, 1]))
-    _refused(c.post("/api/datasets", files={"file": ("d.npz", npz.getvalue())}, data={"name": "a\x00"},
-                    headers=h), "body", "name")
+    np.savez(
+        npz, x_train=np.zeros((4, 2)), y_train=np.array([0, 1, 0, 1]), x_test=np.zeros((2, 2)), y_test=np.array([0, 1])
+    )
+    _refused(
+        c.post("/api/datasets", files={"file": ("d.npz", npz.getvalue())}, data={"name": "a\x00"}, headers=h),
+        "body",
+        "name",
+    )
     # Nothing above was stored.
     runs = c.get("/api/runs", headers=h).json()
     assert runs["count"] == 1 and runs["data"][0]["notes"] == ""
@@ -98,23 +125,34 @@ def test_integers_beyond_the_columns_get_422_not_500(api: AppUnderTest) -> None:
     run_id = _external_run(api)
     huge = [2**31, 2**63, 2**64, 10**30, -(2**63) - 1]
     for n in huge:
-        for path in (f"/api/runs/{n}", f"/api/runs/{n}/metrics", f"/api/variants/{n}",
-                     f"/api/variants/{n}/download", f"/api/runs/{n}/variants", f"/runs/{n}"):
+        for path in (
+            f"/api/runs/{n}",
+            f"/api/runs/{n}/metrics",
+            f"/api/variants/{n}",
+            f"/api/variants/{n}/download",
+            f"/api/runs/{n}/variants",
+            f"/runs/{n}",
+        ):
             assert c.get(path, headers=h).status_code in (404, 422), path
-        for path in (f"/api/experiments/{n}", f"/api/variants/{n}/figures/confusion",
-                     f"/api/compare?runs={abs(n)}", f"/api/runs/{run_id}/metrics?after_step={n}"):
+        for path in (
+            f"/api/experiments/{n}",
+            f"/api/variants/{n}/figures/confusion",
+            f"/api/compare?runs={abs(n)}",
+            f"/api/runs/{run_id}/metrics?after_step={n}",
+        ):
             status = c.get(path, headers=h).status_code
             assert status < 500, f"{path}: {status}"  # after_step 2^31 is a valid cursor
         assert c.post(f"/api/runs/{n}/cancel", headers=h).status_code in (404, 422)
         assert c.delete(f"/api/runs/{n}", headers=h).status_code in (404, 422)
-        for spec in ({"dataset": {"name": "upload", "upload_id": n}},
-                     {"kind": "optimize", "parent_run_id": n, "exports": ["int8"]},
-                     {"techniques": [{"name": "distillation", "teacher_run_id": n}]},
-                     {"training": {"epochs": n}}):
+        for spec in (
+            {"dataset": {"name": "upload", "upload_id": n}},
+            {"kind": "optimize", "parent_run_id": n, "exports": ["int8"]},
+            {"techniques": [{"name": "distillation", "teacher_run_id": n}]},
+            {"training": {"epochs": n}},
+        ):
             r = c.post("/api/runs", json={"name": "big", **spec}, headers=h)
             assert r.status_code == 422, f"{spec}: {r.status_code} {r.text[:200]}"
-        r = c.post(f"/api/runs/{run_id}/metrics", json={"points": [{"key": "loss", "step": n, "value": 1}]},
-                   headers=h)
+        r = c.post(f"/api/runs/{run_id}/metrics", json={"points": [{"key": "loss", "step": n, "value": 1}]}, headers=h)
         assert r.status_code == (200 if n == 2**31 else 422), f"step {n}"  # steps are 64-bit
         figures.add("hostile inputs refused with 422", 21)
     assert c.get("/api/runs", headers=h).json()["count"] == 1
@@ -122,12 +160,21 @@ def test_integers_beyond_the_columns_get_422_not_500(api: AppUnderTest) -> None:
 
 def test_long_rtl_and_emoji_strings_round_trip(api: AppUnderTest) -> None:
     c, h = api.client, api.auth
-    names = ["🧪" * 200, "مرحبا بالعالم \u202eevil\u202c", "Z̸̡̛̤͓a̶͔͝l̵̰̈́g̷̱̓o̴̟͛", "<script>alert(1)</script>",
-             "'; DROP TABLE runs; --", "\u200b\ufeff\u2028"]
+    names = [
+        "🧪" * 200,
+        "مرحبا بالعالم \u202eevil\u202c",
+        "Z̸̡̛̤͓a̶͔͝l̵̰̈́g̷̱̓o̴̟͛",
+        "<script>alert(1)</script>",
+        "'; DROP TABLE runs; --",
+        "\u200b\ufeff\u2028",
+    ]
     ids = []
     for name in names:
-        r = c.post("/api/runs", json={"name": name, "experiment": name, "external": True,
-                                      "tags": [name[:64]], "notes": name * 10}, headers=h)
+        r = c.post(
+            "/api/runs",
+            json={"name": name, "experiment": name, "external": True, "tags": [name[:64]], "notes": name * 10},
+            headers=h,
+        )
         assert r.status_code == 201, r.text
         assert r.json()["name"] == name
         ids.append(r.json()["id"])
@@ -182,8 +229,9 @@ def test_npz_uploads_are_never_unpickled(api: AppUnderTest, tmp_path: Path) -> N
     np.savez(hostile_object, x_train=arr, y_train=np.array([0, 1]), x_test=arr, y_test=np.array([0, 1]))
     plain_pickle = pickle.dumps(_Canary(str(touched)))
     good = io.BytesIO()
-    np.savez(good, x_train=np.zeros((4, 2)), y_train=np.array([0, 1, 0, 1]),
-             x_test=np.zeros((2, 2)), y_test=np.array([0, 1]))
+    np.savez(
+        good, x_train=np.zeros((4, 2)), y_train=np.array([0, 1, 0, 1]), x_test=np.zeros((2, 2)), y_test=np.array([0, 1])
+    )
     for content in (hostile_object.getvalue(), plain_pickle, b"", good.getvalue()[:100], b"PK\x03\x04junk"):
         r = c.post("/api/datasets", files={"file": ("d.npz", content)}, headers=h)
         assert r.status_code == 422, r.text

@@ -45,14 +45,20 @@ def test_a_run_takes_at_most_the_limit_of_keys_and_reads_stay_bounded(server: Li
         assert http.get(f"/api/runs/{rid}/metrics/keys").json()["keys"] == []
         # Filled to the limit in two batches (the training loop's keys among them).
         keys = ["loss", "val_loss", "accuracy"] + [f"k{i:05d}" for i in range(LIMIT - 3)]
-        for half in (keys[:LIMIT // 2], keys[LIMIT // 2:]):
+        for half in (keys[: LIMIT // 2], keys[LIMIT // 2 :]):
             r = http.post(f"/api/runs/{rid}/metrics", json=_points(half, STEPS))
             assert r.status_code == 200, r.text
         # At the limit: a new key is refused, known keys still log.
-        r = http.post(f"/api/runs/{rid}/metrics", json={"points": [
-            {"key": "loss", "step": 99, "value": 1.0}, {"key": "one-too-many", "step": 0, "value": 1.0}]})
+        r = http.post(
+            f"/api/runs/{rid}/metrics",
+            json={
+                "points": [{"key": "loss", "step": 99, "value": 1.0}, {"key": "one-too-many", "step": 0, "value": 1.0}]
+            },
+        )
         assert r.status_code == 422 and r.json()["detail"][0]["ctx"] == {"limit": LIMIT, "stored": LIMIT, "new": 1}
-        assert http.post(f"/api/runs/{rid}/metrics", json={"points": [{"key": "loss", "step": 99, "value": 1.0}]}).json() == {"accepted": 1}
+        assert http.post(
+            f"/api/runs/{rid}/metrics", json={"points": [{"key": "loss", "step": 99, "value": 1.0}]}
+        ).json() == {"accepted": 1}
         figures.add("metric batches refused past the key limit (422)", 2)
 
         # The key list, paged, without reading a series.
@@ -83,7 +89,7 @@ def test_a_run_takes_at_most_the_limit_of_keys_and_reads_stay_bounded(server: Li
         chosen = keys[-3:]
         r = http.get(f"/api/runs/{rid}/metrics", params={"keys": ",".join(chosen)}).json()
         assert sorted(r["series"]) == sorted(chosen) and r["more_keys"] is False
-        too_many = http.get(f"/api/runs/{rid}/metrics", params={"keys": ",".join(keys[:MAX_KEYS_PER_READ + 1])})
+        too_many = http.get(f"/api/runs/{rid}/metrics", params={"keys": ",".join(keys[: MAX_KEYS_PER_READ + 1])})
         assert too_many.status_code == 422 and too_many.json()["detail"][0]["ctx"]["limit"] == MAX_KEYS_PER_READ
     assert keys_s < 1.0 and read_s < 1.0, (keys_s, read_s)
     figures.add(f"run at the key limit: key list {keys_s * 1000:.0f} ms, default read {read_s * 1000:.0f} ms")

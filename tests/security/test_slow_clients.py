@@ -25,10 +25,13 @@ SLACK_S = 3.0  # scheduling on a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    yield from live_api(tmp_path_factory.mktemp("slow"),
-                        OPTIBOARD_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S), OPTIBOARD_BODY_GRACE_S=str(BODY_GRACE_S),
-                        OPTIBOARD_BODY_MIN_BYTES_PER_S=str(MIN_RATE),
-                        OPTIBOARD_MAX_CONNECTIONS_PER_CLIENT=str(PER_CLIENT))
+    yield from live_api(
+        tmp_path_factory.mktemp("slow"),
+        OPTIBOARD_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        OPTIBOARD_BODY_GRACE_S=str(BODY_GRACE_S),
+        OPTIBOARD_BODY_MIN_BYTES_PER_S=str(MIN_RATE),
+        OPTIBOARD_MAX_CONNECTIONS_PER_CLIENT=str(PER_CLIENT),
+    )
 
 
 def _connect(port: int) -> socket.socket:
@@ -37,7 +40,9 @@ def _connect(port: int) -> socket.socket:
     return sock
 
 
-def _trickle(socks: list[socket.socket], first: bytes, drip: bytes, *, seconds: float) -> dict[int, tuple[float, bytes]]:
+def _trickle(
+    socks: list[socket.socket], first: bytes, drip: bytes, *, seconds: float
+) -> dict[int, tuple[float, bytes]]:
     """Send `first` on every socket, then `drip` every 0.25 s on those still open; return, per
     socket index, when the server closed it and what it answered. Stops after `seconds`."""
     start = time.monotonic()
@@ -75,8 +80,9 @@ def _trickle(socks: list[socket.socket], first: bytes, drip: bytes, *, seconds: 
 def test_slow_headers_are_cut_off(server: LiveApi) -> None:
     n = 30
     socks = [_connect(server.api.port) for _ in range(n)]
-    closed = _trickle(socks, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-a: b\r\n",
-                      seconds=HEADER_TIMEOUT_S + SLACK_S + 2)
+    closed = _trickle(
+        socks, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-a: b\r\n", seconds=HEADER_TIMEOUT_S + SLACK_S + 2
+    )
     assert len(closed) == n, f"{n - len(closed)} slow-header connections still open"
     held = max(t for t, _ in closed.values())
     assert held <= HEADER_TIMEOUT_S + SLACK_S
@@ -86,8 +92,10 @@ def test_slow_headers_are_cut_off(server: LiveApi) -> None:
 
 def test_slow_bodies_are_cut_off_and_a_steady_body_is_not(server: LiveApi) -> None:
     n = 10
-    head = (f"POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+    head = (
+        f"POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    ).encode()
     socks = [_connect(server.api.port) for _ in range(n)]
     closed = _trickle(socks, head, b" ", seconds=BODY_GRACE_S + SLACK_S + 3)
     assert len(closed) == n, f"{n - len(closed)} slow-body connections still open"
@@ -102,10 +110,14 @@ def test_slow_bodies_are_cut_off_and_a_steady_body_is_not(server: LiveApi) -> No
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(body), 8 * 1024):
             time.sleep(0.25)  # 32 KiB/s, twice the minimum, for ~2 s (beyond the grace)
-            yield body[i:i + 8 * 1024]
+            yield body[i : i + 8 * 1024]
 
-    r = httpx.post(f"{server.url}/api/runs/{run['id']}/metrics", content=chunks(), timeout=30,
-                   headers={**server.auth, "content-type": "application/json", "content-length": str(len(body))})
+    r = httpx.post(
+        f"{server.url}/api/runs/{run['id']}/metrics",
+        content=chunks(),
+        timeout=30,
+        headers={**server.auth, "content-type": "application/json", "content-length": str(len(body))},
+    )
     assert r.status_code == 200 and r.json() == {"accepted": 1300}, r.text
     assert "Traceback" not in server.log_text()
 

@@ -57,9 +57,11 @@ def _unbounded(node: Any, where: str, out: list[str]) -> None:
 def test_every_request_object_forbids_unknown_fields(api: AppUnderTest) -> None:
     schemas = _request_schemas(api.app.openapi())
     assert "RunSpec" in schemas and len(schemas) >= 10
-    open_objects = [name for name, s in schemas.items()
-                    if s.get("type") == "object" and s.get("additionalProperties") is not False
-                    and not name.startswith("Body_")]  # multipart forms are not JSON objects
+    open_objects = [
+        name
+        for name, s in schemas.items()
+        if s.get("type") == "object" and s.get("additionalProperties") is not False and not name.startswith("Body_")
+    ]  # multipart forms are not JSON objects
     assert open_objects == []
 
 
@@ -71,8 +73,9 @@ def test_every_request_field_is_bounded(api: AppUnderTest) -> None:
         _unbounded(schema, name, problems)
     # A metric value is any float, NaN and ±inf included (a diverging run); sweep grids are
     # values for RunSpec fields, each validated as a RunSpec when the grid is expanded.
-    problems = [p for p in problems if p != "PointIn.value: number without a maximum"
-                and not p.startswith("SweepIn.grid")]
+    problems = [
+        p for p in problems if p != "PointIn.value: number without a maximum" and not p.startswith("SweepIn.grid")
+    ]
     assert problems == []
 
 
@@ -89,7 +92,8 @@ def test_unknown_fields_anywhere_in_a_spec_are_refused(api: AppUnderTest) -> Non
     for body in probes:
         r = api.client.post("/api/runs", json=body, headers=api.auth)
         assert r.status_code == 422, f"{body} -> {r.status_code}"
-    r = api.client.post("/api/sweeps/preview", json={"base": {"name": "x"}, "grid": {"model.path": ["/x"]}},
-                        headers=api.auth)
+    r = api.client.post(
+        "/api/sweeps/preview", json={"base": {"name": "x"}, "grid": {"model.path": ["/x"]}}, headers=api.auth
+    )
     assert r.status_code == 422
     assert api.client.get("/api/runs", headers=api.auth).json()["count"] == 0

@@ -90,11 +90,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     engine = make_engine(db)
     with unit_of_work(make_sessionmaker(engine)) as s:
         # Rows as a compromised or buggy writer could leave them: the download must still refuse.
-        for name, path in (("symlink", "planted-link"), ("dotdot", "../../outside/canary.txt"),
-                           ("absolute", str(canary)), ("nul", "runs/1/\x00x")):
+        for name, path in (
+            ("symlink", "planted-link"),
+            ("dotdot", "../../outside/canary.txt"),
+            ("absolute", str(canary)),
+            ("nul", "runs/1/\x00x"),
+        ):
             run = runs.create_run(s, spec=RunSpec(name=f"evil-{name}", external=True))
-            ids[f"variant_{name}"] = variants.add_variant(
-                s, run_id=run.id, fields=variant_fields("keras", path)).id
+            ids[f"variant_{name}"] = variants.add_variant(s, run_id=run.id, fields=variant_fields("keras", path)).id
         # A run whose artifact directory is a symlink to the outside directory.
         doomed = runs.create_run(s, spec=RunSpec(name="doomed", external=True))
         runs.finish_run(s, run_id=doomed.id, lease=None, status="failed")
@@ -103,8 +106,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     (artifacts / "runs").mkdir(exist_ok=True)
     (artifacts / "runs" / str(ids["doomed"])).symlink_to(outside, target_is_directory=True)
     redis = RedisServer(base)
-    env = stack_env(data_dir=data, database_url=db, redis_url=redis.url,
-                    OPTIBOARD_FRONTEND_DIR=str(frontend))
+    env = stack_env(data_dir=data, database_url=db, redis_url=redis.url, OPTIBOARD_FRONTEND_DIR=str(frontend))
     api = Api(env, log=base / "api.log")
     before = _fingerprint(canary)
     yield Target(api, make_token(db), data, canary, marker, ids)
@@ -116,8 +118,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 def raw_request(port: int, method: str, target: str, token: str) -> tuple[int, bytes]:
     """One HTTP/1.1 request with the target sent byte for byte."""
-    request = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Authorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    request = (
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(request.encode("latin-1"))
         chunks = []
@@ -130,10 +134,13 @@ def raw_request(port: int, method: str, target: str, token: str) -> tuple[int, b
 
 def _templates(t: Target) -> list[tuple[str, str]]:
     spec = httpx.get(f"{t.api.url}/openapi.json", timeout=30).json()
-    out = [(method.upper(), path) for path, item in spec["paths"].items() if "{" in path
-           for method in item]
-    out += [("GET", "/runs/{run_id}"), ("GET", "/static/{path}"), ("GET", "/static/vendor/{path}"),
-            ("GET", "/static/js/{path}")]
+    out = [(method.upper(), path) for path, item in spec["paths"].items() if "{" in path for method in item]
+    out += [
+        ("GET", "/runs/{run_id}"),
+        ("GET", "/static/{path}"),
+        ("GET", "/static/vendor/{path}"),
+        ("GET", "/static/js/{path}"),
+    ]
     return out
 
 
@@ -165,8 +172,7 @@ def test_downloads_resolve_the_real_path_and_refuse_anything_outside(target: Tar
     assert good.status_code == 200 and good.content == b"TFL3 not really a model"
     assert "attachment" in good.headers["content-disposition"]
     for name in ("symlink", "dotdot", "absolute", "nul"):
-        r = httpx.get(f"{target.api.url}/api/variants/{target.ids[f'variant_{name}']}/download",
-                      headers=headers)
+        r = httpx.get(f"{target.api.url}/api/variants/{target.ids[f'variant_{name}']}/download", headers=headers)
         assert r.status_code == 404, f"{name}: {r.status_code}"
         assert target.marker not in r.text
         figures.add("traversal probes")
@@ -174,8 +180,9 @@ def test_downloads_resolve_the_real_path_and_refuse_anything_outside(target: Tar
 
 
 def test_deleting_a_run_never_follows_a_planted_symlink(target: Target) -> None:
-    r = httpx.delete(f"{target.api.url}/api/runs/{target.ids['doomed']}",
-                     headers={"Authorization": f"Bearer {target.token}"})
+    r = httpx.delete(
+        f"{target.api.url}/api/runs/{target.ids['doomed']}", headers={"Authorization": f"Bearer {target.token}"}
+    )
     assert r.status_code == 204
     assert target.canary.read_text() == target.marker
 
@@ -183,11 +190,20 @@ def test_deleting_a_run_never_follows_a_planted_symlink(target: Target) -> None:
 def test_uploads_get_server_chosen_names(target: Target) -> None:
     buf = io.BytesIO()
     rng = np.random.default_rng(0)
-    np.savez(buf, x_train=rng.random((20, 4)), y_train=np.arange(20) % 2,
-             x_test=rng.random((10, 4)), y_test=np.arange(10) % 2)
+    np.savez(
+        buf,
+        x_train=rng.random((20, 4)),
+        y_train=np.arange(20) % 2,
+        x_test=rng.random((10, 4)),
+        y_test=np.arange(10) % 2,
+    )
     for filename in ("../../outside/canary.txt", "/etc/cron.d/evil.npz", "..\\..\\evil.npz"):
-        r = httpx.post(f"{target.api.url}/api/datasets", headers={"Authorization": f"Bearer {target.token}"},
-                       files={"file": (filename, buf.getvalue())}, data={"name": "probe"})
+        r = httpx.post(
+            f"{target.api.url}/api/datasets",
+            headers={"Authorization": f"Bearer {target.token}"},
+            files={"file": (filename, buf.getvalue())},
+            data={"name": "probe"},
+        )
         assert r.status_code == 201, r.text
     stored = sorted(p.name for p in (target.data / "datasets").iterdir())
     assert len(stored) == 3 and all(re.fullmatch(r"[0-9a-f]{32}\.npz", n) for n in stored)

@@ -17,9 +17,24 @@ from runspec.spec import RunSpec
 
 def _blocks(session: Session, run_id: int) -> list[tuple]:
     t = m.MetricBlock
-    rows = session.execute(select(t.key, t.level, t.block, t.n, t.first_step, t.first_value, t.last_step,
-                                  t.last_value, t.min_step, t.min_value, t.max_step, t.max_value)
-                           .where(t.run_id == run_id).order_by(t.key, t.level, t.block)).all()
+    rows = session.execute(
+        select(
+            t.key,
+            t.level,
+            t.block,
+            t.n,
+            t.first_step,
+            t.first_value,
+            t.last_step,
+            t.last_value,
+            t.min_step,
+            t.min_value,
+            t.max_step,
+            t.max_value,
+        )
+        .where(t.run_id == run_id)
+        .order_by(t.key, t.level, t.block)
+    ).all()
     return [tuple(r) for r in rows]
 
 

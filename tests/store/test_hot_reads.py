@@ -20,10 +20,28 @@ T = TypeVar("T")
 
 
 def _variant(session: Session, run_id: int, fmt: str, acc: float | None, size: int) -> None:
-    variants.add_variant(session, run_id=run_id, fields=dict(
-        format=fmt, artifact_path=f"runs/{run_id}/{fmt}", accuracy=acc, precision=acc, recall=acc, f1=acc,
-        confusion=[[1, 0], [0, 1]], size_bytes=size, gzip_bytes=size, params=10, nonzero_params=5,
-        latency_p50_ms=size / 1000, latency_p95_ms=None, throughput_per_s=None, hardware={}, extra={}))
+    variants.add_variant(
+        session,
+        run_id=run_id,
+        fields=dict(
+            format=fmt,
+            artifact_path=f"runs/{run_id}/{fmt}",
+            accuracy=acc,
+            precision=acc,
+            recall=acc,
+            f1=acc,
+            confusion=[[1, 0], [0, 1]],
+            size_bytes=size,
+            gzip_bytes=size,
+            params=10,
+            nonzero_params=5,
+            latency_p50_ms=size / 1000,
+            latency_p95_ms=None,
+            throughput_per_s=None,
+            hardware={},
+            extra={},
+        ),
+    )
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -45,9 +63,15 @@ def hot(db_url: str) -> Iterator[HotReads]:
 
 
 def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) -> None:
-    plain = runs.create_run(session, spec=RunSpec.model_validate(
-        {"name": "queued <b>ü</b>", "experiment": "exp", "tags": ["a", "b"], "notes": "n\n'\""}))
-    external = runs.create_run(session, spec=RunSpec.model_validate({"name": "ext", "experiment": "other", "external": True}))
+    plain = runs.create_run(
+        session,
+        spec=RunSpec.model_validate(
+            {"name": "queued <b>ü</b>", "experiment": "exp", "tags": ["a", "b"], "notes": "n\n'\""}
+        ),
+    )
+    external = runs.create_run(
+        session, spec=RunSpec.model_validate({"name": "ext", "experiment": "other", "external": True})
+    )
     lease = runs.claim_run(session, run_id=plain.id, worker="w@h", hardware={"cpu": "x", "cores": 2})
     assert lease
     runs.heartbeat(session, run_id=plain.id, lease=lease, progress=0.5, eta_seconds=3.5)
@@ -62,8 +86,13 @@ def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) 
         expected = runs.get_run(session, run_id=run_id)
         got = _run(hot.run(run_id))
         assert got == expected  # every field, headline included, same types and time zones
-    assert _run(hot.run(plain.id)).headline == {"format": "tflite-int8", "accuracy": 0.8, "size_bytes": 1000,  # type: ignore[union-attr]
-                                          "gzip_bytes": 1000, "latency_p50_ms": 1.0}
+    assert _run(hot.run(plain.id)).headline == {
+        "format": "tflite-int8",
+        "accuracy": 0.8,
+        "size_bytes": 1000,  # type: ignore[union-attr]
+        "gzip_bytes": 1000,
+        "latency_p50_ms": 1.0,
+    }
     assert _run(hot.run(999)) is None and _run(hot.run(0)) is None and _run(hot.run(2**40)) is None
 
 
@@ -93,8 +122,9 @@ def test_a_lost_connection_is_replaced_and_reads_run_side_by_side(session: Sessi
             session.commit()
         assert await tokens.verify_token_hot(hot, token=secret) is not None
         # many requests at once: each gets its answer (on PostgreSQL over several connections)
-        got = await asyncio.gather(*(tokens.verify_token_hot(hot, token=secret + ("" if i % 2 else "x"))
-                                     for i in range(12)))
+        got = await asyncio.gather(
+            *(tokens.verify_token_hot(hot, token=secret + ("" if i % 2 else "x")) for i in range(12))
+        )
         assert [g is not None for g in got] == [i % 2 == 1 for i in range(12)]
         if hot._pg is not None:
             assert 1 < len(hot._pg._idle) <= hot._pg.size
@@ -103,7 +133,8 @@ def test_a_lost_connection_is_replaced_and_reads_run_side_by_side(session: Sessi
 
 
 def test_the_token_and_the_run_are_read_together_and_the_run_only_for_a_valid_token(
-        session: Session, hot: HotReads) -> None:
+    session: Session, hot: HotReads
+) -> None:
     record, secret = tokens.create_token(session, name="ci")
     run = runs.create_run(session, spec=RunSpec.model_validate({"name": "r", "experiment": "e"}))
     session.commit()

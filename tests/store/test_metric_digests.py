@@ -31,7 +31,11 @@ def _run_with_points(session: Session, name: str, *, spike_at: int) -> int:
 
 def _read(session: Session, ids: list[int]) -> dict:
     out = metrics.read_series_many(session, run_ids=ids, keys=["loss", "acc"], max_points=1000)
-    return {(r, k): (s.steps, [None if math.isnan(v) else v for v in s.values]) for r, by in out.items() for k, s in by.items()}
+    return {
+        (r, k): (s.steps, [None if math.isnan(v) else v for v in s.values])
+        for r, by in out.items()
+        for k, s in by.items()
+    }
 
 
 def _digest_rows(session: Session, run_id: int) -> int:

@@ -40,8 +40,12 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def _points(engine: Engine) -> list[tuple]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "SELECT run_id, key, step, value, wall_time FROM metric_points ORDER BY run_id, key, step"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT run_id, key, step, value, wall_time FROM metric_points ORDER BY run_id, key, step")
+            )
+        ]
 
 
 def _count(engine: Engine, table: str, run_id: int) -> int:
@@ -58,8 +62,9 @@ def test_points_survive_the_rekeying_both_ways(empty_url: str) -> None:
         for name in ("a", "b"):
             run = runs.create_run(s, spec=RunSpec.model_validate({"name": name, "experiment": "e", "external": True}))
             ids.append(run.id)
-            metrics.log_batch(s, run_id=run.id, points=[Point(k, i, i / 7, 100.0 + i) for k in ("loss", "acc")
-                                                         for i in range(300)])
+            metrics.log_batch(
+                s, run_id=run.id, points=[Point(k, i, i / 7, 100.0 + i) for k in ("loss", "acc") for i in range(300)]
+            )
     before = _points(engine)
     assert len(before) == 1200
 

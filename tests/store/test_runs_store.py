@@ -46,8 +46,16 @@ def test_metric_point_unique_per_run_key_step(session: Session) -> None:
 
 def test_non_finite_values_round_trip(session: Session) -> None:
     run_id = new_run(session)
-    metrics.log_batch(session, run_id=run_id, points=[
-        Point("loss", 0, math.nan), Point("loss", 1, math.inf), Point("loss", 2, -math.inf), Point("loss", 3, 1.5)])
+    metrics.log_batch(
+        session,
+        run_id=run_id,
+        points=[
+            Point("loss", 0, math.nan),
+            Point("loss", 1, math.inf),
+            Point("loss", 2, -math.inf),
+            Point("loss", 3, 1.5),
+        ],
+    )
     values = metrics.read_series(session, run_id=run_id)["loss"].values
     assert math.isnan(values[0]) and values[1] == math.inf and values[2] == -math.inf and values[3] == 1.5
 
@@ -113,25 +121,65 @@ def test_terminal_states_never_change(session: Session) -> None:
 def test_list_runs_filters_and_headline(session: Session) -> None:
     a = new_run(session, name="alpha", experiment="e1", tags=["best"])
     new_run(session, name="beta", experiment="e2")
-    variants.add_variant(session, run_id=a, fields=dict(
-        format="tflite-float32", artifact_path="runs/1/x.tflite", accuracy=0.9, precision=0.9,
-        recall=0.9, f1=0.9, confusion=[[1]], size_bytes=1000, gzip_bytes=900, params=10,
-        nonzero_params=10, latency_p50_ms=0.1, latency_p95_ms=0.2, throughput_per_s=1.0,
-        hardware={}, extra={}))
+    variants.add_variant(
+        session,
+        run_id=a,
+        fields=dict(
+            format="tflite-float32",
+            artifact_path="runs/1/x.tflite",
+            accuracy=0.9,
+            precision=0.9,
+            recall=0.9,
+            f1=0.9,
+            confusion=[[1]],
+            size_bytes=1000,
+            gzip_bytes=900,
+            params=10,
+            nonzero_params=10,
+            latency_p50_ms=0.1,
+            latency_p95_ms=0.2,
+            throughput_per_s=1.0,
+            hardware={},
+            extra={},
+        ),
+    )
     page, count = runs.list_runs(session, filters=runs.RunFilter(experiment="e1"))
     assert count == 1 and page[0].name == "alpha"
-    assert page[0].headline == {"format": "tflite-float32", "accuracy": 0.9, "size_bytes": 1000, "gzip_bytes": 900,
-                                "latency_p50_ms": 0.1}
+    assert page[0].headline == {
+        "format": "tflite-float32",
+        "accuracy": 0.9,
+        "size_bytes": 1000,
+        "gzip_bytes": 900,
+        "latency_p50_ms": 0.1,
+    }
     assert runs.list_runs(session, filters=runs.RunFilter(tag="best"))[1] == 1
     assert runs.list_runs(session, filters=runs.RunFilter(q="BET"))[1] == 1
     assert [r.name for r in runs.list_runs(session, sort="name")[0]] == ["alpha", "beta"]
 
 
 def _variant(session: Session, run_id: int, fmt: str, acc: float, size: int) -> None:
-    variants.add_variant(session, run_id=run_id, fields=dict(
-        format=fmt, artifact_path=f"runs/{run_id}/{fmt}", accuracy=acc, precision=acc, recall=acc, f1=acc,
-        confusion=[], size_bytes=size, gzip_bytes=size, params=1, nonzero_params=1, latency_p50_ms=size / 1000,
-        latency_p95_ms=None, throughput_per_s=None, hardware={}, extra={}))
+    variants.add_variant(
+        session,
+        run_id=run_id,
+        fields=dict(
+            format=fmt,
+            artifact_path=f"runs/{run_id}/{fmt}",
+            accuracy=acc,
+            precision=acc,
+            recall=acc,
+            f1=acc,
+            confusion=[],
+            size_bytes=size,
+            gzip_bytes=size,
+            params=1,
+            nonzero_params=1,
+            latency_p50_ms=size / 1000,
+            latency_p95_ms=None,
+            throughput_per_s=None,
+            hardware={},
+            extra={},
+        ),
+    )
 
 
 def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Session) -> None:
@@ -143,20 +191,28 @@ def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Ses
     assert by_acc == ["b", "a", "none"]  # runs without variants last either way
     assert [r.name for r in runs.list_runs(session, sort="size_bytes")[0]] == ["b", "a", "none"]
     head_b = runs.get_run(session, run_id=b)
-    assert head_b is not None and head_b.headline == {"format": "tflite-int8", "accuracy": 0.9, "size_bytes": 1000,
-                                                      "gzip_bytes": 1000, "latency_p50_ms": 1.0}
+    assert head_b is not None and head_b.headline == {
+        "format": "tflite-int8",
+        "accuracy": 0.9,
+        "size_bytes": 1000,
+        "gzip_bytes": 1000,
+        "latency_p50_ms": 1.0,
+    }
     assert runs.list_runs(session, sort="-duration")[1] == 3
     del c
 
 
-@pytest.mark.parametrize(("formats", "expected"), [
-    (["keras", "tflite-float32", "tflite-int8"], "tflite-int8"),  # prune80-int8: the int8 model
-    (["keras", "tflite-int8"], "tflite-int8"),  # an int8-only run: not the Keras file
-    (["keras", "tflite-float32", "tflite-dynamic", "tflite-float16"], "tflite-float16"),
-    (["keras", "tflite-dynamic", "tflite-float32"], "tflite-dynamic"),
-    (["tflite-float32", "keras"], "tflite-float32"),
-    (["keras"], "keras"),  # only when nothing else exists
-])
+@pytest.mark.parametrize(
+    ("formats", "expected"),
+    [
+        (["keras", "tflite-float32", "tflite-int8"], "tflite-int8"),  # prune80-int8: the int8 model
+        (["keras", "tflite-int8"], "tflite-int8"),  # an int8-only run: not the Keras file
+        (["keras", "tflite-float32", "tflite-dynamic", "tflite-float16"], "tflite-float16"),
+        (["keras", "tflite-dynamic", "tflite-float32"], "tflite-dynamic"),
+        (["tflite-float32", "keras"], "tflite-float32"),
+        (["keras"], "keras"),  # only when nothing else exists
+    ],
+)
 def test_the_headline_is_the_deployable_variant(session: Session, formats: list[str], expected: str) -> None:
     run = new_run(session, name="chain")
     for i, fmt in enumerate(formats):

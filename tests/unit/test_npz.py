@@ -29,15 +29,18 @@ def test_valid_upload_is_described(tmp_path: Path) -> None:
     assert info["input_shape"] == [6, 6] and info["classes"] == 3 and info["x_dtype"] == "uint8"
 
 
-@pytest.mark.parametrize(("arrays", "message"), [
-    ({"y_test": None}, "missing arrays ['y_test']"),
-    ({"x_test": np.zeros((20, 5, 6), np.uint8)}, "x_test"),
-    ({"y_train": np.arange(59)}, "59 labels for 60 examples"),
-    ({"y_train": np.full(60, -1)}, "labels outside 0..0: [-1]"),
-    ({"y_train": np.full(60, 0.5, np.float32)}, "not integers, e.g. [0.5"),
-    ({"x_train": np.full((60, 6, 6), np.nan)}, "NaN"),
-    ({"x_train": np.array(["a"] * 60)}, "expected numbers"),
-])
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"y_test": None}, "missing arrays ['y_test']"),
+        ({"x_test": np.zeros((20, 5, 6), np.uint8)}, "x_test"),
+        ({"y_train": np.arange(59)}, "59 labels for 60 examples"),
+        ({"y_train": np.full(60, -1)}, "labels outside 0..0: [-1]"),
+        ({"y_train": np.full(60, 0.5, np.float32)}, "not integers, e.g. [0.5"),
+        ({"x_train": np.full((60, 6, 6), np.nan)}, "NaN"),
+        ({"x_train": np.array(["a"] * 60)}, "expected numbers"),
+    ],
+)
 def test_bad_uploads_say_why(tmp_path: Path, arrays: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate_npz(_save(tmp_path / "bad.npz", **arrays))

@@ -50,8 +50,29 @@ def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> N
         n = name.encode()
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size, len(n), 0)
         out += n + data
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(data), size,
-                               len(n), 0, 0, 0, 0, 0o644 << 16, offset) + n
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0o644 << 16,
+                offset,
+            )
+            + n
+        )
     cd_offset = len(out)
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), cd_offset, 0)
@@ -76,9 +97,11 @@ def npz_bomb(path: Path, *, expanded_bytes: int, classes: int = 10, sparse_float
         block = values.tobytes()
     x_data, x_crc = _deflate_repeated(header.getvalue(), n * 1024 * dtype.itemsize, block)
     members = [("x_train.npy", x_data, x_crc, len(header.getvalue()) + n * 1024 * dtype.itemsize, 8)]
-    for key, array in (("y_train", (np.arange(n) % classes).astype(np.int16)),
-                       ("x_test", np.zeros((classes, 32, 32), dtype)),
-                       ("y_test", np.arange(classes))):
+    for key, array in (
+        ("y_train", (np.arange(n) % classes).astype(np.int16)),
+        ("x_test", np.zeros((classes, 32, 32), dtype)),
+        ("y_test", np.arange(classes)),
+    ):
         raw = _npy(array)
         c = zlib.compressobj(6, zlib.DEFLATED, -15)
         data = c.compress(raw) + c.flush()

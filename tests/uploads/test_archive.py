@@ -37,17 +37,25 @@ def _symlink(name: str) -> zipfile.ZipInfo:
     return info
 
 
-@pytest.mark.parametrize(("members", "words"), [
-    ([("../evil.npy", b"x")], "'..' segment"),
-    ([("/etc/cron.d/x.npy", b"x")], "absolute path"),
-    ([("C:/x.npy", b"x")], "absolute path"),
-    ([("a\\..\\b.npy", b"x")], "backslash"),
-    ([(_symlink("x_train.npy"), b"/etc/passwd")], "symbolic link"),
-    ([(f"m{i}.npy", b"x") for i in range(5)], "5 members; at most 4"),
-    ([("big.npy", bytes(11 * 2**20))], "expands to more than 10,485,760 bytes"),
-    ([("a.npy", np.random.default_rng(0).bytes(6 * 2**20)), ("b.npy", np.random.default_rng(1).bytes(6 * 2**20))],
-     "declared up to member 'b.npy'"),
-])
+@pytest.mark.parametrize(
+    ("members", "words"),
+    [
+        ([("../evil.npy", b"x")], "'..' segment"),
+        ([("/etc/cron.d/x.npy", b"x")], "absolute path"),
+        ([("C:/x.npy", b"x")], "absolute path"),
+        ([("a\\..\\b.npy", b"x")], "backslash"),
+        ([(_symlink("x_train.npy"), b"/etc/passwd")], "symbolic link"),
+        ([(f"m{i}.npy", b"x") for i in range(5)], "5 members; at most 4"),
+        ([("big.npy", bytes(11 * 2**20))], "expands to more than 10,485,760 bytes"),
+        (
+            [
+                ("a.npy", np.random.default_rng(0).bytes(6 * 2**20)),
+                ("b.npy", np.random.default_rng(1).bytes(6 * 2**20)),
+            ],
+            "declared up to member 'b.npy'",
+        ),
+    ],
+)
 def test_archive_bounds_refuse_before_decompressing(tmp_path: Path, members: list, words: str) -> None:
     with pytest.raises(ArchiveRefused, match=words.replace("(", r"\(").replace("\\", r"\\").replace(".", r"\.")):
         inspect_zip(_zip(tmp_path / "a.zip", members), LIMITS)
@@ -81,8 +89,14 @@ def test_a_header_that_lies_about_its_shape_is_refused(tmp_path: Path) -> None:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
     lying = buf.getvalue() + bytes(40)
-    ok = {k: _npy(v) for k, v in {"y_train": np.arange(10) % 2, "x_test": np.zeros((2, 4), np.uint8),
-                                   "y_test": np.array([0, 1])}.items()}
+    ok = {
+        k: _npy(v)
+        for k, v in {
+            "y_train": np.arange(10) % 2,
+            "x_test": np.zeros((2, 4), np.uint8),
+            "y_test": np.array([0, 1]),
+        }.items()
+    }
     path = _zip(tmp_path / "l.npz", [("x_train.npy", lying), *((f"{k}.npy", v) for k, v in ok.items())])
     with pytest.raises(DatasetRefused, match=r"declares shape \(100000000, 4\)") as e:
         validate_npz(path)
@@ -91,8 +105,14 @@ def test_a_header_that_lies_about_its_shape_is_refused(tmp_path: Path) -> None:
 
 def test_the_worker_load_maps_labels_through_classes(tmp_path: Path) -> None:
     path = tmp_path / "m.npz"
-    np.savez(path, x_train=np.zeros((6, 4, 4), np.uint8), y_train=np.array([10, 20, 30, 10, 20, 30]),
-             x_test=np.zeros((3, 4, 4), np.uint8), y_test=np.array([30, 10, 30]), classes=np.array([30, 10, 20]))
+    np.savez(
+        path,
+        x_train=np.zeros((6, 4, 4), np.uint8),
+        y_train=np.array([10, 20, 30, 10, 20, 30]),
+        x_test=np.zeros((3, 4, 4), np.uint8),
+        y_test=np.array([30, 10, 30]),
+        classes=np.array([30, 10, 20]),
+    )
     _, y_tr, _, y_te, info = load_npz(path)
     assert y_tr.tolist() == [1, 2, 0, 1, 2, 0] and y_te.tolist() == [0, 1, 0] and y_tr.dtype == np.int32
     assert info["label_values"] == [30, 10, 20] and info["test_class_counts"] == [2, 1, 0]
@@ -110,7 +130,8 @@ def test_macro_metrics_match_scikit_learn_over_the_classes_present() -> None:
         y_true = y_true[y_true != rng.integers(0, classes)]  # one class absent from the test split
         y_pred = rng.integers(0, classes, len(y_true))
         got = classification_metrics(y_true, y_pred, classes)
-        want = precision_recall_fscore_support(y_true, y_pred, labels=np.unique(y_true), average="macro",
-                                               zero_division=0)
+        want = precision_recall_fscore_support(
+            y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0
+        )
         assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(want[:3], abs=1e-12)
         assert got["classes_absent_from_test"] == sorted(set(range(classes)) - set(y_true.tolist()))

@@ -90,7 +90,9 @@ def test_a_decompression_bomb_is_refused_before_it_expands(live_stack: Any, bomb
     assert r.status_code == 422, r.text
     detail = r.json()["detail"][0]
     assert detail["loc"] == ["body", "file"]
-    assert "expands to more than 1,073,741,824 bytes" in detail["msg"] and "OPTIBOARD_MAX_DATASET_BYTES" in detail["msg"]
+    assert (
+        "expands to more than 1,073,741,824 bytes" in detail["msg"] and "OPTIBOARD_MAX_DATASET_BYTES" in detail["msg"]
+    )
     assert rss.delta < RSS_BOUND_BYTES, f"API RSS grew {rss.delta / MB:.0f} MB for a bomb"
     assert _stored_files(live_stack) == before  # nothing kept, not even a .part file
     figures.add("upload bomb: bytes on the wire", len(content))
@@ -156,8 +158,13 @@ def _small_upload(stack: Any) -> int:
 
     d = load_digits()
     buf = io.BytesIO()
-    np.savez(buf, x_train=d.images[:300].astype(np.uint8), y_train=d.target[:300],
-             x_test=d.images[300:400].astype(np.uint8), y_test=d.target[300:400])
+    np.savez(
+        buf,
+        x_train=d.images[:300].astype(np.uint8),
+        y_train=d.target[:300],
+        x_test=d.images[300:400].astype(np.uint8),
+        y_test=d.target[300:400],
+    )
     r = _upload(stack, buf.getvalue())
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
@@ -166,9 +173,14 @@ def _small_upload(stack: Any) -> int:
 def test_the_worker_checks_a_bomb_again_before_loading_it(live_stack: Any, bombs: dict[str, bytes]) -> None:
     """A file that passed at upload may be replaced on disk (or the limit lowered since): the
     job checks the archive's bounds before it loads anything, and the run fails saying why."""
-    spec = {"name": "warm", "dataset": {"name": "upload", "upload_id": _small_upload(live_stack)},
-            "model": {"architecture": "mlp"}, "training": {"epochs": 1},
-            "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8}, "exports": []}
+    spec = {
+        "name": "warm",
+        "dataset": {"name": "upload", "upload_id": _small_upload(live_stack)},
+        "model": {"architecture": "mlp"},
+        "training": {"epochs": 1},
+        "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+        "exports": [],
+    }
     warm = live_stack.client.wait_terminal(live_stack.client.submit(spec)["id"])
     assert warm["status"] == "succeeded", warm  # TensorFlow is now imported in the job process
     filename = "0" * 32 + ".npz"
@@ -191,19 +203,28 @@ def test_the_worker_checks_a_bomb_again_before_loading_it(live_stack: Any, bombs
 
 # --- item 6: authentication before any body is read --------------------------------------
 
+
 def _body_routes(stack: Any) -> list[tuple[str, str]]:
     doc = httpx.get(f"{stack.url}/openapi.json").json()
     out = []
     for path, ops in doc["paths"].items():
         for method in ops:
             if path.startswith("/api/") and method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
-                out.append((method.upper(), path.replace("{run_id}", "1").replace("{variant_id}", "1")
-                            .replace("{experiment_id}", "1").replace("{sweep_id}", "1")))
+                out.append(
+                    (
+                        method.upper(),
+                        path.replace("{run_id}", "1")
+                        .replace("{variant_id}", "1")
+                        .replace("{experiment_id}", "1")
+                        .replace("{sweep_id}", "1"),
+                    )
+                )
     return out
 
 
-def _raw_request(url: str, head: str, total: int, *, chunk: int = 256 * 1024,
-                 limit_s: float = 30.0) -> tuple[int, int, float]:
+def _raw_request(
+    url: str, head: str, total: int, *, chunk: int = 256 * 1024, limit_s: float = 30.0
+) -> tuple[int, int, float]:
     """Send `head` and then up to `total` body bytes, stopping as soon as a response arrives.
     Returns (status, body bytes the server had accepted by then, seconds to the response)."""
     host, port = url.removeprefix("http://").split(":")
@@ -241,8 +262,10 @@ def test_unauthenticated_bodies_are_refused_before_they_are_read(live_stack: Any
     routes = _body_routes(live_stack)
     assert len(routes) >= 10
     for method, path in routes:
-        head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: 1000000\r\n\r\n" + "{" * 10)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 1000000\r\n\r\n" + "{" * 10
+        )
         status, _, seconds = _raw_request(live_stack.url, head, 0, limit_s=5)
         assert status == 401, f"{method} {path}: {status} after {seconds:.1f} s"
         assert seconds < 2, f"{method} {path}: 401 after {seconds:.1f} s"
@@ -254,9 +277,11 @@ def test_an_unauthenticated_100_mb_upload_is_not_read(live_stack: Any) -> None:
     written = api.io_counters().write_chars
     total = 100 * 10**6
     boundary = "b0undary"
-    head = (f"POST /api/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.npz\"\r\n\r\n")
+    head = (
+        f"POST /api/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.npz"\r\n\r\n'
+    )
     status, sent, seconds = _raw_request(live_stack.url, head, total)
     assert status == 401
     # the server never receives the body; what was sent sits in the kernel's socket buffers

@@ -76,10 +76,12 @@ class ReporterCallback(keras.callbacks.Callback):
             # NaN/inf pass through as they are; huge sums lose float32 precision, so the
             # epoch's running mean is the honest value there
             loss = mean_loss
-        self.reporter.log_metrics([
-            ("loss", step, loss),
-            ("accuracy", step, (acc_sum - self._last_acc_sum) / n),
-        ])
+        self.reporter.log_metrics(
+            [
+                ("loss", step, loss),
+                ("accuracy", step, (acc_sum - self._last_acc_sum) / n),
+            ]
+        )
         self._last_logged_batches = batches
         self._last_loss_sum, self._last_acc_sum = loss_sum, acc_sum
 
@@ -94,7 +96,8 @@ class ReporterCallback(keras.callbacks.Callback):
             self._flush_interval(batches, logs)
             raise TrainingDiverged(
                 f"training diverged (loss is {loss}) at step {self.clock.step}; "
-                "lower the learning rate or enable gradient clipping")
+                "lower the learning rate or enable gradient clipping"
+            )
         if self.reporter.should_stop():
             self._flush_interval(batches, logs)
             raise Cancelled(f"cancelled at step {self.clock.step}")
@@ -121,10 +124,14 @@ class ReporterCallback(keras.callbacks.Callback):
             points.append(("val_loss", step, _value(logs["val_loss"])))
             points.append(("val_accuracy", step, _value(logs.get("val_accuracy", math.nan))))
         self.reporter.log_metrics(points)
-        val = f", val_loss {logs['val_loss']:.4f}, val_accuracy {logs.get('val_accuracy', math.nan):.4f}" \
-            if "val_loss" in logs else ""
+        val = (
+            f", val_loss {logs['val_loss']:.4f}, val_accuracy {logs.get('val_accuracy', math.nan):.4f}"
+            if "val_loss" in logs
+            else ""
+        )
         self.reporter.log(
             f"epoch {self.clock.epochs_done}: loss {logs.get('loss', math.nan):.4f}, "
-            f"accuracy {logs.get('accuracy', math.nan):.4f}{val}, lr {lr:.3g}")
+            f"accuracy {logs.get('accuracy', math.nan):.4f}{val}, lr {lr:.3g}"
+        )
         self.reporter.progress(self.clock.fraction(), self.clock.eta())
         self._last_beat = time.monotonic()

@@ -21,6 +21,7 @@ from worker.engine.contract import DatasetUnavailable
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
 
+
 @dataclass(frozen=True)
 class Data:
     x_train: np.ndarray
@@ -48,7 +49,8 @@ def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     if missing:  # never let the loader try to download it
         raise DatasetUnavailable(
             f"dataset {name!r} is not on this worker: missing {', '.join(missing)} in {folder} "
-            "(copy the files there or set KERAS_HOME; `make run` links Debian's fashion-mnist)")
+            "(copy the files there or set KERAS_HOME; `make run` links Debian's fashion-mnist)"
+        )
     try:
         (x_tr, y_tr), (x_te, y_te) = loader.load_data()
     except Exception as exc:  # a damaged file
@@ -63,14 +65,18 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     d = load_digits()
     x = d.images.astype(np.float32) / 16.0  # pixel values are 0..16
     x_tr, x_te, y_tr, y_te = train_test_split(
-        x, d.target, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED,
+        x,
+        d.target,
+        test_size=DIGITS_TEST_FRACTION,
+        random_state=DIGITS_SPLIT_SEED,
         stratify=d.target,
     )
     return x_tr, y_tr, x_te, y_te
 
 
-def _load_upload(path: Path, max_dataset_bytes: int,
-                 max_ratio: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _load_upload(
+    path: Path, max_dataset_bytes: int, max_ratio: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The upload's arrays with labels as class indices, after the archive's bounds (sizes from
     its directory and .npy headers, checked before anything is decompressed): the file on disk
     was validated at upload, but the worker checks again before it spends memory on it."""
@@ -86,8 +92,13 @@ def _to_float(x: np.ndarray, mode: str) -> np.ndarray:
     return x.astype(np.float32)  # already floats (digits are scaled to [0, 1] at load)
 
 
-def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path], *,
-              max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_dataset_ratio: float | None = 1000.0) -> Data:
+def load_data(
+    spec: DatasetSpec,
+    resolve_upload: Callable[[int], Path],
+    *,
+    max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES,
+    max_dataset_ratio: float | None = 1000.0,
+) -> Data:
     """The train/validation/test arrays the spec describes, as float32 with a channel axis
     for images and int32 labels 0..classes-1.
 
@@ -95,8 +106,9 @@ def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path], *,
     the split leaves no training example)."""
     if spec.name == "upload":
         assert spec.upload_id is not None  # the spec validator guarantees it
-        x_tr, y_tr, x_te, y_te, classes = _load_upload(resolve_upload(spec.upload_id), max_dataset_bytes,
-                                                       max_dataset_ratio)
+        x_tr, y_tr, x_te, y_te, classes = _load_upload(
+            resolve_upload(spec.upload_id), max_dataset_bytes, max_dataset_ratio
+        )
     else:
         x_tr, y_tr, x_te, y_te = _load_digits() if spec.name == "digits" else _load_keras(spec.name)
         classes = int(max(y_tr.max(), y_te.max())) + 1
@@ -122,6 +134,8 @@ def load_data(spec: DatasetSpec, resolve_upload: Callable[[int], Path], *,
         x_val, y_val = x_tr[val_idx], y_tr[val_idx]
         x_tr, y_tr = x_tr[tr_idx], y_tr[tr_idx]
     if len(x_tr) == 0:  # the API refuses such specs at submit; a stale spec must not reach TensorFlow
-        raise ValueError(f"dataset.validation_split {spec.validation_split} leaves no training example "
-                         f"of {len(x_tr) + (0 if x_val is None else len(x_val))}")
+        raise ValueError(
+            f"dataset.validation_split {spec.validation_split} leaves no training example "
+            f"of {len(x_tr) + (0 if x_val is None else len(x_val))}"
+        )
     return Data(x_tr, y_tr, x_val, y_val, x_te, y_te, classes)

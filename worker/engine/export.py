@@ -18,8 +18,9 @@ def representative_samples(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x[np.sort(idx)]
 
 
-def to_tflite(model: keras.Model, fmt: str, path: Path, *,
-              representative: np.ndarray | None = None, from_qat: bool = False) -> Path:
+def to_tflite(
+    model: keras.Model, fmt: str, path: Path, *, representative: np.ndarray | None = None, from_qat: bool = False
+) -> Path:
     """Convert `model` to `fmt` and write it to `path`.
 
     int8 is full-integer: int8 weights and activations, int8 input and output tensors

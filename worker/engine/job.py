@@ -33,22 +33,34 @@ from worker.engine.tfsetup import keras
 from worker.engine.training import Arrays, fit_phase, steps_per_epoch
 
 
-def run_job(spec: RunSpec, reporter: Reporter, *, workdir: Path,
-            resolve_model: ModelResolver, resolve_upload: UploadResolver,
-            max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES, max_dataset_ratio: float | None = 1000.0) -> JobSummary:
+def run_job(
+    spec: RunSpec,
+    reporter: Reporter,
+    *,
+    workdir: Path,
+    resolve_model: ModelResolver,
+    resolve_upload: UploadResolver,
+    max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES,
+    max_dataset_ratio: float | None = 1000.0,
+) -> JobSummary:
     keras.backend.clear_session()  # a warm worker process runs many jobs
     tfsetup.seed_everything(spec.training.seed)
     keras.mixed_precision.set_global_policy(FLOAT32)
     try:
-        data = load_data(spec.dataset, resolve_upload, max_dataset_bytes=max_dataset_bytes,
-                         max_dataset_ratio=max_dataset_ratio)
-        reporter.log(f"data: {spec.dataset.name}, {len(data.x_train)} train, "
-                     f"{0 if data.x_val is None else len(data.x_val)} validation, "
-                     f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes")
+        data = load_data(
+            spec.dataset, resolve_upload, max_dataset_bytes=max_dataset_bytes, max_dataset_ratio=max_dataset_ratio
+        )
+        reporter.log(
+            f"data: {spec.dataset.name}, {len(data.x_train)} train, "
+            f"{0 if data.x_val is None else len(data.x_val)} validation, "
+            f"{len(data.x_test)} test, input {data.input_shape}, {data.classes} classes"
+        )
         untrained = sorted(set(range(data.classes)) - set(np.unique(data.y_train).tolist()))
         if untrained:  # a limit_train or the validation split took every example of these classes
-            reporter.log(f"warning: classes {untrained[:20]} have no training example after "
-                         f"dataset.limit_train / validation_split; the model cannot learn them")
+            reporter.log(
+                f"warning: classes {untrained[:20]} have no training example after "
+                f"dataset.limit_train / validation_split; the model cannot learn them"
+            )
         reporter.progress(0.0, None)  # heartbeat: loading a large set can take a while
         if spec.kind == "optimize":
             return _optimize(spec, data, reporter, workdir, resolve_model)
@@ -62,6 +74,7 @@ def _peak_rss_bytes() -> int:
 
 
 # --- train: plan → initial model → base training → technique chain → Keras variant → exports
+
 
 class _Step(NamedTuple):
     """Entry number `phase` (from 1) of the spec's techniques, and the technique that runs it."""
@@ -87,12 +100,17 @@ class _TrainJob:
     metrics: list
 
     def context(self, kept: frozenset[str]) -> PhaseContext:
-        return PhaseContext(data=self.data, training=self.spec.training, steps_per_epoch=self.steps_per_epoch,
-                            kept=kept, reporter=self.reporter, resolve_model=self.resolve_model)
+        return PhaseContext(
+            data=self.data,
+            training=self.spec.training,
+            steps_per_epoch=self.steps_per_epoch,
+            kept=kept,
+            reporter=self.reporter,
+            resolve_model=self.resolve_model,
+        )
 
 
-def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
-           resolve_model: ModelResolver) -> JobSummary:
+def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, resolve_model: ModelResolver) -> JobSummary:
     job, steps = _plan(spec, data, reporter, workdir, resolve_model)
     model, policy = _initial_model(job)
     first = steps[0] if steps and steps[0].technique.replaces_training else None
@@ -106,8 +124,9 @@ def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
     return _train_summary(job, policy)
 
 
-def _plan(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
-          resolve_model: ModelResolver) -> tuple[_TrainJob, list[_Step]]:
+def _plan(
+    spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, resolve_model: ModelResolver
+) -> tuple[_TrainJob, list[_Step]]:
     """Each technique looked up in the registry (before anything trains) and the step count
     the run's progress is measured against."""
     t = spec.training
@@ -159,8 +178,11 @@ def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> k
     early = None
     if t.early_stopping and job.data.x_val is not None:
         early = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=t.early_stopping.patience,
-            min_delta=t.early_stopping.min_delta, restore_best_weights=True)
+            monitor="val_loss",
+            patience=t.early_stopping.patience,
+            min_delta=t.early_stopping.min_delta,
+            restore_best_weights=True,
+        )
         callbacks.append(early)
     if t.epochs:
         _fit(job, applied, epochs=t.epochs, optimizer=make_optimizer(t.optimizer), callbacks=callbacks)
@@ -170,8 +192,9 @@ def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> k
     return first.technique.strip(applied) if first is not None else model
 
 
-def _technique_chain(job: _TrainJob, model: keras.Model, policy: str,
-                     steps: list[_Step]) -> tuple[keras.Model, keras.Model | None]:
+def _technique_chain(
+    job: _TrainJob, model: keras.Model, policy: str, steps: list[_Step]
+) -> tuple[keras.Model, keras.Model | None]:
     """Each fine-tuning technique in the order given: apply → fit with its callbacks → strip.
     Returns the final plain model and, after QAT, the model the int8 export converts from."""
     t = job.spec.training
@@ -188,8 +211,13 @@ def _technique_chain(job: _TrainJob, model: keras.Model, policy: str,
         applied = technique.apply(model, tspec, job.context(kept))
         for line in applied.notes:
             job.reporter.log(line)
-        _fit(job, applied, epochs=technique.fine_tune_epochs(tspec, job.steps_per_epoch), optimizer=optimizer,
-             allow_xla=False)
+        _fit(
+            job,
+            applied,
+            epochs=technique.fine_tune_epochs(tspec, job.steps_per_epoch),
+            optimizer=optimizer,
+            allow_xla=False,
+        )
         model = technique.strip(applied)
         kept |= technique.keeps
         if technique.int8_from_fine_tuned:
@@ -197,14 +225,28 @@ def _technique_chain(job: _TrainJob, model: keras.Model, policy: str,
     return model, int8_model
 
 
-def _fit(job: _TrainJob, applied: Applied, *, epochs: int, optimizer: keras.optimizers.Optimizer,
-         callbacks: Sequence[keras.callbacks.Callback] = (), allow_xla: bool = True) -> None:
-    fit_phase(applied.model, job.arrays if applied.arrays is None else applied.arrays,
-              training=job.spec.training, epochs=epochs, optimizer=optimizer,
-              loss=job.loss if applied.loss is None else applied.loss,
-              metrics=job.metrics if applied.metrics is None else applied.metrics,
-              reporter=job.reporter, clock=job.clock, callbacks=[*callbacks, *applied.callbacks],
-              allow_xla=allow_xla)
+def _fit(
+    job: _TrainJob,
+    applied: Applied,
+    *,
+    epochs: int,
+    optimizer: keras.optimizers.Optimizer,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    allow_xla: bool = True,
+) -> None:
+    fit_phase(
+        applied.model,
+        job.arrays if applied.arrays is None else applied.arrays,
+        training=job.spec.training,
+        epochs=epochs,
+        optimizer=optimizer,
+        loss=job.loss if applied.loss is None else applied.loss,
+        metrics=job.metrics if applied.metrics is None else applied.metrics,
+        reporter=job.reporter,
+        clock=job.clock,
+        callbacks=[*callbacks, *applied.callbacks],
+        allow_xla=allow_xla,
+    )
 
 
 def _save_keras_variant(job: _TrainJob, model: keras.Model, test: TestSet) -> keras.Model:
@@ -219,10 +261,16 @@ def _save_keras_variant(job: _TrainJob, model: keras.Model, test: TestSet) -> ke
 def _train_summary(job: _TrainJob, trained_in: str) -> JobSummary:
     clock = job.clock
     return JobSummary(
-        epochs_done=clock.epochs_done, train_seconds=clock.train_seconds,
-        peak_memory_bytes=_peak_rss_bytes(), stopped_early=clock.stopped_early,
-        extra={"steps": clock.step, "recipe": techniques_summary(job.spec), "precision": trained_in,
-               "wall_seconds": time.monotonic() - clock.started},
+        epochs_done=clock.epochs_done,
+        train_seconds=clock.train_seconds,
+        peak_memory_bytes=_peak_rss_bytes(),
+        stopped_early=clock.stopped_early,
+        extra={
+            "steps": clock.step,
+            "recipe": techniques_summary(job.spec),
+            "precision": trained_in,
+            "wall_seconds": time.monotonic() - clock.started,
+        },
     )
 
 
@@ -233,40 +281,55 @@ def _phase(reporter: Reporter, clock: RunClock, index: int, label: str) -> None:
 
 
 def _report(reporter: Reporter, variant, clock: RunClock, fraction: float) -> None:
-    reporter.log(f"{variant.format}: accuracy {variant.accuracy:.4f}, {variant.size_bytes} bytes "
-                 f"({variant.gzip_bytes} gzip), p50 {variant.latency_p50_ms:.3f} ms")
+    reporter.log(
+        f"{variant.format}: accuracy {variant.accuracy:.4f}, {variant.size_bytes} bytes "
+        f"({variant.gzip_bytes} gzip), p50 {variant.latency_p50_ms:.3f} ms"
+    )
     reporter.add_variant(variant)
     reporter.progress(fraction, None)
 
 
 # --- exports (train and optimize) -------------------------------------------------------
 
-def _export_all(spec: RunSpec, model: keras.Model, data: Data, test: TestSet, reporter: Reporter,
-                workdir: Path, clock: RunClock | None, *, qat_model: keras.Model | None = None) -> None:
-    rep = representative_samples(data.x_train, spec.export_options.representative_samples,
-                                 spec.dataset.seed)
+
+def _export_all(
+    spec: RunSpec,
+    model: keras.Model,
+    data: Data,
+    test: TestSet,
+    reporter: Reporter,
+    workdir: Path,
+    clock: RunClock | None,
+    *,
+    qat_model: keras.Model | None = None,
+) -> None:
+    rep = representative_samples(data.x_train, spec.export_options.representative_samples, spec.dataset.seed)
     for n, fmt in enumerate(spec.exports, start=1):
         from_qat = fmt == "int8" and qat_model is not None
         path = workdir / f"model-{fmt}.tflite"
         started = time.monotonic()
         to_tflite(qat_model if from_qat else model, fmt, path, representative=rep, from_qat=from_qat)
-        reporter.log(f"exported tflite-{fmt}{' from the QAT model' if from_qat else ''} "
-                     f"in {time.monotonic() - started:.1f} s")
-        variant = measure_variant(path, f"tflite-{fmt}", test, spec.measurement, source_model=model,
-                                  extra={"from_qat": from_qat})
+        reporter.log(
+            f"exported tflite-{fmt}{' from the QAT model' if from_qat else ''} in {time.monotonic() - started:.1f} s"
+        )
+        variant = measure_variant(
+            path, f"tflite-{fmt}", test, spec.measurement, source_model=model, extra={"from_qat": from_qat}
+        )
         _report(reporter, variant, clock or RunClock(1), 0.9 + 0.1 * n / max(len(spec.exports), 1))
 
 
-def _optimize(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path,
-              resolve_model: ModelResolver) -> JobSummary:
+def _optimize(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, resolve_model: ModelResolver) -> JobSummary:
     assert spec.parent_run_id is not None  # the spec validator guarantees it
     model = load_keras_model(resolve_model(spec.parent_run_id), "the parent run's model")
     check_input(model, data, "the parent run's model")
-    reporter.log(f"phase: post-training export of run {spec.parent_run_id}'s model "
-                 f"({model.count_params()} parameters)")
+    reporter.log(f"phase: post-training export of run {spec.parent_run_id}'s model ({model.count_params()} parameters)")
     started = time.monotonic()
     test = TestSet(data.x_test, data.y_test, data.classes)
     _export_all(spec, model, data, test, reporter, workdir, None)
     reporter.progress(1.0, 0.0)
-    return JobSummary(epochs_done=0, train_seconds=0.0, peak_memory_bytes=_peak_rss_bytes(),
-                      extra={"wall_seconds": time.monotonic() - started})
+    return JobSummary(
+        epochs_done=0,
+        train_seconds=0.0,
+        peak_memory_bytes=_peak_rss_bytes(),
+        extra={"wall_seconds": time.monotonic() - started},
+    )

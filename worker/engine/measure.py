@@ -35,6 +35,7 @@ EVAL_BATCH = 256
 
 # --- runners ---------------------------------------------------------------------------
 
+
 class KerasRunner:
     def __init__(self, path: Path):
         self.model = keras.models.load_model(path, safe_mode=True, compile=False)
@@ -94,6 +95,7 @@ class LiteRunner:
 
 # --- quality ---------------------------------------------------------------------------
 
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1 and the confusion matrix (rows true, columns predicted).
 
@@ -116,8 +118,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int)
         recall = np.where(true_pos > 0, tp / true_pos, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     present = true_pos > 0
+
     def macro(v: np.ndarray) -> float:
         return float(v[present].mean()) if present.any() else 0.0
+
     return {
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
         "precision": macro(precision),
@@ -136,6 +140,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int)
 
 # --- speed -----------------------------------------------------------------------------
 
+
 def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
     for _ in range(warmup):
         fn()
@@ -148,6 +153,7 @@ def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
 
 
 # --- weights ---------------------------------------------------------------------------
+
 
 def _kernels(model: keras.Model) -> dict[str, np.ndarray]:
     out = {}
@@ -176,9 +182,13 @@ def keras_weight_stats(model: keras.Model) -> dict[str, Any]:
 
 
 _FB_DTYPES = {
-    fb.TensorType.FLOAT32: np.float32, fb.TensorType.FLOAT16: np.float16,
-    fb.TensorType.INT32: np.int32, fb.TensorType.UINT8: np.uint8,
-    fb.TensorType.INT64: np.int64, fb.TensorType.INT8: np.int8, fb.TensorType.INT16: np.int16,
+    fb.TensorType.FLOAT32: np.float32,
+    fb.TensorType.FLOAT16: np.float16,
+    fb.TensorType.INT32: np.int32,
+    fb.TensorType.UINT8: np.uint8,
+    fb.TensorType.INT64: np.int64,
+    fb.TensorType.INT8: np.int8,
+    fb.TensorType.INT16: np.int16,
 }
 _FB_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 
@@ -221,6 +231,7 @@ def tflite_weight_stats(path: Path, interp: Interpreter) -> dict[str, Any]:
 
 # --- the harness -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TestSet:
     x: np.ndarray
@@ -229,8 +240,13 @@ class TestSet:
 
 
 def measure_variant(
-    path: Path, fmt: str, test: TestSet, measurement: MeasurementSpec, *,
-    source_model: keras.Model | None = None, extra: dict[str, Any] | None = None,
+    path: Path,
+    fmt: str,
+    test: TestSet,
+    measurement: MeasurementSpec,
+    *,
+    source_model: keras.Model | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> VariantResult:
     """Measure the model file at `path` (format `keras` or `tflite-*`) on the test split.
 
@@ -245,8 +261,11 @@ def measure_variant(
     if is_tflite:
         assert isinstance(runner, LiteRunner)
         file_stats = tflite_weight_stats(path, runner.interp)
-        counts = keras_weight_stats(source_model) if source_model is not None else {
-            "params": 0, "nonzero_params": 0, "extra": {}}
+        counts = (
+            keras_weight_stats(source_model)
+            if source_model is not None
+            else {"params": 0, "nonzero_params": 0, "extra": {}}
+        )
     else:
         assert isinstance(runner, KerasRunner)
         file_stats = {}
@@ -259,18 +278,30 @@ def measure_variant(
 
     data = path.read_bytes()
     return VariantResult(
-        format=fmt, path=path,
-        accuracy=quality["accuracy"], precision=quality["precision"], recall=quality["recall"],
-        f1=quality["f1"], confusion=quality["confusion"],
-        size_bytes=len(data), gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
-        params=counts["params"], nonzero_params=counts["nonzero_params"],
+        format=fmt,
+        path=path,
+        accuracy=quality["accuracy"],
+        precision=quality["precision"],
+        recall=quality["recall"],
+        f1=quality["f1"],
+        confusion=quality["confusion"],
+        size_bytes=len(data),
+        gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
+        params=counts["params"],
+        nonzero_params=counts["nonzero_params"],
         latency_p50_ms=float(np.percentile(latency, 50) * 1e3),
         latency_p95_ms=float(np.percentile(latency, 95) * 1e3),
         throughput_per_s=float(measurement.throughput_batch / np.median(tp_times)),
         hardware={**fingerprint(), "threads": 1 if is_tflite else "tensorflow-default"},
-        extra={**counts["extra"], **file_stats, "latency_runs": measurement.latency_runs,
-               "warmup_runs": measurement.warmup_runs,
-               "throughput_batch": measurement.throughput_batch,
-               "test_examples": int(len(test.y)), "per_class": quality["per_class"],
-               "classes_absent_from_test": quality["classes_absent_from_test"], **(extra or {})},
+        extra={
+            **counts["extra"],
+            **file_stats,
+            "latency_runs": measurement.latency_runs,
+            "warmup_runs": measurement.warmup_runs,
+            "throughput_batch": measurement.throughput_batch,
+            "test_examples": int(len(test.y)),
+            "per_class": quality["per_class"],
+            "classes_absent_from_test": quality["classes_absent_from_test"],
+            **(extra or {}),
+        },
     )

@@ -23,8 +23,12 @@ def _regularizer(reg: RegularizationSpec) -> keras.regularizers.Regularizer | No
 
 
 def build_model(
-    spec: ModelSpec, input_shape: tuple[int, ...], classes: int, reg: RegularizationSpec,
-    *, name: str | None = None,
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    classes: int,
+    reg: RegularizationSpec,
+    *,
+    name: str | None = None,
 ) -> keras.Model:
     """A fresh model of the spec's architecture; L1/L2 act on kernels, dropout before the
     classifier."""
@@ -37,29 +41,33 @@ def build_model(
             raise ValueError(f"seed_cnn needs image inputs (H, W, C), got {input_shape}")
         pad = arch.seed_cnn_padding(input_shape)
         for i, f in enumerate(arch.SEED_CNN_FILTERS):
-            x = keras.layers.Conv2D(arch.scaled(f, w), 3, padding=pad, activation="relu",
-                                    kernel_regularizer=kr, name=f"conv{i + 1}")(x)
+            x = keras.layers.Conv2D(
+                arch.scaled(f, w), 3, padding=pad, activation="relu", kernel_regularizer=kr, name=f"conv{i + 1}"
+            )(x)
             if i < 2:
                 x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(arch.scaled(arch.SEED_CNN_DENSE, w), activation="relu",
-                               kernel_regularizer=kr, name="dense")(x)
+        x = keras.layers.Dense(
+            arch.scaled(arch.SEED_CNN_DENSE, w), activation="relu", kernel_regularizer=kr, name="dense"
+        )(x)
     elif spec.architecture == "mlp":
         x = keras.layers.Flatten(name="flatten")(x)
         for i, u in enumerate(arch.MLP_UNITS):
-            x = keras.layers.Dense(arch.scaled(u, w), activation="relu", kernel_regularizer=kr,
-                                   name=f"dense{i + 1}")(x)
+            x = keras.layers.Dense(arch.scaled(u, w), activation="relu", kernel_regularizer=kr, name=f"dense{i + 1}")(x)
     elif spec.architecture == "ds_cnn":
         if len(input_shape) != 3:
             raise ValueError(f"ds_cnn needs image inputs (H, W, C), got {input_shape}")
-        x = keras.layers.Conv2D(arch.scaled(arch.DS_CNN_STEM, w), 3, padding="same",
-                                activation="relu", kernel_regularizer=kr, name="stem")(x)
+        x = keras.layers.Conv2D(
+            arch.scaled(arch.DS_CNN_STEM, w), 3, padding="same", activation="relu", kernel_regularizer=kr, name="stem"
+        )(x)
         for i, out in enumerate(arch.DS_CNN_BLOCKS):
             x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
-            x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu",
-                                             depthwise_regularizer=kr, name=f"dw{i + 1}")(x)
-            x = keras.layers.Conv2D(arch.scaled(out, w), 1, activation="relu",
-                                    kernel_regularizer=kr, name=f"pw{i + 1}")(x)
+            x = keras.layers.DepthwiseConv2D(
+                3, padding="same", activation="relu", depthwise_regularizer=kr, name=f"dw{i + 1}"
+            )(x)
+            x = keras.layers.Conv2D(
+                arch.scaled(out, w), 1, activation="relu", kernel_regularizer=kr, name=f"pw{i + 1}"
+            )(x)
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     else:  # pragma: no cover - the spec's Literal forbids it
         raise ValueError(f"unknown architecture {spec.architecture!r}")
@@ -94,7 +102,8 @@ def load_keras_model(path: Path, what: str) -> keras.Model:
         raise ModelFileRefused(
             f"{what} is not a Keras v3 .keras file ({path.name}; runs before issue 16 saved HDF5 under "
             "that name on the job thread): only Keras v3 files are loaded, in safe mode; retry that run "
-            "to make a Keras v3 model")
+            "to make a Keras v3 model"
+        )
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
 

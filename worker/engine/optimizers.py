@@ -30,10 +30,18 @@ class _FusedAdamStep:
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         index = self._index_dict[self._var_key(variable)]
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(self.learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=gradient, use_locking=False)
+            var=variable.handle,
+            m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(self.learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=gradient,
+            use_locking=False,
+        )
 
 
 class FusedAdam(_FusedAdamStep, keras.optimizers.Adam):
@@ -66,11 +74,12 @@ def scheduled_rate(spec: ScheduleSpec, base_lr: float, epoch_float: float, total
     if spec.name == "step":
         lr = base_lr * spec.gamma ** math.floor(e / spec.step_epochs)
     elif spec.name == "exponential":
-        lr = base_lr * spec.gamma ** e
+        lr = base_lr * spec.gamma**e
     elif spec.name == "cosine":
         span = max(total_epochs - spec.warmup_epochs, 1e-9)
         lr = spec.min_learning_rate + 0.5 * (base_lr - spec.min_learning_rate) * (
-            1 + math.cos(math.pi * min(e / span, 1.0)))
+            1 + math.cos(math.pi * min(e / span, 1.0))
+        )
     else:  # constant and plateau (plateau lowers it from its own callback)
         lr = base_lr
     return max(lr, spec.min_learning_rate)
@@ -96,19 +105,21 @@ class ScheduleCallback(keras.callbacks.Callback):
                 self.model.optimizer.learning_rate.assign(self.base_lr)
                 self._warm_done = True
             return
-        self.model.optimizer.learning_rate.assign(
-            scheduled_rate(self.spec, self.base_lr, e, self.epochs))
+        self.model.optimizer.learning_rate.assign(scheduled_rate(self.spec, self.base_lr, e, self.epochs))
 
 
-def schedule_callbacks(spec: ScheduleSpec, base_lr: float, epochs: int,
-                       steps_per_epoch: int) -> list[keras.callbacks.Callback]:
+def schedule_callbacks(
+    spec: ScheduleSpec, base_lr: float, epochs: int, steps_per_epoch: int
+) -> list[keras.callbacks.Callback]:
     cbs: list[keras.callbacks.Callback] = []
     if spec.name != "constant" or spec.warmup_epochs:
         cbs.append(ScheduleCallback(spec, base_lr, epochs, steps_per_epoch))
     if spec.name == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=spec.gamma, patience=spec.patience,
-            min_lr=spec.min_learning_rate, verbose=0))
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=spec.gamma, patience=spec.patience, min_lr=spec.min_learning_rate, verbose=0
+            )
+        )
     return cbs
 
 

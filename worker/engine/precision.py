@@ -28,8 +28,9 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(cpuinfo().get("flags", "").split())
 
 
-def training_policy(requested: bool, *, gpu: bool, flags: frozenset[str] | None = None,
-                    onednn: bool | None = None) -> tuple[str, str | None]:
+def training_policy(
+    requested: bool, *, gpu: bool, flags: frozenset[str] | None = None, onednn: bool | None = None
+) -> tuple[str, str | None]:
     """(Keras policy name, a line for the run's log or None) for a run."""
     if not requested:
         return FLOAT32, None
@@ -39,10 +40,14 @@ def training_policy(requested: bool, *, gpu: bool, flags: frozenset[str] | None 
     if onednn is None:
         onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
     if native and onednn:
-        return "mixed_bfloat16", (f"mixed precision: bfloat16 compute on the CPU ({', '.join(native)}), "
-                                  "float32 weights")
-    why = ("TF_ENABLE_ONEDNN_OPTS=0 turns off TensorFlow's bfloat16 CPU kernels" if native else
-           "no GPU and no CPU bfloat16 instructions (AVX512_BF16 or AMX)")
+        return "mixed_bfloat16", (
+            f"mixed precision: bfloat16 compute on the CPU ({', '.join(native)}), float32 weights"
+        )
+    why = (
+        "TF_ENABLE_ONEDNN_OPTS=0 turns off TensorFlow's bfloat16 CPU kernels"
+        if native
+        else "no GPU and no CPU bfloat16 instructions (AVX512_BF16 or AMX)"
+    )
     return FLOAT32, f"mixed precision requested but {why}: training in float32"
 
 

@@ -67,8 +67,9 @@ def _drop_traced_custom_gradients() -> int:
     graph of it is used again. TensorFlow has no public way to unregister, hence `_registry`.
     """
     registry = _tf_ops.gradient_registry._registry
-    stale = [name for name in registry
-             if name.startswith(_CUSTOM_GRADIENT_PREFIX) and name not in _IMPORT_TIME_GRADIENTS]
+    stale = [
+        name for name in registry if name.startswith(_CUSTOM_GRADIENT_PREFIX) and name not in _IMPORT_TIME_GRADIENTS
+    ]
     for name in stale:
         del registry[name]
     return len(stale)

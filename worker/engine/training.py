@@ -20,8 +20,9 @@ from worker.engine.contract import Reporter
 from worker.engine.tfsetup import keras
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool,
-                 pipeline: PipelineSpec, seed: int) -> tf.data.Dataset:
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, pipeline: PipelineSpec, seed: int
+) -> tf.data.Dataset:
     """Batches from in-memory arrays, reshuffled every epoch with a fixed seed and prefetched
     so the next batch is ready when a step ends.
 
@@ -64,29 +65,40 @@ class Arrays:
 
 
 def fit_phase(
-    model: keras.Model, arrays: Arrays, *, training: TrainingSpec, epochs: int,
-    optimizer: keras.optimizers.Optimizer, loss: Callable | keras.losses.Loss,
-    metrics: Sequence, reporter: Reporter, clock: RunClock,
-    callbacks: Sequence[keras.callbacks.Callback] = (), allow_xla: bool = True,
+    model: keras.Model,
+    arrays: Arrays,
+    *,
+    training: TrainingSpec,
+    epochs: int,
+    optimizer: keras.optimizers.Optimizer,
+    loss: Callable | keras.losses.Loss,
+    metrics: Sequence,
+    reporter: Reporter,
+    clock: RunClock,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    allow_xla: bool = True,
 ) -> keras.callbacks.History:
     """Compile and fit `model` for `epochs` epochs; updates `clock` (steps, epochs, time)."""
     pipe = training.pipeline
     model.compile(
-        optimizer=optimizer, loss=loss, metrics=list(metrics),
+        optimizer=optimizer,
+        loss=loss,
+        metrics=list(metrics),
         steps_per_execution=pipe.steps_per_execution,
         jit_compile=bool(pipe.xla and allow_xla),
     )
-    train_ds = make_dataset(arrays.x, arrays.y, training.batch_size, shuffle=True,
-                            pipeline=pipe, seed=training.seed)
+    train_ds = make_dataset(arrays.x, arrays.y, training.batch_size, shuffle=True, pipeline=pipe, seed=training.seed)
     val_ds = None
     if arrays.x_val is not None and len(arrays.x_val):
-        val_ds = make_dataset(arrays.x_val, arrays.y_val, max(training.batch_size, 256),
-                              shuffle=False, pipeline=pipe, seed=training.seed)
+        val_ds = make_dataset(
+            arrays.x_val, arrays.y_val, max(training.batch_size, 256), shuffle=False, pipeline=pipe, seed=training.seed
+        )
     spe = steps_per_epoch(len(arrays.x), training.batch_size)
     reporter_cb = ReporterCallback(reporter, clock, training.log_every_n_batches, spe)
     start = time.monotonic()
     try:
-        return model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
-                         callbacks=[reporter_cb, *callbacks])
+        return model.fit(
+            train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=[reporter_cb, *callbacks]
+        )
     finally:
         clock.train_seconds += time.monotonic() - start

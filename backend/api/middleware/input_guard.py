@@ -82,11 +82,18 @@ class InputGuard:
         try:
             await self.app(scope, receive, tracked)
         except (OverflowError, DataError, StatementError) as e:
-            if tracked.started or (isinstance(e, StatementError) and not isinstance(e, DataError)
-                           and not isinstance(e.orig, OverflowError | UnicodeError | ValueError)):
+            if tracked.started or (
+                isinstance(e, StatementError)
+                and not isinstance(e, DataError)
+                and not isinstance(e.orig, OverflowError | UnicodeError | ValueError)
+            ):
                 raise
-            log.warning("database refused a request value on %s %s: %s", scope["method"],
-                        scope["path"], type(getattr(e, "orig", e)).__name__)
+            log.warning(
+                "database refused a request value on %s %s: %s",
+                scope["method"],
+                scope["path"],
+                type(getattr(e, "orig", e)).__name__,
+            )
             await _unprocessable(send, ["request"], "a value is out of range for the database")
 
 
@@ -113,6 +120,11 @@ def _replay(body: bytes) -> Receive:
 
 async def _unprocessable(send: Send, loc: list[Any], msg: str) -> None:
     body = json.dumps({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}).encode()
-    await send({"type": "http.response.start", "status": 422,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

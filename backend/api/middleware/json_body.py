@@ -69,7 +69,7 @@ def bracket_depth(body: bytes) -> int:
     brackets = t[~inside & ~quote]
     deepest, level = 0, 0
     for start in range(0, len(brackets), _CHUNK):  # bounded memory; stops once too deep
-        chunk = brackets[start:start + _CHUNK]
+        chunk = brackets[start : start + _CHUNK]
         running = np.cumsum(_STEP[chunk], dtype=np.int32) + level
         deepest, level = max(deepest, int(running.max())), int(running[-1])
         if deepest > MAX_JSON_DEPTH:

@@ -25,8 +25,10 @@ MAX_RUNS = 200
 LOSS_KEYS = ("loss", "val_loss")
 LOSS_POINT_BUDGET = 24_000
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
-RunsQuery = Annotated[str, Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$",
-                                 description="comma-separated run ids, e.g. 1,2,3")]
+RunsQuery = Annotated[
+    str,
+    Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$", description="comma-separated run ids, e.g. 1,2,3"),
+]
 BaselineQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="run the deltas refer to")]
 XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
 
@@ -38,8 +40,7 @@ def _run_ids(raw: str) -> list[int]:
     return ids
 
 
-def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *,
-                with_figures: bool) -> dict[str, Any]:
+def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *, with_figures: bool) -> dict[str, Any]:
     ids = _run_ids(raw_runs)
     records = run_store.get_runs(session, run_ids=ids)
     missing = sorted(set(ids) - {r.id for r in records})
@@ -47,12 +48,14 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
         names = ", ".join(map(str, missing))
         raise NotFound(f"runs not found: {names}")
     run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
-    variant_docs = [VariantPublic.of(v).model_dump(mode="json")
-                    for v in variants.list_variants(session, run_ids=ids)]
+    variant_docs = [VariantPublic.of(v).model_dump(mode="json") for v in variants.list_variants(session, run_ids=ids)]
     # optimize runs are labelled by their parent's recipe, selected or not
     parent_ids = sorted({int(r.parent_run_id) for r in records if r.parent_run_id})
-    parents = {p.id: RunPublic.of(p).model_dump(mode="json")
-               for p in run_store.get_runs(session, run_ids=parent_ids)} if parent_ids else {}
+    parents = (
+        {p.id: RunPublic.of(p).model_dump(mode="json") for p in run_store.get_runs(session, run_ids=parent_ids)}
+        if parent_ids
+        else {}
+    )
     rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents)
     out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
     if with_figures:
@@ -63,8 +66,7 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
         many = metrics.read_series_many(session, run_ids=ids, keys=list(LOSS_KEYS), max_points=per_series)
         series_by_run = {
             # the run id keeps two runs with the same name apart in the legend
-            f"#{r.id} {r.name}": {k: {"steps": s.steps, "values": s.values}
-                                  for k, s in many.get(r.id, {}).items()}
+            f"#{r.id} {r.name}": {k: {"steps": s.steps, "values": s.values} for k, s in many.get(r.id, {}).items()}
             for r in records
         }
         out["figures"] = {
@@ -81,8 +83,9 @@ def _attachment(name: str) -> dict[str, str]:
 
 
 @router.get("/compare")
-def read_comparison(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
-                    x: XQuery = "size_bytes") -> Response:
+def read_comparison(
+    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+) -> Response:
     """Runs side by side: a row per variant with deltas, and loss/trade-off/latency figures."""
     data = _comparison(session, runs, baseline, x, with_figures=True)
     # Encoded by orjson: FastAPI's encoder walked every point of the loss figure (~16,000
@@ -91,25 +94,27 @@ def read_comparison(session: SessionDep, runs: RunsQuery, baseline: BaselineQuer
 
 
 @router.get("/compare.csv", response_class=PlainTextResponse)
-def export_csv(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
-               x: XQuery = "size_bytes") -> PlainTextResponse:
+def export_csv(
+    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+) -> PlainTextResponse:
     """The comparison table as CSV."""
     data = _comparison(session, runs, baseline, x, with_figures=False)
-    return PlainTextResponse(rows_csv(data["rows"]), media_type="text/csv; charset=utf-8",
-                             headers=_attachment("csv"))
+    return PlainTextResponse(rows_csv(data["rows"]), media_type="text/csv; charset=utf-8", headers=_attachment("csv"))
 
 
 @router.get("/compare.json")
-def export_json(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
-                x: XQuery = "size_bytes") -> JSONResponse:
+def export_json(
+    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+) -> JSONResponse:
     """The comparison table and its runs as a JSON file."""
     data = _comparison(session, runs, baseline, x, with_figures=False)
     return JSONResponse(data, headers=_attachment("json"))
 
 
 @router.get("/compare/report.html", response_class=HTMLResponse)
-def export_report(session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None,
-                  x: XQuery = "size_bytes") -> HTMLResponse:
+def export_report(
+    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+) -> HTMLResponse:
     """A self-contained HTML report (Plotly.js and figures inlined) that opens offline."""
     data = _comparison(session, runs, baseline, x, with_figures=True)
     html = figures.report_html(data["rows"], data["figures"], data["runs"])

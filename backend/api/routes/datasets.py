@@ -51,12 +51,15 @@ def upload_dataset(
             while chunk := file.file.read(1 << 20):
                 size += len(chunk)
                 if size > settings.max_upload_bytes:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                        f"file: larger than the {settings.max_upload_bytes} byte limit")
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE,
+                        f"file: larger than the {settings.max_upload_bytes} byte limit",
+                    )
                 out.write(chunk)
         try:
-            info = validate_npz(tmp, max_expanded_bytes=settings.max_dataset_bytes,
-                                max_ratio=settings.max_dataset_ratio)
+            info = validate_npz(
+                tmp, max_expanded_bytes=settings.max_dataset_bytes, max_ratio=settings.max_dataset_ratio
+            )
         except Exception as e:  # whatever the bytes are (empty, truncated, hostile): the upload is refused
             loc = ["body", "file"]
             if isinstance(e, DatasetRefused):

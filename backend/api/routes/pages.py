@@ -13,17 +13,23 @@ from backend.store import tokens
 
 router = APIRouter(include_in_schema=False)
 
-PAGES = {"runs": "index.html", "run": "run.html", "compare": "compare.html",
-         "launch": "launch.html", "workers": "workers.html", "docs": "docs.html", "redoc": "redoc.html",
-         "login": "login.html"}
+PAGES = {
+    "runs": "index.html",
+    "run": "run.html",
+    "compare": "compare.html",
+    "launch": "launch.html",
+    "workers": "workers.html",
+    "docs": "docs.html",
+    "redoc": "redoc.html",
+    "login": "login.html",
+}
 
 
 def _page(settings: SettingsDep, page: str, status_code: int = 200) -> FileResponse:
     path = settings.frontend_dir / PAGES[page]
     if not path.is_file():
         path = settings.frontend_dir / "index.html"
-    return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"},
-                        status_code=status_code)
+    return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"}, status_code=status_code)
 
 
 @router.get("/")
@@ -69,8 +75,15 @@ def _sign_in(request: Request, token: str, target: str) -> Response:
 
 
 def _set_cookie(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+        max_age=30 * 24 * 3600,
+    )
 
 
 def _local_path(target: str | None) -> str:
@@ -81,9 +94,13 @@ def _local_path(target: str | None) -> str:
 
 
 @router.get("/login")
-def login(request: Request, session: SessionDep, settings: SettingsDep,
-          token: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-          next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None) -> Response:
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
+) -> Response:
     """The sign-in link (`?token=…`): exchange the token for an HttpOnly cookie and open the
     dashboard. Without a token, the sign-in page; with a refused one, the same page with 401."""
     if token is None:

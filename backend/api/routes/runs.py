@@ -65,7 +65,12 @@ def read_runs(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
-    sort: Annotated[str, Query(pattern=r"^-?(created_at|name|status|id|finished_at|progress|accuracy|size_bytes|latency_p50_ms|duration)$")] = "-created_at",
+    sort: Annotated[
+        str,
+        Query(
+            pattern=r"^-?(created_at|name|status|id|finished_at|progress|accuracy|size_bytes|latency_p50_ms|duration)$"
+        ),
+    ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
@@ -89,8 +94,9 @@ async def read_run(run_id: Id, request: Request) -> Response:
         token, from_cookie = presented
         record, run = await tokens.verify_token_reading_run(reads, token=token, run_id=run_id)
         accepted_token(request, record, from_cookie)
-    return Response(orjson.dumps(public_run(_found(run, run_id)), option=orjson.OPT_UTC_Z),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(public_run(_found(run, run_id)), option=orjson.OPT_UTC_Z), media_type="application/json"
+    )
 
 
 @router.patch("/{run_id}")
@@ -136,17 +142,24 @@ def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: Settin
 
 
 @router.post("/{run_id}/optimize", status_code=status.HTTP_201_CREATED)
-def optimize_run(run_id: Id, body: OptimizeRequest, session: SessionDep, queue: QueueDep,
-                 settings: SettingsDep) -> RunPublic:
+def optimize_run(
+    run_id: Id, body: OptimizeRequest, session: SessionDep, queue: QueueDep, settings: SettingsDep
+) -> RunPublic:
     """Launch post-training quantization of this run's model as a new optimize run."""
     parent = _found(runs.get_run(session, run_id=run_id), run_id)
     base = _spec(parent.spec, loc=("stored spec",))
-    spec = _spec({
-        **base.model_dump(mode="json"),
-        "name": body.name or f"{parent.name} → {'+'.join(body.exports)}"[:200],
-        "kind": "optimize", "parent_run_id": run_id, "techniques": [], "exports": body.exports,
-        "external": False,
-    }, loc=("body",))
+    spec = _spec(
+        {
+            **base.model_dump(mode="json"),
+            "name": body.name or f"{parent.name} → {'+'.join(body.exports)}"[:200],
+            "kind": "optimize",
+            "parent_run_id": run_id,
+            "techniques": [],
+            "exports": body.exports,
+            "external": False,
+        },
+        loc=("body",),
+    )
     new = create_checked(session, spec, max_attempts=settings.max_attempts)
     commit_and_enqueue(session, queue, [new])
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))

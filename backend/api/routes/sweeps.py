@@ -52,5 +52,4 @@ def create_sweep(body: SweepIn, session: SessionDep, queue: QueueDep, settings: 
     created = [create_checked(session, spec, max_attempts=settings.max_attempts) for _, spec in points]
     commit_and_enqueue(session, queue, created)
     records = runs.get_runs(session, run_ids=[r.id for r in created])
-    return SweepCreated(experiment=body.base.experiment, count=len(records),
-                        data=[RunPublic.of(r) for r in records])
+    return SweepCreated(experiment=body.base.experiment, count=len(records), data=[RunPublic.of(r) for r in records])

@@ -44,8 +44,10 @@ def _dataset_availability() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name in BUILTIN_DATASETS:
         folder, missing = missing_files(name)
-        out[name] = {"available": not missing,
-                     "reason": f"not on this server: {', '.join(missing)} missing in {folder}" if missing else None}
+        out[name] = {
+            "available": not missing,
+            "reason": f"not on this server: {', '.join(missing)} missing in {folder}" if missing else None,
+        }
     return out
 
 

@@ -31,9 +31,14 @@ def read_variant(variant_id: Id, session: SessionDep) -> VariantPublic:
     return VariantPublic.of(v)
 
 
-@router.get("/variants/{variant_id}/download", response_class=FileResponse,
-            responses={404: {"description": "no such variant, or its file is missing"},
-                       409: {"description": "the file is not the one stored (SHA-256 mismatch): the variant is marked damaged"}})
+@router.get(
+    "/variants/{variant_id}/download",
+    response_class=FileResponse,
+    responses={
+        404: {"description": "no such variant, or its file is missing"},
+        409: {"description": "the file is not the one stored (SHA-256 mismatch): the variant is marked damaged"},
+    },
+)
 def download_variant(variant_id: Id, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The variant's model file, after its SHA-256 matched the digest stored with it."""
     v = variants.get_variant(session, variant_id=variant_id)

@@ -35,7 +35,22 @@ from backend.store.metrics.writes import (
 )
 
 __all__ = [
-    "LEVELS", "Point", "TooManyMetricKeys", "backfill_digests", "build_digest", "claim_batch_key", "count_points",
-    "default_metric_keys", "delete_points", "last_step", "list_metric_keys", "log_batch", "metric_keys",
-    "read_series", "read_series_many", "read_wall_times", "rebuild_blocks", "record_batch_key",
+    "LEVELS",
+    "Point",
+    "TooManyMetricKeys",
+    "backfill_digests",
+    "build_digest",
+    "claim_batch_key",
+    "count_points",
+    "default_metric_keys",
+    "delete_points",
+    "last_step",
+    "list_metric_keys",
+    "log_batch",
+    "metric_keys",
+    "read_series",
+    "read_series_many",
+    "read_wall_times",
+    "rebuild_blocks",
+    "record_batch_key",
 ]

@@ -24,12 +24,14 @@ Pt = tuple[int, float | None]
 # [n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value]
 Summary = list[Any]
 
-_COLUMNS = ("n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value")
+_COLUMNS = "n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value"
 # Positional parameters through the driver's executemany: a batch upserts ~100 block rows, and
 # SQLAlchemy's per-row parameter processing cost more than the statement.
-UPSERT = (f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
-          "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
-          + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")))
+UPSERT = (
+    f"INSERT INTO metric_blocks (run_id, key, level, block, {_COLUMNS}) VALUES ({{marks}}) "
+    "ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", "))
+)
 
 
 def _min_key(step: int, value: float | None) -> tuple[bool, float, int]:
@@ -81,12 +83,14 @@ def tails(conn: Connection, *, run_id: int, keys: list[str]) -> dict[tuple[str, 
     MAX had read every stored block: ~1 ms per batch at 50,000 steps). It gives each series'
     last step, and the blocks a forward batch shares with older points."""
     mark = driver_marks(conn.dialect, 1)
-    sql = (f"WITH k(key) AS (VALUES {', '.join([f'({mark})'] * len(keys))}), "
-           f"l(level) AS (VALUES {', '.join(f'({level})' for level in LEVELS)}) "
-           f"SELECT b.key, b.level, b.block, {_COLUMNS} FROM k CROSS JOIN l JOIN metric_blocks b "
-           f"ON b.run_id = {mark} AND b.key = k.key AND b.level = l.level AND b.block = "
-           f"(SELECT block FROM metric_blocks WHERE run_id = {mark} AND key = k.key AND level = l.level "
-           "ORDER BY block DESC LIMIT 1)")
+    sql = (
+        f"WITH k(key) AS (VALUES {', '.join([f'({mark})'] * len(keys))}), "
+        f"l(level) AS (VALUES {', '.join(f'({level})' for level in LEVELS)}) "
+        f"SELECT b.key, b.level, b.block, {_COLUMNS} FROM k CROSS JOIN l JOIN metric_blocks b "
+        f"ON b.run_id = {mark} AND b.key = k.key AND b.level = l.level AND b.block = "
+        f"(SELECT block FROM metric_blocks WHERE run_id = {mark} AND key = k.key AND level = l.level "
+        "ORDER BY block DESC LIMIT 1)"
+    )
     rows = conn.exec_driver_sql(sql, (*keys, run_id, run_id))  # type: ignore[arg-type]
     return {(str(r[0]), int(r[1])): (int(r[2]), list(r[3:])) for r in rows}
 
@@ -96,8 +100,9 @@ def ends_of(tail: dict[tuple[str, int], tuple[int, Summary]]) -> dict[str, int]:
     return {key: s[3] for (key, level), (_, s) in tail.items() if level == LEVELS[-1]}
 
 
-def append(conn: Connection, *, run_id: int, batches: dict[str, list[Pt]],
-           tail: dict[tuple[str, int], tuple[int, Summary]]) -> None:
+def append(
+    conn: Connection, *, run_id: int, batches: dict[str, list[Pt]], tail: dict[tuple[str, int], tuple[int, Summary]]
+) -> None:
     """Summarise `batches` ({key: points after the series' last stored step}) at every level,
     merge the blocks they share with `tail` (see tails()) and upsert them."""
     levels: dict[str, list[dict[int, Summary]]] = {}

@@ -29,8 +29,11 @@ def build(conn: Connection, *, run_id: int) -> int:
     spans = reads._rows(conn, reads._LENGTHS_SQL.format(level=top, where=f"run_id = {int(run_id)}"), {})
     written = 0
     for level in reads.LEVELS:
-        span_of = {str(key): (int(n), int(lo), int(hi)) for _, key, n, lo, hi in spans
-                   if level == top or int(hi) // level - int(lo) // level + 1 <= MAX_BLOCKS}
+        span_of = {
+            str(key): (int(n), int(lo), int(hi))
+            for _, key, n, lo, hi in spans
+            if level == top or int(hi) // level - int(lo) // level + 1 <= MAX_BLOCKS
+        }
         if not span_of:
             continue
         params: dict[str, object] = {}
@@ -39,8 +42,17 @@ def build(conn: Connection, *, run_id: int) -> int:
         values = []
         for _, key, steps, vals in reads.block_series(rows):
             n, lo, hi = span_of[key]
-            values.append({"run_id": run_id, "key": key, "level": level, "n": n, "first_step": lo,
-                           "last_step": hi, "data": reads.pack(steps, vals)})
+            values.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "level": level,
+                    "n": n,
+                    "first_step": lo,
+                    "last_step": hi,
+                    "data": reads.pack(steps, vals),
+                }
+            )
         if values:
             conn.execute(insert(m.MetricDigest), values)
             written += len(values)
@@ -50,13 +62,18 @@ def build(conn: Connection, *, run_id: int) -> int:
 def backfill(session: Session, *, limit: int = 5) -> list[int]:
     """Digest finished runs that have blocks but no digest (runs from before digests existed, or
     ended by a path that did not build them). Newest first, a few per call."""
-    ids = list(session.scalars(
-        select(m.Run.id).where(
-            m.Run.status.in_(TERMINAL_STATUSES),
-            ~exists().where(m.MetricDigest.run_id == m.Run.id),
-            exists().where(m.MetricBlock.run_id == m.Run.id),
-        ).order_by(m.Run.id.desc()).limit(limit)
-    ))
+    ids = list(
+        session.scalars(
+            select(m.Run.id)
+            .where(
+                m.Run.status.in_(TERMINAL_STATUSES),
+                ~exists().where(m.MetricDigest.run_id == m.Run.id),
+                exists().where(m.MetricBlock.run_id == m.Run.id),
+            )
+            .order_by(m.Run.id.desc())
+            .limit(limit)
+        )
+    )
     for run_id in ids:
         build(session.connection(), run_id=run_id)
     return ids

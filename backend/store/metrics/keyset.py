@@ -33,7 +33,8 @@ class TooManyMetricKeys(ValueError):
         self.run_id, self.limit, self.stored, self.new = run_id, limit, stored, new
         super().__init__(
             f"run {run_id} would have more than {limit:,} metric keys ({stored:,} stored, {new:,} new in this "
-            f"batch); a run takes at most {limit:,} (OPTIBOARD_MAX_METRIC_KEYS_PER_RUN)")
+            f"batch); a run takes at most {limit:,} (OPTIBOARD_MAX_METRIC_KEYS_PER_RUN)"
+        )
 
 
 def list_keys(conn: Connection, *, run_id: int, limit: int, after: str = "") -> list[str]:

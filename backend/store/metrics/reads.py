@@ -51,15 +51,19 @@ SELECT run_id, key, step, value FROM r
 WHERE rmin = 1 OR rmax = 1 OR rfirst = 1 OR rlast = 1
 ORDER BY run_id, key, step
 """
-_PLAIN_SQL = ("SELECT run_id, key, step, value FROM metric_points WHERE {where} "
-              "ORDER BY run_id, key, step")
-_BLOCKS_SQL = ("SELECT run_id, key, first_step, first_value, min_step, min_value, max_step, "
-               "max_value, last_step, last_value FROM metric_blocks "
-               "WHERE level = {level} AND {where}")  # ordered in numpy: no sort spilling to disk
-_DIGESTS_SQL = ("SELECT run_id, key, n, first_step, last_step, data FROM metric_digests "
-                "WHERE level = {level} AND {where}")
-_LENGTHS_SQL = ("SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM metric_blocks "
-                "WHERE level = {level} AND {where} GROUP BY run_id, key")
+_PLAIN_SQL = "SELECT run_id, key, step, value FROM metric_points WHERE {where} ORDER BY run_id, key, step"
+_BLOCKS_SQL = (
+    "SELECT run_id, key, first_step, first_value, min_step, min_value, max_step, "
+    "max_value, last_step, last_value FROM metric_blocks "
+    "WHERE level = {level} AND {where}"
+)  # ordered in numpy: no sort spilling to disk
+_DIGESTS_SQL = (
+    "SELECT run_id, key, n, first_step, last_step, data FROM metric_digests WHERE level = {level} AND {where}"
+)
+_LENGTHS_SQL = (
+    "SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM metric_blocks "
+    "WHERE level = {level} AND {where} GROUP BY run_id, key"
+)
 
 
 def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -75,8 +79,7 @@ def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any,
         cur.close()
 
 
-def _runs_where(run_ids: Sequence[int], keys: Sequence[str] | None, params: dict[str, Any],
-                tag: str = "k") -> str:
+def _runs_where(run_ids: Sequence[int], keys: Sequence[str] | None, params: dict[str, Any], tag: str = "k") -> str:
     # Run ids are ints (cast here), so they are written inline: hundreds of bound parameters
     # cost more to bind than the query. Keys are bound.
     clause = f"run_id IN ({', '.join(str(int(r)) for r in run_ids)})"
@@ -98,8 +101,9 @@ def _pairs_where(pairs: Sequence[tuple[int, str]], params: dict[str, Any]) -> st
     runs_by_keys: dict[tuple[str, ...], list[int]] = {}
     for run_id, keys in keys_by_run.items():
         runs_by_keys.setdefault(tuple(sorted(keys)), []).append(run_id)
-    terms = [f"({_runs_where(runs, keys, params, tag=f'p{i}_')})"
-             for i, (keys, runs) in enumerate(runs_by_keys.items())]
+    terms = [
+        f"({_runs_where(runs, keys, params, tag=f'p{i}_')})" for i, (keys, runs) in enumerate(runs_by_keys.items())
+    ]
     return f"({' OR '.join(terms)})"
 
 
@@ -138,8 +142,7 @@ def block_series(rows: list[tuple[Any, ...]]) -> Iterator[tuple[int, str, np.nda
     fv, nv, xv, lv = (_floats(cols[i]) for i in (3, 5, 7, 9))
     codes = {k: i for i, k in enumerate(sorted(set(cols[1])))}
     order = np.lexsort((fs, np.array([codes[k] for k in cols[1]]), run))  # run, key, block
-    run, key, fs, ns, xs, ls, fv, nv, xv, lv = (
-        a[order] for a in (run, key, fs, ns, xs, ls, fv, nv, xv, lv))
+    run, key, fs, ns, xs, ls, fv, nv, xv, lv = (a[order] for a in (run, key, fs, ns, xs, ls, fv, nv, xv, lv))
     swap = ns > xs
     steps = np.stack([fs, np.where(swap, xs, ns), np.where(swap, ns, xs), ls], axis=1).ravel()
     values = np.stack([fv, np.where(swap, xv, nv), np.where(swap, nv, xv), lv], axis=1).ravel()
@@ -162,6 +165,7 @@ def _add_blocks(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) 
 
 # --- digests: a finished run's block points, packed (backend.store.metrics.digests builds them) --
 
+
 def pack(steps: np.ndarray, values: np.ndarray) -> bytes:
     return steps.astype("<i8").tobytes() + values.astype("<f8").tobytes()
 
@@ -171,8 +175,13 @@ def unpack(data: bytes) -> Series:
     return Series(np.frombuffer(data, "<i8", n).tolist(), np.frombuffer(data, "<f8", n, 8 * n).tolist())
 
 
-def _add_digests(out: dict[int, dict[str, Series]], conn: Connection, level: int,
-                 pairs: list[tuple[int, str]], spans: dict[tuple[int, str], tuple[int, int, int]]) -> list[tuple[int, str]]:
+def _add_digests(
+    out: dict[int, dict[str, Series]],
+    conn: Connection,
+    level: int,
+    pairs: list[tuple[int, str]],
+    spans: dict[tuple[int, str], tuple[int, int, int]],
+) -> list[tuple[int, str]]:
     """Series whose digest still matches their (n, first, last); returns the pairs without one."""
     params: dict[str, Any] = {}
     rows = _rows(conn, _DIGESTS_SQL.format(level=level, where=_pairs_where(pairs, params)), params)
@@ -185,8 +194,15 @@ def _add_digests(out: dict[int, dict[str, Series]], conn: Connection, level: int
     return [p for p in pairs if p not in found]
 
 
-def read(conn: Connection, *, run_ids: Sequence[int], keys: Sequence[str] | None, max_points: int,
-         after_step: int, raw_limit: int) -> dict[int, dict[str, Series]]:
+def read(
+    conn: Connection,
+    *,
+    run_ids: Sequence[int],
+    keys: Sequence[str] | None,
+    max_points: int,
+    after_step: int,
+    raw_limit: int,
+) -> dict[int, dict[str, Series]]:
     max_points = max(4, max_points)
     buckets = max(1, max_points // 4)
     run_ids = list(dict.fromkeys(int(r) for r in run_ids))
@@ -202,8 +218,7 @@ def read(conn: Connection, *, run_ids: Sequence[int], keys: Sequence[str] | None
         return _sorted(out)
 
     params = {}
-    lengths = _rows(conn, _LENGTHS_SQL.format(level=TOP, where=_runs_where(run_ids, keys, params)),
-                    params)
+    lengths = _rows(conn, _LENGTHS_SQL.format(level=TOP, where=_runs_where(run_ids, keys, params)), params)
     plain: list[tuple[int, str]] = []
     window: list[tuple[int, str]] = []
     by_level: dict[int, list[tuple[int, str]]] = {}

@@ -44,8 +44,14 @@ class Point(NamedTuple):
 
 # --- write ------------------------------------------------------------------------------------
 
-def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int, float, float | None]],
-              max_keys: int | None = None) -> int:
+
+def log_batch(
+    session: Session,
+    *,
+    run_id: int,
+    points: Iterable[tuple[str, int, float, float | None]],
+    max_keys: int | None = None,
+) -> int:
     """Insert points (Point or plain tuples in its field order); a point whose (run, key, step)
     is already stored, or repeated earlier in the same batch, is ignored (first write wins), so
     a retried batch never duplicates. Returns how many points were stored (new (key, step)
@@ -63,8 +69,7 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
             continue
         seen.add(ks)
         # NaN is stored as NULL (SQLite has no NaN); ±inf is stored as is on both backends.
-        rows.append((run_id, key, step, None if value != value else value,
-                     wall_time if wall_time is not None else now))
+        rows.append((run_id, key, step, None if value != value else value, wall_time if wall_time is not None else now))
         span = spans.get(key)
         if span is None:
             spans[key] = [step, step]
@@ -82,8 +87,13 @@ def log_batch(session: Session, *, run_id: int, points: Iterable[tuple[str, int,
     tail = blocks.tails(conn, run_id=run_id, keys=list(spans))
     ends = blocks.ends_of(tail)
     if max_keys is not None:
-        keyset.check_new_keys(conn, run_id=run_id, batch_keys=len(spans),
-                                   new_keys=sum(1 for k in spans if k not in ends), max_keys=max_keys)
+        keyset.check_new_keys(
+            conn,
+            run_id=run_id,
+            batch_keys=len(spans),
+            new_keys=sum(1 for k in spans if k not in ends),
+            max_keys=max_keys,
+        )
     if conn.dialect.name == "postgresql":
         stored = _insert_postgresql(conn, rows)
     else:
@@ -111,30 +121,36 @@ def claim_batch_key(session: Session, *, run_id: int, batch_key: str) -> tuple[i
     first delivery was answered with. The insert takes the row's lock, so of two concurrent
     deliveries of one batch the second waits for the first to commit and then sees its key."""
     conn = session.connection()
-    inserted = conn.execute(
-        _CLAIM_KEY, {"run_id": run_id, "batch_key": batch_key, "now": m.utcnow()}).rowcount
+    inserted = conn.execute(_CLAIM_KEY, {"run_id": run_id, "batch_key": batch_key, "now": m.utcnow()}).rowcount
     if inserted:
         return None
     row = conn.execute(
-        select(m.MetricBatch.accepted, m.MetricBatch.duplicates)
-        .where(m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key)).one()
+        select(m.MetricBatch.accepted, m.MetricBatch.duplicates).where(
+            m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key
+        )
+    ).one()
     return int(row[0]), int(row[1])
 
 
 def record_batch_key(session: Session, *, run_id: int, batch_key: str, accepted: int, duplicates: int) -> None:
     """The counts a batch claimed with `claim_batch_key` was answered with."""
     session.connection().execute(
-        update(m.MetricBatch).where(m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key)
-        .values(accepted=accepted, duplicates=duplicates))
+        update(m.MetricBatch)
+        .where(m.MetricBatch.run_id == run_id, m.MetricBatch.batch_key == batch_key)
+        .values(accepted=accepted, duplicates=duplicates)
+    )
 
 
-_CLAIM_KEY = text("INSERT INTO metric_batches (run_id, batch_key, accepted, duplicates, created_at) "
-                  "VALUES (:run_id, :batch_key, -1, -1, :now) ON CONFLICT (run_id, batch_key) DO NOTHING"
-                  ).bindparams(bindparam("now", type_=m.UTCDateTime()))
+_CLAIM_KEY = text(
+    "INSERT INTO metric_batches (run_id, batch_key, accepted, duplicates, created_at) "
+    "VALUES (:run_id, :batch_key, -1, -1, :now) ON CONFLICT (run_id, batch_key) DO NOTHING"
+).bindparams(bindparam("now", type_=m.UTCDateTime()))
 
 
-_INSERT = ("INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
-           "ON CONFLICT (run_id, key, step) DO NOTHING")
+_INSERT = (
+    "INSERT INTO metric_points (run_id, key, step, value, wall_time) VALUES ({ph}) "
+    "ON CONFLICT (run_id, key, step) DO NOTHING"
+)
 
 
 def _insert_generic(conn: Connection, rows: list[tuple[int, str, int, float | None, float]]) -> int:
@@ -151,32 +167,35 @@ def _insert_postgresql(conn: Connection, rows: list[tuple[int, str, int, float |
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS metric_points_in (run_id integer, key text, "
-            "step bigint, value double precision, wall_time double precision) ON COMMIT DELETE ROWS")
-        with cur.copy("COPY metric_points_in (run_id, key, step, value, wall_time) "
-                      "FROM STDIN (FORMAT BINARY)") as copy:
+            "step bigint, value double precision, wall_time double precision) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy("COPY metric_points_in (run_id, key, step, value, wall_time) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4", "text", "int8", "float8", "float8"])
             for row in rows:
                 copy.write_row(row)
-        cur.execute("INSERT INTO metric_points (run_id, key, step, value, wall_time) "
-                    "SELECT run_id, key, step, value, wall_time FROM metric_points_in "
-                    "ON CONFLICT (run_id, key, step) DO NOTHING")
+        cur.execute(
+            "INSERT INTO metric_points (run_id, key, step, value, wall_time) "
+            "SELECT run_id, key, step, value, wall_time FROM metric_points_in "
+            "ON CONFLICT (run_id, key, step) DO NOTHING"
+        )
         stored = int(cur.rowcount)
         # Emptied now, not only at commit: a unit of work may log several batches.
         cur.execute("DELETE FROM metric_points_in")
     return stored
 
 
-_BLOCK_COLUMNS = ("n, first_step, first_value, last_step, last_value, "
-                  "min_step, min_value, max_step, max_value")
-_UPSERT_TAIL = (" ON CONFLICT (run_id, key, level, block) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in _BLOCK_COLUMNS.split(", ")))
+_BLOCK_COLUMNS = "n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value"
+_UPSERT_TAIL = " ON CONFLICT (run_id, key, level, block) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _BLOCK_COLUMNS.split(", ")
+)
 _PIVOT = """MAX(CASE WHEN rf = 1 THEN {fs} END), MAX(CASE WHEN rf = 1 THEN {fv} END),
   MAX(CASE WHEN rl = 1 THEN {ls} END), MAX(CASE WHEN rl = 1 THEN {lv} END),
   MAX(CASE WHEN rmin = 1 THEN {ns} END), MAX(CASE WHEN rmin = 1 THEN {nv} END),
   MAX(CASE WHEN rmax = 1 THEN {xs} END), MAX(CASE WHEN rmax = 1 THEN {xv} END)"""
 
 # The finest level, from the points themselves.
-_BLOCKS_FROM_POINTS = f"""
+_BLOCKS_FROM_POINTS = (
+    f"""
 INSERT INTO metric_blocks (run_id, key, level, block, {_BLOCK_COLUMNS})
 SELECT :run_id, :key, {{level}}, b, COUNT(*),
   {_PIVOT.format(fs="step", fv="value", ls="step", lv="value", ns="step", nv="value", xs="step", xv="value")}
@@ -188,14 +207,27 @@ FROM (
     ROW_NUMBER() OVER (PARTITION BY step / {{level}} ORDER BY value DESC NULLS LAST, step) AS rmax
   FROM metric_points
   WHERE run_id = :run_id AND key = :key AND step >= :lo AND step < :hi
-) AS t WHERE true GROUP BY b""" + _UPSERT_TAIL
+) AS t WHERE true GROUP BY b"""
+    + _UPSERT_TAIL
+)
 
 # A coarser level, from the blocks of the level below (ratio children per parent).
-_BLOCKS_FROM_BLOCKS = f"""
+_BLOCKS_FROM_BLOCKS = (
+    f"""
 INSERT INTO metric_blocks (run_id, key, level, block, {_BLOCK_COLUMNS})
 SELECT :run_id, :key, {{level}}, b, SUM(n),
-  {_PIVOT.format(fs="first_step", fv="first_value", ls="last_step", lv="last_value",
-                 ns="min_step", nv="min_value", xs="max_step", xv="max_value")}
+  {
+        _PIVOT.format(
+            fs="first_step",
+            fv="first_value",
+            ls="last_step",
+            lv="last_value",
+            ns="min_step",
+            nv="min_value",
+            xs="max_step",
+            xv="max_value",
+        )
+    }
 FROM (
   SELECT block / {{ratio}} AS b, n, first_step, first_value, last_step, last_value,
     min_step, min_value, max_step, max_value,
@@ -205,7 +237,9 @@ FROM (
     ROW_NUMBER() OVER (PARTITION BY block / {{ratio}} ORDER BY max_value DESC NULLS LAST, max_step) AS rmax
   FROM metric_blocks
   WHERE run_id = :run_id AND key = :key AND level = {{child}} AND block >= :lo AND block < :hi
-) AS t WHERE true GROUP BY b""" + _UPSERT_TAIL
+) AS t WHERE true GROUP BY b"""
+    + _UPSERT_TAIL
+)
 
 _FROM_POINTS = {lv: text(_BLOCKS_FROM_POINTS.format(level=lv)) for lv in LEVELS[:1]}
 _FROM_BLOCKS = {
@@ -218,8 +252,9 @@ def _refresh_blocks(conn: Connection, *, run_id: int, key: str, lo: int, hi: int
     """Recompute every block of every level that overlaps steps lo..hi, from the rows stored (so
     ignored duplicates never count)."""
     first = LEVELS[0]
-    conn.execute(_FROM_POINTS[first], {"run_id": run_id, "key": key,
-                                       "lo": lo // first * first, "hi": (hi // first + 1) * first})
+    conn.execute(
+        _FROM_POINTS[first], {"run_id": run_id, "key": key, "lo": lo // first * first, "hi": (hi // first + 1) * first}
+    )
     _refresh_upper_blocks(conn, run_id=run_id, key=key, lo=lo, hi=hi)
 
 
@@ -227,8 +262,10 @@ def _refresh_upper_blocks(conn: Connection, *, run_id: int, key: str, lo: int, h
     """Every coarser level over steps lo..hi, each from the level below it."""
     for child, level in zip(LEVELS, LEVELS[1:], strict=False):
         ratio = level // child
-        conn.execute(_FROM_BLOCKS[level], {"run_id": run_id, "key": key,
-                                           "lo": lo // level * ratio, "hi": (hi // level + 1) * ratio})
+        conn.execute(
+            _FROM_BLOCKS[level],
+            {"run_id": run_id, "key": key, "lo": lo // level * ratio, "hi": (hi // level + 1) * ratio},
+        )
 
 
 def rebuild_blocks(session: Session, *, run_id: int) -> None:
@@ -238,41 +275,63 @@ def rebuild_blocks(session: Session, *, run_id: int) -> None:
     conn.execute(delete(m.MetricDigest).where(m.MetricDigest.run_id == run_id))
     spans = conn.execute(
         select(m.MetricPoint.key, func.min(m.MetricPoint.step), func.max(m.MetricPoint.step))
-        .where(m.MetricPoint.run_id == run_id).group_by(m.MetricPoint.key))
+        .where(m.MetricPoint.run_id == run_id)
+        .group_by(m.MetricPoint.key)
+    )
     for key, lo, hi in spans.all():
         _refresh_blocks(conn, run_id=run_id, key=key, lo=int(lo), hi=int(hi))
 
 
 def delete_points(session: Session, *, run_id: int) -> None:
     """Remove a run's points and their summaries (a new attempt starts clean)."""
-    session.execute(delete(m.MetricDigest).where(m.MetricDigest.run_id == run_id), execution_options={"synchronize_session": False})
-    session.execute(delete(m.MetricBlock).where(m.MetricBlock.run_id == run_id), execution_options={"synchronize_session": False})
-    session.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == run_id), execution_options={"synchronize_session": False})
+    session.execute(
+        delete(m.MetricDigest).where(m.MetricDigest.run_id == run_id), execution_options={"synchronize_session": False}
+    )
+    session.execute(
+        delete(m.MetricBlock).where(m.MetricBlock.run_id == run_id), execution_options={"synchronize_session": False}
+    )
+    session.execute(
+        delete(m.MetricPoint).where(m.MetricPoint.run_id == run_id), execution_options={"synchronize_session": False}
+    )
 
 
 # --- read -------------------------------------------------------------------------------------
 
+
 def read_series(
-    session: Session, *, run_id: int, after_step: int = -1, keys: Sequence[str] | None = None,
+    session: Session,
+    *,
+    run_id: int,
+    after_step: int = -1,
+    keys: Sequence[str] | None = None,
     max_points: int = 1000,
 ) -> dict[str, Series]:
     """Points after the cursor, at most max_points per key. A longer key is cut into step buckets,
     each kept as its first, last, minimum and maximum point, so spikes stay visible."""
-    return reads.read(session.connection(), run_ids=[run_id], keys=keys,
-                             max_points=max_points, after_step=after_step,
-                             raw_limit=RAW_DOWNSAMPLE_FACTOR * max_points).get(run_id, {})
+    return reads.read(
+        session.connection(),
+        run_ids=[run_id],
+        keys=keys,
+        max_points=max_points,
+        after_step=after_step,
+        raw_limit=RAW_DOWNSAMPLE_FACTOR * max_points,
+    ).get(run_id, {})
 
 
 def read_series_many(
-    session: Session, *, run_ids: Sequence[int], keys: Sequence[str] | None = None,
+    session: Session,
+    *,
+    run_ids: Sequence[int],
+    keys: Sequence[str] | None = None,
     max_points: int = 1000,
 ) -> dict[int, dict[str, Series]]:
     """Every (run, key) series of many runs for a compare page, at most max_points each, in a
     fixed small number of queries (not one per run): {run_id: {key: Series}}. A series longer
     than max_points is read from its block summaries (each block of the coarsest-enough level
     gives its first, minimum, maximum and last point). Runs without points are absent."""
-    return reads.read(session.connection(), run_ids=run_ids, keys=keys,
-                             max_points=max_points, after_step=-1, raw_limit=max_points)
+    return reads.read(
+        session.connection(), run_ids=run_ids, keys=keys, max_points=max_points, after_step=-1, raw_limit=max_points
+    )
 
 
 def last_step(session: Session, *, run_id: int) -> int:

@@ -6,8 +6,8 @@ import * as api from "../api.js";
 import { loadPlotly, purge, renderFigure } from "../charts.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
-import { VOCAB } from "../vocabulary.js";
 import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, table } from "../layout.js";
+import { VOCAB } from "../vocabulary.js";
 
 // the x axes the server can draw (runspec/vocabulary.py), labelled by their title's first part
 const X_AXES = Object.entries(VOCAB.x_axes).map(([key, title]) => ({ key, label: title.split(" (")[0] }));
@@ -15,7 +15,10 @@ const X_AXES = Object.entries(VOCAB.x_axes).map(([key, title]) => ({ key, label:
 const main = mountLayout("compare", "Compare");
 const params = new URLSearchParams(window.location.search);
 const state = {
-  runs: (params.get("runs") || "").split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0),
+  runs: (params.get("runs") || "")
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0),
   baseline: Number(params.get("baseline")) || null,
   x: X_AXES.some((a) => a.key === params.get("x")) ? params.get("x") : "size_bytes",
   data: null,
@@ -24,16 +27,31 @@ const state = {
 state.runs = [...new Set(state.runs)];
 
 // colour a ratio or delta only when it is a real difference, not measurement noise
-const better = (v, { lowIsGood, tol }) => (v == null || Math.abs(v - (lowIsGood ? 1 : 0)) <= tol ? undefined : (lowIsGood ? v < 1 : v > 0) ? "pos" : "neg");
+const better = (v, { lowIsGood, tol }) =>
+  v == null || Math.abs(v - (lowIsGood ? 1 : 0)) <= tol ? undefined : (lowIsGood ? v < 1 : v > 0) ? "pos" : "neg";
 
 const figs = {
-  tradeoff: h("div", { class: "chart tall", id: "fig-tradeoff", role: "img", "aria-label": "Accuracy against the chosen cost, with the Pareto front" }),
-  latency: h("div", { class: "chart tall", id: "fig-latency", role: "img", "aria-label": "Latency p50 with p95 whiskers" }),
+  tradeoff: h("div", {
+    class: "chart tall",
+    id: "fig-tradeoff",
+    role: "img",
+    "aria-label": "Accuracy against the chosen cost, with the Pareto front",
+  }),
+  latency: h("div", {
+    class: "chart tall",
+    id: "fig-latency",
+    role: "img",
+    "aria-label": "Latency p50 with p95 whiskers",
+  }),
   loss: h("div", { class: "chart", id: "fig-loss", role: "img", "aria-label": "Loss curves overlaid" }),
 };
 const slots = { selection: h("div", { class: "card" }), controls: h("div"), body: h("div", { class: "stack" }) };
-replace(main, pageHeader("Compare", { subtitle: "Accuracy, size and latency of the selected runs, side by side." }), slots.selection, h("div", { class: "stack" }, slots.controls, slots.body));
-
+replace(
+  main,
+  pageHeader("Compare", { subtitle: "Accuracy, size and latency of the selected runs, side by side." }),
+  slots.selection,
+  h("div", { class: "stack" }, slots.controls, slots.body),
+);
 
 function syncUrl() {
   const p = new URLSearchParams();
@@ -62,16 +80,46 @@ function nameOf(id) {
 
 function renderSelection() {
   const chips = state.runs.map((id) =>
-    h("span", { class: "chip" }, `#${id} ${nameOf(id)}`, h("button", { type: "button", "aria-label": `Remove run ${id} from the comparison`, on: { click: () => setRuns(state.runs.filter((r) => r !== id)) } }, "×")),
+    h(
+      "span",
+      { class: "chip" },
+      `#${id} ${nameOf(id)}`,
+      h(
+        "button",
+        {
+          type: "button",
+          "aria-label": `Remove run ${id} from the comparison`,
+          on: { click: () => setRuns(state.runs.filter((r) => r !== id)) },
+        },
+        "×",
+      ),
+    ),
   );
   const available = state.candidates.filter((r) => !state.runs.includes(r.id));
   const add = h(
     "select",
-    { "aria-label": "Add a run to the comparison", id: "add-run", on: { change: (e) => { if (e.target.value) setRuns([...state.runs, Number(e.target.value)]); } } },
+    {
+      "aria-label": "Add a run to the comparison",
+      id: "add-run",
+      on: {
+        change: (e) => {
+          if (e.target.value) setRuns([...state.runs, Number(e.target.value)]);
+        },
+      },
+    },
     h("option", { value: "" }, available.length ? "Add a finished run…" : "No other finished runs"),
     available.map((r) => h("option", { value: r.id }, `#${r.id} ${r.name} — ${r.summary || r.experiment || ""}`)),
   );
-  replace(slots.selection, h("div", { class: "selection" }, h("strong", {}, "Runs: "), chips.length ? chips : h("span", { class: "muted" }, "none selected"), add));
+  replace(
+    slots.selection,
+    h(
+      "div",
+      { class: "selection" },
+      h("strong", {}, "Runs: "),
+      chips.length ? chips : h("span", { class: "muted" }, "none selected"),
+      add,
+    ),
+  );
 }
 
 function setRuns(ids) {
@@ -90,7 +138,11 @@ async function load() {
     replace(slots.controls);
     replace(
       slots.body,
-      emptyState("Pick runs to compare", "Select runs on the Runs page and press Compare, or add finished runs above. The selection is kept in the address, so you can share it.", h("a", { class: "btn", href: "/" }, "Go to Runs")),
+      emptyState(
+        "Pick runs to compare",
+        "Select runs on the Runs page and press Compare, or add finished runs above. The selection is kept in the address, so you can share it.",
+        h("a", { class: "btn", href: "/" }, "Go to Runs"),
+      ),
     );
     return;
   }
@@ -99,7 +151,10 @@ async function load() {
   if (!state.data) replace(slots.body, loadingState("Building the comparison…"));
   try {
     // the request goes first: the server builds the figures while the browser evaluates Plotly
-    const request = api.getCompare({ runs: state.runs, baseline: state.baseline || undefined, x: state.x }, { signal: inflight.signal });
+    const request = api.getCompare(
+      { runs: state.runs, baseline: state.baseline || undefined, x: state.x },
+      { signal: inflight.signal },
+    );
     const [data] = await Promise.all([request, loadPlotly()]);
     state.data = data;
     render();
@@ -118,13 +173,39 @@ function renderControls() {
   const baseline = state.baseline || (runs[0] && runs[0].id);
   const baselineSelect = h(
     "select",
-    { id: "baseline", on: { change: (e) => { state.baseline = Number(e.target.value); syncUrl(); load(); } } },
+    {
+      id: "baseline",
+      on: {
+        change: (e) => {
+          state.baseline = Number(e.target.value);
+          syncUrl();
+          load();
+        },
+      },
+    },
     runs.map((r) => h("option", { value: r.id, selected: r.id === baseline }, `#${r.id} ${r.name}`)),
   );
   const xSwitch = h(
     "div",
     { class: "segmented", role: "group", "aria-label": "x axis of the trade-off plot" },
-    X_AXES.map((a) => h("button", { type: "button", "aria-pressed": a.key === state.x ? "true" : "false", dataset: { x: a.key }, on: { click: () => { state.x = a.key; syncUrl(); load(); } } }, a.label)),
+    X_AXES.map((a) =>
+      h(
+        "button",
+        {
+          type: "button",
+          "aria-pressed": a.key === state.x ? "true" : "false",
+          dataset: { x: a.key },
+          on: {
+            click: () => {
+              state.x = a.key;
+              syncUrl();
+              load();
+            },
+          },
+        },
+        a.label,
+      ),
+    ),
   );
   const exportParams = { runs: state.runs, baseline: state.baseline || undefined, x: state.x };
   replace(
@@ -138,28 +219,69 @@ function renderControls() {
       xSwitch,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
-      h("a", { class: "btn btn-sm", id: "export-csv", href: api.compareExportUrl("csv", exportParams), download: "" }, "CSV"),
-      h("a", { class: "btn btn-sm", id: "export-json", href: api.compareExportUrl("json", exportParams), download: "" }, "JSON"),
-      h("a", { class: "btn btn-sm", id: "export-html", href: api.compareExportUrl("html", exportParams), download: "" }, "HTML report"),
+      h(
+        "a",
+        { class: "btn btn-sm", id: "export-csv", href: api.compareExportUrl("csv", exportParams), download: "" },
+        "CSV",
+      ),
+      h(
+        "a",
+        { class: "btn btn-sm", id: "export-json", href: api.compareExportUrl("json", exportParams), download: "" },
+        "JSON",
+      ),
+      h(
+        "a",
+        { class: "btn btn-sm", id: "export-html", href: api.compareExportUrl("html", exportParams), download: "" },
+        "HTML report",
+      ),
     ),
   );
 }
 
 const COLUMNS = [
-  { label: "Run", cls: "run-cell", cell: (r) => [h("a", { href: `/runs/${r.run_id}`, title: r.run_name }, r.run_name), h("span", { class: "muted" }, ` #${r.run_id}`)] },
+  {
+    label: "Run",
+    cls: "run-cell",
+    cell: (r) => [
+      h("a", { href: `/runs/${r.run_id}`, title: r.run_name }, r.run_name),
+      h("span", { class: "muted" }, ` #${r.run_id}`),
+    ],
+  },
   { label: "Format", cell: (r) => h("span", { class: "mono" }, fmt.modelFormat(r.format)) },
-  { label: "Technique · recipe", cls: "technique-cell", cell: (r) => [h("div", {}, r.technique || "baseline"), h("div", { class: "muted recipe" }, recipeText(r))] },
+  {
+    label: "Technique · recipe",
+    cls: "technique-cell",
+    cell: (r) => [h("div", {}, r.technique || "baseline"), h("div", { class: "muted recipe" }, recipeText(r))],
+  },
   { label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
-  { label: "Δ accuracy", num: true, cell: (r) => h("span", { class: better(r.delta_accuracy, { lowIsGood: false, tol: 0.0005 }) }, fmt.signed(r.delta_accuracy)) },
+  {
+    label: "Δ accuracy",
+    num: true,
+    cell: (r) =>
+      h("span", { class: better(r.delta_accuracy, { lowIsGood: false, tol: 0.0005 }) }, fmt.signed(r.delta_accuracy)),
+  },
   { label: "F1", num: true, cell: (r) => fmt.accuracy(r.f1) },
   { label: "Size", num: true, cell: (r) => fmt.bytes(r.size_bytes) },
-  { label: "Size ×", num: true, cell: (r) => h("span", { class: better(r.size_ratio, { lowIsGood: true, tol: 0.02 }) }, fmt.ratio(r.size_ratio)) },
+  {
+    label: "Size ×",
+    num: true,
+    cell: (r) => h("span", { class: better(r.size_ratio, { lowIsGood: true, tol: 0.02 }) }, fmt.ratio(r.size_ratio)),
+  },
   { label: "Gzip", num: true, cell: (r) => fmt.bytes(r.gzip_bytes) },
   { label: "Params", num: true, cell: (r) => fmt.integer(r.params) },
   { label: "p50", num: true, cell: (r) => fmt.ms(r.latency_p50_ms) },
   { label: "p95", num: true, cell: (r) => fmt.ms(r.latency_p95_ms) },
-  { label: "Latency ×", num: true, cell: (r) => h("span", { class: better(r.latency_ratio, { lowIsGood: true, tol: 0.1 }) }, fmt.ratio(r.latency_ratio)) },
-  { label: "Pareto", title: "On the Pareto front: no other variant is both smaller and more accurate", cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓") : "") },
+  {
+    label: "Latency ×",
+    num: true,
+    cell: (r) =>
+      h("span", { class: better(r.latency_ratio, { lowIsGood: true, tol: 0.1 }) }, fmt.ratio(r.latency_ratio)),
+  },
+  {
+    label: "Pareto",
+    title: "On the Pareto front: no other variant is both smaller and more accurate",
+    cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓") : ""),
+  },
 ];
 
 /** "adam lr 0.001 · batch 32 · width 0.5 · pruning target_sparsity=0.8 epochs=2" */
@@ -190,7 +312,11 @@ function render() {
   replace(
     slots.body,
     notDone.length
-      ? h("div", { class: "banner banner-info" }, `${notDone.length} of the selected runs have not succeeded (${notDone.map((r) => `#${r.id} ${r.status}`).join(", ")}); they add curves but no variants.`)
+      ? h(
+          "div",
+          { class: "banner banner-info" },
+          `${notDone.length} of the selected runs have not succeeded (${notDone.map((r) => `#${r.id} ${r.status}`).join(", ")}); they add curves but no variants.`,
+        )
       : null,
     h("section", { class: "card chart-card" }, figs.tradeoff),
     h("section", { class: "card chart-card" }, figs.latency),
@@ -198,7 +324,15 @@ function render() {
     card(
       `Variants (${rows.length})`,
       rows.length
-        ? [baselineNote(rows, runs), table(COLUMNS, rows, { caption: "Variants with deltas against the baseline", id: "compare-table", cls: "compact", rowClass: (r) => (r.pareto ? "front" : "dominated") })]
+        ? [
+            baselineNote(rows, runs),
+            table(COLUMNS, rows, {
+              caption: "Variants with deltas against the baseline",
+              id: "compare-table",
+              cls: "compact",
+              rowClass: (r) => (r.pareto ? "front" : "dominated"),
+            }),
+          ]
         : emptyState("No measured variants", "The selected runs have not produced models yet."),
     ),
   );

@@ -10,9 +10,19 @@ import { SchemaForm } from "../schema_form.js";
 import { VOCAB } from "../vocabulary.js";
 
 const main = mountLayout("launch", "Launch");
-const state = { mode: new URLSearchParams(window.location.search).get("mode") === "sweep" ? "sweep" : "single", form: null, paths: [], rows: [], previewAbort: null };
+const state = {
+  mode: new URLSearchParams(window.location.search).get("mode") === "sweep" ? "sweep" : "single",
+  form: null,
+  paths: [],
+  rows: [],
+  previewAbort: null,
+};
 
-replace(main, pageHeader("Launch", { subtitle: "Train a model with an optimization recipe, or a grid of them." }), loadingState("Loading the available techniques…"));
+replace(
+  main,
+  pageHeader("Launch", { subtitle: "Train a model with an optimization recipe, or a grid of them." }),
+  loadingState("Loading the available techniques…"),
+);
 init();
 
 async function init() {
@@ -37,7 +47,16 @@ function build(meta) {
   state.paths = form.sweepablePaths();
 
   const modeButtons = ["single", "sweep"].map((m) =>
-    h("button", { type: "button", "aria-pressed": state.mode === m ? "true" : "false", dataset: { mode: m }, on: { click: () => setMode(m) } }, m === "single" ? "One run" : "Sweep"),
+    h(
+      "button",
+      {
+        type: "button",
+        "aria-pressed": state.mode === m ? "true" : "false",
+        dataset: { mode: m },
+        on: { click: () => setMode(m) },
+      },
+      m === "single" ? "One run" : "Sweep",
+    ),
   );
   const sweepBox = h("section", { class: "card", id: "sweep-editor" });
   const countValue = h("div", { class: "count", id: "sweep-count" }, "1");
@@ -47,9 +66,32 @@ function build(meta) {
   const formError = h("div", { class: "banner banner-error", role: "alert", hidden: true });
 
   const random = {
-    on: h("input", { type: "checkbox", id: "random-on", on: { change: () => { randomFields.hidden = !random.on.checked; preview(); } } }),
-    budget: h("input", { type: "number", id: "random-budget", min: "1", step: "1", value: "8", on: { input: () => preview() } }),
-    seed: h("input", { type: "number", id: "random-seed", min: "0", step: "1", value: "0", on: { input: () => preview() } }),
+    on: h("input", {
+      type: "checkbox",
+      id: "random-on",
+      on: {
+        change: () => {
+          randomFields.hidden = !random.on.checked;
+          preview();
+        },
+      },
+    }),
+    budget: h("input", {
+      type: "number",
+      id: "random-budget",
+      min: "1",
+      step: "1",
+      value: "8",
+      on: { input: () => preview() },
+    }),
+    seed: h("input", {
+      type: "number",
+      id: "random-seed",
+      min: "0",
+      step: "1",
+      value: "0",
+      on: { input: () => preview() },
+    }),
   };
   const randomFields = h(
     "div",
@@ -64,20 +106,29 @@ function build(meta) {
     for (const row of state.rows) {
       if (!row.path.value) continue;
       const spec = state.paths.find((p) => p.path === row.path.value);
-      const raw = row.values.value.split(",").map((s) => s.trim()).filter(Boolean);
+      const raw = row.values.value
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const values = raw.map((s) => parseValue(s, spec.schema));
       row.error.textContent = "";
       row.values.removeAttribute("aria-invalid");
       const bad = raw.filter((s, i) => values[i] === undefined);
       if (bad.length || !raw.length) {
-        row.error.textContent = raw.length ? `Not valid for ${spec.label}: ${bad.join(", ")}` : "Give at least one value.";
+        row.error.textContent = raw.length
+          ? `Not valid for ${spec.label}: ${bad.join(", ")}`
+          : "Give at least one value.";
         row.values.setAttribute("aria-invalid", "true");
         problems.push(spec.path);
         continue;
       }
       grid[spec.path] = values;
     }
-    const body = { base: form.value(), grid, random: random.on.checked ? { budget: Number(random.budget.value), seed: Number(random.seed.value) } : null };
+    const body = {
+      base: form.value(),
+      grid,
+      random: random.on.checked ? { budget: Number(random.budget.value), seed: Number(random.seed.value) } : null,
+    };
     return { body, problems };
   }
 
@@ -109,11 +160,27 @@ function build(meta) {
     const id = `sweep-${state.rows.length}`;
     const pathSel = h(
       "select",
-      { id: `${id}-path`, "aria-label": "Parameter to vary", on: { change: () => { hintFor(row); preview(); } } },
+      {
+        id: `${id}-path`,
+        "aria-label": "Parameter to vary",
+        on: {
+          change: () => {
+            hintFor(row);
+            preview();
+          },
+        },
+      },
       h("option", { value: "" }, "Choose a parameter…"),
       state.paths.map((p) => h("option", { value: p.path, selected: p.path === path }, p.label)),
     );
-    const vals = h("input", { type: "text", id: `${id}-values`, "aria-label": "Values, comma-separated", placeholder: "e.g. 0.001, 0.01", value: values, on: { input: () => preview() } });
+    const vals = h("input", {
+      type: "text",
+      id: `${id}-values`,
+      "aria-label": "Values, comma-separated",
+      placeholder: "e.g. 0.001, 0.01",
+      value: values,
+      on: { input: () => preview() },
+    });
     const row = {
       path: pathSel,
       values: vals,
@@ -123,7 +190,28 @@ function build(meta) {
     row.el = h(
       "div",
       {},
-      h("div", { class: "sweep-row" }, pathSel, vals, h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": "Remove this parameter", on: { click: () => { state.rows = state.rows.filter((r) => r !== row); drawSweep(); preview(); } } }, "Remove")),
+      h(
+        "div",
+        { class: "sweep-row" },
+        pathSel,
+        vals,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-sm btn-danger",
+            "aria-label": "Remove this parameter",
+            on: {
+              click: () => {
+                state.rows = state.rows.filter((r) => r !== row);
+                drawSweep();
+                preview();
+              },
+            },
+          },
+          "Remove",
+        ),
+      ),
       row.hint,
       row.error,
     );
@@ -136,28 +224,58 @@ function build(meta) {
   function refreshOptions(row) {
     state.paths = form.sweepablePaths();
     const chosen = row.path.value;
-    replace(row.path, h("option", { value: "" }, "Choose a parameter…"), state.paths.map((p) => h("option", { value: p.path, selected: p.path === chosen }, p.label)));
+    replace(
+      row.path,
+      h("option", { value: "" }, "Choose a parameter…"),
+      state.paths.map((p) => h("option", { value: p.path, selected: p.path === chosen }, p.label)),
+    );
   }
 
   function hintFor(row) {
     const spec = state.paths.find((p) => p.path === row.path.value);
-    row.hint.textContent = !spec ? "" : spec.schema.type === "array" ? `sets of: ${spec.schema.items.enum.join(", ")}; join a set with +, e.g. float32+int8, float16` : spec.schema.enum ? `one of: ${spec.schema.enum.join(", ")}` : spec.schema.type === "boolean" ? "true, false" : rangeText(spec.schema);
+    row.hint.textContent = !spec
+      ? ""
+      : spec.schema.type === "array"
+        ? `sets of: ${spec.schema.items.enum.join(", ")}; join a set with +, e.g. float32+int8, float16`
+        : spec.schema.enum
+          ? `one of: ${spec.schema.enum.join(", ")}`
+          : spec.schema.type === "boolean"
+            ? "true, false"
+            : rangeText(spec.schema);
   }
 
   function drawSweep() {
     replace(
       sweepBox,
-      h("h2", { class: "card-title" }, "Sweep grid ", h("span", { class: "muted" }, "every combination of the values below, on top of the form's spec")),
+      h(
+        "h2",
+        { class: "card-title" },
+        "Sweep grid ",
+        h("span", { class: "muted" }, "every combination of the values below, on top of the form's spec"),
+      ),
       state.rows.map((r) => r.el),
-      h("p", {}, h("button", { type: "button", class: "btn btn-sm", id: "sweep-add", on: { click: () => addRow() } }, "Add parameter")),
-      h("div", { class: "field check" }, random.on, h("label", { for: "random-on" }, "Random search: sample a subset of the grid")),
+      h(
+        "p",
+        {},
+        h(
+          "button",
+          { type: "button", class: "btn btn-sm", id: "sweep-add", on: { click: () => addRow() } },
+          "Add parameter",
+        ),
+      ),
+      h(
+        "div",
+        { class: "field check" },
+        random.on,
+        h("label", { for: "random-on" }, "Random search: sample a subset of the grid"),
+      ),
       randomFields,
     );
   }
 
   function setMode(m) {
     state.mode = m;
-    modeButtons.forEach((b) => b.setAttribute("aria-pressed", b.dataset.mode === m ? "true" : "false"));
+    for (const b of modeButtons) b.setAttribute("aria-pressed", b.dataset.mode === m ? "true" : "false");
     sweepBox.hidden = m !== "sweep";
     countLabel.textContent = m === "sweep" ? "runs will be queued" : "run will be queued";
     if (m === "sweep") {
@@ -204,7 +322,8 @@ function build(meta) {
         const specErrors = err.fieldErrors.filter((x) => state.mode === "single" || x.loc[1] === "base");
         const other = err.fieldErrors.filter((x) => !specErrors.includes(x));
         const unmatched = specErrors.length ? form.showErrors(specErrors, state.mode === "single" ? 1 : 2) : [];
-        if (other.length) previewError.textContent = other.map((x) => `${x.loc.slice(1).join(".")}: ${x.msg}`).join("; ");
+        if (other.length)
+          previewError.textContent = other.map((x) => `${x.loc.slice(1).join(".")}: ${x.msg}`).join("; ");
         if (unmatched.length && !specErrors.length) {
           formError.textContent = err.message;
           formError.hidden = false;
@@ -219,14 +338,23 @@ function build(meta) {
   sweepBox.hidden = state.mode !== "sweep";
   replace(
     main,
-    pageHeader("Launch", { subtitle: "Train a model with an optimization recipe, or a grid of them. Defaults come from the server's spec." }),
+    pageHeader("Launch", {
+      subtitle: "Train a model with an optimization recipe, or a grid of them. Defaults come from the server's spec.",
+    }),
     h(
       "form",
       { id: "launch-form", novalidate: true, on: { submit: onSubmit } },
       h(
         "div",
         { class: "form-layout" },
-        h("div", {}, h("div", { class: "segmented mode-switch", role: "group", "aria-label": "Launch mode" }, modeButtons), formError, sweepBox, form.element),
+        h(
+          "div",
+          {},
+          h("div", { class: "segmented mode-switch", role: "group", "aria-label": "Launch mode" }, modeButtons),
+          formError,
+          sweepBox,
+          form.element,
+        ),
         h(
           "aside",
           { class: "form-side card" },
@@ -253,10 +381,27 @@ function uploadWidget(form) {
   if (!slot || !slot.input) return;
   const idInput = slot.input;
   const status = h("p", { class: "muted", id: "upload-status", "aria-live": "polite" });
-  const existing = h("select", { id: "upload-existing", "aria-label": "Uploaded datasets", on: { change: (e) => { if (e.target.value) { idInput.value = e.target.value; idInput.dispatchEvent(new Event("input", { bubbles: true })); } } } },
-    h("option", { value: "" }, "Uploaded before…"));
+  const existing = h(
+    "select",
+    {
+      id: "upload-existing",
+      "aria-label": "Uploaded datasets",
+      on: {
+        change: (e) => {
+          if (e.target.value) {
+            idInput.value = e.target.value;
+            idInput.dispatchEvent(new Event("input", { bubbles: true }));
+          }
+        },
+      },
+    },
+    h("option", { value: "" }, "Uploaded before…"),
+  );
   const file = h("input", {
-    type: "file", id: "upload-file", accept: ".npz,application/octet-stream", "aria-label": "Upload an .npz dataset",
+    type: "file",
+    id: "upload-file",
+    accept: ".npz,application/octet-stream",
+    "aria-label": "Upload an .npz dataset",
     on: {
       change: async (e) => {
         const chosen = e.target.files && e.target.files[0];
@@ -275,15 +420,31 @@ function uploadWidget(form) {
       },
     },
   });
-  slot.container.append(h("div", { class: "upload-widget" }, h("label", { for: "upload-file" }, "Upload an .npz (x_train, y_train, x_test, y_test)"), file, existing, status));
-  api.listDatasets().then((res) => {
-    for (const ds of res.data || []) existing.appendChild(h("option", { value: ds.id }, `#${ds.id} ${ds.name} · ${fmt.bytes(ds.size_bytes)}`));
-  }).catch(() => {});
+  slot.container.append(
+    h(
+      "div",
+      { class: "upload-widget" },
+      h("label", { for: "upload-file" }, "Upload an .npz (x_train, y_train, x_test, y_test)"),
+      file,
+      existing,
+      status,
+    ),
+  );
+  api
+    .listDatasets()
+    .then((res) => {
+      for (const ds of res.data || [])
+        existing.appendChild(h("option", { value: ds.id }, `#${ds.id} ${ds.name} · ${fmt.bytes(ds.size_bytes)}`));
+    })
+    .catch(() => {});
 }
 
 function parseValue(text, schema) {
   if (schema.type === "array") {
-    const set = text.split("+").map((x) => x.trim()).filter(Boolean);
+    const set = text
+      .split("+")
+      .map((x) => x.trim())
+      .filter(Boolean);
     return set.length && set.every((x) => schema.items.enum.includes(x)) ? set : undefined;
   }
   if (schema.enum) return schema.enum.find((o) => String(o) === text);

@@ -24,7 +24,11 @@ const input = h("input", {
   spellcheck: "false",
   "aria-describedby": "token-help",
 });
-const error = h("p", { class: "field-error", id: "signin-error", role: "alert" }, refused ? "That sign-in link's token was refused: it is not valid or has been revoked." : "");
+const error = h(
+  "p",
+  { class: "field-error", id: "signin-error", role: "alert" },
+  refused ? "That sign-in link's token was refused: it is not valid or has been revoked." : "",
+);
 const button = h("button", { type: "submit", class: "btn btn-primary", id: "signin-submit" }, "Sign in");
 
 async function submit(e) {
@@ -48,7 +52,10 @@ async function submit(e) {
       window.location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
       return;
     }
-    error.textContent = res.status === 401 ? "This token was refused: it is not valid or has been revoked." : `The server answered ${res.status}.`;
+    error.textContent =
+      res.status === 401
+        ? "This token was refused: it is not valid or has been revoked."
+        : `The server answered ${res.status}.`;
   } catch {
     error.textContent = "Cannot reach the optiboard server. Is it running?";
   } finally {
@@ -63,7 +70,9 @@ replace(
   h(
     "section",
     { class: "card signin" },
-    pageHeader("Sign in to optiboard", { subtitle: "The dashboard needs an API token. It is kept in an HttpOnly cookie on this browser for 30 days." }),
+    pageHeader("Sign in to optiboard", {
+      subtitle: "The dashboard needs an API token. It is kept in an HttpOnly cookie on this browser for 30 days.",
+    }),
     h(
       "form",
       { id: "signin-form", class: "stack", on: { submit } },
@@ -78,9 +87,36 @@ replace(
       h(
         "ul",
         {},
-        h("li", {}, code("optiboard up"), " (and ", code("make run"), ") prints a sign-in link ", code("http://…/login?token=ob_…"), " when it starts: open it, or paste the part after ", code("token="), "."),
-        h("li", {}, "The same token is in the file ", code("token"), " of the server's data directory: ", code("cat .optiboard/token"), " (or ", code("$OPTIBOARD_DATA_DIR/token"), ")."),
-        h("li", {}, "Make another one on the server: ", code("optiboard token create NAME"), " (shown once). Your administrator can give you one for a shared server."),
+        h(
+          "li",
+          {},
+          code("optiboard up"),
+          " (and ",
+          code("make run"),
+          ") prints a sign-in link ",
+          code("http://…/login?token=ob_…"),
+          " when it starts: open it, or paste the part after ",
+          code("token="),
+          ".",
+        ),
+        h(
+          "li",
+          {},
+          "The same token is in the file ",
+          code("token"),
+          " of the server's data directory: ",
+          code("cat .optiboard/token"),
+          " (or ",
+          code("$OPTIBOARD_DATA_DIR/token"),
+          ").",
+        ),
+        h(
+          "li",
+          {},
+          "Make another one on the server: ",
+          code("optiboard token create NAME"),
+          " (shown once). Your administrator can give you one for a shared server.",
+        ),
       ),
     ),
   ),

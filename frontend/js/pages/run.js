@@ -6,7 +6,18 @@ import { renderCurves, renderFigure } from "../charts.js";
 import { constantValue, defaultKeys, epochAnchors, groupKeys, legendName, NOT_CURVES, phases } from "../curves.js";
 import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
-import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, progressBar, statusBadge, table, toast } from "../layout.js";
+import {
+  card,
+  emptyState,
+  errorState,
+  loadingState,
+  mountLayout,
+  pageHeader,
+  progressBar,
+  statusBadge,
+  table,
+  toast,
+} from "../layout.js";
 import { poll } from "../poll.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -16,7 +27,12 @@ const runId = match ? Number(match[1]) : Number(new URLSearchParams(window.locat
 
 const params = new URLSearchParams(window.location.search);
 const state = {
-  run: null, series: {}, lastStep: -1, variants: null, exports: VOCAB.export_formats, confusionFor: null,
+  run: null,
+  series: {},
+  lastStep: -1,
+  variants: null,
+  exports: VOCAB.export_formats,
+  confusionFor: null,
   keys: new Set(), // every metric key the run has logged (discovered cheaply, see probeKeys)
   chosen: new Set(), // the keys plotted
   userChose: false, // until the user picks keys, the usual training curves are plotted
@@ -43,7 +59,9 @@ const slots = {
   overview: h("div"),
   failure: h("div"),
   chartControls: h("div", { class: "chart-controls", id: "chart-controls" }),
-  charts: h("div", { class: "grid-2" },
+  charts: h(
+    "div",
+    { class: "grid-2" },
     h("section", { class: "card chart-card", id: "loss-card" }, charts.loss),
     h("section", { class: "card chart-card", id: "accuracy-card" }, charts.accuracy),
     h("section", { class: "card chart-card", id: "lr-card", hidden: true }, charts.lr),
@@ -100,11 +118,22 @@ function drawCurves() {
     lr: g.lr.length > 0 && !lrConstant,
     other: g.other.length > 0,
   };
-  const titles = { loss: ["Loss", "loss"], accuracy: ["Accuracy", "accuracy"], lr: ["Learning rate", "learning rate"], other: ["Other metrics", "value"] };
+  const titles = {
+    loss: ["Loss", "loss"],
+    accuracy: ["Accuracy", "accuracy"],
+    lr: ["Learning rate", "learning rate"],
+    other: ["Other metrics", "value"],
+  };
   for (const name of CURVE_CHARTS) {
     const cardEl = charts[name].parentElement;
     if (cardEl) cardEl.hidden = !show[name];
-    if (show[name]) renderCurves(charts[name], state.series, g[name], { title: titles[name][0], yTitle: titles[name][1], empty: waiting, view: v });
+    if (show[name])
+      renderCurves(charts[name], state.series, g[name], {
+        title: titles[name][0],
+        yTitle: titles[name][1],
+        empty: waiting,
+        view: v,
+      });
   }
   syncZoom();
 }
@@ -124,8 +153,12 @@ function syncZoom() {
       else if (ev["xaxis.autorange"]) update["xaxis.autorange"] = true;
       else return;
       syncing = true;
-      const others = CURVE_CHARTS.map((n) => charts[n]).filter((d) => d !== div && d.data && d.data.length && !d.parentElement.hidden);
-      Promise.all(others.map((d) => window.Plotly.relayout(d, update))).finally(() => { syncing = false; });
+      const others = CURVE_CHARTS.map((n) => charts[n]).filter(
+        (d) => d !== div && d.data && d.data.length && !d.parentElement.hidden,
+      );
+      Promise.all(others.map((d) => window.Plotly.relayout(d, update))).finally(() => {
+        syncing = false;
+      });
     });
   }
 }
@@ -164,25 +197,78 @@ function renderControls() {
     const smoothingLabel = h("output", { id: "smoothing-value", for: "smoothing" });
     controls.smoothingLabel = smoothingLabel;
     controls.smoothing = h("input", {
-      type: "range", id: "smoothing", min: "0", max: "0.99", step: "0.01", value: String(state.view.smoothing),
+      type: "range",
+      id: "smoothing",
+      min: "0",
+      max: "0.99",
+      step: "0.01",
+      value: String(state.view.smoothing),
       "aria-describedby": "smoothing-help",
-      on: { input: (e) => { state.view.smoothing = Number(e.target.value); smoothingLabel.textContent = state.view.smoothing.toFixed(2); syncViewUrl(); drawCurves(); } },
+      on: {
+        input: (e) => {
+          state.view.smoothing = Number(e.target.value);
+          smoothingLabel.textContent = state.view.smoothing.toFixed(2);
+          syncViewUrl();
+          drawCurves();
+        },
+      },
     });
-    controls.logY = h("input", { type: "checkbox", id: "log-y", checked: state.view.logY, on: { change: (e) => { state.view.logY = e.target.checked; syncViewUrl(); drawCurves(); } } });
-    controls.axis = h("select", { id: "x-axis", "aria-label": "x axis", on: { change: (e) => setAxis(e.target.value) } },
-      Object.entries(VOCAB.run_chart_x_axes).map(([key, title]) => h("option", { value: key, selected: key === state.view.axis }, title)));
+    controls.logY = h("input", {
+      type: "checkbox",
+      id: "log-y",
+      checked: state.view.logY,
+      on: {
+        change: (e) => {
+          state.view.logY = e.target.checked;
+          syncViewUrl();
+          drawCurves();
+        },
+      },
+    });
+    controls.axis = h(
+      "select",
+      { id: "x-axis", "aria-label": "x axis", on: { change: (e) => setAxis(e.target.value) } },
+      Object.entries(VOCAB.run_chart_x_axes).map(([key, title]) =>
+        h("option", { value: key, selected: key === state.view.axis }, title),
+      ),
+    );
     controls.keysSummary = h("summary", {}, "Keys");
-    controls.keyFilter = h("input", { type: "search", id: "key-filter", placeholder: "Filter keys…", "aria-label": "Filter metric keys", on: { input: debounce(renderKeyList, 150) } });
-    controls.keyList = h("div", { class: "key-list", id: "key-list", role: "group", "aria-label": "Metric keys to plot" });
+    controls.keyFilter = h("input", {
+      type: "search",
+      id: "key-filter",
+      placeholder: "Filter keys…",
+      "aria-label": "Filter metric keys",
+      on: { input: debounce(renderKeyList, 150) },
+    });
+    controls.keyList = h("div", {
+      class: "key-list",
+      id: "key-list",
+      role: "group",
+      "aria-label": "Metric keys to plot",
+    });
     controls.note = h("span", { class: "muted", id: "chart-note" });
     replace(
       slots.chartControls,
-      h("div", { class: "toolbar" },
-        h("label", { for: "smoothing" }, "Smoothing"), controls.smoothing, smoothingLabel,
-        h("span", { id: "smoothing-help", class: "sr-only" }, "Exponential moving average of the drawn curves, display only"),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("label", { for: "smoothing" }, "Smoothing"),
+        controls.smoothing,
+        smoothingLabel,
+        h(
+          "span",
+          { id: "smoothing-help", class: "sr-only" },
+          "Exponential moving average of the drawn curves, display only",
+        ),
         h("label", { class: "check" }, controls.logY, " Log y"),
-        h("label", { for: "x-axis" }, "x axis"), controls.axis,
-        h("details", { class: "key-chooser", id: "key-chooser" }, controls.keysSummary, h("div", { class: "key-panel" }, controls.keyFilter, controls.keyList)),
+        h("label", { for: "x-axis" }, "x axis"),
+        controls.axis,
+        h(
+          "details",
+          { class: "key-chooser", id: "key-chooser" },
+          controls.keysSummary,
+          h("div", { class: "key-panel" }, controls.keyFilter, controls.keyList),
+        ),
         h("span", { class: "grow" }),
         controls.note,
       ),
@@ -199,9 +285,10 @@ function renderControls() {
   }
   const g = groupKeys(chosenKeys());
   const constant = g.lr.map((k) => [k, constantValue(state.series[k])]).filter(([, v]) => v !== null);
-  controls.note.textContent = constant.length && constant.length === g.lr.length
-    ? constant.map(([k, v]) => `${k} ${fmt.number(v)} (constant)`).join(" · ")
-    : "";
+  controls.note.textContent =
+    constant.length && constant.length === g.lr.length
+      ? constant.map(([k, v]) => `${k} ${fmt.number(v)} (constant)`).join(" · ")
+      : "";
   controls.keysSummary.textContent = `Keys: ${state.chosen.size} of ${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} plotted`;
   if (controls.keyList.dataset.count !== String(state.keys.size)) renderKeyList();
 }
@@ -217,9 +304,21 @@ function renderKeyList() {
   controls.keyList.dataset.count = String(state.keys.size);
   replace(
     controls.keyList,
-    shown.map((key) => h("label", { class: "check key", dataset: { key } },
-      h("input", { type: "checkbox", checked: state.chosen.has(key), on: { change: (e) => toggleKey(key, e.target.checked) } }), ` ${key}`)),
-    ordered.length > shown.length ? h("p", { class: "muted" }, `${ordered.length - shown.length} more: type to filter`) : null,
+    shown.map((key) =>
+      h(
+        "label",
+        { class: "check key", dataset: { key } },
+        h("input", {
+          type: "checkbox",
+          checked: state.chosen.has(key),
+          on: { change: (e) => toggleKey(key, e.target.checked) },
+        }),
+        ` ${key}`,
+      ),
+    ),
+    ordered.length > shown.length
+      ? h("p", { class: "muted" }, `${ordered.length - shown.length} more: type to filter`)
+      : null,
   );
 }
 
@@ -248,7 +347,9 @@ let keysPerRead = 50;
 async function readKeys(keys, afterStep, maxPoints = 1000) {
   const chunks = [];
   for (let i = 0; i < keys.length; i += keysPerRead) chunks.push(keys.slice(i, i + keysPerRead));
-  const parts = await Promise.all(chunks.map((c) => api.getMetrics(runId, { afterStep, keys: c.join(","), maxPoints })));
+  const parts = await Promise.all(
+    chunks.map((c) => api.getMetrics(runId, { afterStep, keys: c.join(","), maxPoints })),
+  );
   const out = { series: {}, last_step: null };
   for (const p of parts) {
     Object.assign(out.series, p.series || {});
@@ -303,7 +404,8 @@ const cursor = () => Math.max(-1, state.lastStep - 1);
 function mergeSeries(incoming) {
   let added = 0;
   for (const [key, s] of Object.entries(incoming || {})) {
-    const cur = state.series[key] || (state.series[key] = { steps: [], values: [] });
+    state.series[key] ??= { steps: [], values: [] };
+    const cur = state.series[key];
     const last = cur.steps.length ? cur.steps[cur.steps.length - 1] : -Infinity;
     s.steps.forEach((step, i) => {
       if (step > last) {
@@ -321,7 +423,9 @@ function mergeSeries(incoming) {
 async function loadContext(run) {
   try {
     const [children, parentVariants] = await Promise.all([
-      run.kind === "train" && !run.external ? api.listRuns({ parent: run.id, limit: 50 }) : Promise.resolve({ data: [] }),
+      run.kind === "train" && !run.external
+        ? api.listRuns({ parent: run.id, limit: 50 })
+        : Promise.resolve({ data: [] }),
       run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : Promise.resolve({ data: [] }),
     ]);
     state.children = children.data;
@@ -346,13 +450,29 @@ async function start() {
     }
     if (state.view.axis === "relative" || state.view.axis === "wall") await loadTimes();
     await loadContext(run);
-    replace(main, slots.header, slots.overview, slots.failure, slots.chartControls, slots.charts, slots.variants, slots.confusion, slots.bottom);
+    replace(
+      main,
+      slots.header,
+      slots.overview,
+      slots.failure,
+      slots.chartControls,
+      slots.charts,
+      slots.variants,
+      slots.confusion,
+      slots.bottom,
+    );
     renderAll();
     drawCurves();
     await loadVariants();
     if (!fmt.isTerminal(run.status)) startPolling();
   } catch (err) {
-    replace(main, errorState(err, () => { replace(main, loadingState()); start(); }));
+    replace(
+      main,
+      errorState(err, () => {
+        replace(main, loadingState());
+        start();
+      }),
+    );
   }
 }
 
@@ -414,11 +534,29 @@ function renderHeader() {
   document.title = `${run.name} · Run #${run.id} · optiboard`;
   const terminal = fmt.isTerminal(run.status);
   const actions = [
-    !terminal ? h("button", { type: "button", class: "btn btn-danger", on: { click: () => act("Cancelled", () => api.cancelRun(run.id)) } }, "Cancel run") : null,
-    fmt.isRetryable(run.status) && !run.external
-      ? h("button", { type: "button", class: "btn", on: { click: () => act("Retry queued", () => api.retryRun(run.id), true) } }, "Retry")
+    !terminal
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-danger",
+            on: { click: () => act("Cancelled", () => api.cancelRun(run.id)) },
+          },
+          "Cancel run",
+        )
       : null,
-    h("a", { class: "btn", href: `/compare?runs=${run.id}${run.parent_run_id ? `,${run.parent_run_id}` : ""}` }, "Compare"),
+    fmt.isRetryable(run.status) && !run.external
+      ? h(
+          "button",
+          { type: "button", class: "btn", on: { click: () => act("Retry queued", () => api.retryRun(run.id), true) } },
+          "Retry",
+        )
+      : null,
+    h(
+      "a",
+      { class: "btn", href: `/compare?runs=${run.id}${run.parent_run_id ? `,${run.parent_run_id}` : ""}` },
+      "Compare",
+    ),
     terminal ? h("button", { type: "button", class: "btn btn-danger", on: { click: remove } }, "Delete") : null,
   ];
   replace(
@@ -442,21 +580,37 @@ function contextLine(run) {
   const link = (id, text) => h("a", { href: `/runs/${id}`, dataset: { related: id } }, text || `run #${id}`);
   const parts = [];
   const spec = run.spec || {};
-  if (run.kind === "optimize" && run.parent_run_id) parts.push(["post-training quantization of ", link(run.parent_run_id)]);
+  if (run.kind === "optimize" && run.parent_run_id)
+    parts.push(["post-training quantization of ", link(run.parent_run_id)]);
   const init = spec.model && spec.model.init_from_run_id;
   if (init && run.kind !== "optimize") parts.push(["starts from the model of ", link(init)]);
   for (const t of spec.techniques || []) {
-    if (t.name === "distillation" && t.teacher_run_id) parts.push(["distilled from teacher ", link(t.teacher_run_id), ` (temperature ${t.temperature}, alpha ${t.alpha})`]);
+    if (t.name === "distillation" && t.teacher_run_id)
+      parts.push([
+        "distilled from teacher ",
+        link(t.teacher_run_id),
+        ` (temperature ${t.temperature}, alpha ${t.alpha})`,
+      ]);
   }
   if (state.children && state.children.length) {
     parts.push(["optimized as ", state.children.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} ${c.name}`)])]);
   }
   if (!parts.length) return null;
-  return h("p", { class: "muted", id: "run-context" }, parts.flatMap((p, i) => (i ? [" · ", ...p] : p)));
+  return h(
+    "p",
+    { class: "muted", id: "run-context" },
+    parts.flatMap((p, i) => (i ? [" · ", ...p] : p)),
+  );
 }
 
 function stat(label, value, extra) {
-  return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), extra || null);
+  return h(
+    "div",
+    { class: "stat" },
+    h("div", { class: "label" }, label),
+    h("div", { class: "value" }, value),
+    extra || null,
+  );
 }
 
 /**
@@ -466,7 +620,9 @@ function stat(label, value, extra) {
 function headlineStat(hl) {
   const explain = hl
     ? `${hl.format}: the deployable model of this run; every variant is listed below`
-    : fmt.isTerminal(state.run.status) ? "this run produced no measured model" : "measured when training ends";
+    : fmt.isTerminal(state.run.status)
+      ? "this run produced no measured model"
+      : "measured when training ends";
   return h(
     "div",
     { class: "stat stat-wide", id: "run-headline" },
@@ -478,7 +634,9 @@ function headlineStat(hl) {
 
 /** An external run has no measured model: its last logged values speak for it. */
 function finalMetricsStat() {
-  const keys = ["val_accuracy", "accuracy", "val_loss", "loss"].filter((k) => state.series[k] && state.series[k].values.length);
+  const keys = ["val_accuracy", "accuracy", "val_loss", "loss"].filter(
+    (k) => state.series[k] && state.series[k].values.length,
+  );
   const last = (k) => state.series[k].values[state.series[k].values.length - 1];
   return h(
     "div",
@@ -495,7 +653,11 @@ function parentDeltaStat(run, hl) {
   if (run.kind !== "optimize" || !hl || !ref) return null;
   const dAcc = hl.accuracy != null && ref.accuracy != null ? hl.accuracy - ref.accuracy : null;
   const ratio = hl.size_bytes && ref.size_bytes ? hl.size_bytes / ref.size_bytes : null;
-  return stat("Δ vs parent", `${fmt.signed(dAcc)} acc · ${fmt.ratio(ratio)} size`, h("div", { class: "muted" }, `against #${run.parent_run_id}'s ${fmt.modelFormat(ref.format)} model`));
+  return stat(
+    "Δ vs parent",
+    `${fmt.signed(dAcc)} acc · ${fmt.ratio(ratio)} size`,
+    h("div", { class: "muted" }, `against #${run.parent_run_id}'s ${fmt.modelFormat(ref.format)} model`),
+  );
 }
 
 function renderOverview() {
@@ -503,10 +665,19 @@ function renderOverview() {
   const hl = run.headline;
   const progress =
     run.status === "running" || run.status === "queued"
-      ? h("div", { class: "stat", id: "run-progress" },
-          h("div", { class: "label" }, run.status === "queued" ? "Queued — waiting for a worker" : `Progress · ETA ${fmt.duration(run.eta_seconds)}`),
+      ? h(
+          "div",
+          { class: "stat", id: "run-progress" },
+          h(
+            "div",
+            { class: "label" },
+            run.status === "queued"
+              ? "Queued — waiting for a worker"
+              : `Progress · ETA ${fmt.duration(run.eta_seconds)}`,
+          ),
           h("div", { class: "value" }, fmt.percent(run.progress)),
-          progressBar(run.progress, "Run progress"))
+          progressBar(run.progress, "Run progress"),
+        )
       : stat("Duration", fmt.duration(run.duration_seconds));
   replace(
     slots.overview,
@@ -516,11 +687,23 @@ function renderOverview() {
       progress,
       run.external && !hl ? finalMetricsStat() : headlineStat(hl),
       parentDeltaStat(run, hl),
-      run.train_seconds != null && run.kind !== "optimize" ? stat("Training time", fmt.duration(run.train_seconds)) : null,
-      run.peak_memory_bytes != null ? stat("Peak memory", fmt.bytes(run.peak_memory_bytes), h("div", { class: "muted" }, "the job process's peak RSS")) : null,
+      run.train_seconds != null && run.kind !== "optimize"
+        ? stat("Training time", fmt.duration(run.train_seconds))
+        : null,
+      run.peak_memory_bytes != null
+        ? stat(
+            "Peak memory",
+            fmt.bytes(run.peak_memory_bytes),
+            h("div", { class: "muted" }, "the job process's peak RSS"),
+          )
+        : null,
       run.external
         ? stat("Logged by", "a script", h("div", { class: "muted" }, `last heard ${fmt.relative(run.heartbeat_at)}`))
-        : stat("Worker", run.worker || "–", h("div", { class: "muted" }, `attempt ${run.attempt ?? 1} of ${run.max_attempts ?? 1}`)),
+        : stat(
+            "Worker",
+            run.worker || "–",
+            h("div", { class: "muted" }, `attempt ${run.attempt ?? 1} of ${run.max_attempts ?? 1}`),
+          ),
       stat("Created", fmt.relative(run.created_at), h("div", { class: "muted" }, fmt.dateTime(run.created_at))),
     ),
   );
@@ -535,7 +718,12 @@ function renderFailure() {
   }
   replace(
     slots.failure,
-    h("section", { class: "card", style: undefined }, h("h2", { class: "card-title" }, "Error"), h("pre", { class: "log", id: "run-error" }, run.error)),
+    h(
+      "section",
+      { class: "card", style: undefined },
+      h("h2", { class: "card-title" }, "Error"),
+      h("pre", { class: "log", id: "run-error" }, run.error),
+    ),
   );
 }
 
@@ -561,11 +749,16 @@ function renderVariants() {
   if (v === null) content = loadingState("Loading variants…");
   else if (v instanceof Error) content = errorState(v, loadVariants);
   else if (!v.length && state.run.external)
-    content = emptyState("No model to measure", "An external run is trained by its own script; its logged metrics are above.");
+    content = emptyState(
+      "No model to measure",
+      "An external run is trained by its own script; its logged metrics are above.",
+    );
   else if (!v.length)
     content = emptyState(
       fmt.isTerminal(state.run.status) ? "No models were produced" : "No models yet",
-      fmt.isTerminal(state.run.status) ? "This run ended without a measured variant." : "Variants appear here when training ends and each export is measured.",
+      fmt.isTerminal(state.run.status)
+        ? "This run ended without a measured variant."
+        : "Variants appear here when training ends and each export is measured.",
     );
   else content = table(VARIANT_COLUMNS, v, { caption: "Measured variants" });
   replace(slots.variants, card("Variants", content));
@@ -582,14 +775,30 @@ async function renderConfusion() {
   if (!v.some((x) => x.id === state.confusionFor)) state.confusionFor = v[0].id;
   const select = h(
     "select",
-    { id: "confusion-variant", on: { change: (e) => { state.confusionFor = Number(e.target.value); drawConfusion(); } } },
+    {
+      id: "confusion-variant",
+      on: {
+        change: (e) => {
+          state.confusionFor = Number(e.target.value);
+          drawConfusion();
+        },
+      },
+    },
     v.map((x) => h("option", { value: x.id, selected: x.id === state.confusionFor }, x.format)),
   );
   replace(
     slots.confusion,
-    h("section", { class: "card" },
-      h("div", { class: "page-header" }, h("h2", { class: "card-title" }, "Confusion matrix"), h("label", {}, "Variant ", select)),
-      charts.confusion),
+    h(
+      "section",
+      { class: "card" },
+      h(
+        "div",
+        { class: "page-header" },
+        h("h2", { class: "card-title" }, "Confusion matrix"),
+        h("label", {}, "Variant ", select),
+      ),
+      charts.confusion,
+    ),
   );
   drawConfusion();
 }
@@ -614,8 +823,22 @@ function renderBottom() {
   left.push(notesCard(run));
   const logLines = run.log_tail || [];
   const right = [
-    card("Log tail", logLines.length ? h("pre", { class: "log", id: "run-log" }, logLines.join("\n")) : h("p", { class: "muted" }, "No log lines.")),
-    h("section", { class: "card" }, h("details", {}, h("summary", {}, "Spec (validated JSON)"), h("pre", { class: "spec", id: "run-spec" }, JSON.stringify(run.spec, null, 2)))),
+    card(
+      "Log tail",
+      logLines.length
+        ? h("pre", { class: "log", id: "run-log" }, logLines.join("\n"))
+        : h("p", { class: "muted" }, "No log lines."),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h(
+        "details",
+        {},
+        h("summary", {}, "Spec (validated JSON)"),
+        h("pre", { class: "spec", id: "run-spec" }, JSON.stringify(run.spec, null, 2)),
+      ),
+    ),
   ];
   // keep the user's half-typed notes: rebuild only when the editor is not focused
   if (slots.bottom.contains(document.activeElement)) return;
@@ -623,12 +846,17 @@ function renderBottom() {
 }
 
 function optimizeCard(run) {
-  const boxes = state.exports.map((e) => h("label", {}, h("input", { type: "checkbox", name: "export", value: e, checked: e === "int8" }), e));
+  const boxes = state.exports.map((e) =>
+    h("label", {}, h("input", { type: "checkbox", name: "export", value: e, checked: e === "int8" }), e),
+  );
   const name = h("input", { type: "text", id: "optimize-name", placeholder: `${run.name}-ptq`, maxlength: "200" });
   const error = h("p", { class: "field-error", role: "alert" });
   async function submit(e) {
     e.preventDefault();
-    const exports = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    const exports = boxes
+      .map((b) => b.querySelector("input"))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
     if (!exports.length) {
       error.textContent = "Pick at least one export format.";
       return;
@@ -643,7 +871,12 @@ function optimizeCard(run) {
   return h(
     "section",
     { class: "card" },
-    h("h2", { class: "card-title" }, "Optimize this model ", h("span", { class: "muted" }, "post-training quantization to TFLite")),
+    h(
+      "h2",
+      { class: "card-title" },
+      "Optimize this model ",
+      h("span", { class: "muted" }, "post-training quantization to TFLite"),
+    ),
     h(
       "form",
       { id: "optimize-form", on: { submit } },
@@ -663,7 +896,13 @@ function notesCard(run) {
   async function save(e) {
     e.preventDefault();
     try {
-      state.run = await api.updateRun(run.id, { tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean), notes: notes.value });
+      state.run = await api.updateRun(run.id, {
+        tags: tags.value
+          .split(",")
+          .map((t) => t.trim())
+          .filter(Boolean),
+        notes: notes.value,
+      });
       toast("Saved");
       document.activeElement?.blur();
       renderAll();

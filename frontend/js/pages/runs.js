@@ -4,7 +4,16 @@
 import * as api from "../api.js";
 import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
-import { emptyState, errorState, loadingState, mountLayout, pageHeader, progressBar, statusBadge, toast } from "../layout.js";
+import {
+  emptyState,
+  errorState,
+  loadingState,
+  mountLayout,
+  pageHeader,
+  progressBar,
+  statusBadge,
+  toast,
+} from "../layout.js";
 import { poll } from "../poll.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -44,23 +53,53 @@ let poller = null;
 let signature = "";
 
 // ---- skeleton -------------------------------------------------------------------------
-const compareBtn = h("button", { type: "button", class: "btn btn-primary", on: { click: openCompare } }, "Compare selected");
+const compareBtn = h(
+  "button",
+  { type: "button", class: "btn btn-primary", on: { click: openCompare } },
+  "Compare selected",
+);
 const header = pageHeader("Runs", {
   subtitle: "Every training and optimization job, newest first.",
   actions: [compareBtn, h("a", { class: "btn", href: "/launch" }, "New run")],
 });
-const experimentSelect = h("select", { "aria-label": "Experiment", on: { change: (e) => setFilter("experiment", e.target.value) } }, h("option", { value: "" }, "All experiments"));
+const experimentSelect = h(
+  "select",
+  { "aria-label": "Experiment", on: { change: (e) => setFilter("experiment", e.target.value) } },
+  h("option", { value: "" }, "All experiments"),
+);
 const statusSelect = h(
   "select",
   { "aria-label": "Status", on: { change: (e) => setFilter("status", e.target.value) } },
   h("option", { value: "" }, "Any status"),
   VOCAB.statuses.map((s) => h("option", { value: s, selected: state.filters.status === s }, s)),
 );
-const tagInput = h("input", { type: "text", placeholder: "Tag", "aria-label": "Tag", value: state.filters.tag, on: { input: debounce((e) => setFilter("tag", e.target.value.trim()), 300) } });
-const searchInput = h("input", { type: "search", placeholder: "Search name, recipe, notes…", "aria-label": "Search runs", value: state.filters.q, on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) } });
+const tagInput = h("input", {
+  type: "text",
+  placeholder: "Tag",
+  "aria-label": "Tag",
+  value: state.filters.tag,
+  on: { input: debounce((e) => setFilter("tag", e.target.value.trim()), 300) },
+});
+const searchInput = h("input", {
+  type: "search",
+  placeholder: "Search name, recipe, notes…",
+  "aria-label": "Search runs",
+  value: state.filters.q,
+  on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) },
+});
 const clearBtn = h("button", { type: "button", class: "btn btn-link", on: { click: clearFilters } }, "Clear filters");
 const liveNote = h("span", { class: "muted", "aria-live": "polite" });
-const toolbar = h("div", { class: "toolbar", role: "search" }, searchInput, experimentSelect, statusSelect, tagInput, clearBtn, h("span", { class: "grow" }), liveNote);
+const toolbar = h(
+  "div",
+  { class: "toolbar", role: "search" },
+  searchInput,
+  experimentSelect,
+  statusSelect,
+  tagInput,
+  clearBtn,
+  h("span", { class: "grow" }),
+  liveNote,
+);
 const body = h("div", {}, loadingState("Loading runs…"));
 replace(main, header, toolbar, body);
 
@@ -85,14 +124,19 @@ async function load() {
   const q = query();
   const page = await api.listRuns(q);
   // the order is part of what is shown: a new sort re-renders even when the runs are the same
-  const sig = JSON.stringify([q.sort, page.count, page.data.map((r) => [r.id, r.status, r.progress, r.name, r.tags, r.notes, r.headline, r.finished_at])]);
+  const sig = JSON.stringify([
+    q.sort,
+    page.count,
+    page.data.map((r) => [r.id, r.status, r.progress, r.name, r.tags, r.notes, r.headline, r.finished_at]),
+  ]);
   const changed = sig !== signature || !state.loaded;
   signature = sig;
   state.runs = page.data;
   state.count = page.count;
   state.loaded = true;
   state.error = null;
-  if (changed && state.editing === null) render(); // never re-render under the user's cursor
+  if (changed && state.editing === null)
+    render(); // never re-render under the user's cursor
   else if (changed) renderLiveCells();
   return changed;
 }
@@ -134,9 +178,14 @@ function showError(err) {
 async function loadExperiments() {
   try {
     const res = await api.listExperiments();
-    for (const e of res.data) experimentSelect.appendChild(h("option", { value: e.name, selected: state.filters.experiment === e.name }, e.name));
+    for (const e of res.data)
+      experimentSelect.appendChild(
+        h("option", { value: e.name, selected: state.filters.experiment === e.name }, e.name),
+      );
     if (state.filters.experiment && !res.data.some((e) => e.name === state.filters.experiment)) {
-      experimentSelect.appendChild(h("option", { value: state.filters.experiment, selected: true }, state.filters.experiment));
+      experimentSelect.appendChild(
+        h("option", { value: state.filters.experiment, selected: true }, state.filters.experiment),
+      );
     }
   } catch {
     // the filter stays usable with "All experiments"; the table shows the real error
@@ -190,7 +239,8 @@ async function act(label, fn) {
 const cancel = (run) => act(`Cancelled “${run.name}”`, () => api.cancelRun(run.id));
 const retry = (run) => act(`Retrying “${run.name}” as a new attempt`, () => api.retryRun(run.id));
 function remove(run) {
-  if (!window.confirm(`Delete run #${run.id} “${run.name}” with its metrics and models? This cannot be undone.`)) return;
+  if (!window.confirm(`Delete run #${run.id} “${run.name}” with its metrics and models? This cannot be undone.`))
+    return;
   state.selected.delete(run.id);
   act(`Deleted “${run.name}”`, () => api.deleteRun(run.id));
 }
@@ -201,7 +251,12 @@ function sortHeader(key, label, num = false) {
   return h(
     "th",
     { scope: "col", class: num ? "num" : undefined, "aria-sort": dir },
-    h("button", { type: "button", class: "sort", "aria-pressed": dir ? "true" : "false", on: { click: () => setSort(key) } }, label, dir === "ascending" ? " ▲" : dir === "descending" ? " ▼" : ""),
+    h(
+      "button",
+      { type: "button", class: "sort", "aria-pressed": dir ? "true" : "false", on: { click: () => setSort(key) } },
+      label,
+      dir === "ascending" ? " ▲" : dir === "descending" ? " ▼" : "",
+    ),
   );
 }
 
@@ -209,7 +264,13 @@ function statusCell(run) {
   const cell = h("div", { class: "status-cell", dataset: { runStatus: run.id } }, statusBadge(run.status));
   if (run.status === "running") {
     cell.appendChild(progressBar(run.progress, `Run ${run.id} progress`));
-    cell.appendChild(h("div", { class: "muted mono" }, `${fmt.percent(run.progress)}${run.eta_seconds ? ` · ETA ${fmt.duration(run.eta_seconds)}` : ""}`));
+    cell.appendChild(
+      h(
+        "div",
+        { class: "muted mono" },
+        `${fmt.percent(run.progress)}${run.eta_seconds ? ` · ETA ${fmt.duration(run.eta_seconds)}` : ""}`,
+      ),
+    );
   } else if (run.status === "failed" && run.error) {
     cell.appendChild(h("div", { class: "muted status-error", title: run.error }, run.error.split("\n")[0]));
   }
@@ -242,15 +303,41 @@ function rowFor(run) {
       {},
       h("a", { class: "run-name", href: `/runs/${run.id}`, dataset: { runLink: run.id } }, run.name),
       h("span", { class: "muted" }, ` #${run.id}`),
-      run.tags && run.tags.length ? h("div", { class: "tags" }, run.tags.map((t) => h("span", { class: "tag" }, t))) : null,
+      run.tags && run.tags.length
+        ? h(
+            "div",
+            { class: "tags" },
+            run.tags.map((t) => h("span", { class: "tag" }, t)),
+          )
+        : null,
       run.notes ? h("div", { class: "muted summary", title: run.notes }, run.notes.split("\n")[0].slice(0, 80)) : null,
     ),
     h("td", { class: "nowrap" }, run.experiment || "–"),
-    h("td", { class: "summary" }, run.external ? "external: logged by a script" : run.kind === "optimize" ? `quantizes #${run.parent_run_id} · ${(run.summary || "").split(" · ").pop()}` : run.summary || "–"),
+    h(
+      "td",
+      { class: "summary" },
+      run.external
+        ? "external: logged by a script"
+        : run.kind === "optimize"
+          ? `quantizes #${run.parent_run_id} · ${(run.summary || "").split(" · ").pop()}`
+          : run.summary || "–",
+    ),
     h("td", { dataset: { cell: "status" } }, statusCell(run)),
-    h("td", { class: "nowrap", dataset: { cell: "model" }, title: hl.format ? `${hl.format}: the model this run was made to produce` : "" }, hl.format ? fmt.modelFormat(hl.format) : "–"),
+    h(
+      "td",
+      {
+        class: "nowrap",
+        dataset: { cell: "model" },
+        title: hl.format ? `${hl.format}: the model this run was made to produce` : "",
+      },
+      hl.format ? fmt.modelFormat(hl.format) : "–",
+    ),
     h("td", { class: "num" }, fmt.accuracy(hl.accuracy)),
-    h("td", { class: "num", title: hl.gzip_bytes != null ? `${fmt.bytes(hl.gzip_bytes)} gzipped` : "" }, fmt.bytes(hl.size_bytes)),
+    h(
+      "td",
+      { class: "num", title: hl.gzip_bytes != null ? `${fmt.bytes(hl.gzip_bytes)} gzipped` : "" },
+      fmt.bytes(hl.size_bytes),
+    ),
     h("td", { class: "num" }, fmt.ms(hl.latency_p50_ms)),
     h("td", { class: "num" }, fmt.duration(run.duration_seconds)),
     h("td", { class: "num", title: fmt.dateTime(run.created_at) }, fmt.relative(run.created_at)),
@@ -260,22 +347,57 @@ function rowFor(run) {
       h(
         "div",
         { class: "row-actions" },
-        h("button", { type: "button", class: "btn btn-sm", "aria-expanded": state.editing === run.id ? "true" : "false", on: { click: () => toggleEditor(run.id) } }, "Edit"),
-        !terminal ? h("button", { type: "button", class: "btn btn-sm btn-danger", on: { click: () => cancel(run) } }, "Cancel") : null,
-        fmt.isRetryable(run.status) && !run.external ? h("button", { type: "button", class: "btn btn-sm", on: { click: () => retry(run) } }, "Retry") : null,
-        terminal ? h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete run ${run.id}`, on: { click: () => remove(run) } }, "Delete") : null,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-sm",
+            "aria-expanded": state.editing === run.id ? "true" : "false",
+            on: { click: () => toggleEditor(run.id) },
+          },
+          "Edit",
+        ),
+        !terminal
+          ? h("button", { type: "button", class: "btn btn-sm btn-danger", on: { click: () => cancel(run) } }, "Cancel")
+          : null,
+        fmt.isRetryable(run.status) && !run.external
+          ? h("button", { type: "button", class: "btn btn-sm", on: { click: () => retry(run) } }, "Retry")
+          : null,
+        terminal
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-sm btn-danger",
+                "aria-label": `Delete run ${run.id}`,
+                on: { click: () => remove(run) },
+              },
+              "Delete",
+            )
+          : null,
       ),
     ),
   );
 }
 
 function editorRow(run) {
-  const tags = h("input", { type: "text", id: "edit-tags", value: (run.tags || []).join(", "), placeholder: "baseline, sweep-3" });
+  const tags = h("input", {
+    type: "text",
+    id: "edit-tags",
+    value: (run.tags || []).join(", "),
+    placeholder: "baseline, sweep-3",
+  });
   const notes = h("textarea", { id: "edit-notes", rows: "3" });
   notes.value = run.notes || "";
   const error = h("p", { class: "field-error", role: "alert" });
   async function save() {
-    const patch = { tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean), notes: notes.value };
+    const patch = {
+      tags: tags.value
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean),
+      notes: notes.value,
+    };
     try {
       await api.updateRun(run.id, patch);
       state.editing = null;
@@ -300,7 +422,12 @@ function editorRow(run) {
         { class: "editor" },
         h("div", {}, h("label", { for: "edit-tags" }, "Tags (comma-separated)"), tags),
         h("div", {}, h("label", { for: "edit-notes" }, "Notes"), notes),
-        h("div", { class: "actions" }, h("button", { type: "button", class: "btn btn-primary", on: { click: save } }, "Save"), h("button", { type: "button", class: "btn", on: { click: () => toggleEditor(run.id) } }, "Cancel")),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "button", class: "btn btn-primary", on: { click: save } }, "Save"),
+          h("button", { type: "button", class: "btn", on: { click: () => toggleEditor(run.id) } }, "Cancel"),
+        ),
       ),
       error,
     ),
@@ -329,8 +456,16 @@ function render() {
     replace(
       body,
       filtered()
-        ? emptyState("No runs match these filters", "Try another status or tag, or clear the filters.", h("button", { type: "button", class: "btn", on: { click: clearFilters } }, "Clear filters"))
-        : emptyState("No runs yet", "Launch a training run or a sweep; it appears here and updates live.", h("a", { class: "btn btn-primary", href: "/launch" }, "Launch a run")),
+        ? emptyState(
+            "No runs match these filters",
+            "Try another status or tag, or clear the filters.",
+            h("button", { type: "button", class: "btn", on: { click: clearFilters } }, "Clear filters"),
+          )
+        : emptyState(
+            "No runs yet",
+            "Launch a training run or a sweep; it appears here and updates live.",
+            h("a", { class: "btn btn-primary", href: "/launch" }, "Launch a run"),
+          ),
     );
     return;
   }
@@ -372,7 +507,11 @@ function render() {
             h("th", { scope: "col" }, "Experiment"),
             h("th", { scope: "col" }, "Recipe"),
             sortHeader("status", SORTABLE.status),
-            h("th", { scope: "col", title: "The deployable model whose figures follow: the last export of the recipe" }, "Model"),
+            h(
+              "th",
+              { scope: "col", title: "The deployable model whose figures follow: the last export of the recipe" },
+              "Model",
+            ),
             sortHeader("accuracy", SORTABLE.accuracy, true),
             sortHeader("size_bytes", SORTABLE.size_bytes, true),
             sortHeader("latency_p50_ms", SORTABLE.latency_p50_ms, true),
@@ -391,8 +530,16 @@ function render() {
       h(
         "span",
         { class: "actions" },
-        h("button", { type: "button", class: "btn btn-sm", disabled: state.offset === 0, on: { click: () => page(-1) } }, "Previous"),
-        h("button", { type: "button", class: "btn btn-sm", disabled: to >= state.count, on: { click: () => page(1) } }, "Next"),
+        h(
+          "button",
+          { type: "button", class: "btn btn-sm", disabled: state.offset === 0, on: { click: () => page(-1) } },
+          "Previous",
+        ),
+        h(
+          "button",
+          { type: "button", class: "btn btn-sm", disabled: to >= state.count, on: { click: () => page(1) } },
+          "Next",
+        ),
       ),
     ),
   );

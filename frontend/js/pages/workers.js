@@ -9,7 +9,12 @@ import { poll } from "../poll.js";
 const main = mountLayout("workers", "Workers");
 const queue = h("div", { class: "stats" });
 const body = h("div", {}, loadingState("Asking the workers…"));
-replace(main, pageHeader("Workers", { subtitle: "Celery workers consuming the optiboard queues. Refreshes every few seconds." }), queue, body);
+replace(
+  main,
+  pageHeader("Workers", { subtitle: "Celery workers consuming the optiboard queues. Refreshes every few seconds." }),
+  queue,
+  body,
+);
 
 let signature = "";
 let loaded = false;
@@ -20,13 +25,14 @@ function hardwareList(hw) {
   return h(
     "dl",
     { class: "kv" },
-      entries.map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, describe(k, v))]),
+    entries.map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, describe(k, v))]),
   );
 }
 
 function describe(key, value) {
   if (value === null || value === undefined) return "–";
-  if (Array.isArray(value)) return value.length ? value.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ") : "none";
+  if (Array.isArray(value))
+    return value.length ? value.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ") : "none";
   if (typeof value === "number" && /bytes|memory/.test(key)) return fmt.bytes(value);
   if (value && typeof value === "object") return JSON.stringify(value);
   return String(value);
@@ -36,7 +42,15 @@ function describe(key, value) {
 // hardware}; older shapes ({hostname, online, active: [ids]}) are read too.
 function normalize(w) {
   const active = (w.active || []).map((a) => (typeof a === "object" && a !== null ? a : { run_id: a }));
-  return { name: w.name || w.hostname || "worker", online: w.online ?? true, active, queues: w.queues || [], concurrency: w.concurrency, pid: w.pid, hardware: w.hardware || {} };
+  return {
+    name: w.name || w.hostname || "worker",
+    online: w.online ?? true,
+    active,
+    queues: w.queues || [],
+    concurrency: w.concurrency,
+    pid: w.pid,
+    hardware: w.hardware || {},
+  };
 }
 
 // (no "running for" here: Celery's time_start is the worker's clock, not ours)
@@ -46,13 +60,29 @@ function activeJob(job, i) {
 
 function workerCard(raw) {
   const w = normalize(raw);
-  const facts = [w.concurrency ? `${w.concurrency} job slot${w.concurrency === 1 ? "" : "s"}` : null, w.pid ? `pid ${w.pid}` : null].filter(Boolean).join(" · ");
+  const facts = [
+    w.concurrency ? `${w.concurrency} job slot${w.concurrency === 1 ? "" : "s"}` : null,
+    w.pid ? `pid ${w.pid}` : null,
+  ]
+    .filter(Boolean)
+    .join(" · ");
   return h(
     "section",
     { class: "card", dataset: { worker: w.name } },
-    h("h2", { class: "card-title" }, h("span", { class: `dot ${w.online ? "on" : ""}`, "aria-hidden": "true" }), w.name, h("span", { class: "muted" }, w.online ? " · online" : " · offline")),
+    h(
+      "h2",
+      { class: "card-title" },
+      h("span", { class: `dot ${w.online ? "on" : ""}`, "aria-hidden": "true" }),
+      w.name,
+      h("span", { class: "muted" }, w.online ? " · online" : " · offline"),
+    ),
     facts ? h("p", { class: "muted" }, facts) : null,
-    h("p", {}, h("strong", {}, "Running: "), w.active.length ? w.active.map(activeJob) : h("span", { class: "muted" }, "idle")),
+    h(
+      "p",
+      {},
+      h("strong", {}, "Running: "),
+      w.active.length ? w.active.map(activeJob) : h("span", { class: "muted" }, "idle"),
+    ),
     hardwareList(w.hardware),
     w.queues.length ? h("p", { class: "muted" }, `Queues: ${w.queues.join(", ")}`) : null,
   );
@@ -73,7 +103,9 @@ async function tick() {
     const workers = res.data.map(normalize);
     const online = workers.filter((w) => w.online).length;
     const busy = workers.filter((w) => w.active.length).length;
-    const perQueue = Object.entries(res.queues || {}).map(([q, n]) => `${q}: ${n}`).join(" · ");
+    const perQueue = Object.entries(res.queues || {})
+      .map(([q, n]) => `${q}: ${n}`)
+      .join(" · ");
     replace(
       queue,
       stat("Jobs waiting in the broker", String(queued(res)), perQueue),
@@ -84,16 +116,38 @@ async function tick() {
       body,
       res.data.length
         ? h("div", { class: "workers" }, res.data.map(workerCard))
-        : emptyState("No workers found", "Start one with `optiboard worker` (or `optiboard up`); queued runs wait until a worker picks them up."),
+        : emptyState(
+            "No workers found",
+            "Start one with `optiboard worker` (or `optiboard up`); queued runs wait until a worker picks them up.",
+          ),
     );
   }
   return { changed, done: false };
 }
 
 function stat(label, value, note) {
-  return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), note ? h("div", { class: "muted" }, note) : null);
+  return h(
+    "div",
+    { class: "stat" },
+    h("div", { class: "label" }, label),
+    h("div", { class: "value" }, value),
+    note ? h("div", { class: "muted" }, note) : null,
+  );
 }
 
 tick()
-  .catch((err) => replace(body, errorState(err, () => window.location.reload())))
-  .finally(() => poll(tick, { min: 3000, max: 10000, onError: (err) => { if (!loaded) replace(body, errorState(err)); } }));
+  .catch((err) =>
+    replace(
+      body,
+      errorState(err, () => window.location.reload()),
+    ),
+  )
+  .finally(() =>
+    poll(tick, {
+      min: 3000,
+      max: 10000,
+      onError: (err) => {
+        if (!loaded) replace(body, errorState(err));
+      },
+    }),
+  );

@@ -63,8 +63,7 @@ class Clustering(FineTuning[ClusteringSpec]):
             return layer  # reused as is, with its trained weights (tfmot's documented pattern)
 
         wrapped = keras.models.clone_model(model, clone_function=clone)
-        return Applied(base=model, model=wrapped,
-                       notes=[f"clustered layers: {', '.join(clustered_names) or 'none'}"])
+        return Applied(base=model, model=wrapped, notes=[f"clustered layers: {', '.join(clustered_names) or 'none'}"])
 
     def strip(self, applied: Applied) -> keras.Model:
         return clustering.strip_clustering(applied.model)

@@ -40,13 +40,19 @@ class Distillation(Technique[DistillationSpec]):
         data, reporter = context.data, context.reporter
         teacher = load_keras_model(context.resolve_model(spec.teacher_run_id), "the teacher")
         check_input(teacher, data, "the teacher")
-        reporter.log(f"phase: distillation from run {spec.teacher_run_id} "
-                     f"({teacher.count_params()} → {model.count_params()} parameters, "
-                     f"T={spec.temperature}, alpha={spec.alpha})")
+        reporter.log(
+            f"phase: distillation from run {spec.teacher_run_id} "
+            f"({teacher.count_params()} → {model.count_params()} parameters, "
+            f"T={spec.temperature}, alpha={spec.alpha})"
+        )
         arrays = Arrays(
-            data.x_train, pack_targets(data.y_train, teacher_logits(teacher, data.x_train)),
-            data.x_val, None if data.x_val is None or data.y_val is None else pack_targets(
-                data.y_val, teacher_logits(teacher, data.x_val)))
+            data.x_train,
+            pack_targets(data.y_train, teacher_logits(teacher, data.x_train)),
+            data.x_val,
+            None
+            if data.x_val is None or data.y_val is None
+            else pack_targets(data.y_val, teacher_logits(teacher, data.x_val)),
+        )
         reporter.progress(0.0, None)  # heartbeat after the teacher's pass over the data
         loss = distillation_loss(spec, data.classes, context.training.regularization.label_smoothing)
         return Applied(base=model, model=model, arrays=arrays, loss=loss, metrics=[packed_accuracy])
@@ -54,8 +60,7 @@ class Distillation(Technique[DistillationSpec]):
 
 def pack_targets(labels: np.ndarray, teacher_logits: np.ndarray) -> np.ndarray:
     """[label, teacher logits...] per example: float32 of shape (N, 1 + classes)."""
-    return np.concatenate([labels.reshape(-1, 1).astype(np.float32),
-                           teacher_logits.astype(np.float32)], axis=1)
+    return np.concatenate([labels.reshape(-1, 1).astype(np.float32), teacher_logits.astype(np.float32)], axis=1)
 
 
 def teacher_logits(teacher: keras.Model, x: np.ndarray) -> np.ndarray:

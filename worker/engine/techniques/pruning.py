@@ -23,11 +23,14 @@ def pruning_schedule(spec: PruningSpec, total_steps: int) -> sparsity.PruningSch
         span = max(freq, (2 * (total_steps - spec.begin_step) // 3) // freq * freq)
         end = spec.begin_step + span
     if spec.schedule == "constant":
-        return sparsity.ConstantSparsity(spec.target_sparsity, begin_step=spec.begin_step,
-                                         end_step=end, frequency=freq)
+        return sparsity.ConstantSparsity(spec.target_sparsity, begin_step=spec.begin_step, end_step=end, frequency=freq)
     return sparsity.PolynomialDecay(
-        initial_sparsity=spec.initial_sparsity, final_sparsity=spec.target_sparsity,
-        begin_step=spec.begin_step, end_step=end, frequency=freq)
+        initial_sparsity=spec.initial_sparsity,
+        final_sparsity=spec.target_sparsity,
+        begin_step=spec.begin_step,
+        end_step=end,
+        frequency=freq,
+    )
 
 
 class Pruning(FineTuning[PruningSpec]):

@@ -29,7 +29,8 @@ class QAT(FineTuning[QATSpec]):
         annotated = quantization.quantize_annotate_model(model)
         if CLUSTERS in context.kept:
             scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
-                preserve_sparsity=SPARSITY in context.kept)
+                preserve_sparsity=SPARSITY in context.kept
+            )
         elif SPARSITY in context.kept:
             scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
         else:

@@ -27,18 +27,22 @@ def _by_spec_type(techniques: Iterable[Technique]) -> Mapping[type[BaseModel], T
     table: dict[type[BaseModel], Technique] = {}
     for technique in techniques:
         if technique.spec_type in table:
-            raise ValueError(f"two techniques registered for {technique.spec_type.__name__}: "
-                             f"{type(table[technique.spec_type]).__name__} and {type(technique).__name__}")
+            raise ValueError(
+                f"two techniques registered for {technique.spec_type.__name__}: "
+                f"{type(table[technique.spec_type]).__name__} and {type(technique).__name__}"
+            )
         table[technique.spec_type] = technique
     return MappingProxyType(table)
 
 
-REGISTRY: Mapping[type[BaseModel], Technique] = _by_spec_type([
-    Distillation(),
-    Pruning(),
-    Clustering(),
-    QAT(),
-])
+REGISTRY: Mapping[type[BaseModel], Technique] = _by_spec_type(
+    [
+        Distillation(),
+        Pruning(),
+        Clustering(),
+        QAT(),
+    ]
+)
 
 
 def technique_for(spec: BaseModel) -> Technique:
@@ -48,5 +52,4 @@ def technique_for(spec: BaseModel) -> Technique:
         return REGISTRY[type(spec)]
     except KeyError:
         known = ", ".join(sorted(t.__name__ for t in REGISTRY))
-        raise UnknownTechnique(f"no technique is registered for {type(spec).__name__} "
-                               f"(registered: {known})") from None
+        raise UnknownTechnique(f"no technique is registered for {type(spec).__name__} (registered: {known})") from None

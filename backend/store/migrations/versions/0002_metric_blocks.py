@@ -4,13 +4,14 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28 21:15:00
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -37,8 +38,18 @@ FROM (
 _FROM_BLOCKS = f"""
 INSERT INTO metric_blocks (run_id, key, level, block, {_COLS})
 SELECT run_id, key, {{level}}, b, SUM(n),
-  {_PIVOT.format(fs="first_step", fv="first_value", ls="last_step", lv="last_value",
-                 ns="min_step", nv="min_value", xs="max_step", xv="max_value")}
+  {
+    _PIVOT.format(
+        fs="first_step",
+        fv="first_value",
+        ls="last_step",
+        lv="last_value",
+        ns="min_step",
+        nv="min_value",
+        xs="max_step",
+        xv="max_value",
+    )
+}
 FROM (
   SELECT run_id, key, block / {{ratio}} AS b, n, first_step, first_value, last_step, last_value,
     min_step, min_value, max_step, max_value,
@@ -68,25 +79,26 @@ END
 
 
 def upgrade() -> None:
-    op.create_table('metric_blocks',
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('block', sa.BigInteger(), nullable=False),
-    sa.Column('n', sa.Integer(), nullable=False),
-    sa.Column('first_step', sa.BigInteger(), nullable=False),
-    sa.Column('first_value', sa.Float(), nullable=True),
-    sa.Column('last_step', sa.BigInteger(), nullable=False),
-    sa.Column('last_value', sa.Float(), nullable=True),
-    sa.Column('min_step', sa.BigInteger(), nullable=False),
-    sa.Column('min_value', sa.Float(), nullable=True),
-    sa.Column('max_step', sa.BigInteger(), nullable=False),
-    sa.Column('max_value', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_metric_blocks_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_id', 'key', 'level', 'block', name=op.f('pk_metric_blocks')),
-    # SQLite: rows stored in primary-key order, so one series' blocks of one level are one range
-    # read instead of a rowid lookup per block.
-    sqlite_with_rowid=False,
+    op.create_table(
+        "metric_blocks",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("level", sa.Integer(), nullable=False),
+        sa.Column("block", sa.BigInteger(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("first_step", sa.BigInteger(), nullable=False),
+        sa.Column("first_value", sa.Float(), nullable=True),
+        sa.Column("last_step", sa.BigInteger(), nullable=False),
+        sa.Column("last_value", sa.Float(), nullable=True),
+        sa.Column("min_step", sa.BigInteger(), nullable=False),
+        sa.Column("min_value", sa.Float(), nullable=True),
+        sa.Column("max_step", sa.BigInteger(), nullable=False),
+        sa.Column("max_value", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_metric_blocks_run_id_runs"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "key", "level", "block", name=op.f("pk_metric_blocks")),
+        # SQLite: rows stored in primary-key order, so one series' blocks of one level are one range
+        # read instead of a rowid lookup per block.
+        sqlite_with_rowid=False,
     )
     op.execute(_FROM_POINTS.format(level=LEVELS[0]))
     for child, level in zip(LEVELS, LEVELS[1:], strict=False):
@@ -103,4 +115,4 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS metric_points_deleted()")
     else:
         op.execute("DROP TRIGGER IF EXISTS metric_points_deleted")
-    op.drop_table('metric_blocks')
+    op.drop_table("metric_blocks")

@@ -9,24 +9,25 @@ the upgrade (trust on first use, backend.store.variants.verified_file): a migrat
 read the artifact directory (it may live elsewhere, and hashing every model would make the
 upgrade as slow as the artifact store is large).
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('variants') as batch:
-        batch.add_column(sa.Column('sha256', sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column('damaged', sa.String(length=500), nullable=True))
+    with op.batch_alter_table("variants") as batch:
+        batch.add_column(sa.Column("sha256", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("damaged", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('variants') as batch:
-        batch.drop_column('damaged')
-        batch.drop_column('sha256')
+    with op.batch_alter_table("variants") as batch:
+        batch.drop_column("damaged")
+        batch.drop_column("sha256")
