@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.store import metrics, models, runs
+from backend.store import metrics, models
 from backend.store.metrics import Point
-from runspec.spec import RunSpec
+from tests.factories import make_run
 
 
 def _run(session: Session, name: str = "m") -> int:
-    run = runs.create_run(session, spec=RunSpec(name=name, external=True), max_attempts=1)
+    run = make_run(session, name=name, external=True, max_attempts=1)
     session.flush()
     return run.id
 

@@ -15,12 +15,12 @@ from backend.store import metrics, runs
 from backend.store import models as m
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from backend.store.metrics import Point
-from runspec.spec import RunSpec
 from runspec.vocabulary import TERMINAL_STATUSES
+from tests.factories import make_run
 
 
 def _new_run(session: Session, name: str = "r") -> int:
-    run = runs.create_run(session, spec=RunSpec(name=name), max_attempts=2)
+    run = make_run(session, name=name)
     session.flush()
     return run.id
 

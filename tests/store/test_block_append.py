@@ -9,10 +9,10 @@ import random
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.store import metrics, runs
+from backend.store import metrics
 from backend.store import models as m
 from backend.store.metrics import Point
-from runspec.spec import RunSpec
+from tests.factories import make_run
 
 
 def _blocks(session: Session, run_id: int) -> list[tuple]:
@@ -40,7 +40,7 @@ def _blocks(session: Session, run_id: int) -> list[tuple]:
 
 def test_appended_summaries_equal_a_rebuild(session: Session) -> None:
     rng = random.Random(7)
-    run = runs.create_run(session, spec=RunSpec.model_validate({"name": "a", "experiment": "e", "external": True}))
+    run = make_run(session, name="a", experiment="e", external=True)
     step = {"loss": 0, "acc": 0, "lr": 0}
     for _ in range(40):
         points = []

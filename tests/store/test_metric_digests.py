@@ -13,13 +13,13 @@ from backend.store import models as m
 from backend.store.metrics import Point
 from backend.store.metrics import digests as metric_digests
 from backend.store.metrics import reads as metric_reads
-from runspec.spec import RunSpec
+from tests.factories import make_run
 
 STEPS = 5000
 
 
 def _run_with_points(session: Session, name: str, *, spike_at: int) -> int:
-    run = runs.create_run(session, spec=RunSpec.model_validate({"name": name, "experiment": "d", "external": True}))
+    run = make_run(session, name=name, experiment="d", external=True)
     pts = []
     for s in range(STEPS):
         loss = 2.0 * math.exp(-s / 1500) + 0.01 * math.sin(s)

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from backend.store import metrics, models, runs, variants
 from backend.store.metrics import Point
-from runspec.spec import RunSpec
+from tests.factories import make_run
 
 
 def new_run(session: Session, **spec) -> int:  # type: ignore[no-untyped-def]
-    run = runs.create_run(session, spec=RunSpec.model_validate({"name": "r", **spec}))
+    run = make_run(session, **spec)
     session.flush()
     return run.id
 
