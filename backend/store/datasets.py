@@ -23,6 +23,9 @@ def _record(row: m.Dataset) -> DatasetRecord:
 
 
 def add_dataset(session: Session, *, name: str, filename: str, size_bytes: int, info: dict[str, Any]) -> DatasetRecord:
+    """Records an uploaded .npz stored under the server-chosen `filename` (`size_bytes` on disk,
+    `info` the validator's description); flushed, not committed.
+    """
     row = m.Dataset(name=name, filename=filename, size_bytes=size_bytes, info=info)
     session.add(row)
     session.flush()
@@ -30,9 +33,11 @@ def add_dataset(session: Session, *, name: str, filename: str, size_bytes: int, 
 
 
 def get_dataset(session: Session, *, dataset_id: int) -> DatasetRecord | None:
+    """The uploaded dataset with this id, or None."""
     row = session.get(m.Dataset, dataset_id)
     return _record(row) if row else None
 
 
 def list_datasets(session: Session) -> list[DatasetRecord]:
+    """Every uploaded dataset, newest first."""
     return [_record(r) for r in session.scalars(select(m.Dataset).order_by(m.Dataset.id.desc()))]

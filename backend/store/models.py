@@ -33,6 +33,7 @@ NAMING = {
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (what every timestamp column stores)."""
     return datetime.now(UTC)
 
 
@@ -54,11 +55,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention (stable names for migrations)."""
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Experiment(Base):
+    """A named group of runs (unique name)."""
+
     __tablename__ = "experiments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -70,6 +75,10 @@ class Experiment(Base):
 
 
 class Run(Base):
+    """One queued job or external run: its spec (JSON), status, attempt and lease, progress and
+    times (UTC), log tail, hardware and resource figures.
+    """
+
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
@@ -180,6 +189,10 @@ class MetricBatch(Base):
 
 
 class Variant(Base):
+    """One produced model of a run (unique per run and format) with its measurements and the
+    SHA-256 of its artifact file.
+    """
+
     __tablename__ = "variants"
     __table_args__ = (UniqueConstraint("run_id", "format"),)
 
@@ -210,6 +223,8 @@ class Variant(Base):
 
 
 class Dataset(Base):
+    """An uploaded .npz under a server-chosen file name, with what the validator found."""
+
     __tablename__ = "datasets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -221,6 +236,8 @@ class Dataset(Base):
 
 
 class ApiToken(Base):
+    """A bearer token: only its SHA-256 and first characters are stored."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -38,11 +38,18 @@ SORTABLE = {
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
+    """SHA-256 (64 hex characters) of the spec's canonical JSON (sorted keys, no spaces): equal
+    specs hash equal, whatever their key order.
+    """
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> RunRecord:
+    """A new run for a validated spec, flushed (not committed): `queued` with attempt 0, or
+    `running` with attempt 1 for an external run; its experiment is created if missing.
+    `max_attempts` is how many worker attempts the reaper allows before failing it.
+    """
     data = spec.model_dump(mode="json")
     exp = get_or_create_experiment(session, name=spec.experiment)
     now = m.utcnow()
@@ -123,6 +130,9 @@ def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRec
 
 
 def get_run(session: Session, *, run_id: int) -> RunRecord | None:
+    """The run with this id (and its headline variant), or None; ids outside 1..MAX_ID are None
+    without a query.
+    """
     if not 1 <= run_id <= MAX_ID:
         return None
     row = session.execute(select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id == run_id)).first()
@@ -130,6 +140,7 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 
 def get_runs(session: Session, *, run_ids: Sequence[int]) -> list[RunRecord]:
+    """The runs with these ids, in the order given; unknown ids are left out."""
     run_ids = [i for i in run_ids if 1 <= i <= MAX_ID]
     rows = session.execute(select(m.Run, m.Experiment.name).join(m.Experiment).where(m.Run.id.in_(run_ids))).all()
     by_id = {r.id: (r, e) for r, e in rows}
@@ -138,6 +149,8 @@ def get_runs(session: Session, *, run_ids: Sequence[int]) -> list[RunRecord]:
 
 @dataclass(frozen=True)
 class RunFilter:
+    """Filters of the runs list; `q` and `tag` match literally (LIKE wildcards escaped)."""
+
     experiment: str | None = None
     status: str | None = None
     tag: str | None = None
@@ -153,6 +166,10 @@ def list_runs(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[RunRecord], int]:
+    """One page of runs matching `filters` and the total count, sorted by `sort` (a SORTABLE key,
+    a headline figure `accuracy`/`size_bytes`/`latency_p50_ms`, or `duration`; `-` for
+    descending, nulls last; any other key sorts by creation time).
+    """
     query = select(m.Run, m.Experiment.name).join(m.Experiment)
     if filters.experiment:
         query = query.where(m.Experiment.name == filters.experiment)
@@ -190,6 +207,7 @@ def update_run(
     tags: list[str] | None = None,
     notes: str | None = None,
 ) -> RunRecord | None:
+    """Renames, retags or annotates a run (None leaves a field as it is); None if there is no run."""
     row = session.get(m.Run, run_id)
     if row is None:
         return None
@@ -327,6 +345,7 @@ def fail_queued(session: Session, *, run_id: int, error: str) -> bool:
 
 
 def append_log(session: Session, *, run_id: int, lines: Sequence[str]) -> None:
+    """Appends log lines (each cut at 1,000 characters), keeping the last LOG_TAIL_LINES."""
     row = session.get(m.Run, run_id)
     if row is None or not lines:
         return
@@ -335,11 +354,14 @@ def append_log(session: Session, *, run_id: int, lines: Sequence[str]) -> None:
 
 
 def set_task_id(session: Session, *, run_id: int, task_id: str) -> None:
+    """Records the Celery task id a queued run's job was sent as."""
     session.execute(update(m.Run).where(m.Run.id == run_id).values(task_id=task_id))
 
 
 @dataclass(frozen=True)
 class ReapResult:
+    """Runs a reaper sweep requeued (a new attempt is due) and failed (attempts exhausted)."""
+
     requeued: list[int]
     failed: list[int]
 
@@ -429,10 +451,12 @@ def _duration(seconds: float) -> str:
 
 
 def queued_run_ids(session: Session) -> list[int]:
+    """Ids of worker runs still queued."""
     return list(session.scalars(select(m.Run.id).where(m.Run.status == "queued", m.Run.external.is_(False))))
 
 
 def count_by_status(session: Session) -> dict[str, int]:
+    """Number of runs per status (statuses with no run are absent)."""
     rows = session.execute(select(m.Run.status, func.count()).group_by(m.Run.status)).all()
     return {s: n for s, n in rows}
 

@@ -28,6 +28,7 @@ def add_variant(session: Session, *, run_id: int, fields: dict[str, Any]) -> Var
 
 
 def list_variants(session: Session, *, run_ids: Sequence[int]) -> list[VariantRecord]:
+    """The variants of these runs, by run then in the order they were stored."""
     rows = session.scalars(
         select(m.Variant).where(m.Variant.run_id.in_(run_ids)).order_by(m.Variant.run_id, m.Variant.id)
     )
@@ -35,11 +36,13 @@ def list_variants(session: Session, *, run_ids: Sequence[int]) -> list[VariantRe
 
 
 def get_variant(session: Session, *, variant_id: int) -> VariantRecord | None:
+    """The variant with this id, or None."""
     row = session.get(m.Variant, variant_id)
     return variant_record(row) if row else None
 
 
 def artifact_paths(session: Session, *, run_id: int) -> list[str]:
+    """The artifact paths (relative to the artifact root) of a run's variants."""
     return list(session.scalars(select(m.Variant.artifact_path).where(m.Variant.run_id == run_id)))
 
 

@@ -167,10 +167,12 @@ def _add_blocks(out: dict[int, dict[str, Series]], rows: list[tuple[Any, ...]]) 
 
 
 def pack(steps: np.ndarray, values: np.ndarray) -> bytes:
+    """A series as bytes: int64 steps then float64 values (native byte order), equal length."""
     return steps.astype("<i8").tobytes() + values.astype("<f8").tobytes()
 
 
 def unpack(data: bytes) -> Series:
+    """The series `pack` wrote."""
     n = len(data) // 16
     return Series(np.frombuffer(data, "<i8", n).tolist(), np.frombuffer(data, "<f8", n, 8 * n).tolist())
 
@@ -203,6 +205,13 @@ def read(
     after_step: int,
     raw_limit: int,
 ) -> dict[int, dict[str, Series]]:
+    """Series of `run_ids` (× `keys`, all keys when None) after `after_step`: run id → key → Series.
+
+    A cursor poll (`after_step` ≥ 0) buckets the new points exactly; a full read takes a series of
+    up to `raw_limit` points from the points and a longer one from the block summaries (or a
+    finished run's digest) at the coarsest level giving ≥ max_points/4 blocks, keeping each
+    bucket's first, last, minimum and maximum, so spikes and NaN survive downsampling.
+    """
     max_points = max(4, max_points)
     buckets = max(1, max_points // 4)
     run_ids = list(dict.fromkeys(int(r) for r in run_ids))

@@ -335,10 +335,12 @@ def read_series_many(
 
 
 def last_step(session: Session, *, run_id: int) -> int:
+    """The run's largest step over all keys, or -1 when it has no point."""
     return session.scalar(select(func.max(m.MetricPoint.step)).where(m.MetricPoint.run_id == run_id)) or -1
 
 
 def count_points(session: Session, *, run_id: int | None = None) -> int:
+    """Points stored for one run, or for all runs when `run_id` is None."""
     q = select(func.count()).select_from(m.MetricPoint)
     if run_id is not None:
         q = q.where(m.MetricPoint.run_id == run_id)
