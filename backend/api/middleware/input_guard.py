@@ -20,16 +20,6 @@ log = logging.getLogger(__name__)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _bad_text(value: str) -> str | None:
-    if "\x00" in value:
-        return "NUL characters are not allowed"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid Unicode (a lone surrogate)"
-    return None
-
-
 class InputGuard:
     """Turns input that the database would refuse into a 422 instead of a 500.
 
@@ -47,12 +37,12 @@ class InputGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _bad_text(scope["path"]):
+        if json_guard.bad_text(scope["path"]):
             await _unprocessable(send, ["path"], "the path contains a NUL character or invalid Unicode")
             return
         query = scope.get("query_string", b"").decode("latin-1")
         for key, value in parse_qsl(query, keep_blank_values=True):
-            why = _bad_text(key) or _bad_text(value)
+            why = json_guard.bad_text(key) or json_guard.bad_text(value)
             if why:
                 await _unprocessable(send, ["query", key.replace("\x00", "")], why)
                 return

@@ -96,7 +96,7 @@ def check_body(body: bytes) -> Any:
     document = parse(body)
     if document is None:
         return None
-    found = find_bad_text(document, ("body",))
+    found = findbad_text(document, ("body",))
     if found:
         raise BodyRefused(list(found[0]), found[1])
     return document
@@ -115,7 +115,8 @@ def parse(body: bytes) -> Any:
         return None
 
 
-def _bad_text(value: str) -> str | None:
+def bad_text(value: str) -> str | None:
+    """Why the database cannot store `value` (a NUL, a lone surrogate), or None."""
     if "\x00" in value:
         return "NUL characters are not allowed"
     try:
@@ -125,20 +126,20 @@ def _bad_text(value: str) -> str | None:
     return None
 
 
-def find_bad_text(document: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
+def findbad_text(document: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
     """The first string (key or value) in a JSON document that no database can store, with its
     location, walked without recursion (depth-first, in document order)."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(document, loc)]
     while stack:
         value, where = stack.pop()
         if isinstance(value, str):
-            why = _bad_text(value)
+            why = bad_text(value)
             if why:
                 return where, why
         elif isinstance(value, dict):
             children = []
             for k, v in value.items():
-                why = _bad_text(k)
+                why = bad_text(k)
                 if why:
                     return (*where, k.encode("utf-8", "backslashreplace").decode()), why
                 children.append((v, (*where, k)))
