@@ -11,36 +11,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.store import runs, tokens, variants
+from backend.store import runs, tokens
 from backend.store.db import make_engine
 from backend.store.hot_reads import HotReads
 from runspec.spec import RunSpec
+from tests.factories import make_variant
 
 T = TypeVar("T")
 
 
 def _variant(session: Session, run_id: int, fmt: str, acc: float | None, size: int) -> None:
-    variants.add_variant(
-        session,
-        run_id=run_id,
-        fields=dict(
-            format=fmt,
-            artifact_path=f"runs/{run_id}/{fmt}",
-            accuracy=acc,
-            precision=acc,
-            recall=acc,
-            f1=acc,
-            confusion=[[1, 0], [0, 1]],
-            size_bytes=size,
-            gzip_bytes=size,
-            params=10,
-            nonzero_params=5,
-            latency_p50_ms=size / 1000,
-            latency_p95_ms=None,
-            throughput_per_s=None,
-            hardware={},
-            extra={},
-        ),
+    make_variant(
+        session, run_id, fmt, accuracy=acc, size_bytes=size, confusion=[[1, 0], [0, 1]], params=10, nonzero_params=5
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.store import metrics, models, runs, variants
 from backend.store.metrics import Point
-from tests.factories import make_run
+from tests.factories import make_run, make_variant
 
 
 def new_run(session: Session, **spec) -> int:  # type: ignore[no-untyped-def]
@@ -157,29 +157,8 @@ def test_list_runs_filters_and_headline(session: Session) -> None:
     assert [r.name for r in runs.list_runs(session, sort="name")[0]] == ["alpha", "beta"]
 
 
-def _variant(session: Session, run_id: int, fmt: str, acc: float, size: int) -> None:
-    variants.add_variant(
-        session,
-        run_id=run_id,
-        fields=dict(
-            format=fmt,
-            artifact_path=f"runs/{run_id}/{fmt}",
-            accuracy=acc,
-            precision=acc,
-            recall=acc,
-            f1=acc,
-            confusion=[],
-            size_bytes=size,
-            gzip_bytes=size,
-            params=1,
-            nonzero_params=1,
-            latency_p50_ms=size / 1000,
-            latency_p95_ms=None,
-            throughput_per_s=None,
-            hardware={},
-            extra={},
-        ),
-    )
+def _variant(session: Session, run_id: int, fmt: str, acc: float | None, size: int) -> None:
+    make_variant(session, run_id, fmt, accuracy=acc, size_bytes=size)
 
 
 def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Session) -> None:
