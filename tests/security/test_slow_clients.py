@@ -118,7 +118,7 @@ def test_slow_bodies_are_cut_off_and_a_steady_body_is_not(server: LiveApi) -> No
         timeout=30,
         headers={**server.auth, "content-type": "application/json", "content-length": str(len(body))},
     )
-    assert r.status_code == 200 and r.json() == {"accepted": 1300}, r.text
+    assert r.status_code == 200 and r.json()["accepted"] == 1300, r.text
     assert "Traceback" not in server.log_text()
 
 
