@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from backend.store.records import RunRecord, VariantRecord
 from runspec.spec import Tag
-from runspec.vocabulary import MAX_STEP, ExportFormat
+from runspec.vocabulary import MAX_STEP, ExportFormat, logged_headline
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 
@@ -38,6 +38,7 @@ class RunPublic(BaseModel):
     spec_hash: str
     summary: str
     parent_run_id: int | None
+    retry_of_run_id: int | None
     attempt: int
     max_attempts: int
     worker: str | None
@@ -51,6 +52,7 @@ class RunPublic(BaseModel):
     hardware: dict[str, Any]
     train_seconds: float | None
     peak_memory_bytes: int | None
+    final_metrics: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -71,7 +73,10 @@ def public_run(r: RunRecord) -> dict[str, Any]:
     (the same JSON as RunPublic's, tests/api checks)."""
     end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
     duration = (end - r.started_at).total_seconds() if r.started_at and end else None
-    return {k: duration if k == "duration_seconds" else getattr(r, k) for k in _RUN_FIELDS}
+    out = {k: duration if k == "duration_seconds" else getattr(r, k) for k in _RUN_FIELDS}
+    if r.headline is None and r.external:
+        out["headline"] = logged_headline(r.final_metrics)
+    return out
 
 
 class RunsPublic(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,14 @@ def test_cancel_delete_and_edit(client: TestClient) -> None:
     assert (edited["tags"], edited["notes"]) == (["keep"], "n")
     retry = client.post(f"/api/runs/{run_id}/retry")
     assert retry.status_code == 201 and retry.json()["status"] == "queued" and retry.json()["id"] != run_id
+    # The retry and the original link to each other: the retry names it, a filter lists retries.
+    assert retry.json()["retry_of_run_id"] == run_id
+    assert client.get(f"/api/runs/{retry.json()['id']}").json()["retry_of_run_id"] == run_id
+    assert [r["id"] for r in client.get("/api/runs", params={"retry_of": run_id}).json()["data"]] == [
+        retry.json()["id"]
+    ]
+    assert client.get("/api/runs", params={"retry_of": retry.json()["id"]}).json()["count"] == 0
+    assert client.get(f"/api/runs/{run_id}").json()["retry_of_run_id"] is None
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert client.get(f"/api/runs/{run_id}").status_code == 404
 
@@ -131,6 +140,39 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
     assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:1]}).status_code == 409
     worker_run = client.post("/api/runs", json={"name": "w"}).json()["id"]
     assert client.post(f"/api/runs/{worker_run}/metrics", json={"points": points[:1]}).status_code == 409
+
+
+def test_an_external_run_is_headlined_and_sorted_by_its_final_logged_accuracy(client: TestClient) -> None:
+    def external(name: str, series: dict[str, list[float | None]]) -> int:
+        rid = client.post("/api/runs", json={"name": name, "external": True}).json()["id"]
+        points = [{"key": k, "step": i, "value": v} for k, vs in series.items() for i, v in enumerate(vs)]
+        body = json.dumps({"points": points})  # writes Infinity as the bare literal, as json.dumps does
+        r = client.post(f"/api/runs/{rid}/metrics", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert client.post(f"/api/runs/{rid}/finish", json={"status": "succeeded"}).status_code == 200
+        return rid
+
+    # validation accuracy wins over training accuracy; the last step's value, not the best one
+    val = external("val", {"accuracy": [0.5, 0.99], "val_accuracy": [0.9, 0.7], "loss": [2.0, float("inf")]})
+    sparse = external("sparse", {"sparse_categorical_accuracy": [0.1, 0.8]})
+    none = external("loss only", {"loss": [1.0, 0.5]})
+    running = client.post("/api/runs", json={"name": "still running", "external": True}).json()["id"]
+    one = client.get(f"/api/runs/{val}").json()
+    assert one["final_metrics"] == {"accuracy": 0.99, "val_accuracy": 0.7, "loss": "Infinity"}
+    assert one["headline"] == {
+        "format": "logged",
+        "accuracy": 0.7,
+        "accuracy_key": "val_accuracy",
+        "size_bytes": None,
+        "gzip_bytes": None,
+        "latency_p50_ms": None,
+    }
+    listed = {r["id"]: r for r in client.get("/api/runs").json()["data"]}
+    assert listed[val]["headline"] == one["headline"]  # the list and the hot read agree
+    assert listed[sparse]["headline"]["accuracy_key"] == "sparse_categorical_accuracy"
+    assert listed[none]["headline"] is None and listed[running]["headline"] is None
+    by_accuracy = [r["id"] for r in client.get("/api/runs", params={"sort": "-accuracy"}).json()["data"]]
+    assert by_accuracy[:2] == [sparse, val] and set(by_accuracy[2:]) == {none, running}
 
 
 def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client: TestClient) -> None:

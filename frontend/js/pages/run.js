@@ -419,16 +419,20 @@ function mergeSeries(incoming) {
 }
 
 // ---- loading ---------------------------------------------------------------------------
-/** The optimize runs made from this one, and (for an optimize run) its parent's reference model. */
+/** The optimize runs made from this one, its retries, and (for an optimize run) its parent's
+ * reference model. */
 async function loadContext(run) {
+  const none = Promise.resolve({ data: [] });
   try {
-    const [children, parentVariants] = await Promise.all([
-      run.kind === "train" && !run.external
-        ? api.listRuns({ parent: run.id, limit: 50 })
-        : Promise.resolve({ data: [] }),
-      run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : Promise.resolve({ data: [] }),
+    const [children, retries, parentVariants] = await Promise.all([
+      run.kind === "train" && !run.external ? api.listRuns({ parent: run.id, limit: 50 }) : none,
+      fmt.isRetryable(run.status) && !run.external
+        ? api.listRuns({ retry_of: run.id, sort: "created_at", limit: 50 })
+        : none,
+      run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : none,
     ]);
     state.children = children.data;
+    state.retries = retries.data;
     const byFormat = Object.fromEntries(parentVariants.data.map((v) => [v.format, v]));
     state.parentReference = VOCAB.reference_formats.map((f) => byFormat[f]).find(Boolean) || null;
   } catch {
@@ -592,6 +596,10 @@ function contextLine(run) {
         ` (temperature ${t.temperature}, alpha ${t.alpha})`,
       ]);
   }
+  if (run.retry_of_run_id) parts.push(["retry of ", link(run.retry_of_run_id)]);
+  if (state.retries?.length) {
+    parts.push(["retried as ", state.retries.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} (${c.status})`)])]);
+  }
   if (state.children && state.children.length) {
     parts.push(["optimized as ", state.children.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} ${c.name}`)])]);
   }
@@ -685,7 +693,7 @@ function renderOverview() {
       "div",
       { class: "stats", id: "run-stats" },
       progress,
-      run.external && !hl ? finalMetricsStat() : headlineStat(hl),
+      run.external && (!hl || hl.format === VOCAB.logged_format) ? finalMetricsStat() : headlineStat(hl),
       parentDeltaStat(run, hl),
       run.train_seconds != null && run.kind !== "optimize"
         ? stat("Training time", fmt.duration(run.train_seconds))
