@@ -304,3 +304,20 @@ def test_spec_ids_beyond_the_id_bound_are_refused_at_the_field(
     r = client.post("/api/runs", json={"name": "big", **spec})
     assert r.status_code == 422
     assert loc in [e["loc"] for e in r.json()["detail"]], r.json()
+
+
+def test_compare_names_a_bad_baseline_or_run_list_instead_of_guessing(client: TestClient) -> None:
+    ext = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
+    other = client.post("/api/runs", json={"name": "other", "external": True}).json()["id"]
+    for path in ("/api/compare", "/api/compare.csv", "/api/compare.json"):
+        r = client.get(path, params={"runs": f"{ext},{other}", "baseline": 999})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "baseline"], (path, r.text)
+        assert "not among the compared runs" in r.json()["detail"][0]["msg"]
+        r = client.get(path, params={"runs": f"{ext},{other}", "baseline": ext})
+        assert r.status_code == 422 and "no measured model" in r.json()["detail"][0]["msg"], (path, r.text)
+    for raw in ("abc", "1;2", "1,,2", "99999999999"):
+        r = client.get("/api/compare", params={"runs": raw})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "runs"], raw
+        assert "comma-separated run ids" in r.json()["detail"][0]["msg"] or "1 to" in r.json()["detail"][0]["msg"]
+        assert "\\d" not in r.text  # the message, not the pattern behind it
+    assert client.get("/api/compare", params={"runs": f" {ext} , {other} ,"}).status_code == 200

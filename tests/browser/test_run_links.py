@@ -87,3 +87,15 @@ def test_an_external_run_shows_its_final_logged_accuracy_in_the_list(
     expect(page.locator("#run-final .value")).to_contain_text("val_accuracy 0.8125")
     assert page.locator("#run-headline").count() == 0
     assert dashboard.console_errors == []
+
+
+def test_log_y_ticks_read_as_the_numbers_they_mark(dashboard: Dashboard, linked: dict[str, Any]) -> None:
+    """Plotly's own log ticks label 0.5 as "5" (a minor digit); every label must be its value."""
+    page = dashboard.open(f"/runs/{linked['logged']['id']}?logy=1")
+    page.wait_for_function("() => document.getElementById('chart-loss')?._fullLayout?.yaxis?.type === 'log'")
+    labels = page.evaluate("[...document.querySelectorAll('#chart-loss .ytick text')].map(t => t.textContent)")
+    assert labels, "no y tick labels drawn"
+    values = [float(label) for label in labels]  # each a whole number, no minor digits
+    assert 0.5 in values and 1.0 in values  # the loss runs from 1.0 to 0.4
+    assert all(0.1 <= v <= 2 for v in values), labels
+    assert dashboard.console_errors == []
