@@ -58,6 +58,9 @@ class RunPublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     duration_seconds: float | None
+    heartbeat_age_s: float | None = Field(
+        default=None, description="seconds since the running run's last heartbeat (None unless running)"
+    )
     headline: dict[str, Any] | None
 
     @classmethod
@@ -65,7 +68,8 @@ class RunPublic(BaseModel):
         return cls(**public_run(r))
 
 
-_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__ or k == "duration_seconds")
+_DERIVED = ("duration_seconds", "heartbeat_age_s")
+_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__ or k in _DERIVED)
 
 
 def public_run(r: RunRecord) -> dict[str, Any]:
@@ -73,7 +77,12 @@ def public_run(r: RunRecord) -> dict[str, Any]:
     (the same JSON as RunPublic's, tests/api checks)."""
     end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
     duration = (end - r.started_at).total_seconds() if r.started_at and end else None
-    out = {k: duration if k == "duration_seconds" else getattr(r, k) for k in _RUN_FIELDS}
+    beat = r.heartbeat_at if r.status == "running" else None
+    derived = {
+        "duration_seconds": duration,
+        "heartbeat_age_s": max(0.0, (datetime.now(beat.tzinfo) - beat).total_seconds()) if beat else None,
+    }
+    out = {k: derived[k] if k in derived else getattr(r, k) for k in _RUN_FIELDS}
     if r.headline is None and r.external:
         out["headline"] = logged_headline(r.final_metrics)
     return out

@@ -99,3 +99,37 @@ def test_log_y_ticks_read_as_the_numbers_they_mark(dashboard: Dashboard, linked:
     assert 0.5 in values and 1.0 in values  # the loss runs from 1.0 to 0.4
     assert all(0.1 <= v <= 2 for v in values), labels
     assert dashboard.console_errors == []
+
+
+def test_a_running_run_whose_worker_went_quiet_says_so(dashboard: Dashboard, live_stack: Any) -> None:
+    """A worker heartbeats every second; the review saw a killed worker's run show "68 %, ETA 4 s"
+    for two minutes. Here a run is claimed by a worker that never beats (written to the store
+    directly, so no real worker receives it), its last heartbeat 35 s ago: under the stack's 60 s
+    heartbeat timeout, so not yet reaped, but stale."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from backend.store import models, runs
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+    from tests.factories import make_run
+
+    engine = make_engine(live_stack.settings.database_url)
+    factory = make_sessionmaker(engine)
+    with unit_of_work(factory) as s:
+        run = make_run(s, **tiny_spec("ghost"))
+        lease = runs.claim_run(s, run_id=run.id, worker="ghost@nowhere")
+        assert lease is not None
+        old = models.utcnow() - timedelta(seconds=35)
+        s.execute(update(models.Run).where(models.Run.id == run.id).values(heartbeat_at=old))
+    try:
+        fresh = live_stack.client.http.get(f"/api/runs/{run.id}").json()
+        assert 35 <= fresh["heartbeat_age_s"] < 60
+        page = dashboard.open(f"/runs/{run.id}")
+        expect(page.locator("#run-stale")).to_contain_text("No heartbeat from ghost@nowhere for")
+        assert dashboard.console_errors == []
+    finally:
+        with unit_of_work(factory) as s:
+            runs.finish_run(s, run_id=run.id, lease=lease, status="failed", error="test ghost")
+        engine.dispose()
+    assert live_stack.client.http.get(f"/api/runs/{run.id}").json()["heartbeat_age_s"] is None

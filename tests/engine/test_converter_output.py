@@ -15,6 +15,7 @@ import pytest
 
 from tests.stack import REPO
 from worker.engine.export import to_tflite
+from worker.engine.measure import LiteRunner
 from worker.engine.native_output import CONVERTER_CHATTER, forward_output
 from worker.engine.tfsetup import keras
 
@@ -27,6 +28,12 @@ def test_an_int8_conversion_prints_no_converter_chatter(tmp_path: Path, capfd: p
     out, err = capfd.readouterr()  # captured at the file descriptors, where the C++ core writes
     assert "fully_quantize" not in out + err
     assert (tmp_path / "m.tflite").read_bytes()[4:8] == b"TFL3"
+    # measuring it: LiteRT announces its XNNPACK delegate on every tensor allocation
+    runner = LiteRunner(tmp_path / "m.tflite")
+    capfd.readouterr()
+    assert runner.predict(samples).shape == (10, 4)
+    out, err = capfd.readouterr()
+    assert "XNNPACK" not in out + err
 
 
 def test_only_the_known_chatter_is_dropped() -> None:

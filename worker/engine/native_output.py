@@ -25,7 +25,11 @@ CONVERTER_CHATTER = (re.compile(r"^fully_quantize: \d+, inference_type: \d+"),)
 IMPORT_CHATTER = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
     re.compile(r"^I\d{4} [\d:.]+ +\d+ (port|cudart_stub|cpu_feature_guard)\.cc:\d+\] "),
+    # cpu_feature_guard's second line
+    re.compile(r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$"),
 )
+# Printed by LiteRT when an interpreter's tensors are allocated: the default CPU delegate, every time.
+INTERPRETER_CHATTER = (re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"),)
 
 
 def quietly(call: Callable[[], T], chatter: Iterable[re.Pattern[str]]) -> T:

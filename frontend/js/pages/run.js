@@ -668,6 +668,21 @@ function parentDeltaStat(run, hl) {
   );
 }
 
+// A worker heartbeats every second while it runs a job; this much silence means trouble.
+const STALE_HEARTBEAT_S = 30;
+
+/** A running worker run whose worker has gone quiet: say so instead of a frozen progress bar. */
+function staleNote(run) {
+  if (run.external || run.status !== "running" || !(run.heartbeat_age_s > STALE_HEARTBEAT_S)) return null;
+  return h(
+    "div",
+    { class: "field-error", id: "run-stale", role: "status" },
+    `No heartbeat from ${run.worker || "the worker"} for ${fmt.duration(run.heartbeat_age_s)}: it may have died. ` +
+      "The server requeues the run (or fails it on its last attempt) once the heartbeat timeout " +
+      "(OPTIBOARD_HEARTBEAT_TIMEOUT_S) passes.",
+  );
+}
+
 function renderOverview() {
   const run = state.run;
   const hl = run.headline;
@@ -685,6 +700,7 @@ function renderOverview() {
           ),
           h("div", { class: "value" }, fmt.percent(run.progress)),
           progressBar(run.progress, "Run progress"),
+          staleNote(run),
         )
       : stat("Duration", fmt.duration(run.duration_seconds));
   replace(
