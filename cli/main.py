@@ -371,7 +371,8 @@ def runs(
     typer.echo(f"{'id':>5}  {'status':<10} {'model (format · size · gzip · p50 · accuracy)':<50} name")
     for r in page["data"]:
         typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50} {r['name']}")
-    typer.echo(f"({page['count']} runs)")
+    count = page["count"]
+    typer.echo(f"({count} run{'' if count == 1 else 's'})")
 
 
 @app.command()

@@ -111,10 +111,16 @@ def test_sweep_creates_one_run_per_point_or_nothing(client: TestClient) -> None:
     assert r.status_code == 201 and r.json()["count"] == 4
     lrs = sorted(run["spec"]["training"]["optimizer"]["learning_rate"] for run in r.json()["data"])
     assert lrs == [0.001, 0.001, 0.01, 0.01]
+    assert "s [learning_rate=0.001, width_multiplier=0.5]" in {run["name"] for run in r.json()["data"]}
+    sets = {"base": {"name": "e"}, "grid": {"exports": [["float16", "int8"], ["float32"]]}}
+    made = client.post("/api/sweeps", json=sets)
+    assert made.status_code == 201, made.text
+    names = sorted(run["name"] for run in made.json()["data"])
+    assert names == ["e [exports=float16+int8]", "e [exports=float32]"]  # not Python's "['float16', 'int8']"
     bad = {"base": {"name": "s"}, "grid": {"training.epochs": [1, -3]}}
     r = client.post("/api/sweeps", json=bad)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "grid", "training.epochs"]
-    assert run_count(client) == 4
+    assert run_count(client) == 6
     sample = {**body, "random": {"budget": 3, "seed": 1}}
     assert client.post("/api/sweeps/preview", json=sample).json()["count"] == 3
 
