@@ -651,7 +651,12 @@ function finalMetricsStat() {
     { class: "stat stat-wide", id: "run-final" },
     h("div", { class: "label" }, "Final logged values"),
     h("div", { class: "value" }, keys.length ? keys.map((k) => `${k} ${fmt.number(last(k))}`).join(" · ") : "–"),
-    h("div", { class: "muted" }, `${[...state.keys].length} keys logged; no model was uploaded to measure`),
+    h(
+      "div",
+      { class: "muted" },
+      // the same count as the key chooser's: epoch and phase markers are not curves
+      `${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} metrics logged; no model was uploaded to measure`,
+    ),
   );
 }
 
