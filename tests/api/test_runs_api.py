@@ -33,6 +33,12 @@ def run_count(client: TestClient) -> int:
             ["body", "techniques", 0, "pruning", "target_sparsity"],
         ),
         ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
+        # set where it does not apply: it would be stored and silently ignored
+        ({"training": {"optimizer": {"name": "adam", "momentum": 0.9}}}, ["body", "training", "optimizer", "momentum"]),
+        (
+            {"training": {"schedule": {"name": "constant", "step_epochs": 3}}},
+            ["body", "training", "schedule", "step_epochs"],
+        ),
     ],
 )
 def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(

@@ -59,3 +59,30 @@ def test_unavailable_datasets_are_named_with_the_reason_on_the_page(dashboard: D
         expect(note).to_contain_text(name)
         expect(note).to_contain_text(files[0])
     assert dashboard.console_errors == []
+
+
+def test_the_sweep_offers_only_parameters_that_apply(dashboard: Dashboard, live_stack: Any) -> None:
+    """Momentum with adam, step epochs with a constant schedule: the server refuses such a grid
+    (the value would be ignored), so the form does not offer it until the sibling allows it."""
+    page = dashboard.open("/launch?mode=sweep")
+    options = page.locator("#sweep-editor .sweep-row").nth(0).locator("select option")
+    options.first.wait_for(state="attached")
+
+    def offered() -> set[str]:
+        return set(options.evaluate_all("os => os.map(o => o.value)"))
+
+    paths = offered()
+    assert "training.optimizer.learning_rate" in paths
+    assert not {"training.optimizer.momentum", "training.optimizer.nesterov", "training.schedule.step_epochs"} & paths
+    page.locator('[data-path="training.optimizer.name"] select').select_option("sgd")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#sweep-editor .sweep-row select option')]"
+        ".some(o => o.value === 'training.optimizer.momentum')"
+    )
+    assert {"training.optimizer.momentum", "training.optimizer.nesterov"} <= offered()
+    page.locator('[data-path="training.schedule.name"] select').select_option("step")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#sweep-editor .sweep-row select option')]"
+        ".some(o => o.value === 'training.schedule.step_epochs')"
+    )
+    assert dashboard.console_errors == []
