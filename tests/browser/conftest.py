@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.stack import tiny_spec
+from tests.stack import Worker, tiny_spec
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -77,30 +77,77 @@ def dashboard(chromium: Browser, live_stack: Any) -> Iterator[Dashboard]:
     context.close()
 
 
-@pytest.fixture(scope="session")
-def three_runs(live_stack: Any) -> list[dict[str, Any]]:
-    """Three finished runs with different techniques; one is named like an XSS payload."""
+@pytest.fixture(scope="package")
+def second_worker(live_stack: Any) -> Iterator[Worker]:
+    """A second real Celery worker on the live stack's queue while the browser tests run, so
+    their batches of runs (the shared runs below, the sweep launched from the form) train two
+    at a time on two cores. Package-scoped: it stops (a warm shutdown: after its job) when the
+    last browser test has run, and the tests after them meet the live stack's one worker (some
+    count its job processes). Nothing in tests/browser asserts which worker ran a run."""
+    worker = Worker(live_stack.env, log=live_stack.logs / "browser-worker.log", name="browser@%h")
+    yield worker
+    worker.stop()
+
+
+# The trained runs below are shared by every browser module: training is what the browser tier
+# spends its time on, and no test needs a run of its own to read. They are submitted at once
+# (two workers train them) and waited for together. Tests may open, sort, compare and export
+# these runs; none may change them (cancel, tag, rename, finish, log points) or add a run to
+# their experiments (the sort test counts the ship experiment's four runs).
+
+
+@pytest.fixture(scope="package")
+def _trained(live_stack: Any, second_worker: Worker) -> dict[str, Any]:
     client = live_stack.client
-    exp = f"browser-{secrets.token_hex(3)}"
-    specs = [
-        tiny_spec("baseline", experiment=exp, exports=["float32", "int8"], tags=["baseline"]),
-        tiny_spec(
-            "pruned",
-            experiment=exp,
+    ship = f"ship-{secrets.token_hex(3)}"
+    specs = {
+        # ship_runs
+        "int8-only": tiny_spec("int8-only", experiment=ship, exports=["int8"]),
+        "prune-int8": tiny_spec(
+            "prune-int8",
+            experiment=ship,
             exports=["float32", "int8"],
-            techniques=[{"name": "pruning", "target_sparsity": 0.7, "epochs": 1}],
+            training={"epochs": 2, "batch_size": 32, "log_every_n_batches": 2},
+            techniques=[{"name": "pruning", "target_sparsity": 0.8, "epochs": 1}],
         ),
-        tiny_spec(
+        "f16": tiny_spec(
+            "f16",
+            experiment=ship,
+            exports=["float32", "float16"],
+            training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 5},
+        ),
+        # three_runs' own
+        "evil": tiny_spec(
             XSS_NAME,
-            experiment=exp,
+            experiment=f"browser-{secrets.token_hex(3)}",
             exports=["float32", "float16"],
             tags=["<b>tag</b>"],
             notes="<script>window.__xss=1</script>",
             techniques=[{"name": "clustering", "number_of_clusters": 8, "epochs": 1}],
         ),
-    ]
-    runs = [client.submit(s) for s in specs]
-    done = [client.wait_terminal(r["id"], timeout=600) for r in runs]
-    for run in done:
+    }
+    runs = {k: client.submit(s) for k, s in specs.items()}
+    external = client.http.post("/api/runs", json={"name": "outside", "experiment": ship, "external": True}).json()
+    client.http.post(f"/api/runs/{external['id']}/finish", json={"status": "succeeded"})
+    done = {k: client.wait_terminal(r["id"], timeout=600) for k, r in runs.items()}
+    for run in done.values():
         assert run["status"] == "succeeded", (run["name"], run["error"])
-    return done
+    return {"ship_experiment": ship, **done}
+
+
+@pytest.fixture(scope="package")
+def ship_runs(_trained: dict[str, Any]) -> dict[str, Any]:
+    """An int8-only run, a prune+int8 run, a float16 run and an external run (no model), in
+    an experiment of their own. The pruned run logs every 2 batches and has one technique
+    phase: the run-charts tests read its curves (smoothing, phase mark, x axes)."""
+    return {"experiment": _trained["ship_experiment"], **{k: _trained[k] for k in ("int8-only", "prune-int8", "f16")}}
+
+
+@pytest.fixture(scope="package")
+def three_runs(_trained: dict[str, Any]) -> list[dict[str, Any]]:
+    """Three finished runs with different techniques; one is named like an XSS payload.
+
+    The first two are ship_runs' (no technique with float32 + float16, then pruning with float32
+    + int8); the third is a clustering run with the markup name, tags and notes, in an
+    experiment of its own. The first is the compare page's baseline."""
+    return [_trained["f16"], _trained["prune-int8"], _trained["evil"]]

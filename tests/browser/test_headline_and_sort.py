@@ -1,49 +1,18 @@
 """Issue 16 items 1 and 2 in Chromium: the headline is the model the run ships, and every
-column of the runs list sorts (all runs, through the API) when its header is clicked."""
+column of the runs list sorts (all runs, through the API) when its header is clicked. The runs
+are tests/browser/conftest.py's ship_runs, shared with the other browser modules."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Dashboard
-from tests.stack import tiny_spec
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def ship_runs(live_stack: Any) -> dict[str, Any]:
-    """An int8-only run, a prune+int8 run, a float16 run and an external run (no model), in
-    an experiment of their own."""
-    client = live_stack.client
-    exp = f"ship-{secrets.token_hex(3)}"
-    specs = {
-        "int8-only": tiny_spec("int8-only", experiment=exp, exports=["int8"]),
-        "prune-int8": tiny_spec(
-            "prune-int8",
-            experiment=exp,
-            exports=["float32", "int8"],
-            techniques=[{"name": "pruning", "target_sparsity": 0.8, "epochs": 1}],
-        ),
-        "f16": tiny_spec(
-            "f16",
-            experiment=exp,
-            exports=["float32", "float16"],
-            training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 5},
-        ),
-    }
-    runs = {k: client.submit(s) for k, s in specs.items()}
-    external = client.http.post("/api/runs", json={"name": "outside", "experiment": exp, "external": True}).json()
-    client.http.post(f"/api/runs/{external['id']}/finish", json={"status": "succeeded"})
-    done = {k: client.wait_terminal(r["id"], timeout=600) for k, r in runs.items()}
-    for run in done.values():
-        assert run["status"] == "succeeded", (run["name"], run["error"])
-    return {"experiment": exp, **done}
 
 
 def _variants(live_stack: Any, run_id: int) -> dict[str, dict[str, Any]]:

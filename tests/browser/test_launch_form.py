@@ -18,7 +18,8 @@ from tests.browser.conftest import Dashboard
 pytestmark = pytest.mark.browser
 
 
-def test_a_sparsity_and_width_sweep_launched_from_the_form(dashboard: Dashboard, live_stack: Any):
+def test_a_sparsity_and_width_sweep_launched_from_the_form(dashboard: Dashboard, live_stack: Any, second_worker: Any):
+    # second_worker (tests/browser/conftest.py): the four runs train two at a time
     exp = f"ui-tech-sweep-{secrets.token_hex(3)}"
     page = dashboard.open("/launch?mode=sweep")
     page.locator('[data-path="name"] input').fill("sparsity-sweep")

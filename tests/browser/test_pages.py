@@ -42,7 +42,9 @@ def test_runs_page_shows_a_run_reach_succeeded_and_its_curve(dashboard: Dashboar
 def test_watch_a_run_curve_grow(dashboard: Dashboard, live_stack: Any):
     spec = tiny_spec(
         f"grows-{secrets.token_hex(2)}",
-        training={"epochs": 8, "batch_size": 4, "log_every_n_batches": 5},
+        # ~10 s of training on a warm worker: several flushes of points (1 s) and page polls
+        # (1-1.5 s) while the badge still says running
+        training={"epochs": 4, "batch_size": 4, "log_every_n_batches": 5},
     )
     run = live_stack.client.submit(spec)
     page = dashboard.open(f"/runs/{run['id']}")
@@ -89,6 +91,11 @@ def test_launch_a_sweep_from_the_form(dashboard: Dashboard, live_stack: Any):
     }
     assert grid == {(0.001, 16), (0.001, 32), (0.01, 16), (0.01, 32)}
     expect(page.locator("#runs-table tbody tr")).to_have_count(4)
+    # What this test checks is the grid the form launches; that form-launched runs train to
+    # `succeeded` is test_launch_form.py's sweep. Cancelled (and waited for) rather than trained,
+    # so the live worker is free for the next test.
+    for r in listed["data"]:
+        assert live_stack.client.http.post(f"/api/runs/{r['id']}/cancel").status_code in (200, 409)
     for r in listed["data"]:
         live_stack.client.wait_terminal(r["id"], timeout=600)
 

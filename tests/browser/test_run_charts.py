@@ -5,7 +5,6 @@ run may hold (OPTIBOARD_MAX_METRIC_KEYS_PER_RUN, 1,000 by default)."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Dashboard
-from tests.stack import tiny_spec
 
 pytestmark = pytest.mark.browser
 
@@ -24,17 +22,11 @@ TRACE = """([id, key, role]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def pruned_run(live_stack: Any) -> dict[str, Any]:
-    spec = tiny_spec(
-        f"phases-{secrets.token_hex(2)}",
-        training={"epochs": 2, "batch_size": 32, "log_every_n_batches": 2},
-        techniques=[{"name": "pruning", "target_sparsity": 0.5, "epochs": 1}],
-    )
-    run = live_stack.client.submit(spec)
-    done = live_stack.client.wait_terminal(run["id"], timeout=600)
-    assert done["status"] == "succeeded", done["error"]
-    return done
+@pytest.fixture
+def pruned_run(ship_runs: dict[str, Any]) -> dict[str, Any]:
+    """2 epochs logged every 2 batches, then one pruning phase: tests/browser/conftest.py's
+    shared ship_runs["prune-int8"] (read only)."""
+    return ship_runs["prune-int8"]
 
 
 def _ema(values: list[float], w: float) -> list[float]:

@@ -86,7 +86,8 @@ def test_errors_have_one_type_with_status(client: optiboard.Client, live_stack: 
         anonymous.list_runs()
     assert e.value.status == 401
     anonymous.close()
-    offline = optiboard.Client("http://127.0.0.1:9", token="x", timeout=2)
+    # the default 5 retries, with a short backoff: 0.5 s doubling waited ~15 s for the same answer
+    offline = optiboard.Client("http://127.0.0.1:9", token="x", timeout=2, backoff_s=0.01)
     with pytest.raises(optiboard.OptiboardError) as e:
         offline.list_runs()
     assert e.value.status is None

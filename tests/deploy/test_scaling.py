@@ -65,7 +65,9 @@ def test_two_gpu_workers_share_redis_and_postgres_and_both_take_runs(
             assert set(workers[name]["queues"]) == {"train", "optimize"}
             assert workers[name]["concurrency"] == 1
 
-        submitted = [client.submit(tiny_spec(f"scale-{i}", experiment="scaling")) for i in range(4)]
+        # as small as a run gets (one epoch on 200 digits): what is checked is where runs go
+        small = {"dataset": {"name": "digits", "limit_train": 200}, "training": {"epochs": 1, "batch_size": 32}}
+        submitted = [client.submit(tiny_spec(f"scale-{i}", experiment="scaling", **small)) for i in range(4)]
         finished = [client.wait_terminal(run["id"], timeout=600) for run in submitted]
 
         assert [r["status"] for r in finished] == ["succeeded"] * 4, finished

@@ -21,8 +21,11 @@ from tests.stack import TERMINAL, Api, Client, Worker, cli, stack_env, stop, tin
 
 pytestmark = pytest.mark.slow
 HOST = socket.gethostname()
-# Short enough for a test, long enough that a busy 2-core machine never misses a heartbeat.
-HEARTBEAT_TIMEOUT_S = 20
+# Short enough for a test, long enough that a busy 2-core machine never misses a heartbeat: the
+# job's reporter writes one every second, so this is 12 missed in a row (the fault tests of
+# tests/reliability use the same 12 s with two job processes training at once). Each kill test
+# waits this long once.
+HEARTBEAT_TIMEOUT_S = 12
 
 
 def _env(tmp_path: Path, pg_url: str, redis_url: str) -> dict[str, str]:

