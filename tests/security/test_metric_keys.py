@@ -56,9 +56,12 @@ def test_a_run_takes_at_most_the_limit_of_keys_and_reads_stay_bounded(server: Li
             },
         )
         assert r.status_code == 422 and r.json()["detail"][0]["ctx"] == {"limit": LIMIT, "stored": LIMIT, "new": 1}
-        assert http.post(
-            f"/api/runs/{rid}/metrics", json={"points": [{"key": "loss", "step": 99, "value": 1.0}]}
-        ).json()["accepted"] == 1
+        assert (
+            http.post(f"/api/runs/{rid}/metrics", json={"points": [{"key": "loss", "step": 99, "value": 1.0}]}).json()[
+                "accepted"
+            ]
+            == 1
+        )
         figures.add("metric batches refused past the key limit (422)", 2)
 
         # The key list, paged, without reading a series.
