@@ -130,7 +130,7 @@ REFUSED_LAYERS = {
 # A string naming a function of a module that is not a model's business (e.g. "os.system").
 _CODE_REFERENCE = re.compile(
     r"^\s*(os|sys|posix|nt|subprocess|builtins|__builtin__|shutil|importlib|pickle|marshal|socket|"
-    r"ctypes|runpy|code|pty|io|pathlib|eval|exec)(\.|$)"
+    r"ctypes|runpy|code|pty|io|pathlib)\.[A-Za-z_]"
 )
 KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5"})
 H5_RESAVE = 'load it where you trust it and re-save it as Keras v3: model.save("m.keras")'
@@ -287,6 +287,9 @@ def _check_model(model: dict[str, Any], loc: tuple[Any, ...], out: list[str]) ->
     layer_list = cfg.get("layers") if isinstance(cfg, dict) else None
     if not isinstance(cfg, dict) or not isinstance(layer_list, list):
         raise ModelRefused(loc, f"model {model.get('class_name')!r} lists no layers")
+    for key, value in model.items():  # build_config, inbound_nodes (deserialized by Keras too)
+        if key not in ("class_name", "config", "compile_config"):
+            _walk(value, (*loc, key), depth=0)
     for key, value in cfg.items():
         if key != "layers" and key != "compile_config":
             _walk(value, (*loc, key), depth=0)
