@@ -53,6 +53,29 @@ def _exit_text(returncode: int | None) -> str:
     return f"status {returncode}"
 
 
+class Restarts:
+    """How often a supervised process may die and be started again: at most `max_restarts`
+    times within `window_s` seconds. More than that, and something is wrong that a restart will
+    not fix (a full disk, a port taken, a broken install): `up` stops everything, loudly."""
+
+    def __init__(self, *, max_restarts: int = 3, window_s: float = 60.0) -> None:
+        self.max_restarts, self.window_s = max_restarts, window_s
+        self.times: list[float] = []
+
+    def allow(self) -> bool:
+        """Record a death; True if the process may be started again."""
+        now = time.monotonic()
+        self.times = [t for t in self.times if now - t < self.window_s]
+        if len(self.times) >= self.max_restarts:
+            return False
+        self.times.append(now)
+        return True
+
+    @property
+    def deaths(self) -> int:
+        return len(self.times) + 1
+
+
 class RedisSupervisor:
     """Keeps the embedded Redis alive under `optiboard up`.
 
@@ -66,8 +89,7 @@ class RedisSupervisor:
 
     def __init__(self, redis: EmbeddedRedis, *, echo=print, max_restarts: int = 3, window_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]  # noqa: T201
         self.redis, self.echo = redis, echo
-        self.max_restarts, self.window_s = max_restarts, window_s
-        self.restarts: list[float] = []
+        self.restarts = Restarts(max_restarts=max_restarts, window_s=window_s)
 
     def check(self) -> bool:
         """Restart Redis if it died (reaping it); False when it must not be restarted again."""
@@ -75,22 +97,16 @@ class RedisSupervisor:
         if proc is None or proc.poll() is None:
             return True
         now = time.monotonic()
-        self.restarts = [t for t in self.restarts if now - t < self.window_s]
         why = _exit_text(proc.returncode)
-        if len(self.restarts) >= self.max_restarts:
-            log.error(
-                "embedded Redis exited with %s, %d times in %.0f s; stopping",
-                why,
-                len(self.restarts) + 1,
-                self.window_s,
-            )
+        if not self.restarts.allow():
+            window = self.restarts.window_s
+            log.error("embedded Redis exited with %s, %d times in %.0f s; stopping", why, self.restarts.deaths, window)
             self.echo(
                 f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}, "
-                f"{len(self.restarts) + 1} times in {self.window_s:.0f} s; see {self.redis.dir / 'redis.log'}. "
+                f"{self.restarts.deaths} times in {window:.0f} s; see {self.redis.dir / 'redis.log'}. "
                 "Stopping everything."
             )
             return False
-        self.restarts.append(now)
         log.error("embedded Redis (pid %s) exited with %s; restarting it", proc.pid, why)
         self.echo(
             f"optiboard: the embedded Redis (pid {proc.pid}) exited with {why}; restarting it "
@@ -141,8 +157,9 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        children.append(_spawn(["api"], env))
-        children.append(_spawn(["worker"], env))
+        roles = (("API", ["api"]), ("worker", ["worker"]))
+        children.extend(_spawn(args, env) for _, args in roles)
+        restarts = [Restarts(), Restarts()]
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         echo(
             "\n  optiboard is running. Open the dashboard (this link signs you in):\n"
@@ -152,15 +169,29 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
         )
         supervisor = RedisSupervisor(redis, echo=echo) if redis else None
         while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    log.error("a child process exited with %s; stopping", child.returncode)
+            for i, child in enumerate(children):
+                if stopping or child.poll() is None:
+                    continue
+                (role, args), why = roles[i], _exit_text(child.returncode)
+                if not restarts[i].allow():
+                    log.error("the %s exited with %s, %d times in 60 s; stopping", role, why, restarts[i].deaths)
                     echo(
-                        f"optiboard: the {'API' if child is children[0] else 'worker'} exited with "
-                        f"{_exit_text(child.returncode)}; stopping everything."
+                        f"optiboard: the {role} (pid {child.pid}) exited with {why}, {restarts[i].deaths} times "
+                        "in 60 s; a restart will not fix it (see the lines above). Stopping everything."
                     )
-                    code = child.returncode or 1
-                    stopping = True
+                    code, stopping = child.returncode or 1, True
+                    continue
+                log.error("the %s (pid %s) exited with %s; restarting it", role, child.pid, why)
+                echo(
+                    f"optiboard: the {role} (pid {child.pid}) exited with {why}; restarting it."
+                    + (
+                        " A run it held is requeued once its heartbeat is older than "
+                        f"{settings.heartbeat_timeout_s:.0f} s (OPTIBOARD_HEARTBEAT_TIMEOUT_S)."
+                        if role == "worker"
+                        else ""
+                    )
+                )
+                children[i] = _spawn(args, env)
             if supervisor and not stopping and not supervisor.check():
                 code, stopping = 1, True
             time.sleep(0.3)

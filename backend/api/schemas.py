@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from backend.store.records import RunRecord, VariantRecord
 from runspec.spec import Tag
-from runspec.vocabulary import MAX_STEP, ExportFormat
+from runspec.vocabulary import MAX_STEP, ExportFormat, logged_headline
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 
@@ -38,6 +38,7 @@ class RunPublic(BaseModel):
     spec_hash: str
     summary: str
     parent_run_id: int | None
+    retry_of_run_id: int | None
     attempt: int
     max_attempts: int
     worker: str | None
@@ -51,11 +52,15 @@ class RunPublic(BaseModel):
     hardware: dict[str, Any]
     train_seconds: float | None
     peak_memory_bytes: int | None
+    final_metrics: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
     duration_seconds: float | None
+    heartbeat_age_s: float | None = Field(
+        default=None, description="seconds since the running run's last heartbeat (None unless running)"
+    )
     headline: dict[str, Any] | None
 
     @classmethod
@@ -63,7 +68,8 @@ class RunPublic(BaseModel):
         return cls(**public_run(r))
 
 
-_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__ or k == "duration_seconds")
+_DERIVED = ("duration_seconds", "heartbeat_age_s")
+_RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__dataclass_fields__ or k in _DERIVED)
 
 
 def public_run(r: RunRecord) -> dict[str, Any]:
@@ -71,7 +77,15 @@ def public_run(r: RunRecord) -> dict[str, Any]:
     (the same JSON as RunPublic's, tests/api checks)."""
     end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
     duration = (end - r.started_at).total_seconds() if r.started_at and end else None
-    return {k: duration if k == "duration_seconds" else getattr(r, k) for k in _RUN_FIELDS}
+    beat = r.heartbeat_at if r.status == "running" else None
+    derived = {
+        "duration_seconds": duration,
+        "heartbeat_age_s": max(0.0, (datetime.now(beat.tzinfo) - beat).total_seconds()) if beat else None,
+    }
+    out = {k: derived[k] if k in derived else getattr(r, k) for k in _RUN_FIELDS}
+    if r.headline is None and r.external:
+        out["headline"] = logged_headline(r.final_metrics)
+    return out
 
 
 class RunsPublic(BaseModel):

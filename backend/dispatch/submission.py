@@ -215,9 +215,11 @@ def raise_if_problems(problems: Sequence[Problem]) -> None:
         raise Invalid(problems)
 
 
-def create_checked(session: Session, spec: RunSpec, *, max_attempts: int) -> RunRecord:
+def create_checked(
+    session: Session, spec: RunSpec, *, max_attempts: int, retry_of_run_id: int | None = None
+) -> RunRecord:
     raise_if_problems(reference_problems(session, spec))
-    return runs.create_run(session, spec=spec, max_attempts=max_attempts)
+    return runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
 
 
 def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunRecord]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
-from runspec.vocabulary import PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES
+from runspec.vocabulary import LOGGED_FORMAT, PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES
 
 CSV_COLUMNS = (
     "run_id",
@@ -209,6 +209,10 @@ def compare_rows(
             )
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
+        if int(run["id"]) not in by_run:
+            logged = _logged_row(run, ref)
+            if logged is not None:
+                rows.append(logged)
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):
         row["pareto"] = on_front
         # every row (and CSV line) names what its deltas refer to
@@ -218,6 +222,34 @@ def compare_rows(
     if ref is not None:
         baseline = {"run_id": baseline_id, "variant_id": ref.get("id"), "format": ref.get("format")}
     return rows, baseline
+
+
+def _logged_row(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An external run without a measured model, as a row of its own: its final logged accuracy
+    (the run's `logged` headline, runspec.vocabulary.logged_headline), no size or latency, so
+    it is in the table and the exports but never on the accuracy-vs-size chart or the front."""
+    headline = run.get("headline") or {}
+    if headline.get("format") != LOGGED_FORMAT:
+        return None
+    acc = finite(headline.get("accuracy"))
+    ref_acc = finite(ref.get("accuracy")) if ref else None
+    row: dict[str, Any] = {
+        "run_id": int(run["id"]),
+        "run_name": run.get("name"),
+        "variant_id": None,
+        "format": LOGGED_FORMAT,
+        "technique": f"external: last {headline.get('accuracy_key')} the script logged, no model measured",
+        # its spec is the defaults an external run is created with, not what the script ran
+        **dict.fromkeys(recipe_columns(run, None)),
+        **dict.fromkeys(_COPIED),
+    }
+    row.update(
+        accuracy=acc,
+        delta_accuracy=acc - ref_acc if acc is not None and ref_acc is not None else None,
+        size_ratio=None,
+        latency_ratio=None,
+    )
+    return row
 
 
 def _cell(value: Any) -> Any:

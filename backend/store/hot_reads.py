@@ -38,6 +38,7 @@ _RUN_COLUMNS = (
     "spec_hash",
     "summary",
     "parent_run_id",
+    "retry_of_run_id",
     "attempt",
     "max_attempts",
     "lease",
@@ -52,13 +53,14 @@ _RUN_COLUMNS = (
     "hardware",
     "train_seconds",
     "peak_memory_bytes",
+    "final_metrics",
     "created_at",
     "started_at",
     "finished_at",
     "heartbeat_at",
 )
 _TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
-_JSON = frozenset({"spec", "log_tail", "tags", "hardware"})
+_JSON = frozenset({"spec", "log_tail", "tags", "hardware", "final_metrics"})
 _BOOL = frozenset({"external", "cancel_requested"})
 _TIME = frozenset({"created_at", "started_at", "finished_at", "heartbeat_at"})
 _RANK = (

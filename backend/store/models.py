@@ -95,6 +95,8 @@ class Run(Base):
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(String(300), default="")
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # The failed or cancelled run this one retries (POST /api/runs/{id}/retry); migration 0007.
+    retry_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=2)
     lease: Mapped[str | None] = mapped_column(String(64))
@@ -110,6 +112,9 @@ class Run(Base):
     hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     train_seconds: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The last value of each logged key when the run ended ({key: value}, NaN as None): the run
+    # summary. Written by backend.store.runs.finish_run; migration 0007.
+    final_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()

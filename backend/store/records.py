@@ -40,6 +40,7 @@ class RunRecord:
     spec_hash: str
     summary: str
     parent_run_id: int | None
+    retry_of_run_id: int | None
     attempt: int
     max_attempts: int
     worker: str | None
@@ -53,6 +54,7 @@ class RunRecord:
     hardware: dict[str, Any]
     train_seconds: float | None
     peak_memory_bytes: int | None
+    final_metrics: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -168,6 +170,7 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         spec_hash=row.spec_hash,
         summary=row.summary,
         parent_run_id=row.parent_run_id,
+        retry_of_run_id=row.retry_of_run_id,
         attempt=row.attempt,
         max_attempts=row.max_attempts,
         worker=row.worker,
@@ -181,6 +184,7 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         hardware=dict(row.hardware or {}),
         train_seconds=row.train_seconds,
         peak_memory_bytes=row.peak_memory_bytes,
+        final_metrics=row.final_metrics,
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from backend.store import models as m
 from backend.store.experiments import get_or_create_experiment
-from backend.store.metrics import build_digest
+from backend.store.metrics import build_digest, last_metric_values
 from backend.store.records import RunRecord, run_record
 from runspec.spec import RunSpec, techniques_summary
-from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, MAX_ID, TERMINAL_STATUSES
+from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, LOGGED_ACCURACY_KEYS, MAX_ID, TERMINAL_STATUSES
 
 LOG_TAIL_LINES = 200
 SORTABLE = {
@@ -45,10 +45,13 @@ def spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> RunRecord:
+def create_run(
+    session: Session, *, spec: RunSpec, max_attempts: int = 2, retry_of_run_id: int | None = None
+) -> RunRecord:
     """A new run for a validated spec, flushed (not committed): `queued` with attempt 0, or
     `running` with attempt 1 for an external run; its experiment is created if missing.
-    `max_attempts` is how many worker attempts the reaper allows before failing it.
+    `max_attempts` is how many worker attempts the reaper allows before failing it;
+    `retry_of_run_id` the failed or cancelled run it retries (the two link to each other).
     """
     data = spec.model_dump(mode="json")
     exp = get_or_create_experiment(session, name=spec.experiment)
@@ -63,6 +66,7 @@ def create_run(session: Session, *, spec: RunSpec, max_attempts: int = 2) -> Run
         spec_hash=spec_hash(data),
         summary=techniques_summary(spec)[:300],
         parent_run_id=spec.parent_run_id,
+        retry_of_run_id=retry_of_run_id,
         attempt=1 if spec.external else 0,
         max_attempts=max_attempts,
         tags=list(spec.tags),
@@ -112,7 +116,12 @@ def _headline_value(column: Any) -> Any:
 def _sort_column(session: Session, key: str) -> Any:
     if key in SORTABLE:
         return SORTABLE[key]
-    if key in ("accuracy", "size_bytes", "latency_p50_ms"):
+    if key == "accuracy":
+        # An external run without a measured model sorts by its logged accuracy (its headline,
+        # runspec.vocabulary.logged_headline), like the list shows it.
+        logged = func.coalesce(*(m.Run.final_metrics[k].as_float() for k in LOGGED_ACCURACY_KEYS))
+        return func.coalesce(_headline_value(m.Variant.accuracy), case((m.Run.external.is_(True), logged)))
+    if key in ("size_bytes", "latency_p50_ms"):
         return _headline_value(getattr(m.Variant, key))
     if key == "duration":
         if session.get_bind().dialect.name == "postgresql":
@@ -156,6 +165,7 @@ class RunFilter:
     tag: str | None = None
     q: str | None = None
     parent_run_id: int | None = None  # the optimize runs made from this run
+    retry_of_run_id: int | None = None  # the retries of this run
 
 
 def list_runs(
@@ -175,6 +185,8 @@ def list_runs(
         query = query.where(m.Experiment.name == filters.experiment)
     if filters.parent_run_id is not None:
         query = query.where(m.Run.parent_run_id == filters.parent_run_id)
+    if filters.retry_of_run_id is not None:
+        query = query.where(m.Run.retry_of_run_id == filters.retry_of_run_id)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:
@@ -330,8 +342,17 @@ def finish_run(
         result = session.execute(update(m.Run).where(*cond).values(**values))
         done = bool(result.rowcount)  # type: ignore[attr-defined]
     if done:
-        build_digest(session.connection(), run_id=run_id)  # its series no longer change
+        _seal(session, run_id=run_id)
     return done
+
+
+def _seal(session: Session, *, run_id: int) -> None:
+    """A run just ended: its series no longer change, so pack them (digests) and keep the last
+    value of each (final_metrics, the run summary its headline and sort may read)."""
+    conn = session.connection()
+    build_digest(conn, run_id=run_id)
+    final = last_metric_values(conn, run_id=run_id)
+    session.execute(update(m.Run).where(m.Run.id == run_id).values(final_metrics=final))
 
 
 def fail_queued(session: Session, *, run_id: int, error: str) -> bool:
@@ -437,7 +458,7 @@ def reap_idle_external(session: Session, *, timeout_s: float, now: datetime | No
         if result.rowcount:  # type: ignore[attr-defined]
             failed.append(run_id)
             append_log(session, run_id=run_id, lines=[f"{now:%H:%M:%S} reaper: {error}"])
-            build_digest(session.connection(), run_id=run_id)
+            _seal(session, run_id=run_id)
     session.flush()
     return failed
 

@@ -219,8 +219,9 @@ export function renderCurves(
     plot_bgcolor: "#ffffff",
     margin: { l: 56, r: 16, t: 40, b: 44 },
     xaxis: axis(view.axisTitle || "Step (training batch)", axisKind === "wall" ? { type: "date" } : {}),
-    // a log axis labels 1, 2 and 5 of each decade ("D2"), not every minor digit
-    yaxis: axis(yTitle, { ...(logY ? { type: "log", dtick: "D2" } : {}), ...(logY ? {} : flatRange(traces)) }),
+    // a log axis is labelled at 1, 2 and 5 of each decade with the whole number ("0.5", not
+    // Plotly's minor-digit "5" that reads as five)
+    yaxis: axis(yTitle, logY ? { type: "log", ...logTicks(traces.flatMap((t) => t.y || [])) } : flatRange(traces)),
     // under the plot: the toolbar sits over the top right corner
     legend: { orientation: "h", y: -0.22, yanchor: "top", x: 0, font: { size: 11 } },
     hovermode: "x unified",
@@ -230,6 +231,34 @@ export function renderCurves(
     uirevision: `${axisKind}:${logY ? "log" : "linear"}`,
   };
   return plotly().react(div, traces, layout, PLOT_CONFIG);
+}
+
+/**
+ * Explicit ticks for a log axis over `values`: 1-2-5 steps of each decade (1 per decade when the
+ * data span more than three), each labelled with its full value ("0.05", "0.2", "1"). Returns
+ * {tickvals, ticktext}; {} without positive values. The rule of backend/figures/theme.log_ticks,
+ * for the run page's client-side charts.
+ */
+export function logTicks(values) {
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  for (const v of values) {
+    if (typeof v === "number" && v > 0 && Number.isFinite(v)) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  }
+  if (!max) return {};
+  const lo = min / 1.6;
+  const hi = max * 1.6;
+  const first = Math.floor(Math.log10(lo));
+  const last = Math.ceil(Math.log10(hi));
+  const mantissas = last - first > 3 ? [1] : [1, 2, 5];
+  const ticks = [];
+  for (let e = first; e <= last; e++) for (const m of mantissas) ticks.push(Number((m * 10 ** e).toPrecision(6)));
+  const inside = ticks.filter((v) => v >= lo && v <= hi);
+  const kept = inside.length ? inside : ticks;
+  return { tickvals: kept, ticktext: kept.map((v) => String(v)) };
 }
 
 export function purge(div) {

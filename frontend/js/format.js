@@ -80,6 +80,7 @@ export function plotlyText(s) {
 export function modelFormat(format) {
   if (!format) return DASH;
   if (format === "keras") return "Keras";
+  if (format === "logged") return "logged"; // an external run's final logged accuracy, no model
   return String(format).replace(/^tflite-/, "");
 }
 

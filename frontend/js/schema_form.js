@@ -476,11 +476,22 @@ export class SchemaForm {
   /** Scalar leaves a sweep can vary: [{path, label, schema}] (array items excluded). */
   sweepablePaths() {
     const out = [];
+    const value = this.value();
+    const at = (path) => path.reduce((o, k) => (o && typeof o === "object" ? o[k] : undefined), value);
+    // a field that applies only for some values of a sibling (momentum: sgd and rmsprop) is not
+    // offered while the sibling rules it out: the server would refuse the grid
+    const applies = (sub, path) => {
+      const rule = this.unwrap(sub).schema["x-applies-when"];
+      if (!rule) return true;
+      const parent = at(path) || {};
+      return Object.entries(rule).every(([sibling, allowed]) => allowed.includes(parent[sibling]));
+    };
     const walk = (s, path) => {
       const { schema } = this.unwrap(s);
       if (schema.properties) {
         for (const [k, sub] of Object.entries(schema.properties)) {
           if (HIDDEN.has(k) && path.length === 0) continue;
+          if (!applies(sub, path)) continue;
           walk(sub, [...path, k]);
         }
       } else if (schema.enum || ["integer", "number", "boolean"].includes(schema.type)) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,12 @@ def run_count(client: TestClient) -> int:
             ["body", "techniques", 0, "pruning", "target_sparsity"],
         ),
         ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
+        # set where it does not apply: it would be stored and silently ignored
+        ({"training": {"optimizer": {"name": "adam", "momentum": 0.9}}}, ["body", "training", "optimizer", "momentum"]),
+        (
+            {"training": {"schedule": {"name": "constant", "step_epochs": 3}}},
+            ["body", "training", "schedule", "step_epochs"],
+        ),
     ],
 )
 def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(
@@ -88,6 +95,14 @@ def test_cancel_delete_and_edit(client: TestClient) -> None:
     assert (edited["tags"], edited["notes"]) == (["keep"], "n")
     retry = client.post(f"/api/runs/{run_id}/retry")
     assert retry.status_code == 201 and retry.json()["status"] == "queued" and retry.json()["id"] != run_id
+    # The retry and the original link to each other: the retry names it, a filter lists retries.
+    assert retry.json()["retry_of_run_id"] == run_id
+    assert client.get(f"/api/runs/{retry.json()['id']}").json()["retry_of_run_id"] == run_id
+    assert [r["id"] for r in client.get("/api/runs", params={"retry_of": run_id}).json()["data"]] == [
+        retry.json()["id"]
+    ]
+    assert client.get("/api/runs", params={"retry_of": retry.json()["id"]}).json()["count"] == 0
+    assert client.get(f"/api/runs/{run_id}").json()["retry_of_run_id"] is None
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert client.get(f"/api/runs/{run_id}").status_code == 404
 
@@ -102,10 +117,16 @@ def test_sweep_creates_one_run_per_point_or_nothing(client: TestClient) -> None:
     assert r.status_code == 201 and r.json()["count"] == 4
     lrs = sorted(run["spec"]["training"]["optimizer"]["learning_rate"] for run in r.json()["data"])
     assert lrs == [0.001, 0.001, 0.01, 0.01]
+    assert "s [learning_rate=0.001, width_multiplier=0.5]" in {run["name"] for run in r.json()["data"]}
+    sets = {"base": {"name": "e"}, "grid": {"exports": [["float16", "int8"], ["float32"]]}}
+    made = client.post("/api/sweeps", json=sets)
+    assert made.status_code == 201, made.text
+    names = sorted(run["name"] for run in made.json()["data"])
+    assert names == ["e [exports=float16+int8]", "e [exports=float32]"]  # not Python's "['float16', 'int8']"
     bad = {"base": {"name": "s"}, "grid": {"training.epochs": [1, -3]}}
     r = client.post("/api/sweeps", json=bad)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "grid", "training.epochs"]
-    assert run_count(client) == 4
+    assert run_count(client) == 6
     sample = {**body, "random": {"budget": 3, "seed": 1}}
     assert client.post("/api/sweeps/preview", json=sample).json()["count"] == 3
 
@@ -131,6 +152,39 @@ def test_external_run_takes_metric_batches(client: TestClient) -> None:
     assert client.post(f"/api/runs/{run_id}/metrics", json={"points": points[:1]}).status_code == 409
     worker_run = client.post("/api/runs", json={"name": "w"}).json()["id"]
     assert client.post(f"/api/runs/{worker_run}/metrics", json={"points": points[:1]}).status_code == 409
+
+
+def test_an_external_run_is_headlined_and_sorted_by_its_final_logged_accuracy(client: TestClient) -> None:
+    def external(name: str, series: dict[str, list[float | None]]) -> int:
+        rid = client.post("/api/runs", json={"name": name, "external": True}).json()["id"]
+        points = [{"key": k, "step": i, "value": v} for k, vs in series.items() for i, v in enumerate(vs)]
+        body = json.dumps({"points": points})  # writes Infinity as the bare literal, as json.dumps does
+        r = client.post(f"/api/runs/{rid}/metrics", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert client.post(f"/api/runs/{rid}/finish", json={"status": "succeeded"}).status_code == 200
+        return rid
+
+    # validation accuracy wins over training accuracy; the last step's value, not the best one
+    val = external("val", {"accuracy": [0.5, 0.99], "val_accuracy": [0.9, 0.7], "loss": [2.0, float("inf")]})
+    sparse = external("sparse", {"sparse_categorical_accuracy": [0.1, 0.8]})
+    none = external("loss only", {"loss": [1.0, 0.5]})
+    running = client.post("/api/runs", json={"name": "still running", "external": True}).json()["id"]
+    one = client.get(f"/api/runs/{val}").json()
+    assert one["final_metrics"] == {"accuracy": 0.99, "val_accuracy": 0.7, "loss": "Infinity"}
+    assert one["headline"] == {
+        "format": "logged",
+        "accuracy": 0.7,
+        "accuracy_key": "val_accuracy",
+        "size_bytes": None,
+        "gzip_bytes": None,
+        "latency_p50_ms": None,
+    }
+    listed = {r["id"]: r for r in client.get("/api/runs").json()["data"]}
+    assert listed[val]["headline"] == one["headline"]  # the list and the hot read agree
+    assert listed[sparse]["headline"]["accuracy_key"] == "sparse_categorical_accuracy"
+    assert listed[none]["headline"] is None and listed[running]["headline"] is None
+    by_accuracy = [r["id"] for r in client.get("/api/runs", params={"sort": "-accuracy"}).json()["data"]]
+    assert by_accuracy[:2] == [sparse, val] and set(by_accuracy[2:]) == {none, running}
 
 
 def test_metric_bodies_parse_infinity_literals_and_refuse_malformed_json(client: TestClient) -> None:
@@ -262,3 +316,20 @@ def test_spec_ids_beyond_the_id_bound_are_refused_at_the_field(
     r = client.post("/api/runs", json={"name": "big", **spec})
     assert r.status_code == 422
     assert loc in [e["loc"] for e in r.json()["detail"]], r.json()
+
+
+def test_compare_names_a_bad_baseline_or_run_list_instead_of_guessing(client: TestClient) -> None:
+    ext = client.post("/api/runs", json={"name": "ext", "external": True}).json()["id"]
+    other = client.post("/api/runs", json={"name": "other", "external": True}).json()["id"]
+    for path in ("/api/compare", "/api/compare.csv", "/api/compare.json"):
+        r = client.get(path, params={"runs": f"{ext},{other}", "baseline": 999})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "baseline"], (path, r.text)
+        assert "not among the compared runs" in r.json()["detail"][0]["msg"]
+        r = client.get(path, params={"runs": f"{ext},{other}", "baseline": ext})
+        assert r.status_code == 422 and "no measured model" in r.json()["detail"][0]["msg"], (path, r.text)
+    for raw in ("abc", "1;2", "1,,2", "99999999999"):
+        r = client.get("/api/compare", params={"runs": raw})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "runs"], raw
+        assert "comma-separated run ids" in r.json()["detail"][0]["msg"] or "1 to" in r.json()["detail"][0]["msg"]
+        assert "\\d" not in r.text  # the message, not the pattern behind it
+    assert client.get("/api/compare", params={"runs": f" {ext} , {other} ,"}).status_code == 200

@@ -11,7 +11,7 @@ import pytest
 
 import optiboard
 from tests.conftest import Stack
-from tests.stack import tiny_spec
+from tests.stack import tiny_spec, wait_for
 
 
 @pytest.fixture
@@ -41,9 +41,11 @@ def test_external_run_batches_nan_and_exact_counts(client: optiboard.Client) -> 
     for step in range(1000):
         value = math.nan if step == 500 else (math.inf if step == 600 else 1.0 / (step + 1))
         client.log_metrics(rid, {"loss": value, "accuracy": step / 1000}, step=step)
-    # 2000 points with batch_size 250: everything but the tail has already been sent
-    partial = client.metrics(rid, keys=["loss"], max_points=100_000)
-    assert 0 < len(partial["loss"]["steps"]) <= 1000
+    # 2000 points with batch_size 250: the sender thread sends them without a flush
+    partial = wait_for(
+        lambda: client.metrics(rid, keys=["loss"], max_points=100_000).get("loss"), timeout=10, what="points sent"
+    )
+    assert 0 < len(partial["steps"]) <= 1000
     done = client.finish(rid)
     assert done["status"] == "succeeded"
     series = client.metrics(rid, max_points=100_000)

@@ -153,3 +153,33 @@ def test_rows_name_the_baseline_and_carry_the_recipe():
     )
     assert baseline_text(rows).startswith("Deltas and ratios against #1 base · tflite-float32")
     assert "#1 base · tflite-float32" in report_html(rows, {}, runs)
+
+
+def test_an_external_run_without_a_model_is_a_logged_row_never_on_the_front():
+    from backend.figures import tradeoff_figure
+    from backend.figures.table import rows_csv
+
+    runs = [
+        {"id": 1, "name": "base", "kind": "train", "spec": {"training": {"batch_size": 32}}},
+        {
+            "id": 2,
+            "name": "my-mlp",
+            "kind": "train",
+            "external": True,
+            "spec": {"training": {"batch_size": 32}},  # the defaults it was created with
+            "headline": {"format": "logged", "accuracy": 0.95, "accuracy_key": "val_accuracy", "size_bytes": None},
+        },
+        {"id": 3, "name": "loss only", "kind": "train", "external": True, "spec": {}, "headline": None},
+    ]
+    variants = [{"id": 11, "run_id": 1, "format": "tflite-float32", "accuracy": 0.9, "size_bytes": 800}]
+    rows, ref = compare_rows(runs, variants, baseline_run_id=1)
+    assert ref is not None and [r["run_id"] for r in rows] == [1, 2]  # run 3 logged no accuracy
+    logged = rows[1]
+    assert logged["format"] == "logged" and logged["variant_id"] is None and logged["accuracy"] == 0.95
+    assert logged["delta_accuracy"] == 0.95 - 0.9 and logged["size_bytes"] is None and logged["pareto"] is False
+    assert "val_accuracy" in logged["technique"] and logged["batch_size"] is None  # no recipe it did not run
+    assert rows[0]["pareto"] is True
+    assert "logged" in rows_csv(rows)
+    fig = tradeoff_figure(rows, x="size_bytes")
+    plotted = [v for trace in fig["data"] for v in (trace.get("y") or [])]
+    assert 0.95 not in plotted  # no size: never on the accuracy-vs-size chart

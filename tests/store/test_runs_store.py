@@ -181,6 +181,29 @@ def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Ses
     del c
 
 
+def test_an_ended_run_keeps_its_final_metrics_and_an_external_one_sorts_by_them(session: Session) -> None:
+    def ended(name: str, external: bool, series: dict[str, list[float]]) -> int:
+        run = make_run(session, name=name, external=external)
+        lease = None if external else runs.claim_run(session, run_id=run.id, worker="w")  # a new attempt starts clean
+        assert external or lease is not None
+        for key, values in series.items():
+            metrics.log_batch(session, run_id=run.id, points=[Point(key, i * 3000, v) for i, v in enumerate(values)])
+        assert runs.finish_run(session, run_id=run.id, lease=lease, status="succeeded")
+        return run.id
+
+    # steps 0, 3000, 6000: the last value crosses top-level blocks (4096 steps wide)
+    ext = ended("ext", True, {"val_accuracy": [0.2, 0.9, 0.6], "loss": [1.0, math.nan, -math.inf]})
+    ended("low", True, {"accuracy": [0.3]})
+    trained = ended("trained", False, {"val_accuracy": [0.99]})
+    _variant(session, trained, "tflite-int8", 0.5, 1000)
+    record = runs.get_run(session, run_id=ext)
+    assert record is not None and record.final_metrics == {"val_accuracy": 0.6, "loss": "-Infinity"}
+    assert runs.get_run(session, run_id=trained).final_metrics == {"val_accuracy": 0.99}  # type: ignore[union-attr]
+    # An external run without a variant sorts by its final logged accuracy; a worker run by its
+    # headline variant (int8 0.5), never by its logged value (0.99).
+    assert [r.name for r in runs.list_runs(session, sort="-accuracy")[0]] == ["ext", "trained", "low"]
+
+
 @pytest.mark.parametrize(
     ("formats", "expected"),
     [

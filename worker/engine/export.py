@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from runspec.vocabulary import EXPORT_FORMATS
+from worker.engine.native_output import CONVERTER_CHATTER, quietly
 from worker.engine.tfsetup import keras
 
 
@@ -51,5 +52,5 @@ def to_tflite(
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    path.write_bytes(converter.convert())
+    path.write_bytes(quietly(converter.convert, CONVERTER_CHATTER))
     return path

@@ -28,6 +28,7 @@ from ai_edge_litert.interpreter import Interpreter
 from runspec.spec import MeasurementSpec
 from worker.engine.contract import VariantResult
 from worker.engine.hardware import fingerprint
+from worker.engine.native_output import INTERPRETER_CHATTER, quietly
 from worker.engine.tfsetup import keras
 
 EVAL_BATCH = 256
@@ -73,7 +74,7 @@ class LiteRunner:
 
     def _resize(self, n: int) -> None:
         self.interp.resize_tensor_input(self.inp["index"], [n, *self.inp["shape"][1:]])
-        self.interp.allocate_tensors()
+        quietly(self.interp.allocate_tensors, INTERPRETER_CHATTER)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         outs, current = [], None

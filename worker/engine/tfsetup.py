@@ -19,6 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO/WARNING lines flo
 # TF_ENABLE_ONEDNN_OPTS=0 in the worker's environment turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from worker.engine.native_output import IMPORT_CHATTER, quietly  # noqa: E402
+
+# The import prints absl's preamble and INFO lines past Python (native_output): dropped here.
+quietly(lambda: __import__("tf_keras"), IMPORT_CHATTER)  # imports TensorFlow too
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tensorflow.python.framework import ops as _tf_ops  # noqa: E402

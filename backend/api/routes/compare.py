@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -25,16 +26,21 @@ MAX_RUNS = 200
 LOSS_KEYS = ("loss", "val_loss")
 LOSS_POINT_BUDGET = 24_000
 XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
-RunsQuery = Annotated[
-    str,
-    Query(max_length=1000, pattern=r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$", description="comma-separated run ids, e.g. 1,2,3"),
-]
+RunsQuery = Annotated[str, Query(max_length=1000, description="comma-separated run ids, e.g. 1,2,3")]
+_RUN_LIST = re.compile(r"\s*\d{1,10}(\s*,\s*\d{1,10})*\s*,?\s*")
 BaselineQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="run the deltas refer to")]
 XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
 
 
 def _run_ids(raw: str) -> list[int]:
+    """The run ids of `?runs=1,2,3` in order, duplicates dropped; 422 at query.runs for
+    anything else (a user sees "comma-separated run ids", not the pattern that checks it)."""
+    if not _RUN_LIST.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise Invalid.at(("query", "runs"), f"comma-separated run ids, e.g. 1,2,3 (got {shown!r})")
     ids = list(dict.fromkeys(int(p) for p in raw.split(",") if p.strip()))
+    if any(not 1 <= i <= MAX_ID for i in ids):
+        raise Invalid.at(("query", "runs"), f"run ids are 1 to {MAX_ID}")
     if len(ids) > MAX_RUNS:
         raise Invalid.at(("query", "runs"), f"at most {MAX_RUNS} runs")
     return ids
@@ -56,6 +62,12 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
         if parent_ids
         else {}
     )
+    if baseline is not None and baseline not in ids:
+        raise Invalid.at(
+            ("query", "baseline"), f"run {baseline} is not among the compared runs ({', '.join(map(str, ids))})"
+        )
+    if baseline is not None and not any(v["run_id"] == baseline for v in variant_docs):
+        raise Invalid.at(("query", "baseline"), f"run {baseline} has no measured model to compare against")
     rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents)
     out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
     if with_figures:

@@ -65,6 +65,7 @@ def read_runs(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
+    retry_of: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the retries of this run")] = None,
     sort: Annotated[
         str,
         Query(
@@ -75,7 +76,9 @@ def read_runs(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
     """List runs, newest first, filtered by experiment, status, tag and text."""
-    filters = runs.RunFilter(experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent)
+    filters = runs.RunFilter(
+        experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent, retry_of_run_id=retry_of
+    )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)
 
@@ -136,7 +139,7 @@ def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: Settin
     if run.status not in ("failed", "cancelled") or run.external:
         raise Conflict(f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
     spec = _spec({**run.spec, "name": f"{run.name} (retry)"[:200]}, loc=("stored spec",))
-    new = create_checked(session, spec, max_attempts=settings.max_attempts)
+    new = create_checked(session, spec, max_attempts=settings.max_attempts, retry_of_run_id=run_id)
     commit_and_enqueue(session, queue, [new])
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
 

@@ -4,6 +4,7 @@
 - `read_series` / `read_series_many` read one or many runs' series, downsampled from the block
   summaries (`reads`) or from a finished run's digests (`digests`).
 - `read_wall_times` gives (step, wall time) anchors for charts' time axes (`times`).
+- `last_metric_values` gives the value at each series' last step (a run's final metrics).
 - `build_digest` packs a finished run's series; `backfill_digests` does it for older runs.
 
 - `list_metric_keys` / `default_metric_keys` read a run's keys by index seeks; `log_batch` refuses
@@ -18,6 +19,7 @@ from backend.store.metrics.digests import build as build_digest
 from backend.store.metrics.keyset import TooManyMetricKeys
 from backend.store.metrics.keyset import default_keys as default_metric_keys
 from backend.store.metrics.keyset import list_keys as list_metric_keys
+from backend.store.metrics.reads import last_values as last_metric_values
 from backend.store.metrics.times import read_wall_times
 from backend.store.metrics.writes import (
     LEVELS,
@@ -35,6 +37,7 @@ from backend.store.metrics.writes import (
 )
 
 __all__ = [
+    "last_metric_values",
     "LEVELS",
     "Point",
     "TooManyMetricKeys",

@@ -12,6 +12,7 @@ rows instead of ~60,000.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -261,3 +262,28 @@ def read(
 
 def _sorted(out: dict[int, dict[str, Series]]) -> dict[int, dict[str, Series]]:
     return {rid: dict(sorted(by_key.items())) for rid, by_key in out.items()}
+
+
+# A series' last point is the last point of its last top-level block (one index seek per key).
+_LAST_VALUES_SQL = (
+    "SELECT b.key, b.last_value FROM metric_blocks b "
+    f"WHERE b.run_id = :run AND b.level = {TOP} AND b.block = "
+    f"(SELECT MAX(block) FROM metric_blocks WHERE run_id = :run AND key = b.key AND level = {TOP})"
+)
+
+
+def last_values(conn: Connection, *, run_id: int) -> dict[str, float | str | None]:
+    """{key: the value at its last step} of every series of the run (NaN as None, ±inf as the
+    strings "Infinity"/"-Infinity"), read from
+    the top-level block summaries: the run summary that trackers show beside a run."""
+    return {str(k): _json_number(v) for k, v in _rows(conn, _LAST_VALUES_SQL, {"run": run_id})}
+
+
+def _json_number(value: float | None) -> float | str | None:
+    """A value JSON on every backend can hold: NaN as None, ±inf as "Infinity"/"-Infinity"
+    (PostgreSQL's json refuses the bare literals), as the metrics API writes them."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float(value)

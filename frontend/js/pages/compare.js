@@ -330,7 +330,8 @@ function render() {
               caption: "Variants with deltas against the baseline",
               id: "compare-table",
               cls: "compact",
-              rowClass: (r) => (r.pareto ? "front" : "dominated"),
+              // an external run's logged accuracy has no size: neither on the front nor dominated
+              rowClass: (r) => (r.format === "logged" ? "logged" : r.pareto ? "front" : "dominated"),
             }),
           ]
         : emptyState("No measured variants", "The selected runs have not produced models yet."),

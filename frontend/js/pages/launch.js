@@ -370,6 +370,38 @@ function build(meta) {
   );
   if (state.mode === "sweep") setMode("sweep");
   uploadWidget(form);
+  unavailableNote(form, availability);
+}
+
+/** Under the dataset choice: the built-in datasets this server cannot train on, and why (the
+ * disabled options' tooltips alone are never seen). */
+function unavailableNote(form, availability) {
+  const slot = form.slots.get("dataset.name");
+  const missing = Object.entries(availability).filter(([, a]) => !a.available);
+  if (!slot || !missing.length) return;
+  slot.container.append(
+    h(
+      "p",
+      { class: "muted", id: "dataset-unavailable" },
+      "Unavailable: ",
+      missing.flatMap(([name, a], i) => [i ? "; " : "", h("strong", {}, name), ` — ${a.reason}`]),
+    ),
+  );
+}
+
+/** What validation found in an uploaded .npz, in one line: "1,212 train / 450 test examples,
+ * input 8×8×1 (float32), 10 classes (labels 0–9)". */
+function datasetSummary(info) {
+  const parts = [];
+  if (info.train_examples != null)
+    parts.push(`${fmt.integer(info.train_examples)} train / ${fmt.integer(info.test_examples)} test examples`);
+  if (info.input_shape) parts.push(`input ${info.input_shape.join("×")}${info.x_dtype ? ` (${info.x_dtype})` : ""}`);
+  if (info.classes != null) {
+    const labels = info.class_names || info.label_values;
+    const shown = labels ? ` (${labels.slice(0, 6).join(", ")}${labels.length > 6 ? ", …" : ""})` : "";
+    parts.push(`${info.classes} classes${shown}`);
+  }
+  return parts.join(", ") || "validated";
 }
 
 /**
@@ -406,12 +438,13 @@ function uploadWidget(form) {
       change: async (e) => {
         const chosen = e.target.files && e.target.files[0];
         if (!chosen) return;
+        slot.error.textContent = ""; // a new file: the last one's refusal no longer applies
         status.textContent = `Uploading ${chosen.name}…`;
         try {
           const ds = await api.uploadDataset(chosen, chosen.name.replace(/\.npz$/i, ""));
           idInput.value = String(ds.id);
           idInput.dispatchEvent(new Event("input", { bubbles: true }));
-          status.textContent = `Uploaded “${ds.name}” (${fmt.bytes(ds.size_bytes)}) as dataset #${ds.id}.`;
+          status.textContent = `Uploaded “${ds.name}” (${fmt.bytes(ds.size_bytes)}) as dataset #${ds.id}: ${datasetSummary(ds.info || {})}.`;
           existing.appendChild(h("option", { value: ds.id, selected: true }, `#${ds.id} ${ds.name}`));
         } catch (err) {
           status.textContent = "";

@@ -419,16 +419,20 @@ function mergeSeries(incoming) {
 }
 
 // ---- loading ---------------------------------------------------------------------------
-/** The optimize runs made from this one, and (for an optimize run) its parent's reference model. */
+/** The optimize runs made from this one, its retries, and (for an optimize run) its parent's
+ * reference model. */
 async function loadContext(run) {
+  const none = Promise.resolve({ data: [] });
   try {
-    const [children, parentVariants] = await Promise.all([
-      run.kind === "train" && !run.external
-        ? api.listRuns({ parent: run.id, limit: 50 })
-        : Promise.resolve({ data: [] }),
-      run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : Promise.resolve({ data: [] }),
+    const [children, retries, parentVariants] = await Promise.all([
+      run.kind === "train" && !run.external ? api.listRuns({ parent: run.id, limit: 50 }) : none,
+      fmt.isRetryable(run.status) && !run.external
+        ? api.listRuns({ retry_of: run.id, sort: "created_at", limit: 50 })
+        : none,
+      run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : none,
     ]);
     state.children = children.data;
+    state.retries = retries.data;
     const byFormat = Object.fromEntries(parentVariants.data.map((v) => [v.format, v]));
     state.parentReference = VOCAB.reference_formats.map((f) => byFormat[f]).find(Boolean) || null;
   } catch {
@@ -592,6 +596,10 @@ function contextLine(run) {
         ` (temperature ${t.temperature}, alpha ${t.alpha})`,
       ]);
   }
+  if (run.retry_of_run_id) parts.push(["retry of ", link(run.retry_of_run_id)]);
+  if (state.retries?.length) {
+    parts.push(["retried as ", state.retries.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} (${c.status})`)])]);
+  }
   if (state.children && state.children.length) {
     parts.push(["optimized as ", state.children.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} ${c.name}`)])]);
   }
@@ -643,7 +651,12 @@ function finalMetricsStat() {
     { class: "stat stat-wide", id: "run-final" },
     h("div", { class: "label" }, "Final logged values"),
     h("div", { class: "value" }, keys.length ? keys.map((k) => `${k} ${fmt.number(last(k))}`).join(" · ") : "–"),
-    h("div", { class: "muted" }, `${[...state.keys].length} keys logged; no model was uploaded to measure`),
+    h(
+      "div",
+      { class: "muted" },
+      // the same count as the key chooser's: epoch and phase markers are not curves
+      `${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} metrics logged; no model was uploaded to measure`,
+    ),
   );
 }
 
@@ -657,6 +670,21 @@ function parentDeltaStat(run, hl) {
     "Δ vs parent",
     `${fmt.signed(dAcc)} acc · ${fmt.ratio(ratio)} size`,
     h("div", { class: "muted" }, `against #${run.parent_run_id}'s ${fmt.modelFormat(ref.format)} model`),
+  );
+}
+
+// A worker heartbeats every second while it runs a job; this much silence means trouble.
+const STALE_HEARTBEAT_S = 30;
+
+/** A running worker run whose worker has gone quiet: say so instead of a frozen progress bar. */
+function staleNote(run) {
+  if (run.external || run.status !== "running" || !(run.heartbeat_age_s > STALE_HEARTBEAT_S)) return null;
+  return h(
+    "div",
+    { class: "field-error", id: "run-stale", role: "status" },
+    `No heartbeat from ${run.worker || "the worker"} for ${fmt.duration(run.heartbeat_age_s)}: it may have died. ` +
+      "The server requeues the run (or fails it on its last attempt) once the heartbeat timeout " +
+      "(OPTIBOARD_HEARTBEAT_TIMEOUT_S) passes.",
   );
 }
 
@@ -677,6 +705,7 @@ function renderOverview() {
           ),
           h("div", { class: "value" }, fmt.percent(run.progress)),
           progressBar(run.progress, "Run progress"),
+          staleNote(run),
         )
       : stat("Duration", fmt.duration(run.duration_seconds));
   replace(
@@ -685,7 +714,7 @@ function renderOverview() {
       "div",
       { class: "stats", id: "run-stats" },
       progress,
-      run.external && !hl ? finalMetricsStat() : headlineStat(hl),
+      run.external && (!hl || hl.format === VOCAB.logged_format) ? finalMetricsStat() : headlineStat(hl),
       parentDeltaStat(run, hl),
       run.train_seconds != null && run.kind !== "optimize"
         ? stat("Training time", fmt.duration(run.train_seconds))

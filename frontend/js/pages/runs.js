@@ -303,6 +303,14 @@ function rowFor(run) {
       {},
       h("a", { class: "run-name", href: `/runs/${run.id}`, dataset: { runLink: run.id } }, run.name),
       h("span", { class: "muted" }, ` #${run.id}`),
+      run.retry_of_run_id
+        ? h(
+            "span",
+            { class: "muted", dataset: { retryOf: run.retry_of_run_id } },
+            " · retry of ",
+            h("a", { href: `/runs/${run.retry_of_run_id}` }, `#${run.retry_of_run_id}`),
+          )
+        : null,
       run.tags && run.tags.length
         ? h(
             "div",
@@ -328,7 +336,12 @@ function rowFor(run) {
       {
         class: "nowrap",
         dataset: { cell: "model" },
-        title: hl.format ? `${hl.format}: the model this run was made to produce` : "",
+        title:
+          hl.format === "logged"
+            ? `no measured model: accuracy is the last ${hl.accuracy_key} the script logged`
+            : hl.format
+              ? `${hl.format}: the model this run was made to produce`
+              : "",
       },
       hl.format ? fmt.modelFormat(hl.format) : "–",
     ),
