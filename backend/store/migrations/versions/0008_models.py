@@ -1,7 +1,7 @@
 """models: uploaded model files (issue 17)
 
 Revision ID: 0008
-Revises: 0006 (set to 0007 once the other branch's 0007 is merged: only down_revision changes)
+Revises: 0007
 Create Date: 2026-11-30 17:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"  # TEMPORARY: 0007 is another branch's; set to "0007" when both are merged
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
