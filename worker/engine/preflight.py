@@ -29,7 +29,10 @@ to the Keras 3 layer's own weights. Hand-written, with sources:
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,17 +265,33 @@ def keras_preflight(model: Any, *, legacy: bool) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _as_keras_file(path: Path) -> Iterator[Path]:
+    """`path` under a name ending in `.keras`: both Keras libraries choose the format by the
+    extension, and an upload is stored as `<id>.part` until it is accepted. A symlink in a new
+    private temporary directory (the sandbox's TMPDIR), removed afterwards."""
+    if path.suffix == ".keras":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="optiboard-keras-") as tmp:
+        link = Path(tmp) / "model.keras"
+        link.symlink_to(path.resolve())
+        yield link
+
+
 def keras3_preflight(path: Path) -> dict[str, Any]:
     """Load a Keras 3 `.keras` file with Keras 3, safe mode on, uncompiled; its preflight."""
     import keras
 
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    with _as_keras_file(path) as named:
+        model = keras.saving.load_model(named, safe_mode=True, compile=False)
     return keras_preflight(model, legacy=False)
 
 
 def tf_keras_preflight(path: Path) -> dict[str, Any]:
     """Load a tf-keras `.keras` file with tf-keras, safe mode on, uncompiled; its preflight."""
-    model = tf_keras.models.load_model(path, safe_mode=True, compile=False)
+    with _as_keras_file(path) as named:
+        model = tf_keras.models.load_model(named, safe_mode=True, compile=False)
     return keras_preflight(model, legacy=True)
 
 
