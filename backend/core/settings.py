@@ -100,7 +100,8 @@ class Settings(BaseSettings):
         default=4096,
         ge=512,
         le=1_048_576,
-        description="address-space limit (RLIMIT_AS) of the process that loads an uploaded model to check it",
+        description="memory limit (RLIMIT_DATA: heap and anonymous mappings) of the process that loads an uploaded model "
+        "to check it",
     )
     model_check_cpu_s: int = Field(
         default=120, ge=5, le=86_400, description="CPU-time limit (RLIMIT_CPU) of that process, in seconds"

@@ -3,7 +3,11 @@
 `SandboxChecker.check(path, filename)` runs `python -m worker.engine.upload_check` (named as a
 string: the backend never imports the engine) in a new session, in an empty temporary working
 directory whose path is also its HOME and KERAS_HOME, with
-- RLIMIT_AS (`memory_mb`): address space, so a model that allocates without bound fails;
+- RLIMIT_DATA (`memory_mb`): private writable memory (heap, anonymous mappings: every tensor), so
+  a model that allocates without bound fails. Not RLIMIT_AS: TensorFlow reserves address space
+  it never uses (thread stacks, malloc arenas: more the more cores), so an address-space limit
+  fails good models on big machines (it needs ~2 GiB on 2 cores; under RLIMIT_DATA they load in
+  512 MiB);
 - RLIMIT_CPU (`cpu_s`): the kernel kills it with SIGXCPU past that much CPU time;
 - RLIMIT_FSIZE (`max_file_bytes`) and RLIMIT_CORE 0: no large files, no core dumps;
 - a wall-clock timeout (`timeout_s`) after which its whole process group is SIGKILLed;
@@ -39,7 +43,7 @@ PASSED_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TF_ENABLE_ONEDNN_OPTS", "
 BOOTSTRAP = f"""
 import resource, runpy, sys
 memory, cpu, fsize = (int(v) for v in sys.argv[1:4])
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -51,7 +55,7 @@ runpy.run_module("{CHECKER_MODULE}", run_name="__main__", alter_sys=True)
 class SandboxChecker:
     """Runs upload checks in limited child processes (see the module docstring).
 
-    memory_mb: RLIMIT_AS in MiB; cpu_s: RLIMIT_CPU in seconds; timeout_s: wall clock in seconds;
+    memory_mb: RLIMIT_DATA in MiB; cpu_s: RLIMIT_CPU in seconds; timeout_s: wall clock in seconds;
     max_expanded_bytes: the archive bound the child checks again; concurrency: checks at once.
     """
 
@@ -75,6 +79,7 @@ class SandboxChecker:
                 TF_CPP_MIN_LOG_LEVEL="2",
                 CUDA_VISIBLE_DEVICES="",
                 PYTHONDONTWRITEBYTECODE="1",
+                MALLOC_ARENA_MAX="2",
             )
             if "PYTHONPATH" not in env:  # our code, as the API imports it
                 env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])

@@ -35,12 +35,24 @@ def test_wall_clock_overrun_is_killed_and_refused(tmp_path: Path) -> None:
     assert sandbox_children() == []
 
 
-def test_address_space_limit_stops_the_loader(tmp_path: Path) -> None:
-    model = files.keras_file(tmp_path / "m.keras", files.sequential(*files.good_layers()))
+def test_memory_limit_stops_a_model_that_allocates_too_much(tmp_path: Path) -> None:
+    layers = files.good_layers()
+    layers[0]["config"]["batch_shape"] = [None, 32768]
+    layers[1]["config"]["units"] = 32768  # a 4 GiB kernel, allocated when the model is built
+    model = files.keras_file(tmp_path / "m.keras", files.sequential(*layers))
     with pytest.raises(ModelRefused) as caught:
-        checker(memory_mb=512).check(model, "m.keras")  # TensorFlow alone needs more
+        checker(memory_mb=1024).check(model, "m.keras")
     assert caught.value.status == 422
+    assert "memory" in str(caught.value).lower() or "MiB" in str(caught.value)
     assert sandbox_children() == []
+
+
+def test_the_memory_limit_leaves_room_for_tensorflow(tmp_path: Path) -> None:
+    from tests.models import keras_models
+
+    keras_models.keras3_nested(tmp_path / "nested.keras")
+    preflight = checker(memory_mb=1024).check(tmp_path / "nested.keras", "nested.keras")
+    assert preflight["format"] == "keras"
 
 
 def test_a_broken_weights_file_is_refused_not_crashed(tmp_path: Path) -> None:

@@ -68,6 +68,12 @@ def main(argv: list[str]) -> int:
         _answer(out, {"ok": False, "loc": list(exc.loc), "msg": str(exc), "status": exc.status})
     except Exception as exc:  # whatever a hostile or broken file makes the libraries raise
         traceback.print_exc()
+        if type(exc).__name__ in ("MemoryError", "ResourceExhaustedError"):  # RLIMIT_DATA reached
+            _answer(
+                out,
+                {"ok": False, "loc": [], "msg": "loading the model needed more memory than the limit; it was stopped"},
+            )
+            return 0
         message = str(exc).splitlines()[0][:500] if str(exc) else ""
         _answer(out, {"ok": False, "loc": [], "msg": f"the model could not be loaded: {type(exc).__name__}: {message}"})
     return 0
