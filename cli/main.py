@@ -16,6 +16,8 @@ from backend.core.settings import Settings
 app = typer.Typer(help="optiboard: launch and compare model-optimization runs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+models_app = typer.Typer(help="Uploaded models: upload, list, show the preflight.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="overrides OPTIBOARD_DATA_DIR")]
 
@@ -387,6 +389,77 @@ def workers(data_dir: DataDir = None) -> None:
         for host in reply:
             typer.echo(host)
     typer.echo(f"({sum(len(r) for r in replies)} online)")
+
+
+MODEL_UPLOAD_TIMEOUT_S = 300.0  # the server loads the model in a sandbox before it answers
+SUPPORT_MARK = {"yes": "yes", "fix": "fix", "no": "NO"}
+
+
+def _model_line(m: dict[str, Any]) -> str:
+    p = m["preflight"]
+    shape = " ".join(str(i["shape"]) for i in p.get("inputs", []))
+    flavour = f" ({m['keras_flavour']})" if m.get("keras_flavour") else ""
+    params = f"{p['params']:,} params" if p.get("params") is not None else "-"
+    return f"{m['id']:>5}  {m['format']}{flavour:<12} {p.get('kind', '?'):<11} {shape:<20} {params:<16} {m['name']}"
+
+
+def _show_model(m: dict[str, Any]) -> None:
+    p = m["preflight"]
+    typer.echo(_model_line(m))
+    typer.echo(f"  sha256 {m['sha256']}  {m['size_bytes']:,} bytes  status {m['status']}")
+    for out in p.get("outputs", []):
+        typer.echo(f"  output {out['shape']} {out['dtype']}: {out.get('kind', '?')} ({out.get('activation')})")
+    for nested in p.get("nested_models", []):
+        typer.echo(f"  nested model {nested['path']} ({nested['class']}, {nested['layers']} layers): flattened below")
+    if p.get("layers"):
+        typer.echo(f"  {'layer':<32} {'class':<22} {'params':>8}  prune qat   cluster int8")
+        for row in p["layers"]:
+            marks = "  ".join(f"{SUPPORT_MARK[row[t]['status']]:<4}" for t in ("prune", "qat", "cluster", "int8"))
+            typer.echo(f"  {row['path'][:32]:<32} {row['class'][:22]:<22} {row['params']:>8}  {marks}")
+            for t in ("prune", "qat", "cluster", "int8"):
+                if row[t]["note"]:
+                    typer.echo(f"      {t}: {row[t]['note']}")
+    for technique, verdict in p.get("techniques", {}).items():
+        reason = f": {verdict['reason']}" if verdict.get("reason") else ""
+        typer.echo(f"  {technique}: {verdict['status']}{reason}")
+
+
+@models_app.command("upload")
+def models_upload(
+    path: Annotated[Path, typer.Argument(help=".keras, SavedModel .zip or .tflite", exists=True, dir_okay=False)],
+    name: Annotated[str | None, typer.Option(help="display name (default: the file name)")] = None,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Upload a model; the server scans it, loads it in a sandbox and prints its preflight."""
+    with _Api(url, token, data_dir) as api, path.open("rb") as f:
+        model = api.call(
+            "POST",
+            "/api/models",
+            files={"file": (path.name, f)},
+            data={"name": name} if name else None,
+            timeout=MODEL_UPLOAD_TIMEOUT_S,
+        )
+    _show_model(model)
+
+
+@models_app.command("list")
+def models_list(url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """List uploaded models (format, kind, input shape, parameters)."""
+    with _Api(url, token, data_dir) as api:
+        page = api.call("GET", "/api/models")
+    typer.echo(f"{'id':>5}  {'format':<18} {'kind':<11} {'input':<20} {'params':<16} name")
+    for m in page["data"]:
+        typer.echo(_model_line(m))
+    typer.echo(f"({page['count']} models)")
+
+
+@models_app.command("show")
+def models_show(model_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Show one uploaded model's preflight: per layer, what pruning, QAT, clustering and int8 can do."""
+    with _Api(url, token, data_dir) as api:
+        _show_model(api.call("GET", f"/api/models/{model_id}"))
 
 
 @token_app.command("create")

@@ -870,6 +870,37 @@ class Client:
         batch.key = uuid.uuid4().hex  # a different body: the refused one stored nothing
         return bool(batch.points)
 
+    # --- uploaded models --------------------------------------------------------------------
+
+    def upload_model(
+        self, path: str | os.PathLike[str], *, name: str | None = None, timeout: float = 300.0
+    ) -> dict[str, Any]:
+        """Upload a model file (a Keras v3 `.keras` from Keras 3 or tf-keras, a SavedModel
+        directory as `.zip`, or a `.tflite`); returns the stored model with its preflight (see
+        `get_model`). The server loads it in a sandbox before answering, hence the longer
+        `timeout` (seconds). Raises OptiboardError: 422 with `detail[i]["loc"]` naming the
+        member or layer refused (e.g. ["body", "file", "config.json", "layers", 3]), 413 over
+        the size limits. Not retried (an upload is not idempotent)."""
+        file = Path(path)
+        with file.open("rb") as f:
+            data = {"name": name} if name else None
+            return self._json("POST", "/api/models", files={"file": (file.name, f)}, data=data, timeout=timeout)
+
+    def get_model(self, model_id: int) -> dict[str, Any]:
+        """An uploaded model: id, name, original_filename, sha256, size_bytes, format (keras,
+        saved_model, tflite), keras_flavour (keras3, tf_keras or None), status and preflight (kind,
+        inputs, outputs, params, nested_models, layers with per-technique {status, note},
+        techniques)."""
+        return self._json("GET", f"/api/models/{model_id}")
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every uploaded model, newest first (as `get_model` returns each)."""
+        return self._json("GET", "/api/models")["data"]
+
+    def delete_model(self, model_id: int) -> None:
+        """Delete an uploaded model and its file."""
+        self._request("DELETE", f"/api/models/{model_id}")
+
     # --- variants -------------------------------------------------------------------------
 
     def variants(self, run_id: int) -> list[dict[str, Any]]:

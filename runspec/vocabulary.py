@@ -26,6 +26,11 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({RunStatus.SUCCEEDED, RunStatus.FA
 # Only these may be retried (as a new run); a succeeded run is re-run by submitting its spec.
 RETRYABLE_STATUSES: frozenset[str] = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 
+# An uploaded model's state (issue 17): "ready" once the sandboxed check has produced its
+# preflight (the check runs during the upload, so a stored model is ready; a refused one is not
+# stored); "measurement_only" for a .tflite file, which no technique can change.
+MODEL_STATUSES: tuple[str, ...] = ("ready", "measurement_only")
+
 # TFLite exports a spec may ask for (`exports`), and the variant format each one produces.
 ExportFormat = Literal["float32", "dynamic", "float16", "int8"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)

@@ -21,6 +21,7 @@ from backend.api.routes import (
     experiments,
     health,
     metrics,
+    models,
     ops,
     pages,
     runs,
@@ -31,6 +32,7 @@ from backend.api.routes import (
 from backend.core.errors import OptiboardError
 from backend.core.settings import Settings
 from backend.dispatch.maintenance import Maintenance
+from backend.dispatch.model_check import SandboxChecker
 from backend.dispatch.queue import JobQueue
 from backend.store.db import make_engine, make_sessionmaker, sqlite_read_only
 from backend.store.hot_reads import HotReads
@@ -45,6 +47,7 @@ ROUTERS = [
     variants.router,
     experiments.router,
     datasets.router,
+    models.router,
     sweeps.router,
     techniques.router,
     compare.router,
@@ -128,6 +131,14 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.sessionmaker = factory
     app.state.queue = queue
     app.state.hot_reads = hot_reads
+    # one per app, so its concurrency bound holds across requests (routes/models.py)
+    app.state.model_checker = SandboxChecker(
+        memory_mb=settings.model_check_memory_mb,
+        cpu_s=settings.model_check_cpu_s,
+        timeout_s=settings.model_check_timeout_s,
+        max_expanded_bytes=settings.max_model_bytes,
+        concurrency=settings.model_check_concurrency,
+    )
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)

@@ -249,6 +249,34 @@ class DatasetsPublic(BaseModel):
     count: int
 
 
+class ModelPublic(BaseModel):
+    id: int
+    name: str
+    original_filename: str = Field(
+        description="the file name the client sent (the stored file has a server-chosen name)"
+    )
+    sha256: str = Field(description="hex SHA-256 of the stored bytes")
+    size_bytes: int = Field(description="bytes of the file as uploaded")
+    format: str = Field(description="keras, saved_model or tflite")
+    keras_flavour: str | None = Field(description="keras3 or tf_keras: which library wrote (and loads) a .keras file")
+    status: str = Field(description="ready, or measurement_only for a .tflite file")
+    preflight: dict[str, Any] = Field(
+        description=(
+            "what the sandboxed check found: kind (sequential, functional, saved_model, tflite), inputs and "
+            "outputs (shape with null for the batch, dtype; outputs also activation and kind: logits or "
+            "probabilities), params, nested_models (path, class, layers), layers (per layer: path, class, params, "
+            "and for prune, qat, cluster and int8 a {status: yes|fix|no, note}), techniques (per technique "
+            "{status, reason}), seconds (time the check took)"
+        )
+    )
+    created_at: datetime
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
 class LogsPublic(BaseModel):
     lines: list[str]
 

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
         '("no data for ..."): its script died or was killed',
     )
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="JSON request body limit (413 above)")
-    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="dataset upload limit (413 above)")
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="dataset and model upload limit, on the wire (413 above)"
+    )
     max_metric_keys_per_run: int = Field(
         default=1000,
         ge=1,
@@ -87,6 +89,29 @@ class Settings(BaseSettings):
         description="a member of an uploaded archive larger than 1 MiB may expand at most this many times "
         "its compressed size (deflate tops out near 1032; a bomb of one repeated byte gets there)",
     )
+    max_model_bytes: int = Field(
+        default=1 << 30,
+        ge=1024,
+        le=1 << 40,
+        description="an uploaded model archive (.keras, zipped SavedModel) may expand to at most this many bytes "
+        "(declared sizes in its zip directory, checked before anything is decompressed; 413 above)",
+    )
+    model_check_memory_mb: int = Field(
+        default=4096,
+        ge=512,
+        le=1_048_576,
+        description="memory limit (RLIMIT_DATA: heap and anonymous mappings) of the process that loads an uploaded model "
+        "to check it",
+    )
+    model_check_cpu_s: int = Field(
+        default=120, ge=5, le=86_400, description="CPU-time limit (RLIMIT_CPU) of that process, in seconds"
+    )
+    model_check_timeout_s: float = Field(
+        default=90.0, gt=0, le=3600, description="wall-clock limit of that process; it is killed after it"
+    )
+    model_check_concurrency: int = Field(
+        default=1, ge=1, le=64, description="model checks that run at once (each loads TensorFlow); others wait"
+    )
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     worker_max_memory_mb: int = Field(
@@ -118,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def uploads(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def model_files(self) -> Path:
+        """Uploaded models, below the artifact root (issue 17)."""
+        return self.artifacts / "models"
 
     @property
     def embedded_redis_socket(self) -> Path:

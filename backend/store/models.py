@@ -240,6 +240,25 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Model(Base):
+    """An uploaded model file (issue 17) under a server-chosen name below the artifact root, with
+    its SHA-256, what the static scan found (format, Keras flavour) and the sandboxed preflight."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    original_filename: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(100), unique=True)  # server-chosen, relative to the artifact root
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(16))
+    keras_flavour: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    preflight: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token: only its SHA-256 and first characters are stored."""
 

@@ -103,6 +103,26 @@ class VariantRecord:
 
 
 @dataclass(frozen=True)
+class ModelRecord:
+    """An uploaded model: `filename` relative to the artifact root (server-chosen), `sha256` hex
+    of the stored bytes, `size_bytes` on disk, `format` one of runspec.modelfile.MODEL_FORMATS,
+    `keras_flavour` "keras3" / "tf_keras" (None for SavedModel and TFLite), `status` one of
+    runspec.vocabulary.MODEL_STATUSES, `preflight` what the sandboxed check found."""
+
+    id: int
+    name: str
+    original_filename: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    format: str
+    keras_flavour: str | None
+    status: str
+    preflight: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class DatasetRecord:
     """An uploaded .npz: `size_bytes` of the file as stored; `info` what the validator found
     (shapes, dtypes, classes, counts per split).

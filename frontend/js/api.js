@@ -104,14 +104,14 @@ export const createExperiment = (body) => post("/api/experiments", body);
 export const createSweep = (body) => post("/api/sweeps", body);
 export const previewSweep = (body, opts) => request("POST", "/api/sweeps/preview", { body, ...opts });
 export const getTechniques = (opts) => get("/api/techniques", undefined, opts);
-/** Upload an .npz (x_train, y_train, x_test, y_test) as multipart form data; the dataset record. */
-export async function uploadDataset(file, name) {
+/** POST one file as multipart form data (field `file`, optional `name`); the stored record. */
+async function uploadFile(path, file, name) {
   const body = new FormData();
   body.append("file", file);
   if (name) body.append("name", name);
   let response;
   try {
-    response = await fetch("/api/datasets", {
+    response = await fetch(path, {
       method: "POST",
       body,
       credentials: "same-origin",
@@ -127,7 +127,15 @@ export async function uploadDataset(file, name) {
   }
   return payload;
 }
+/** Upload an .npz (x_train, y_train, x_test, y_test); the dataset record. */
+export const uploadDataset = (file, name) => uploadFile("/api/datasets", file, name);
 export const listDatasets = (opts) => get("/api/datasets", undefined, opts);
+
+// Uploaded models (.keras, SavedModel .zip, .tflite): checked in a sandbox, with a preflight
+export const uploadModel = (file, name) => uploadFile("/api/models", file, name);
+export const listModels = (opts) => get("/api/models", undefined, opts);
+export const getModel = (id, opts) => get(`/api/models/${encodeURIComponent(id)}`, undefined, opts);
+export const deleteModel = (id) => request("DELETE", `/api/models/${encodeURIComponent(id)}`);
 
 // Compare
 export const getCompare = ({ runs, baseline, x }, opts) =>

@@ -10,18 +10,23 @@ class BodyLimit:
     """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, upload_max_bytes: int, upload_prefix: str = "/api/datasets"
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        upload_max_bytes: int,
+        upload_prefixes: tuple[str, ...] = ("/api/datasets", "/api/models"),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_max_bytes = upload_max_bytes
-        self.upload_prefix = upload_prefix
+        self.upload_prefixes = upload_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_max_bytes + 64 * 1024 if scope["path"].startswith(self.upload_prefix) else self.max_bytes
+        limit = self.upload_max_bytes + 64 * 1024 if scope["path"].startswith(self.upload_prefixes) else self.max_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

@@ -19,6 +19,7 @@ PAGES = {
     "compare": "compare.html",
     "launch": "launch.html",
     "workers": "workers.html",
+    "models": "models.html",
     "docs": "docs.html",
     "redoc": "redoc.html",
     "login": "login.html",
@@ -61,6 +62,11 @@ def compare_page(settings: SettingsDep) -> FileResponse:
 @router.get("/launch")
 def launch_page(settings: SettingsDep) -> FileResponse:
     return _page(settings, "launch")
+
+
+@router.get("/models")
+def models_page(settings: SettingsDep) -> FileResponse:
+    return _page(settings, "models")
 
 
 @router.get("/workers")
