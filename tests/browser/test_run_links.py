@@ -133,3 +133,17 @@ def test_a_running_run_whose_worker_went_quiet_says_so(dashboard: Dashboard, liv
             runs.finish_run(s, run_id=run.id, lease=lease, status="failed", error="test ghost")
         engine.dispose()
     assert live_stack.client.http.get(f"/api/runs/{run.id}").json()["heartbeat_age_s"] is None
+
+
+def test_compare_lists_an_external_run_by_its_logged_accuracy_and_never_as_baseline(
+    dashboard: Dashboard, linked: dict[str, Any]
+) -> None:
+    logged, loss_only = linked["logged"], linked["loss_only"]
+    page = dashboard.open(f"/compare?runs={logged['id']},{loss_only['id']}")
+    row = page.locator("#compare-table tbody tr", has_text="logged acc")
+    expect(row).to_contain_text("0.8125")
+    expect(row).to_contain_text("no model measured")
+    for run in (logged, loss_only):  # neither has a model to compare against
+        option = page.locator(f'#baseline option[value="{run["id"]}"]')
+        assert option.is_disabled() and "(no measured model)" in option.inner_text()
+    assert dashboard.console_errors == []

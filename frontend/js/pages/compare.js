@@ -169,8 +169,10 @@ async function load() {
 
 // ---- rendering -------------------------------------------------------------------------
 function renderControls() {
-  const runs = state.data.runs;
-  const baseline = state.baseline || (runs[0] && runs[0].id);
+  const { runs, rows } = state.data;
+  // the server's choice when the user made none; only runs with a measured model can be one
+  const baseline = state.baseline || state.data.baseline?.run_id || (runs[0] && runs[0].id);
+  const measured = new Set(rows.filter((r) => r.variant_id != null).map((r) => r.run_id));
   const baselineSelect = h(
     "select",
     {
@@ -183,7 +185,13 @@ function renderControls() {
         },
       },
     },
-    runs.map((r) => h("option", { value: r.id, selected: r.id === baseline }, `#${r.id} ${r.name}`)),
+    runs.map((r) =>
+      h(
+        "option",
+        { value: r.id, selected: r.id === baseline, disabled: !measured.has(r.id) },
+        `#${r.id} ${r.name}${measured.has(r.id) ? "" : " (no measured model)"}`,
+      ),
+    ),
   );
   const xSwitch = h(
     "div",
