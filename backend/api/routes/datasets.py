@@ -6,8 +6,9 @@ import secrets
 import shutil
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
+from backend.api import uploads
 from backend.api.deps import Authenticated, SessionDep, SettingsDep
 from backend.api.schemas import DatasetPublic, DatasetsPublic
 from backend.core.errors import Invalid
@@ -45,17 +46,8 @@ def upload_dataset(
     filename = f"{secrets.token_hex(16)}.npz"
     target = settings.uploads / filename
     tmp = target.with_suffix(".part")
-    size = 0
     try:
-        with tmp.open("wb") as out:
-            while chunk := file.file.read(1 << 20):
-                size += len(chunk)
-                if size > settings.max_upload_bytes:
-                    raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE,
-                        f"file: larger than the {settings.max_upload_bytes} byte limit",
-                    )
-                out.write(chunk)
+        size, _ = uploads.receive(file.file, tmp, max_bytes=settings.max_upload_bytes)
         try:
             info = validate_npz(
                 tmp, max_expanded_bytes=settings.max_dataset_bytes, max_ratio=settings.max_dataset_ratio

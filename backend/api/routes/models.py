@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 
+from backend.api import uploads
 from backend.api.deps import Authenticated, Id, SessionDep, SettingsDep
 from backend.api.schemas import ModelPublic, ModelsPublic
 from backend.core.errors import Invalid, NotFound
@@ -66,19 +66,8 @@ def upload_model(
     settings.model_files.mkdir(parents=True, exist_ok=True)
     stem = secrets.token_hex(16)
     tmp = artifacts.writable_inside(settings.artifacts, f"models/{stem}.part")
-    size = 0
-    digest = hashlib.sha256()
     try:
-        with tmp.open("wb") as out:
-            while chunk := file.file.read(1 << 20):
-                size += len(chunk)
-                if size > settings.max_upload_bytes:
-                    raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE,
-                        f"file: larger than the {settings.max_upload_bytes} byte limit",
-                    )
-                digest.update(chunk)
-                out.write(chunk)
+        size, sha256 = uploads.receive(file.file, tmp, max_bytes=settings.max_upload_bytes)
         try:
             scan = scan_model_file(tmp, original, model_limits(settings.max_model_bytes))
             preflight = request.app.state.model_checker.check(tmp, original)
@@ -93,7 +82,7 @@ def upload_model(
         name=name or original,
         original_filename=original,
         filename=relative,
-        sha256=digest.hexdigest(),
+        sha256=sha256,
         size_bytes=size,
         format=scan.format,
         keras_flavour=scan.keras_flavour,
