@@ -47,6 +47,8 @@ def _dataset_availability() -> dict[str, dict[str, Any]]:
         out[name] = {
             "available": not missing,
             "reason": f"not on this server: {', '.join(missing)} missing in {folder}" if missing else None,
+            "missing": list(missing),
+            "folder": str(folder),
         }
     return out
 

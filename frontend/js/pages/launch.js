@@ -379,12 +379,18 @@ function unavailableNote(form, availability) {
   const slot = form.slots.get("dataset.name");
   const missing = Object.entries(availability).filter(([, a]) => !a.available);
   if (!slot || !missing.length) return;
-  slot.container.append(
+  const folders = [...new Set(missing.map(([, a]) => a.folder).filter(Boolean))];
+  slot.container.after(
     h(
       "p",
-      { class: "muted", id: "dataset-unavailable" },
-      "Unavailable: ",
-      missing.flatMap(([name, a], i) => [i ? "; " : "", h("strong", {}, name), ` — ${a.reason}`]),
+      { class: "fields-note muted", id: "dataset-unavailable" },
+      "Not on this server: ",
+      missing.flatMap(([name, a], i) => [
+        i ? ", " : "",
+        h("strong", {}, name),
+        a.missing ? ` (${a.missing.join(", ")})` : ` (${a.reason})`,
+      ]),
+      folders.length ? ` — missing in ${folders.join(", ")}` : "",
     ),
   );
 }
