@@ -174,10 +174,11 @@ def up(settings: Settings, *, echo=print) -> int:  # type: ignore[no-untyped-def
                     continue
                 (role, args), why = roles[i], _exit_text(child.returncode)
                 if not restarts[i].allow():
-                    log.error("the %s exited with %s, %d times in 60 s; stopping", role, why, restarts[i].deaths)
+                    deaths, window = restarts[i].deaths, restarts[i].window_s
+                    log.error("the %s exited with %s, %d times in %.0f s; stopping", role, why, deaths, window)
                     echo(
-                        f"optiboard: the {role} (pid {child.pid}) exited with {why}, {restarts[i].deaths} times "
-                        "in 60 s; a restart will not fix it (see the lines above). Stopping everything."
+                        f"optiboard: the {role} (pid {child.pid}) exited with {why}, {deaths} times "
+                        f"in {window:.0f} s; a restart will not fix it (see the lines above). Stopping everything."
                     )
                     code, stopping = child.returncode or 1, True
                     continue

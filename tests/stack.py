@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -64,6 +65,18 @@ def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: f
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     return proc.returncode
+
+
+def live_child(parent: psutil.Process, match: Callable[[psutil.Process], bool]) -> psutil.Process | None:
+    """The first direct child of `parent` that `match` accepts and that is not a zombie (one that
+    exited and was not reaped yet), or None."""
+    for child in parent.children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and match(child):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,12 +75,13 @@ _RUN_FIELDS = tuple(k for k in RunPublic.model_fields if k in RunRecord.__datacl
 def public_run(r: RunRecord) -> dict[str, Any]:
     """RunPublic's fields as a plain dict: what a hot endpoint encodes with orjson directly
     (the same JSON as RunPublic's, tests/api checks)."""
-    end = r.finished_at or (datetime.now(r.started_at.tzinfo) if r.started_at else None)
+    now = datetime.now(UTC)  # records carry timezone-aware UTC times
+    end = r.finished_at or (now if r.started_at else None)
     duration = (end - r.started_at).total_seconds() if r.started_at and end else None
     beat = r.heartbeat_at if r.status == "running" else None
     derived = {
         "duration_seconds": duration,
-        "heartbeat_age_s": max(0.0, (datetime.now(beat.tzinfo) - beat).total_seconds()) if beat else None,
+        "heartbeat_age_s": max(0.0, (now - beat).total_seconds()) if beat else None,
     }
     out = {k: derived[k] if k in derived else getattr(r, k) for k in _RUN_FIELDS}
     if r.headline is None and r.external:

@@ -18,19 +18,13 @@ from backend.store.migrate import upgrade
 from tests.conftest import make_token
 from tests.reliability import figures
 from tests.reliability.redis_server import RedisServer
-from tests.stack import Api, cli, free_port, stack_env, stop, tiny_spec, wait_for
+from tests.stack import Api, cli, free_port, live_child, stack_env, stop, tiny_spec, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/conftest.py
 
 
 def _redis_child(up: psutil.Process) -> psutil.Process | None:
-    for child in up.children():
-        try:
-            if "redis" in child.name() and child.status() != psutil.STATUS_ZOMBIE:
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
+    return live_child(up, lambda c: "redis" in c.name())
 
 
 def _queued_messages(sock: Path) -> int:

@@ -13,20 +13,14 @@ import httpx
 import psutil
 import pytest
 
-from tests.stack import cli, free_port, stack_env, stop, tiny_spec, wait_for
+from tests.stack import cli, free_port, live_child, stack_env, stop, tiny_spec, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.tensorflow]  # tier: see tests/conftest.py
 
 
 def _child(up: psutil.Process, role: str) -> psutil.Process | None:
     """The `cli.main <role>` process `up` started itself (not its own children)."""
-    for child in up.children():
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-1:] == [role]:
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
+    return live_child(up, lambda c: c.cmdline()[-1:] == [role])
 
 
 def test_up_restarts_a_killed_worker_and_api(tmp_path: Path) -> None:
