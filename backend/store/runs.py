@@ -113,13 +113,23 @@ def _headline_value(column: Any) -> Any:
     )
 
 
+def _json_number(column: Any, key: str, *, sqlite: bool) -> Any:
+    """`column[key]` as a float when it is a JSON number, else NULL: the strings "Infinity" and
+    "-Infinity" a final metric may hold are no number (SQLite would cast them to 0.0), as
+    logged_headline skips them."""
+    kind = func.json_type(column, f'$."{key}"') if sqlite else func.json_typeof(column[key])
+    numbers = ("real", "integer") if sqlite else ("number",)
+    return case((kind.in_(numbers), column[key].as_float()))
+
+
 def _sort_column(session: Session, key: str) -> Any:
     if key in SORTABLE:
         return SORTABLE[key]
     if key == "accuracy":
         # An external run without a measured model sorts by its logged accuracy (its headline,
         # runspec.vocabulary.logged_headline), like the list shows it.
-        logged = func.coalesce(*(m.Run.final_metrics[k].as_float() for k in LOGGED_ACCURACY_KEYS))
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        logged = func.coalesce(*(_json_number(m.Run.final_metrics, k, sqlite=sqlite) for k in LOGGED_ACCURACY_KEYS))
         return func.coalesce(_headline_value(m.Variant.accuracy), case((m.Run.external.is_(True), logged)))
     if key in ("size_bytes", "latency_p50_ms"):
         return _headline_value(getattr(m.Variant, key))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.store import metrics, models, runs, variants
 from backend.store.metrics import Point
+from runspec.vocabulary import logged_headline
 from tests.factories import make_run, make_variant
 
 
@@ -194,6 +195,9 @@ def test_an_ended_run_keeps_its_final_metrics_and_an_external_one_sorts_by_them(
     # steps 0, 3000, 6000: the last value crosses top-level blocks (4096 steps wide)
     ext = ended("ext", True, {"val_accuracy": [0.2, 0.9, 0.6], "loss": [1.0, math.nan, -math.inf]})
     ended("low", True, {"accuracy": [0.3]})
+    # a last value that is no number is skipped, as logged_headline skips it: this run is headlined
+    # (and sorted) by its training accuracy, not by the stored "Infinity" (SQLite casts it to 0.0)
+    inf = ended("inf", True, {"val_accuracy": [0.5, math.inf], "accuracy": [0.99]})
     trained = ended("trained", False, {"val_accuracy": [0.99]})
     _variant(session, trained, "tflite-int8", 0.5, 1000)
     record = runs.get_run(session, run_id=ext)
@@ -201,7 +205,13 @@ def test_an_ended_run_keeps_its_final_metrics_and_an_external_one_sorts_by_them(
     assert runs.get_run(session, run_id=trained).final_metrics == {"val_accuracy": 0.99}  # type: ignore[union-attr]
     # An external run without a variant sorts by its final logged accuracy; a worker run by its
     # headline variant (int8 0.5), never by its logged value (0.99).
-    assert [r.name for r in runs.list_runs(session, sort="-accuracy")[0]] == ["ext", "trained", "low"]
+    assert (logged_headline(runs.get_run(session, run_id=inf).final_metrics) or {})["accuracy"] == 0.99  # type: ignore[union-attr]
+    assert [r.name for r in runs.list_runs(session, sort="-accuracy")[0]] == ["inf", "ext", "trained", "low"]
+    assert [r.name for r in runs.list_runs(session, sort="accuracy")[0]] == ["low", "trained", "ext", "inf"]
+    # with no number under any accuracy key, the run has no headline and sorts last both ways
+    ended("none", True, {"val_accuracy": [math.inf], "accuracy": [-math.inf]})
+    assert runs.list_runs(session, sort="-accuracy")[0][-1].name == "none"
+    assert runs.list_runs(session, sort="accuracy")[0][-1].name == "none"
 
 
 @pytest.mark.parametrize(
