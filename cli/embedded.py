@@ -115,6 +115,12 @@ class RedisSupervisor:
         try:
             self.redis.start()
         except RuntimeError as e:
+            died = self.redis.proc
+            if died is not None and died.poll() is not None:
+                # It died again while starting (killed, crashed): that is one more death, which
+                # the next check counts against the restart policy like any other.
+                log.error("embedded Redis (pid %s) exited while starting: %s", died.pid, e)
+                return True
             log.error("embedded Redis did not restart: %s", e)
             self.echo(f"optiboard: the embedded Redis did not restart ({e}). Stopping everything.")
             return False

@@ -94,6 +94,9 @@ def test_up_restarts_a_killed_redis_with_its_queue_then_stops_loudly_if_it_keeps
             victim = wait_for(
                 lambda v=victim: (c := _redis_child(up)) and c.pid != v.pid and c, timeout=15, what="the next restart"
             )
+            # Kill a server that is up, not one still starting (a death while starting is its own
+            # case: tests/unit/test_redis_supervisor.py).
+            wait_for(lambda: _queued_messages(sock) >= 0, timeout=10, what="the restarted Redis to answer")
         code = proc.wait(timeout=90)
         assert code != 0
         text = log.read_text(errors="replace")
