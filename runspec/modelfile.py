@@ -57,6 +57,17 @@ TFLITE = "tflite"
 MODEL_FORMATS = (KERAS, SAVED_MODEL, TFLITE)
 KERAS3 = "keras3"
 TF_KERAS = "tf_keras"
+# The sandboxed checker writes a Keras 3 upload's tf-keras copy under this name in its working
+# directory; the API stores it beside the upload (`tf_keras_copy_filename`).
+COPY_NAME = "tf_keras_copy.keras"
+
+
+def tf_keras_copy_filename(filename: str) -> str:
+    """Where a Keras 3 upload's tf-keras copy is stored, relative to the artifact root, given the
+    upload's own stored `filename` ("models/ab12.keras" → "models/ab12.tf-keras.keras")."""
+    stem = filename[: -len(".keras")] if filename.endswith(".keras") else filename
+    return f"{stem}.tf-keras.keras"
+
 
 # Layer classes of keras.layers (Keras 3.15 and tf-keras 2.21, keras.io/api/layers) whose
 # computation is fixed by Keras: no user function, no file, no other framework. Not listed on

@@ -98,6 +98,20 @@ class ModelSpec(Strict):
         description="start from this finished run's trained model instead of a fresh one "
         "(architecture and width are then those of that model); training.epochs may be 0",
     )
+    upload_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        title="Uploaded model id",
+        description="optimize your own model: the id from POST /api/models (architecture and width are "
+        "then those of that model; it is measured as it came first); training.epochs may be 0",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if self.upload_id is not None and self.init_from_run_id is not None:
+            raise SpecError("upload_id", "upload_id and init_from_run_id name two starting models: choose one")
+        return self
 
 
 class OptimizerSpec(Strict):
@@ -189,7 +203,7 @@ class TrainingSpec(Strict):
     regularization: RegularizationSpec = RegularizationSpec()
     early_stopping: EarlyStoppingSpec | None = None
     pipeline: PipelineSpec = PipelineSpec()
-    epochs: int = Field(default=3, ge=0, le=1000, description="0 only with model.init_from_run_id")
+    epochs: int = Field(default=3, ge=0, le=1000, description="0 only with model.init_from_run_id or model.upload_id")
     batch_size: int = Field(default=32, ge=1, le=8192)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
@@ -359,19 +373,20 @@ class RunSpec(Strict):
                 "training.schedule.name",
                 "the plateau schedule watches the validation loss: dataset.validation_split must be > 0",
             )
-        if self.training.epochs == 0 and self.model.init_from_run_id is None:
+        if self.training.epochs == 0 and self.model.init_from_run_id is None and self.model.upload_id is None:
             raise SpecError(
-                "training.epochs", "training.epochs must be at least 1 unless model.init_from_run_id is set"
+                "training.epochs",
+                "training.epochs must be at least 1 unless model.init_from_run_id or model.upload_id is set",
             )
-        if self.model.init_from_run_id is not None and "distillation" in names:
-            raise SpecError(
-                "model.init_from_run_id",
-                "distillation trains a fresh student: model.init_from_run_id is not allowed with it",
-            )
-        if self.kind == "optimize" and self.model.init_from_run_id is not None:
-            raise SpecError(
-                "model.init_from_run_id", "an optimize run starts from parent_run_id, not model.init_from_run_id"
-            )
+        for source in ("init_from_run_id", "upload_id"):
+            if getattr(self.model, source) is None:
+                continue
+            if "distillation" in names:
+                raise SpecError(
+                    f"model.{source}", f"distillation trains a fresh student: model.{source} is not allowed with it"
+                )
+            if self.kind == "optimize":
+                raise SpecError(f"model.{source}", f"an optimize run starts from parent_run_id, not model.{source}")
         for n in set(names):
             if names.count(n) > 1:
                 raise SpecError("techniques", f"technique '{n}' appears more than once")
@@ -391,8 +406,9 @@ def techniques_summary(spec: RunSpec) -> str:
     if spec.external:
         return "external"
     width = f" ×{spec.model.width_multiplier:g}" if spec.model.width_multiplier != 1.0 else ""
+    model = f"model #{spec.model.upload_id}" if spec.model.upload_id is not None else spec.model.architecture + width
     parts = [
-        f"{spec.model.architecture}{width} {spec.training.optimizer.name}"
+        f"{model} {spec.training.optimizer.name}"
         + (" mixed-precision" if spec.training.pipeline.mixed_precision else "")
     ]
     chain = []

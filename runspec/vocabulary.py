@@ -35,13 +35,24 @@ MODEL_STATUSES: tuple[str, ...] = ("ready", "measurement_only")
 ExportFormat = Literal["float32", "dynamic", "float16", "int8"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 KERAS_FORMAT = "keras"
-VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPORT_FORMATS))
+# A run that starts from an uploaded model (model.upload_id) measures that model as it came
+# first, under this format: the user's own baseline on the Pareto chart (issue 17).
+UPLOADED_FORMAT = "uploaded"
+UPLOADED_NAME = "your model as uploaded"
+VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPORT_FORMATS), UPLOADED_FORMAT)
 
 # The headline variant of a run, the model it speaks for: the first format of this list that the
 # run produced. That is the deployable model the run was made for, the last export of its chain
 # (int8 before float16 before dynamic before float32), and the Keras model only when nothing
 # else exists (issue 16). The runs list, the run page, the CLI and the client all show it, named.
-HEADLINE_FORMATS: tuple[str, ...] = ("tflite-int8", "tflite-float16", "tflite-dynamic", "tflite-float32", "keras")
+HEADLINE_FORMATS: tuple[str, ...] = (
+    "tflite-int8",
+    "tflite-float16",
+    "tflite-dynamic",
+    "tflite-float32",
+    "keras",
+    UPLOADED_FORMAT,
+)
 # What a run's headline carries (`RunPublic.headline`): the variant's format and figures.
 HEADLINE_FIELDS: tuple[str, ...] = ("format", "accuracy", "size_bytes", "gzip_bytes", "latency_p50_ms")
 # An external run without a measured model speaks through its final logged accuracy: the first
@@ -57,8 +68,9 @@ LOGGED_ACCURACY_KEYS: tuple[str, ...] = (
     "categorical_accuracy",
 )
 LOGGED_FORMAT = "logged"
-# The variant of a baseline run that compare deltas refer to, best first.
-REFERENCE_FORMATS: tuple[str, ...] = ("tflite-float32", "keras")
+# The variant of a baseline run that compare deltas refer to, best first: the user's own model as
+# it came when the run started from an upload.
+REFERENCE_FORMATS: tuple[str, ...] = (UPLOADED_FORMAT, "tflite-float32", "keras")
 
 
 def logged_headline(final_metrics: dict[str, float | None] | None) -> dict[str, object] | None:
@@ -131,6 +143,8 @@ def as_dict() -> dict[str, object]:
         "run_chart_x_axes": dict(RUN_CHART_X_AXES),
         "technique_names": dict(TECHNIQUE_NAMES),
         "ptq_name": PTQ_NAME,
+        "uploaded_format": UPLOADED_FORMAT,
+        "uploaded_name": UPLOADED_NAME,
         "max_id": MAX_ID,
         "max_step": MAX_STEP,
     }

@@ -3,6 +3,7 @@ and leave the run in a terminal state whatever happens."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -16,11 +17,16 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.settings import Settings
-from backend.store import datasets, runs, variants
+from backend.store import datasets, runs, uploaded_models, variants
 from backend.store.artifacts import resolve_inside
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+from runspec.modelfile import KERAS3, tf_keras_copy_filename
 from runspec.spec import RunSpec
-from worker.engine.contract import Cancelled, ExpectedFailure  # plain Python: no TensorFlow in the parent
+from worker.engine.contract import (  # plain Python: no TensorFlow in the parent
+    Cancelled,
+    ExpectedFailure,
+    UploadedModel,
+)
 from worker.gpus import hardware_summary
 from worker.reporter import DbReporter, LeaseLost
 
@@ -84,6 +90,7 @@ def execute(run_id: int, *, worker: str) -> str:
             workdir=workdir,
             resolve_model=lambda rid: _model_path(factory, settings, rid),
             resolve_upload=lambda did: _upload_path(factory, settings, did),
+            resolve_uploaded_model=lambda mid: _uploaded_model(factory, settings, mid),
             max_dataset_bytes=settings.max_dataset_bytes,
             max_dataset_ratio=settings.max_dataset_ratio,
         )
@@ -184,3 +191,37 @@ def _upload_path(factory: sessionmaker[Session], settings: Settings, dataset_id:
     if path is None:
         raise ValueError(f"the file of dataset {dataset_id} is missing")
     return path
+
+
+def _uploaded_model(factory: sessionmaker[Session], settings: Settings, model_id: int) -> UploadedModel:
+    """An uploaded model as the job reads it: for a Keras 3 upload, its tf-keras copy. The file
+    is checked against the SHA-256 recorded when it was uploaded before the job reads a byte of
+    it. Raises ValueError (the run fails with it as its reason): no such model, missing,
+    damaged, or a Keras 3 model without a tf-keras copy."""
+    with unit_of_work(factory) as session:
+        record = uploaded_models.get_model(session, model_id=model_id)
+    if record is None:
+        raise ValueError(f"model {model_id} does not exist (was it deleted?)")
+    name, sha256 = record.filename, record.sha256
+    if record.keras_flavour == KERAS3:
+        copy = record.preflight.get("tf_keras_copy") or {}
+        if copy.get("status") != "yes":
+            raise ValueError(f"model {model_id} has no tf-keras copy: {copy.get('reason', 'none was made')}")
+        name, sha256 = tf_keras_copy_filename(record.filename), str(copy.get("sha256"))
+    path = resolve_inside(settings.artifacts, name)
+    if path is None or not path.is_file():
+        raise ValueError(f"the file of model {model_id} is missing")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        raise ValueError(f"the file of model {model_id} is damaged (its SHA-256 differs from the upload's)")
+    return UploadedModel(
+        id=record.id,
+        name=record.name,
+        format=record.format,
+        path=path,
+        size_bytes=record.size_bytes,
+        preflight=record.preflight,
+    )

@@ -70,7 +70,7 @@ class DbReporter:
 
     def add_variant(self, variant: VariantResult) -> None:
         self.flush()  # raises LeaseLost before a lost attempt touches any file
-        rel = relative_path(self.run_id, variant.format, attempt=self.lease[:8])
+        rel = relative_path(self.run_id, variant.format, attempt=self.lease[:8], suffix=variant.path.suffix)
         target = writable_inside(self.artifact_root, rel)
         digest = copy_with_sha256(Path(variant.path), target)
         fields = {k: v for k, v in asdict(variant).items() if k != "path"}

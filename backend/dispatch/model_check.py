@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from runspec.modelfile import ModelRefused
+from runspec.modelfile import COPY_NAME, ModelRefused
 
 CHECKER_MODULE = "worker.engine.upload_check"
 MAX_ANSWER_BYTES = 8 << 20
@@ -66,9 +67,12 @@ class SandboxChecker:
         self.max_expanded_bytes = max_expanded_bytes
         self._slots = threading.BoundedSemaphore(concurrency)
 
-    def check(self, path: Path, filename: str) -> dict[str, Any]:
+    def check(self, path: Path, filename: str, *, copy_to: Path | None = None) -> dict[str, Any]:
         """The preflight of the file at `path` (a dict, see worker.engine.preflight). Raises
-        ModelRefused for a refusal, a crash, or a memory, CPU or time limit reached."""
+        ModelRefused for a refusal, a crash, or a memory, CPU or time limit reached.
+
+        A Keras 3 model's tf-keras copy, when the checker made one, is moved to `copy_to` (the
+        preflight's `tf_keras_copy.status` is "yes"); without `copy_to` it is discarded."""
         with self._slots, tempfile.TemporaryDirectory(prefix="optiboard-check-") as work:
             env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
             env.update(
@@ -111,7 +115,17 @@ class SandboxChecker:
                 ) from None
             finally:
                 _kill_group(proc)  # nothing it started outlives the check
-        return _answer(proc.returncode, out, err, self.memory_mb, self.cpu_s)
+            preflight = _answer(proc.returncode, out, err, self.memory_mb, self.cpu_s)
+            copy = preflight.get("tf_keras_copy")
+            if isinstance(copy, dict) and copy.get("status") == "yes":
+                made = Path(work) / COPY_NAME
+                # The child ran our code on hostile data: take a regular file only, never a link.
+                if copy_to is None or not made.is_file() or made.is_symlink():
+                    if copy_to is not None:
+                        raise ModelRefused((), "the model checker said it made a tf-keras copy but none is there")
+                else:
+                    shutil.move(made, copy_to)
+        return preflight
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

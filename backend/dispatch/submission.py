@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from backend.core.errors import Invalid, Problem
 from backend.dispatch.outage import BROKER as OUTAGE
 from backend.dispatch.queue import JobQueue
-from backend.store import datasets, runs, variants
+from backend.store import datasets, runs, uploaded_models, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
+from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
         )
         if why:
             problems.append(((*loc, "model", "init_from_run_id"), why))
+    if spec.model.upload_id is not None:
+        problems += uploaded_model_problems(session, spec, loc)
     upload_dims = None  # ((H, W, C), classes) of an image upload, for the architecture arithmetic
-    arithmetic = True
+    arithmetic = spec.model.upload_id is None  # an uploaded model's layers are its own
     if spec.dataset.name == "upload" and spec.dataset.upload_id is not None:
         record = datasets.get_dataset(session, dataset_id=spec.dataset.upload_id)
         if record is None:
@@ -106,7 +109,7 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
             fit = dataset_problems(spec, record.info, what=f"dataset {record.id} ({record.name})")
             problems += [((*loc, *field), msg) for field, msg in fit]
             upload_dims = upload_shape(record.info)
-            arithmetic = upload_dims is not None and not any(field[0] == "model" for field, _ in fit)
+            arithmetic = arithmetic and upload_dims is not None and not any(field[0] == "model" for field, _ in fit)
     elif spec.dataset.name in BUILTIN_SIZES:
         problems += [
             ((*loc, *field), msg)
@@ -115,6 +118,81 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
     for path, msg in check_spec_semantics(spec, teacher_model=teacher_model, dataset=upload_dims) if arithmetic else []:
         parts = tuple(int(p) if p.isdigit() else p for p in str(path).split("."))
         problems.append(((*loc, *parts), msg))
+    return problems
+
+
+# The preflight's technique keys (worker.engine.preflight.TECHNIQUES) of the spec's techniques.
+PREFLIGHT_KEYS = {"pruning": "prune", "qat": "qat", "clustering": "cluster"}
+
+
+def fits_input(model_input: Sequence[Any], data_input: Sequence[int]) -> bool:
+    """Whether a model taking per-example inputs `model_input` runs on a dataset whose examples
+    are `data_input`: equal, or (H, W) against (H, W, 1) images (the worker drops the channel
+    axis: worker.engine.uploaded.fit_data)."""
+    want, have = tuple(model_input), tuple(data_input)
+    return want == have or (len(have) == len(want) + 1 and have[-1] == 1 and want == have[:-1])
+
+
+def uploaded_model_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = ("body",)) -> list[Problem]:
+    """What the spec cannot do with the uploaded model it names (`model.upload_id`), from the
+    model's stored preflight: a missing model, a format that cannot train (a .tflite file is
+    measured only; a SavedModel is converted and measured), a Keras 3 model without a faithful
+    tf-keras copy, a technique or int8 export the preflight found unsupported (with its reason),
+    and a dataset whose input shape or class count the model does not take."""
+    model_id = spec.model.upload_id
+    field = (*loc, "model", "upload_id")
+    record = uploaded_models.get_model(session, model_id=model_id) if model_id is not None else None
+    if record is None:
+        return [(field, f"model {model_id} does not exist")]
+    what = f"model {record.id} ({record.name})"
+    preflight = record.preflight
+    problems: list[Problem] = []
+    inputs, outputs = preflight.get("inputs") or [], preflight.get("outputs") or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        problems.append(
+            (
+                field,
+                f"{what} has {len(inputs)} inputs and {len(outputs)} outputs: optiboard runs models with one of each",
+            )
+        )
+    if record.format in (TFLITE, SAVED_MODEL):
+        kind = (
+            "a .tflite file, measured as it is" if record.format == TFLITE else "a SavedModel, converted and measured"
+        )
+        if spec.techniques:
+            problems.append(((*loc, "techniques"), f"{what} is {kind}: techniques need a .keras upload"))
+        if spec.training.epochs:
+            problems.append(((*loc, "training", "epochs"), f"{what} is {kind}: training.epochs must be 0"))
+        if record.format == TFLITE and spec.exports:
+            problems.append(((*loc, "exports"), f"{what} is {kind}: exports must be empty"))
+    else:
+        copy = preflight.get("tf_keras_copy")
+        if record.keras_flavour == KERAS3 and (not isinstance(copy, dict) or copy.get("status") != "yes"):
+            reason = copy.get("reason") if isinstance(copy, dict) else "it was uploaded before copies were made"
+            problems.append((field, f"{what} has no faithful tf-keras copy ({reason}): it cannot be run here"))
+        verdicts = preflight.get("techniques") or {}
+        for i, t in enumerate(spec.techniques):
+            verdict = verdicts.get(PREFLIGHT_KEYS.get(t.name, t.name)) or {}
+            if verdict.get("status") == "no":
+                problems.append(((*loc, "techniques", i), f"{t.name} cannot run on {what}: {verdict.get('reason')}"))
+        if "int8" in spec.exports and (verdicts.get("int8") or {}).get("status") == "no":
+            problems.append(
+                (
+                    (*loc, "exports", spec.exports.index("int8")),
+                    f"int8 conversion cannot run on {what}: {verdicts['int8'].get('reason')}",
+                )
+            )
+    dims = _dataset_dims(session, spec.dataset)
+    if dims is not None and len(inputs) == 1 and len(outputs) == 1:
+        dataset_field = (*loc, "dataset", "upload_id" if spec.dataset.name == "upload" else "name")
+        shape = [None if d is None else int(d) for d in (inputs[0].get("shape") or [])[1:]]
+        if not fits_input(shape, dims[0]):
+            problems.append(
+                (dataset_field, f"{what} takes inputs of shape {tuple(shape)} but the dataset has {dims[0]}")
+            )
+        classes = (outputs[0].get("shape") or [None])[-1]
+        if classes is not None and int(classes) != dims[1]:
+            problems.append((dataset_field, f"{what} has {int(classes)} outputs but the dataset has {dims[1]} classes"))
     return problems
 
 
@@ -189,7 +267,7 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
         )
     shape = info.get("input_shape", [])
     arch = spec.model.architecture
-    if spec.model.init_from_run_id is None and arch != "mlp":
+    if spec.model.init_from_run_id is None and spec.model.upload_id is None and arch != "mlp":
         if len(shape) == 1:
             out.append(
                 (

@@ -13,7 +13,14 @@ from typing import Any
 
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
-from runspec.vocabulary import LOGGED_FORMAT, PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES
+from runspec.vocabulary import (
+    LOGGED_FORMAT,
+    PTQ_NAME,
+    REFERENCE_FORMATS,
+    TECHNIQUE_NAMES,
+    UPLOADED_FORMAT,
+    UPLOADED_NAME,
+)
 
 CSV_COLUMNS = (
     "run_id",
@@ -73,6 +80,8 @@ def technique_label(run: Mapping[str, Any], fmt: str | None = None, parent: Mapp
     of an optimize run are both 'post-training quantization'. An optimize run's chain is its
     parent's (it trains nothing); QAT's own int8 conversion is not post-training quantization.
     """
+    if fmt == UPLOADED_FORMAT:
+        return UPLOADED_NAME
     source = parent if run.get("kind") == "optimize" and parent is not None else run
     names = [str(t.get("name")) for t in (source.get("spec") or {}).get("techniques", []) if isinstance(t, Mapping)]
     chain = [TECHNIQUE_NAMES.get(n, n) for n in names]

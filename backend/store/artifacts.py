@@ -12,14 +12,20 @@ from pathlib import Path
 SUFFIX = {"keras": ".keras"}
 
 
-def relative_path(run_id: int, fmt: str, *, attempt: str = "") -> str:
+def relative_path(run_id: int, fmt: str, *, attempt: str = "", suffix: str | None = None) -> str:
     """Server-chosen: the run id, an attempt tag (a zombie attempt that has not yet noticed it
-    lost the run can never overwrite the files of the attempt that replaced it) and the format."""
-    if not re.fullmatch(r"keras|tflite-[a-z0-9]+", fmt):
+    lost the run can never overwrite the files of the attempt that replaced it) and the format.
+    An `uploaded` variant (the user's model as it came) keeps the `suffix` of the file measured,
+    `.keras` or `.tflite`."""
+    if not re.fullmatch(r"keras|tflite-[a-z0-9]+|uploaded", fmt):
         raise ValueError(f"unknown variant format {fmt!r}")
     if attempt and not attempt.isalnum():
         raise ValueError("attempt tag must be alphanumeric")
     prefix = f"{attempt}-" if attempt else ""
+    if fmt == "uploaded":
+        if suffix not in (".keras", ".tflite"):
+            raise ValueError(f"an uploaded variant is a .keras or .tflite file, not {suffix!r}")
+        return f"runs/{int(run_id)}/{prefix}{fmt}{suffix}"
     return f"runs/{int(run_id)}/{prefix}{fmt}{SUFFIX.get(fmt, '.tflite')}"
 
 

@@ -105,6 +105,26 @@ class Reporter(Protocol):
 # Given a finished run's id, the path of its stored Keras model (teacher, optimize parent,
 # initial model). Raises LookupError or ValueError when the run has no stored model.
 ModelResolver = Callable[[int], Path]
+
+
+@dataclass(frozen=True)
+class UploadedModel:
+    """An uploaded model as a job reads it (POST /api/models): `format` is keras, saved_model or
+    tflite; `path` is the file to load (for a Keras 3 upload, its tf-keras copy made at upload
+    time; checked against its SHA-256), `size_bytes` the uploaded file's size, `preflight` the
+    stored compatibility preflight (worker.engine.preflight)."""
+
+    id: int
+    name: str
+    format: str
+    path: Path
+    size_bytes: int
+    preflight: dict[str, Any] = field(default_factory=dict)
+
+
+# Given an uploaded model's id, what the job needs of it. Raises LookupError or ValueError when
+# there is no such model or its file is missing or damaged.
+UploadedModelResolver = Callable[[int], UploadedModel]
 # Given an uploaded dataset's id, the path of its .npz under the data directory. Raises
 # LookupError or ValueError when there is no such upload or its file is missing.
 UploadResolver = Callable[[int], Path]

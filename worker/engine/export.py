@@ -20,9 +20,15 @@ def representative_samples(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def to_tflite(
-    model: keras.Model, fmt: str, path: Path, *, representative: np.ndarray | None = None, from_qat: bool = False
+    model: keras.Model | Path,
+    fmt: str,
+    path: Path,
+    *,
+    representative: np.ndarray | None = None,
+    from_qat: bool = False,
 ) -> Path:
-    """Convert `model` to `fmt` and write it to `path`.
+    """Convert `model` (a Keras model, or the folder of a SavedModel) to `fmt` and write it to
+    `path`.
 
     int8 is full-integer: int8 weights and activations, int8 input and output tensors
     (the measurement quantizes inputs with the input tensor's scale and zero point).
@@ -30,7 +36,10 @@ def to_tflite(
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if isinstance(model, Path):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(model))
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "float16":

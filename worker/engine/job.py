@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import resource
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,15 @@ from runspec.spec import RunSpec, techniques_summary
 from runspec.spec import Technique as TechniqueSpec
 from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
 from worker.engine.callbacks import RunClock
-from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadResolver
+from worker.engine.contract import (
+    ExpectedFailure,
+    JobSummary,
+    ModelResolver,
+    Reporter,
+    UploadedModel,
+    UploadedModelResolver,
+    UploadResolver,
+)
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
 from worker.engine.measure import TestSet, measure_variant
@@ -31,6 +40,7 @@ from worker.engine.techniques.base import Applied, PhaseContext, Technique
 from worker.engine.techniques.registry import technique_for
 from worker.engine.tfsetup import keras
 from worker.engine.training import Arrays, fit_phase, steps_per_epoch
+from worker.engine.uploaded import as_uploaded, extract_saved_model, fit_data, logits_model
 
 
 def run_job(
@@ -40,6 +50,7 @@ def run_job(
     workdir: Path,
     resolve_model: ModelResolver,
     resolve_upload: UploadResolver,
+    resolve_uploaded_model: UploadedModelResolver | None = None,
     max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES,
     max_dataset_ratio: float | None = 1000.0,
 ) -> JobSummary:
@@ -64,6 +75,14 @@ def run_job(
         reporter.progress(0.0, None)  # heartbeat: loading a large set can take a while
         if spec.kind == "optimize":
             return _optimize(spec, data, reporter, workdir, resolve_model)
+        if spec.model.upload_id is not None:
+            if resolve_uploaded_model is None:
+                raise ExpectedFailure("this worker cannot read uploaded models")
+            uploaded = resolve_uploaded_model(spec.model.upload_id)
+            if uploaded.format != "keras":
+                return _uploaded_without_training(spec, uploaded, data, reporter, workdir, max_dataset_bytes)
+            start, data = _uploaded_start(spec, uploaded, data, reporter, workdir)
+            return _train(spec, data, reporter, workdir, resolve_model, start=start)
         return _train(spec, data, reporter, workdir, resolve_model)
     finally:
         keras.mixed_precision.set_global_policy(FLOAT32)
@@ -110,9 +129,17 @@ class _TrainJob:
         )
 
 
-def _train(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, resolve_model: ModelResolver) -> JobSummary:
+def _train(
+    spec: RunSpec,
+    data: Data,
+    reporter: Reporter,
+    workdir: Path,
+    resolve_model: ModelResolver,
+    *,
+    start: keras.Model | None = None,
+) -> JobSummary:
     job, steps = _plan(spec, data, reporter, workdir, resolve_model)
-    model, policy = _initial_model(job)
+    model, policy = _initial_model(job, start)
     first = steps[0] if steps and steps[0].technique.replaces_training else None
     model = _base_training(job, model, first)
     model, int8_model = _technique_chain(job, model, policy, steps[1:] if first else steps)
@@ -144,11 +171,15 @@ def _plan(
     return job, steps
 
 
-def _initial_model(job: _TrainJob) -> tuple[keras.Model, str]:
-    """A fresh model of the spec's architecture, or a finished run's model to start from; cast
-    to the training policy (mixed precision covers base training and distillation)."""
+def _initial_model(job: _TrainJob, start: keras.Model | None = None) -> tuple[keras.Model, str]:
+    """A fresh model of the spec's architecture, a finished run's model or an uploaded model
+    (`start`) to start from; cast to the training policy (mixed precision covers base training
+    and distillation)."""
     spec, t = job.spec, job.spec.training
-    if spec.model.init_from_run_id is not None:
+    if start is not None:
+        model = start
+        check_input(model, job.data, "the uploaded model")
+    elif spec.model.init_from_run_id is not None:
         model = load_keras_model(job.resolve_model(spec.model.init_from_run_id), "the initial model")
         check_input(model, job.data, "the initial model")
         job.reporter.log(f"starting from run {spec.model.init_from_run_id}'s model")
@@ -294,7 +325,7 @@ def _report(reporter: Reporter, variant, clock: RunClock, fraction: float) -> No
 
 def _export_all(
     spec: RunSpec,
-    model: keras.Model,
+    model: keras.Model | Path,
     data: Data,
     test: TestSet,
     reporter: Reporter,
@@ -313,7 +344,12 @@ def _export_all(
             f"exported tflite-{fmt}{' from the QAT model' if from_qat else ''} in {time.monotonic() - started:.1f} s"
         )
         variant = measure_variant(
-            path, f"tflite-{fmt}", test, spec.measurement, source_model=model, extra={"from_qat": from_qat}
+            path,
+            f"tflite-{fmt}",
+            test,
+            spec.measurement,
+            source_model=model if isinstance(model, keras.Model) else None,
+            extra={"from_qat": from_qat},
         )
         _report(reporter, variant, clock or RunClock(1), 0.9 + 0.1 * n / max(len(spec.exports), 1))
 
@@ -326,6 +362,70 @@ def _optimize(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, reso
     started = time.monotonic()
     test = TestSet(data.x_test, data.y_test, data.classes)
     _export_all(spec, model, data, test, reporter, workdir, None)
+    reporter.progress(1.0, 0.0)
+    return JobSummary(
+        epochs_done=0,
+        train_seconds=0.0,
+        peak_memory_bytes=_peak_rss_bytes(),
+        extra={"wall_seconds": time.monotonic() - started},
+    )
+
+
+# --- an uploaded model ---------------------------------------------------------------------
+
+
+def _uploaded_start(
+    spec: RunSpec, uploaded: UploadedModel, data: Data, reporter: Reporter, workdir: Path
+) -> tuple[keras.Model, Data]:
+    """An uploaded Keras model, measured as it came (the `uploaded` variant), then made to end in
+    logits; and the data shaped for its input."""
+    what = f"model #{uploaded.id} ({uploaded.name})"
+    model = load_keras_model(uploaded.path, what)
+    data = fit_data(tuple(model.input_shape[1:]), data, what)
+    reporter.log(f"phase: measuring {what} as uploaded ({model.count_params()} parameters)")
+    as_came = workdir / "uploaded.keras"
+    save_keras_model(model, as_came)
+    test = TestSet(data.x_test, data.y_test, data.classes)
+    _report(
+        reporter, as_uploaded(measure_variant(as_came, "keras", test, spec.measurement), uploaded), RunClock(1), 0.02
+    )
+    model, note = logits_model(model, what)
+    if note:
+        reporter.log(note)
+    return model, data
+
+
+def _uploaded_without_training(
+    spec: RunSpec, uploaded: UploadedModel, data: Data, reporter: Reporter, workdir: Path, max_bytes: int
+) -> JobSummary:
+    """A .tflite upload measured as it is; a SavedModel converted to float32 TFLite and measured
+    as the `uploaded` variant, then exported to each format the spec asks for."""
+    started = time.monotonic()
+    what = f"model #{uploaded.id} ({uploaded.name})"
+    model_input = [d for d in (uploaded.preflight.get("inputs") or [{}])[0].get("shape", [])][1:]
+    data = fit_data(tuple(model_input), data, what)
+    test = TestSet(data.x_test, data.y_test, data.classes)
+    if uploaded.format == "tflite":
+        reporter.log(f"phase: measuring {what}, a .tflite file, as it is")
+        path = workdir / "uploaded.tflite"
+        shutil.copyfile(uploaded.path, path)
+        _report(
+            reporter,
+            as_uploaded(measure_variant(path, "tflite-float32", test, spec.measurement), uploaded),
+            RunClock(1),
+            0.9,
+        )
+    else:
+        reporter.log(f"phase: converting {what}, a SavedModel, to float32 TFLite to measure it")
+        folder = extract_saved_model(uploaded.path, workdir / "saved_model", max_bytes)
+        path = to_tflite(folder, "float32", workdir / "uploaded.tflite")
+        _report(
+            reporter,
+            as_uploaded(measure_variant(path, "tflite-float32", test, spec.measurement), uploaded),
+            RunClock(1),
+            0.3,
+        )
+        _export_all(spec, folder, data, test, reporter, workdir, None)
     reporter.progress(1.0, 0.0)
     return JobSummary(
         epochs_done=0,

@@ -23,7 +23,8 @@ to the Keras 3 layer's own weights. Hand-written, with sources:
   them with a quantize config that quantizes nothing (tfmot's documented
   `quantize_annotate_layer(layer, NoOpQuantizeConfig())` pattern) lets QAT proceed;
 - nested models: `quantize_annotate_model` refuses a model inside a model
-  (quantization/keras/quantize.py); pruning and clustering clone nested Sequential and
+  (quantization/keras/quantize.py): a Keras 3 upload's tf-keras copy is built flat (the fix),
+  a nested tf-keras upload cannot take QAT; pruning and clustering clone nested Sequential and
   Functional models recursively (sparsity/keras/prune.py, clustering/keras/cluster.py).
 """
 
@@ -241,17 +242,22 @@ def keras_preflight(model: Any, *, legacy: bool) -> dict[str, Any]:
                 "kind": "probabilities" if activation in ("softmax", "sigmoid") else "logits",
             }
         )
+    paths = ", ".join(n["path"] for n in nested)
+    # A Keras 3 model runs as its tf-keras copy, which is built flat (worker.engine.keras3_copy);
+    # a tf-keras upload runs as it is, and QAT cannot take it nested.
     nested_note = (
-        "tfmot's quantize_annotate_model refuses a model inside a model: flatten the nested models "
-        f"({', '.join(n['path'] for n in nested)}) into one Functional model"
-        if nested
-        else None
+        None
+        if not nested
+        else f"the nested models ({paths}) are flattened into one Functional graph in optiboard's tf-keras copy"
+        if not legacy
+        else "tfmot's quantize_annotate_model refuses a model inside a model: flatten the nested models "
+        f"({paths}) into one Functional model and upload it again"
     )
     techniques = {t: _summary(rows, t) for t in TECHNIQUES}
     if nested_note:
         qat = techniques["qat"]
         techniques["qat"] = {
-            "status": "no" if qat["status"] == "no" else "fix",
+            "status": "no" if qat["status"] == "no" or legacy else "fix",
             "reason": "; ".join(x for x in (qat["reason"], nested_note) if x),
         }
     return {
@@ -279,13 +285,38 @@ def _as_keras_file(path: Path) -> Iterator[Path]:
         yield link
 
 
-def keras3_preflight(path: Path) -> dict[str, Any]:
-    """Load a Keras 3 `.keras` file with Keras 3, safe mode on, uncompiled; its preflight."""
+def keras3_preflight(path: Path, *, copy_to: Path | None = None) -> dict[str, Any]:
+    """Load a Keras 3 `.keras` file with Keras 3, safe mode on, uncompiled; its preflight.
+
+    With `copy_to`, also its faithful tf-keras copy (worker.engine.keras3_copy), saved there in
+    the Keras v3 format: the techniques run on it. `tf_keras_copy` in the result says whether
+    it exists ({"status": "yes", "max_abs_diff", "sha256"}) or why not ({"status": "no",
+    "reason"}); without a copy no technique, export or measurement can run, and `techniques`
+    says so."""
     import keras
 
     with _as_keras_file(path) as named:
         model = keras.saving.load_model(named, safe_mode=True, compile=False)
-    return keras_preflight(model, legacy=False)
+    result = keras_preflight(model, legacy=False)
+    if copy_to is not None:
+        result["tf_keras_copy"] = _tf_keras_copy(model, copy_to)
+        if result["tf_keras_copy"]["status"] == "no":
+            why = f"no faithful tf-keras copy: {result['tf_keras_copy']['reason']}"
+            result["techniques"] = {t: {"status": "no", "reason": why} for t in TECHNIQUES}
+    return result
+
+
+def _tf_keras_copy(model: Any, out: Path) -> dict[str, Any]:
+    import hashlib
+
+    from worker.engine.keras3_copy import CopyRefused, tf_keras_copy
+
+    try:
+        copy, diff = tf_keras_copy(model)
+    except CopyRefused as exc:
+        return {"status": "no", "reason": str(exc)}
+    copy.save(out, save_format="keras_v3")
+    return {"status": "yes", "max_abs_diff": diff, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
 
 
 def tf_keras_preflight(path: Path) -> dict[str, Any]:
@@ -326,6 +357,8 @@ def saved_model_preflight(path: Path) -> dict[str, Any]:
     signatures = {}
     for meta in proto.meta_graphs:
         for key, sig in meta.signature_def.items():
+            if key.startswith("__"):  # __saved_model_init_op: TensorFlow's own, not a model signature
+                continue
             signatures[key] = {
                 "inputs": {
                     n: {

@@ -22,7 +22,16 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from runspec.modelfile import KERAS, KERAS3, SAVED_MODEL, TFLITE, ModelRefused, model_limits, scan_model_file
+from runspec.modelfile import (
+    COPY_NAME,
+    KERAS,
+    KERAS3,
+    SAVED_MODEL,
+    TFLITE,
+    ModelRefused,
+    model_limits,
+    scan_model_file,
+)
 
 
 def _answer(out: TextIO, payload: dict[str, Any]) -> None:
@@ -39,7 +48,8 @@ def check(path: Path, filename: str, max_expanded_bytes: int) -> dict[str, Any]:
 
     if scan.format == KERAS:
         if scan.keras_flavour == KERAS3:
-            result = preflight.keras3_preflight(path)
+            # The tf-keras copy goes in the working directory, which the API owns and reads back.
+            result = preflight.keras3_preflight(path, copy_to=Path.cwd() / COPY_NAME)
         else:
             result = preflight.tf_keras_preflight(path)
         result["keras_version"] = scan.keras_version

@@ -15,7 +15,15 @@ from backend.api.schemas import ModelPublic, ModelsPublic
 from backend.core.errors import Invalid, NotFound
 from backend.store import artifacts, uploaded_models
 from backend.store.records import ModelRecord
-from runspec.modelfile import KERAS, SAVED_MODEL, TFLITE, ModelRefused, model_limits, scan_model_file
+from runspec.modelfile import (
+    KERAS,
+    SAVED_MODEL,
+    TFLITE,
+    ModelRefused,
+    model_limits,
+    scan_model_file,
+    tf_keras_copy_filename,
+)
 
 router = APIRouter(prefix="/api/models", tags=["models"], dependencies=Authenticated)
 SUFFIX = {KERAS: ".keras", SAVED_MODEL: ".zip", TFLITE: ".tflite"}
@@ -66,17 +74,21 @@ def upload_model(
     settings.model_files.mkdir(parents=True, exist_ok=True)
     stem = secrets.token_hex(16)
     tmp = artifacts.writable_inside(settings.artifacts, f"models/{stem}.part")
+    tmp_copy = artifacts.writable_inside(settings.artifacts, f"models/{stem}.copy.part")
     try:
         size, sha256 = uploads.receive(file.file, tmp, max_bytes=settings.max_upload_bytes)
         try:
             scan = scan_model_file(tmp, original, model_limits(settings.max_model_bytes))
-            preflight = request.app.state.model_checker.check(tmp, original)
+            preflight = request.app.state.model_checker.check(tmp, original, copy_to=tmp_copy)
         except ModelRefused as exc:
             raise _refusal(exc) from None
         relative = f"models/{stem}{SUFFIX[scan.format]}"
+        if tmp_copy.exists():
+            shutil.move(tmp_copy, artifacts.writable_inside(settings.artifacts, tf_keras_copy_filename(relative)))
         shutil.move(tmp, artifacts.writable_inside(settings.artifacts, relative))
     finally:
         tmp.unlink(missing_ok=True)
+        tmp_copy.unlink(missing_ok=True)
     record = uploaded_models.add_model(
         session,
         name=name or original,
@@ -115,6 +127,7 @@ def delete_model(session: SessionDep, settings: SettingsDep, model_id: Id) -> No
     if record is None:
         raise NotFound(f"model {model_id} not found")
     session.commit()
-    path = artifacts.resolve_inside(settings.artifacts, record.filename)
-    if path is not None:
-        path.unlink(missing_ok=True)
+    for name in (record.filename, tf_keras_copy_filename(record.filename)):
+        path = artifacts.resolve_inside(settings.artifacts, name)
+        if path is not None:
+            path.unlink(missing_ok=True)

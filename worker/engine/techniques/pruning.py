@@ -11,6 +11,30 @@ from worker.engine.tfsetup import keras
 sparsity = tfmot.sparsity.keras
 
 
+def prune_supported(model: keras.Model, schedule: sparsity.PruningSchedule) -> keras.Model:
+    """`prune_low_magnitude` on the whole model when tfmot's PruneRegistry supports every layer;
+    else on each supported layer only, the others (weightless layers the registry does not list,
+    such as Rescaling: the preflight's "fix") left as they are, through clone_model with a
+    clone_function (tfmot's pruning guide, "Prune some layers")."""
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if all(PruneRegistry.supports(layer) for layer in layers):
+        return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+
+    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if type(layer).__name__ != "InputLayer" and PruneRegistry.supports(layer):
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer.__class__.from_config(layer.get_config())
+
+    pruned = keras.models.clone_model(model, clone_function=wrap)
+    for layer in model.layers:
+        twin = pruned.get_layer(("prune_low_magnitude_" + layer.name) if PruneRegistry.supports(layer) else layer.name)
+        inner = getattr(twin, "layer", twin)
+        inner.set_weights(layer.get_weights())
+    return pruned
+
+
 def pruning_schedule(spec: PruningSpec, total_steps: int) -> sparsity.PruningSchedule:
     """Steps count from the start of the pruning fine-tuning. Without an explicit end_step
     the target is reached after two thirds of the fine-tuning (rounded to a multiple of the
@@ -46,8 +70,7 @@ class Pruning(FineTuning[PruningSpec]):
     def apply(self, model: keras.Model, spec: PruningSpec, context: PhaseContext) -> Applied:
         spe = context.steps_per_epoch
         schedule = pruning_schedule(spec, spe * spec.fine_tuning_epochs(spe))
-        wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-        return Applied(base=model, model=wrapped, callbacks=[sparsity.UpdatePruningStep()])
+        return Applied(base=model, model=prune_supported(model, schedule), callbacks=[sparsity.UpdatePruningStep()])
 
     def strip(self, applied: Applied) -> keras.Model:
         """Plain layers holding the pruned (zeroed) weights."""
