@@ -9,8 +9,11 @@ import { table } from "./layout.js";
 const DASH = "–";
 const finite = (v) => typeof v === "number" && Number.isFinite(v);
 
-/** Milliseconds with three significant digits, so microsecond figures keep their precision. */
-export const ms = (v) => (finite(v) ? `${v < 1 ? Number(v.toPrecision(3)) : v.toPrecision(3)} ms` : DASH);
+/** A duration given in milliseconds, three significant digits, in µs below 1 ms. */
+export function ms(v) {
+  if (!finite(v)) return DASH;
+  return v < 1 ? `${Number((v * 1000).toPrecision(3))} µs` : `${Number(v.toPrecision(3))} ms`;
+}
 
 const isKeras = (v) => v.extra?.protocol?.runtime === "keras" || v.format === "keras";
 
@@ -22,12 +25,12 @@ export function latencyCell(v) {
       ? h("span", { title: "p50; measured before the p90 protocol" }, ms(v.latency_p50_ms))
       : DASH;
   }
-  const spread = h(
-    "div",
-    { class: "hint nowrap" },
-    `p50 ${ms(v.latency_p50_ms)} · p99 ${ms(v.latency_p99_ms)}`,
-    finite(v.latency_std_ms) ? ` · ±${ms(v.latency_std_ms)}` : "",
-  );
+  const spread = [
+    h("div", { class: "hint nowrap" }, `p50 ${ms(v.latency_p50_ms)} · p99 ${ms(v.latency_p99_ms)}`),
+    finite(v.latency_std_ms)
+      ? h("div", { class: "hint nowrap" }, `mean ${ms(v.latency_mean_ms)} ± ${ms(v.latency_std_ms)}`)
+      : null,
+  ];
   const where = isKeras(v)
     ? h(
         "div",
@@ -42,7 +45,7 @@ export function latencyCell(v) {
       h(
         "span",
         {
-          class: "badge status-cancelled",
+          class: "badge badge-plain status-cancelled",
           title: `coefficient of variation ${fmt.number(v.latency_cv, 2)}; load ${fmt.number(v.load_avg_1m, 2)}`,
         },
         "unstable: machine busy",
@@ -54,19 +57,14 @@ export function latencyCell(v) {
   return h("div", {}, h("span", { class: "nowrap" }, ms(v.latency_p90_ms)), spread, where);
 }
 
-/** Interpreter load + allocate, with the first inference below. */
-export function startupCell(v) {
-  if (!finite(v.init_ms)) return DASH;
-  return h("div", {}, ms(v.init_ms), h("div", { class: "hint nowrap" }, `first run ${ms(v.first_inference_ms)}`));
-}
-
 /** Peak memory of a fresh process loading and running it; the microcontroller estimate for int8. */
 export function memoryCell(v) {
   const mcu = finite(v.mcu_ram_bytes)
     ? h(
         "div",
-        { class: "hint nowrap", title: "microcontroller estimate: arena (activations) RAM and flash (model bytes)" },
-        `MCU RAM ${fmt.bytes(v.mcu_ram_bytes)} · flash ${fmt.bytes(v.mcu_flash_bytes)}`,
+        { class: "hint", title: "microcontroller estimate: arena (activations) RAM and flash (model bytes)" },
+        h("div", { class: "nowrap" }, `MCU RAM ${fmt.bytes(v.mcu_ram_bytes)}`),
+        h("div", { class: "nowrap" }, `flash ${fmt.bytes(v.mcu_flash_bytes)}`),
       )
     : null;
   if (!finite(v.peak_memory_bytes) && !mcu) return DASH;
@@ -91,6 +89,8 @@ export function protocolText(v) {
   parts.push(
     `${p.warmup_runs} warm-up runs, then ${p.runs} runs${floor}, batch 1, ${threads}: ${fmt.integer(v.latency_count)} timed`,
   );
+  if (finite(v.init_ms))
+    parts.push(`start-up ${ms(v.init_ms)} (load + allocate), first run ${ms(v.first_inference_ms)}`);
   const d = v.extra?.delegate;
   if (d) parts.push(`${d.name} took ${d.delegated_ops} of ${d.total_ops} ops`);
   const all = v.extra?.latency_all_cores;
@@ -132,7 +132,7 @@ export function costDetails(v, { top = 8 } = {}) {
           "p",
           { id: "float-ops" },
           floatOps.length
-            ? [h("span", { class: "badge status-cancelled" }, "left in float"), ` ${floatOps.join(", ")}`]
+            ? [h("span", { class: "badge badge-plain status-cancelled" }, "left in float"), ` ${floatOps.join(", ")}`]
             : "Every op runs in int8: quantization reached all layers.",
         )
       : null,

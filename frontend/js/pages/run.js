@@ -18,7 +18,7 @@ import {
   table,
   toast,
 } from "../layout.js";
-import { costDetails, latencyCell, memoryCell, startupCell } from "../measurement.js";
+import { costDetails, latencyCell, memoryCell } from "../measurement.js";
 import { poll } from "../poll.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -638,7 +638,7 @@ function headlineStat(hl) {
   return h(
     "div",
     { class: "stat stat-wide", id: "run-headline" },
-    h("div", { class: "label" }, "Model to ship · format · size · gzip · p50 · accuracy"),
+    h("div", { class: "label" }, "Model to ship · format · size · gzip · latency · accuracy"),
     h("div", { class: "value", dataset: { format: hl ? hl.format : "" } }, fmt.headlineText(hl)),
     h("div", { class: "muted" }, explain),
   );
@@ -766,17 +766,26 @@ const VARIANT_COLUMNS = [
   { label: "Precision", num: true, cell: (v) => fmt.accuracy(v.precision) },
   { label: "Recall", num: true, cell: (v) => fmt.accuracy(v.recall) },
   { label: "F1", num: true, cell: (v) => fmt.accuracy(v.f1) },
-  { label: "Size", num: true, cell: (v) => fmt.bytes(v.size_bytes) },
-  { label: "Gzip", num: true, cell: (v) => fmt.bytes(v.gzip_bytes) },
-  { label: "Params", num: true, cell: (v) => fmt.integer(v.params) },
-  { label: "Sparsity", num: true, cell: (v) => fmt.percent(v.sparsity, 1) },
+  {
+    label: "Size",
+    num: true,
+    title: "the file's bytes; gzip -9 below",
+    cell: (v) =>
+      h("div", {}, fmt.bytes(v.size_bytes), h("div", { class: "hint nowrap" }, `gzip ${fmt.bytes(v.gzip_bytes)}`)),
+  },
+  {
+    label: "Params",
+    num: true,
+    title: "weights; the share exactly 0 below",
+    cell: (v) =>
+      h("div", {}, fmt.integer(v.params), h("div", { class: "hint nowrap" }, `sparsity ${fmt.percent(v.sparsity, 1)}`)),
+  },
   {
     label: "Latency p90",
     num: true,
     title: "batch 1, 1 interpreter thread (TFLite); p90 as MLPerf single-stream, p50 · p99 · ± std below",
     cell: latencyCell,
   },
-  { label: "Start-up", num: true, title: "interpreter load + allocate; the first inference below", cell: startupCell },
   {
     label: "Memory",
     num: true,
