@@ -30,7 +30,7 @@ from worker.engine.data import load_data
 
 pytestmark = [pytest.mark.services, pytest.mark.tensorflow]
 
-FAST = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8}
+FAST = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8, "protocol": "quick"}
 
 
 def _digits() -> Any:
