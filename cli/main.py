@@ -409,6 +409,14 @@ def _show_model(m: dict[str, Any]) -> None:
     typer.echo(f"  sha256 {m['sha256']}  {m['size_bytes']:,} bytes  status {m['status']}")
     for out in p.get("outputs", []):
         typer.echo(f"  output {out['shape']} {out['dtype']}: {out.get('kind', '?')} ({out.get('activation')})")
+    copy = p.get("tf_keras_copy")
+    if isinstance(copy, dict):
+        said = (
+            f"made, outputs equal within {copy.get('max_abs_diff', 0):.2g}"
+            if copy.get("status") == "yes"
+            else f"none: {copy.get('reason')}"
+        )
+        typer.echo(f"  tf-keras copy (what the techniques run on): {said}")
     for nested in p.get("nested_models", []):
         typer.echo(f"  nested model {nested['path']} ({nested['class']}, {nested['layers']} layers): flattened below")
     if p.get("layers"):
@@ -442,6 +450,75 @@ def models_upload(
             timeout=MODEL_UPLOAD_TIMEOUT_S,
         )
     _show_model(model)
+
+
+@models_app.command("optimize")
+def models_optimize(
+    model_id: Annotated[int, typer.Argument(help="the uploaded model's id (optiboard models list)")],
+    dataset: Annotated[str, typer.Option(help="dataset name: digits, mnist, fashion_mnist, cifar10")] = "digits",
+    dataset_upload: Annotated[int | None, typer.Option(help="an uploaded dataset's id instead of --dataset")] = None,
+    epochs: Annotated[int, typer.Option(help="training epochs before the techniques (0: none)")] = 0,
+    prune: Annotated[float | None, typer.Option(help="magnitude pruning to this sparsity, e.g. 0.8")] = None,
+    cluster: Annotated[int | None, typer.Option(help="weight clustering to this many clusters")] = None,
+    qat: Annotated[bool, typer.Option(help="quantization-aware training last")] = False,
+    export: Annotated[
+        list[str] | None, typer.Option(help="TFLite export (repeat): float32 dynamic float16 int8")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="a run spec (YAML/JSON) to start from; the options above override it")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the run's name")] = None,
+    wait: Annotated[bool, typer.Option(help="wait until the run ends")] = False,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Launch a run that starts from an uploaded model: it is measured as it came first, then
+    trained, compressed and exported as asked (the server refuses, naming the field, what the
+    model's preflight says cannot work)."""
+    import yaml
+
+    body: dict[str, Any] = yaml.safe_load(spec.read_text()) if spec else {}
+    if not isinstance(body, dict):
+        _fail(f"{spec} does not hold a run spec (a mapping)")
+    body.setdefault("model", {})["upload_id"] = model_id
+    body["dataset"] = (
+        {**body.get("dataset", {}), "name": "upload", "upload_id": dataset_upload}
+        if dataset_upload is not None
+        else {**body.get("dataset", {}), "name": dataset}
+    )
+    body.setdefault("training", {})["epochs"] = epochs
+    techniques = list(body.get("techniques", []))
+    if prune is not None:
+        techniques.append({"name": "pruning", "target_sparsity": prune})
+    if cluster is not None:
+        techniques.append({"name": "clustering", "number_of_clusters": cluster})
+    if qat:
+        techniques.append({"name": "qat"})
+    body["techniques"] = techniques
+    if export is not None:
+        body["exports"] = export
+    body.setdefault("name", name or f"model {model_id}")
+    if name:
+        body["name"] = name
+    with _Api(url, token, data_dir) as api:
+        run = api.call("POST", "/api/runs", json=body)
+        if not wait:
+            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            return
+        run = _wait(api, run)
+    typer.echo(
+        json.dumps(
+            {
+                "id": run["id"],
+                "name": run["name"],
+                "status": run["status"],
+                "error": run["error"],
+                "headline": run["headline"],
+            }
+        )
+    )
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
 
 @models_app.command("list")

@@ -872,6 +872,18 @@ class Client:
 
     # --- uploaded models --------------------------------------------------------------------
 
+    def optimize_model(self, model_id: int, spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Queue a run that starts from the uploaded model `model_id`: `spec` (a RunSpec as a
+        dict: dataset, training, techniques, exports; default: digits, no training, a float32
+        export) with `model.upload_id` set. The run measures the model as it came first (its
+        `uploaded` variant), then trains, compresses and exports it. Raises OptiboardError: 422
+        naming the field when the model's preflight says the spec cannot work on it (a technique
+        it does not support, a dataset of another shape or class count)."""
+        body = dict(spec or {})
+        body["model"] = {**dict(body.get("model") or {}), "upload_id": int(model_id)}
+        body.setdefault("training", {"epochs": 0})
+        return self.submit(body)
+
     def upload_model(
         self, path: str | os.PathLike[str], *, name: str | None = None, timeout: float = 300.0
     ) -> dict[str, Any]:

@@ -13,6 +13,9 @@ worker, Redis, SQLite).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from optiboard import Client as OptiboardClient
 from runspec.spec import DatasetSpec
 from tests.conftest import Stack
 from tests.models import keras_models
+from tests.stack import REPO
 from worker.engine.data import load_data
 
 pytestmark = [pytest.mark.services, pytest.mark.tensorflow]
@@ -59,6 +64,14 @@ def _keras3_digits_cnn(path: Path) -> keras.Model:
     model.fit(data.x_train, data.y_train, epochs=3, batch_size=32, verbose=0)
     model.save(path)
     return model
+
+
+def _cli(args: list[str], data_dir: Path, stack: Stack) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIBOARD_")}
+    env.update(OPTIBOARD_DATA_DIR=str(data_dir), OPTIBOARD_TOKEN=stack.token)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _upload(stack: Stack, path: Path, name: str) -> dict[str, Any]:
@@ -137,9 +150,17 @@ def test_a_model_taking_hw_runs_on_hw1_images_and_a_tflite_is_measured_only(live
     assert variants["tflite-float32"]["accuracy"] > untrained + 0.5  # the training happened
 
     (tmp_path / "hw_mlp.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(mlp).convert())
-    lite = _upload(live_stack, tmp_path / "hw_mlp.tflite", "hw mlp tflite")
+    # The CLI uploads it (and prints its preflight); the Python client launches the run.
+    data_dir = Path(live_stack.settings.data_dir)
+    out = _cli(["models", "upload", str(tmp_path / "hw_mlp.tflite"), "--name", "hw mlp tflite"], data_dir, live_stack)
+    assert out.returncode == 0, out.stderr
+    lite_id = int(out.stdout.split()[0])
+    lite = live_stack.client.http.get(f"/api/models/{lite_id}").json()
+    assert lite["format"] == "tflite"
     base = {"name": "tflite", "dataset": {"name": "digits"}, "model": {"upload_id": lite["id"]}, "measurement": FAST}
-    run = live_stack.client.submit({**base, "training": {"epochs": 0}, "exports": []})
+    with OptiboardClient(live_stack.url, token=live_stack.token) as client:
+        run = client.optimize_model(lite["id"], {"name": "tflite", "exports": [], "measurement": FAST})
+    assert run["spec"]["model"]["upload_id"] == lite["id"] and run["spec"]["training"]["epochs"] == 0
     done = live_stack.client.wait_terminal(run["id"], timeout=120)
     assert done["status"] == "succeeded", done["error"]
     variants = _variants(live_stack, run["id"])
@@ -156,6 +177,8 @@ def test_a_model_taking_hw_runs_on_hw1_images_and_a_tflite_is_measured_only(live
     locs = {tuple(d["loc"]) for d in detail}
     assert ("body", "techniques") in locs and ("body", "training", "epochs") in locs
     assert ("body", "exports") in locs  # the default export list is not empty
+    out = _cli(["models", "optimize", str(lite["id"]), "--prune", "0.5"], data_dir, live_stack)
+    assert out.returncode != 0 and "techniques" in out.stderr and ".tflite" in out.stderr, out.stderr
 
 
 def test_a_saved_model_is_converted_measured_and_exported_to_int8(live_stack: Stack, tmp_path: Path) -> None:

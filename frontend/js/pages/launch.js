@@ -370,6 +370,7 @@ function build(meta) {
   );
   if (state.mode === "sweep") setMode("sweep");
   uploadWidget(form);
+  modelWidget(form);
   unavailableNote(form, availability);
 }
 
@@ -474,6 +475,77 @@ function uploadWidget(form) {
     .then((res) => {
       for (const ds of res.data || [])
         existing.appendChild(h("option", { value: ds.id }, `#${ds.id} ${ds.name} · ${fmt.bytes(ds.size_bytes)}`));
+    })
+    .catch(() => {});
+}
+
+/** A one-line verdict of what each technique can do to an uploaded model, from its preflight:
+ * "pruning yes · QAT with a fix · clustering yes · int8 no". */
+function techniqueVerdicts(preflight) {
+  const names = { prune: "pruning", qat: "QAT", cluster: "clustering", int8: "int8" };
+  const said = { yes: "yes", fix: "with a fix", no: "no" };
+  return Object.entries(names)
+    .map(([key, label]) => `${label} ${said[preflight?.techniques?.[key]?.status] || "?"}`)
+    .join(" · ");
+}
+
+/**
+ * Beside "Uploaded model id": pick a model uploaded on the Models page (or arrive with
+ * ?model=ID from there); the note says its input, output and what each technique can do.
+ */
+function modelWidget(form) {
+  const slot = form.slots.get("model.upload_id");
+  if (!slot || !slot.input) return;
+  const idInput = slot.input;
+  const note = h("p", { class: "muted", id: "model-upload-note", "aria-live": "polite" });
+  const byId = new Map();
+  const describe = () => {
+    const m = byId.get(Number(idInput.value));
+    if (!m) {
+      note.textContent = idInput.value ? "" : "Leave empty to build the architecture above.";
+      return;
+    }
+    const p = m.preflight || {};
+    const io = (p.inputs || []).map((t) => (t.shape || []).slice(1).join("×")).join(", ");
+    const out = (p.outputs || []).map((t) => `${(t.shape || []).slice(-1)[0]} ${t.kind || "outputs"}`).join(", ");
+    const only =
+      m.format === "tflite"
+        ? " Measured as it is: no training, techniques or exports."
+        : m.format === "saved_model"
+          ? " Converted and measured: exports only, training.epochs 0."
+          : "";
+    note.textContent = `${m.name}: ${m.format}${m.keras_flavour ? ` (${m.keras_flavour})` : ""}, input ${io || "?"}, ${out || "?"}. ${techniqueVerdicts(p)}.${only}`;
+  };
+  const picker = h(
+    "select",
+    {
+      id: "model-existing",
+      "aria-label": "Uploaded models",
+      on: {
+        change: (e) => {
+          idInput.value = e.target.value;
+          idInput.dispatchEvent(new Event("input", { bubbles: true }));
+          describe();
+        },
+      },
+    },
+    h("option", { value: "" }, "Build the architecture (no uploaded model)"),
+  );
+  idInput.addEventListener("input", describe);
+  slot.container.append(h("div", { class: "upload-widget" }, picker, note));
+  const wanted = new URLSearchParams(window.location.search).get("model");
+  api
+    .listModels()
+    .then((res) => {
+      for (const m of res.data || []) {
+        byId.set(m.id, m);
+        picker.appendChild(h("option", { value: m.id }, `#${m.id} ${m.name} · ${m.format}`));
+      }
+      if (wanted && byId.has(Number(wanted))) {
+        picker.value = wanted;
+        picker.dispatchEvent(new Event("change"));
+      }
+      describe();
     })
     .catch(() => {});
 }

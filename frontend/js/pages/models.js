@@ -147,7 +147,13 @@ function modelsTable(models) {
             h("td", {}, new Date(m.created_at).toLocaleString()),
             h(
               "td",
-              {},
+              { class: "actions" },
+              h(
+                "a",
+                { class: "btn", href: `/launch?model=${m.id}`, title: "Launch a run that starts from this model" },
+                "Optimize…",
+              ),
+              " ",
               h(
                 "button",
                 {
