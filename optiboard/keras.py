@@ -43,11 +43,14 @@ import atexit
 import logging
 import math
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import weakref
+import zipfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from optiboard.client import TERMINAL, Client, count
@@ -169,6 +172,16 @@ class OptiboardCallback:
             default None: the client's `end_timeout_s` (5 s). After it the callback gives up
             with one warning saying how many points were not sent; the run stays `running`
             until the server ends it `failed` after OPTIBOARD_EXTERNAL_IDLE_TIMEOUT_S.
+        upload_model: when fit returns, save the trained model (Keras v3 `.keras`) and upload it
+            (POST /api/models: scanned, loaded in a sandbox, preflighted); `cb.model_id` is its
+            id. Only a Sequential or Functional model can be uploaded (safe mode refuses
+            subclassed code): a refusal is one warning.
+        measure_on: with `upload_model`, also queue a run that measures the uploaded model on
+            this dataset with the same harness as every optiboard run (a dataset name such as
+            "fashion_mnist", or a DatasetSpec dict such as {"name": "upload", "upload_id": 3}),
+            in the same experiment, so it lands on the Pareto chart; `cb.measure_run_id` is that
+            run. `measure_spec` adds to its spec (exports, measurement, techniques, ...).
+        upload_timeout_s: the most (s) the upload may take (the server checks the model first).
 
     No hook raises for a logging problem.
 
@@ -192,7 +205,18 @@ class OptiboardCallback:
         finish: bool = True,
         extra_spec: Mapping[str, Any] | None = None,
         end_timeout_s: float | None = None,
+        upload_model: bool = False,
+        measure_on: str | Mapping[str, Any] | None = None,
+        measure_spec: Mapping[str, Any] | None = None,
+        upload_timeout_s: float = 300.0,
     ) -> None:
+        if measure_on is not None and not upload_model:
+            raise ValueError("measure_on measures the uploaded final model: set upload_model=True as well")
+        self.upload_model, self.measure_on = upload_model, measure_on
+        self.measure_spec = dict(measure_spec or {})
+        self.upload_timeout_s = float(upload_timeout_s)
+        self.model_id: int | None = None  # the uploaded final model (upload_model=True)
+        self.measure_run_id: int | None = None  # the run measuring it (measure_on)
         self.client = client or Client()
         self.end_timeout_s = max(0.0, float(self.client.end_timeout_s if end_timeout_s is None else end_timeout_s))
         self.run_id = run_id
@@ -313,6 +337,7 @@ class OptiboardCallback:
         self._safe(self._emit_interval)
         if self.finish_run:
             self._end("succeeded", None)
+            self._upload_final_model()
         else:
             _active.discard(self)
             try:
@@ -326,6 +351,42 @@ class OptiboardCallback:
                     self.end_timeout_s,
                     e,
                 )
+
+    def _upload_final_model(self) -> None:
+        """upload_model / measure_on: never raises; a problem is one warning."""
+        if not self.upload_model or self.model is None:
+            return
+        try:
+            with tempfile.TemporaryDirectory(prefix="optiboard-final-") as folder:
+                path = Path(folder) / "final.keras"
+                _save_keras_v3(self.model, path)
+                uploaded = self.client.upload_model(
+                    path, name=f"{self.run_name} · final model of run {self.run_id}", timeout=self.upload_timeout_s
+                )
+            self.model_id = int(uploaded["id"])
+            log.info("optiboard: the final model of run %s is uploaded as model %s", self.run_id, self.model_id)
+            if self.measure_on is None:
+                return
+            dataset = {"name": self.measure_on} if isinstance(self.measure_on, str) else dict(self.measure_on)
+            spec: dict[str, Any] = {
+                "name": f"{self.run_name} · final model",
+                "experiment": self.experiment,
+                "dataset": dataset,
+                "tags": [*self.tags, "final-model"][:32],
+                "notes": f"The final model of external run {self.run_id}, uploaded by its Keras callback "
+                f"as model {self.model_id} and measured by the optiboard harness.",
+                **self.measure_spec,
+            }
+            self.measure_run_id = int(self.client.optimize_model(self.model_id, spec)["id"])
+            log.info("optiboard: run %s measures the final model of run %s", self.measure_run_id, self.run_id)
+        except Exception as e:  # noqa: BLE001 - a logging problem never reaches the user's code
+            log.warning(
+                "optiboard: the final model of run %s was %s (%s: %s); the run's curves are kept",
+                self.run_id,
+                "uploaded but not measured" if self.model_id is not None else "not uploaded",
+                type(e).__name__,
+                e,
+            )
 
     def fail(self, error: str) -> None:
         """Mark the run failed (call it from your `except` around model.fit)."""
@@ -458,6 +519,18 @@ class OptiboardCallback:
             values["lr"] = lr
         self._safe(lambda: self.client.log_metrics(self.run_id, values, step=self.step))
         self._safe(lambda: self.client.flush(self.run_id, wait=False))  # live curves; never waits
+
+
+def _save_keras_v3(model: Any, path: Path) -> None:
+    """Save `model` (Keras 3 or tf-keras) in the Keras v3 format (a zip: the only format the
+    server loads, in safe mode). tf-keras chooses the format from a thread-local flag unless told
+    (worker.engine.models.save_keras_model says why), so it is told."""
+    if type(model).__module__.startswith("tf_keras"):
+        model.save(path, save_format="keras_v3")
+    else:
+        model.save(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{type(model).__name__}.save wrote no Keras v3 file")
 
 
 def _nothing(*args: Any, **kwargs: Any) -> None:
