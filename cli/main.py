@@ -92,9 +92,15 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="job processes")] = None,
     name: Annotated[str, typer.Option(help="worker name (Celery hostname)")] = "worker@%h",
     gpus: Annotated[str | None, typer.Option(help="e.g. 0,1: one worker per GPU")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="a device label, e.g. rpi4: measure variants for it (queue measure.<label>), train nothing"),
+    ] = None,
 ) -> None:
     """Run a Celery worker (TensorFlow is imported only in the process that runs a job)."""
-    settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency)
+    if device is not None:
+        queues, concurrency, name = _device_worker(device, queues=queues, gpus=gpus, name=name)
+    settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency, device=device)
     _configure_logging(settings)
     if gpus:
         from cli.workers import spawn_workers
@@ -131,6 +137,25 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def _device_worker(device: str, *, queues: str | None, gpus: str | None, name: str) -> tuple[str, int, str]:
+    """A device worker's queues, concurrency and name: only its own queue (a training job would
+    share the device's CPU with the measurement), one job at a time (two measurements at once
+    would time each other), named after its label unless named. Exits 2 on a bad label or on
+    --queues/--gpus with --device."""
+    import re
+
+    from backend.dispatch.queue import device_queue
+    from runspec.vocabulary import DEVICE_LABEL_PATTERN
+
+    if not re.fullmatch(DEVICE_LABEL_PATTERN, device):
+        raise typer.BadParameter("letters, digits, '-' and '_', at most 40, e.g. rpi4", param_hint="--device")
+    if queues is not None or gpus is not None:
+        raise typer.BadParameter(
+            "a device worker consumes only its own queue; drop --queues/--gpus", param_hint="--device"
+        )
+    return device_queue(device), 1, f"{device}@%h" if name == "worker@%h" else name
 
 
 @app.command()

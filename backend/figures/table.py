@@ -33,7 +33,14 @@ CSV_COLUMNS = (
     "nonzero_params",
     "latency_p50_ms",
     "latency_p95_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_unstable",
     "latency_ratio",
+    "peak_memory_bytes",
+    "mcu_ram_bytes",
+    "mcu_flash_bytes",
+    "device",
     "pareto",
     "baseline_run_id",
     "baseline_format",
@@ -56,6 +63,13 @@ _COPIED = (
     "nonzero_params",
     "latency_p50_ms",
     "latency_p95_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_unstable",
+    "peak_memory_bytes",
+    "mcu_ram_bytes",
+    "mcu_flash_bytes",
+    "device",
 )
 
 
@@ -259,10 +273,12 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+def rows_csv(rows: Sequence[Mapping[str, Any]], extra_columns: Sequence[str] = ()) -> str:
+    """CSV_COLUMNS then `extra_columns` (e.g. the per-device latency columns), one line per row."""
+    columns = (*CSV_COLUMNS, *extra_columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     return out.getvalue()

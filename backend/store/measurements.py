@@ -28,7 +28,10 @@ def _select() -> Any:
 def add_measurements(session: Session, *, variants: Sequence[VariantRecord], device: str) -> list[MeasurementRecord]:
     """One queued measurement per variant for `device`, in the order given (flushed, not
     committed: send the jobs after the caller's commit)."""
-    rows = [m.VariantMeasurement(variant_id=v.id, device=device, status="queued", fingerprint={}, extra={}) for v in variants]
+    rows = [
+        m.VariantMeasurement(variant_id=v.id, device=device, status="queued", fingerprint={}, extra={})
+        for v in variants
+    ]
     session.add_all(rows)
     session.flush()
     return [measurement_record(r, run_id=v.run_id, fmt=v.format) for r, v in zip(rows, variants, strict=True)]
@@ -103,7 +106,12 @@ def finish_measurement(
 
 
 def fail_measurement(
-    session: Session, *, measurement_id: int, error: str, worker: str | None = None, fingerprint: dict[str, Any] | None = None
+    session: Session,
+    *,
+    measurement_id: int,
+    error: str,
+    worker: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> bool:
     """queued | running → failed with the reason (terminal). False when it had already ended."""
     values: dict[str, Any] = {"status": "failed", "error": error[:ERROR_MAX_CHARS], "measured_at": m.utcnow()}

@@ -66,7 +66,10 @@ def test_latest_succeeded_per_variant_and_device_and_cascade(session: Session) -
             )
     session.commit()
     latest = measurements.latest_succeeded(session, run_ids=[run_id])
-    assert {k: r.figures["latency_p50_ms"] for k, r in latest.items()} == {(ids[0], "rpi4"): 2.0, (ids[0], "jetson"): 3.0}
+    assert {k: r.figures["latency_p50_ms"] for k, r in latest.items()} == {
+        (ids[0], "rpi4"): 2.0,
+        (ids[0], "jetson"): 3.0,
+    }
     assert [r.status for r in measurements.list_measurements(session, run_ids=[run_id])] == [
         "succeeded",
         "succeeded",
