@@ -301,9 +301,28 @@ class ExportOptions(Strict):
 
 
 class MeasurementSpec(Strict):
-    latency_runs: int = Field(default=200, ge=10, le=100_000)
-    warmup_runs: int = Field(default=20, ge=0, le=10_000)
+    """How the harness times each variant (docs/techniques.md, "Latency protocol")."""
+
+    latency_runs: int = Field(default=200, ge=10, le=100_000, description="timed batch-1 runs, at least")
+    warmup_runs: int = Field(default=20, ge=0, le=10_000, description="untimed runs before them")
     throughput_batch: int = Field(default=32, ge=1, le=4096)
+    protocol: Literal["full", "quick", "off"] = Field(
+        default="full",
+        description=(
+            "full: 1 thread and all cores, each for the larger of latency_runs or min_duration_s, re-measured "
+            "once when unstable, peak memory in a fresh process; quick: latency_runs at 1 thread only, no "
+            "re-measure, no memory process; off: no latency at all"
+        ),
+    )
+    min_duration_s: float = Field(
+        default=1.0, ge=0.0, le=60.0, description="full protocol: keep timing until this many seconds have passed"
+    )
+    max_cv: float = Field(
+        default=0.5, gt=0.0, le=10.0, description="stability guard: coefficient of variation above which to re-measure"
+    )
+    max_p99_over_p50: float = Field(
+        default=3.0, gt=1.0, le=100.0, description="stability guard: p99 / p50 above which to re-measure"
+    )
 
 
 class RunSpec(Strict):

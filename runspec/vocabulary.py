@@ -37,6 +37,28 @@ EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 KERAS_FORMAT = "keras"
 VARIANT_FORMATS: tuple[str, ...] = (KERAS_FORMAT, *(f"tflite-{e}" for e in EXPORT_FORMATS))
 
+# A variant's figures from the latency protocol and the memory estimate (issue 18, migration
+# 0009; worker.engine.latency and worker.engine.footprint say how each is measured). Headline
+# latency figures are at `latency_threads` (1) interpreter threads, batch 1, in milliseconds;
+# the `mcu_*` figures exist for int8 TFLite variants only. None where not measured.
+VARIANT_PROTOCOL_FIELDS: tuple[str, ...] = (
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_mean_ms",
+    "latency_std_ms",
+    "latency_min_ms",
+    "latency_count",
+    "latency_cv",
+    "latency_unstable",
+    "latency_threads",
+    "init_ms",
+    "first_inference_ms",
+    "load_avg_1m",
+    "peak_memory_bytes",
+    "mcu_ram_bytes",
+    "mcu_flash_bytes",
+)
+
 # The headline variant of a run, the model it speaks for: the first format of this list that the
 # run produced. That is the deployable model the run was made for, the last export of its chain
 # (int8 before float16 before dynamic before float32), and the Keras model only when nothing

@@ -127,6 +127,32 @@ class VariantPublic(BaseModel):
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     throughput_per_s: float | None
+    latency_p90_ms: float | None = Field(
+        default=None,
+        description="90th percentile of batch-1 latency at latency_threads threads (the headline, MLPerf single-stream)",
+    )
+    latency_p99_ms: float | None = None
+    latency_mean_ms: float | None = None
+    latency_std_ms: float | None = Field(default=None, description="standard deviation of the timed runs, ms")
+    latency_min_ms: float | None = None
+    latency_count: int | None = Field(default=None, description="timed runs behind the latency figures")
+    latency_cv: float | None = Field(
+        default=None, description="coefficient of variation (std / mean) of the timed runs"
+    )
+    latency_unstable: bool | None = Field(
+        default=None, description="true when the spread stayed above the guard after one re-measurement (machine busy)"
+    )
+    latency_threads: int | None = Field(default=None, description="interpreter threads of the headline latency figures")
+    init_ms: float | None = Field(default=None, description="interpreter load + allocate_tensors, ms")
+    first_inference_ms: float | None = Field(default=None, description="the first invoke after allocation, ms")
+    load_avg_1m: float | None = Field(default=None, description="1-minute load average during the measurement")
+    peak_memory_bytes: int | None = Field(
+        default=None, description="peak resident memory growth of a fresh process loading and running the model"
+    )
+    mcu_ram_bytes: int | None = Field(
+        default=None, description="int8: microcontroller arena estimate (peak of simultaneously live activations)"
+    )
+    mcu_flash_bytes: int | None = Field(default=None, description="int8: microcontroller flash estimate (model bytes)")
     hardware: dict[str, Any]
     extra: dict[str, Any]
     created_at: datetime

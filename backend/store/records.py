@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.store import models as m
-from runspec.vocabulary import TERMINAL_STATUSES
+from runspec.vocabulary import TERMINAL_STATUSES, VARIANT_PROTOCOL_FIELDS
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,22 @@ class VariantRecord:
     hardware: dict[str, Any]
     extra: dict[str, Any]
     created_at: datetime
+    # The latency protocol (issue 18); None for variants measured before it or not measured.
+    latency_p90_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_mean_ms: float | None = None
+    latency_std_ms: float | None = None
+    latency_min_ms: float | None = None
+    latency_count: int | None = None
+    latency_cv: float | None = None
+    latency_unstable: bool | None = None
+    latency_threads: int | None = None
+    init_ms: float | None = None
+    first_inference_ms: float | None = None
+    load_avg_1m: float | None = None
+    peak_memory_bytes: int | None = None
+    mcu_ram_bytes: int | None = None
+    mcu_flash_bytes: int | None = None
     sha256: str | None = None  # hex digest of the stored file; None: stored before migration 0005, not read since
     damaged: str | None = None  # why the file is no longer served (a digest mismatch or a missing file)
 
@@ -286,4 +302,5 @@ def variant_record(row: m.Variant) -> VariantRecord:
         created_at=row.created_at,
         sha256=row.sha256,
         damaged=row.damaged,
+        **{k: getattr(row, k) for k in VARIANT_PROTOCOL_FIELDS},
     )

@@ -56,6 +56,23 @@ class VariantResult:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     throughput_per_s: float | None = None
+    # The latency protocol (worker.engine.latency): batch 1, `latency_threads` threads (1).
+    latency_p90_ms: float | None = None  # the headline figure (MLPerf single-stream)
+    latency_p99_ms: float | None = None
+    latency_mean_ms: float | None = None
+    latency_std_ms: float | None = None  # population standard deviation of the timed runs
+    latency_min_ms: float | None = None
+    latency_count: int | None = None  # timed runs behind the figures
+    latency_cv: float | None = None  # std / mean
+    latency_unstable: bool | None = None  # spread above the guard after one re-measurement
+    latency_threads: int | None = None
+    init_ms: float | None = None  # interpreter construction + allocate_tensors
+    first_inference_ms: float | None = None  # the first invoke after allocation
+    load_avg_1m: float | None = None  # os.getloadavg()[0] at the end of the timed runs
+    # Memory (worker.engine.footprint): peak RSS growth of a fresh process loading and running it.
+    peak_memory_bytes: int | None = None
+    mcu_ram_bytes: int | None = None  # int8 only: peak of simultaneously live activation bytes
+    mcu_flash_bytes: int | None = None  # int8 only: the .tflite file's bytes
     hardware: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. sparsity, clusters, int8 tensor count
 
