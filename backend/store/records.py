@@ -120,25 +120,7 @@ class VariantRecord:
 
 # The figures a device measurement holds (backend.store.models.VariantMeasurement): the latency
 # protocol's in milliseconds at batch 1, counts, the stability guard, start-up and memory in bytes.
-MEASUREMENT_FIGURES: tuple[str, ...] = (
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "latency_std_ms",
-    "latency_min_ms",
-    "latency_count",
-    "latency_cv",
-    "latency_unstable",
-    "latency_threads",
-    "init_ms",
-    "first_inference_ms",
-    "load_avg_1m",
-    "peak_memory_bytes",
-    "mcu_ram_bytes",
-    "mcu_flash_bytes",
-)
+MEASUREMENT_FIGURES: tuple[str, ...] = ("latency_p50_ms", "latency_p95_ms", *VARIANT_PROTOCOL_FIELDS)
 
 
 @dataclass(frozen=True)
