@@ -1,4 +1,4 @@
-"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers."""
+"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure."""
 
 from __future__ import annotations
 
@@ -414,6 +414,55 @@ def workers(data_dir: DataDir = None) -> None:
         for host in reply:
             typer.echo(host)
     typer.echo(f"({sum(len(r) for r in replies)} online)")
+
+
+def _measurement_line(m: dict[str, Any]) -> str:
+    f = m.get("figures") or {}
+
+    def ms(key: str) -> str:
+        return f"{f[key]:.4g} ms" if f.get(key) is not None else "-"
+
+    tail = m.get("error") or (m.get("worker") or "")
+    unstable = "  unstable: machine busy" if f.get("latency_unstable") else ""
+    return (
+        f"{m['id']:>5}  {m['device']:<12} {m['format']:<16} {m['status']:<10} "
+        f"p50 {ms('latency_p50_ms'):<12} p90 {ms('latency_p90_ms'):<12} {tail}{unstable}"
+    )
+
+
+@app.command()
+def measure(
+    run_id: int,
+    device: Annotated[str, typer.Option(help="label of an online device worker, e.g. rpi4")],
+    wait: Annotated[bool, typer.Option(help="wait until every measurement has ended")] = True,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Measure a succeeded run's TFLite variants on a device (`optiboard worker --device LABEL`)."""
+    with _Api(url, token, data_dir) as api:
+        created = api.call("POST", f"/api/runs/{run_id}/measurements", json={"device": device})["data"]
+        ids = {m["id"] for m in created}
+        mine = created
+        while wait and any(m["status"] in ("queued", "running") for m in mine):
+            time.sleep(1.0)
+            mine = [m for m in api.call("GET", f"/api/runs/{run_id}/measurements")["data"] if m["id"] in ids]
+    typer.echo(f"{'id':>5}  {'device':<12} {'format':<16} {'status':<10} latency")
+    for m in mine:
+        typer.echo(_measurement_line(m))
+    if any(m["status"] == "failed" for m in mine):
+        raise typer.Exit(1)
+
+
+@app.command()
+def devices(url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """List the device workers online now (started with `optiboard worker --device LABEL`)."""
+    with _Api(url, token, data_dir) as api:
+        found = api.call("GET", "/api/devices")["data"]
+    for d in found:
+        hw = d.get("hardware") or {}
+        typer.echo(f"{d['device']:<16} {', '.join(d['workers'])}  ({hw.get('machine', '?')}, {hw.get('cpu', '?')})")
+    typer.echo(f"({len(found)} online)")
 
 
 MODEL_UPLOAD_TIMEOUT_S = 300.0  # the server loads the model in a sandbox before it answers

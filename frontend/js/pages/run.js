@@ -4,6 +4,7 @@
 import * as api from "../api.js";
 import { renderCurves, renderFigure } from "../charts.js";
 import { constantValue, defaultKeys, epochAnchors, groupKeys, legendName, NOT_CURVES, phases } from "../curves.js";
+import { mountDevices } from "../devices.js";
 import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import {
@@ -68,6 +69,7 @@ const slots = {
     h("section", { class: "card chart-card", id: "other-card", hidden: true }, charts.other),
   ),
   variants: h("div"),
+  devices: h("div"),
   confusion: h("div"),
   bottom: h("div", { class: "grid-2" }),
 };
@@ -462,6 +464,7 @@ async function start() {
       slots.chartControls,
       slots.charts,
       slots.variants,
+      slots.devices,
       slots.confusion,
       slots.bottom,
     );
@@ -523,6 +526,11 @@ async function loadVariants() {
   }
   renderVariants();
   renderOverview();
+  // once the run has succeeded with its variants: the card then keeps itself up to date
+  if (!slots.devices.dataset.mounted && state.run.status === "succeeded" && Array.isArray(state.variants)) {
+    slots.devices.dataset.mounted = "1";
+    mountDevices(slots.devices, state.run, state.variants);
+  }
 }
 
 // ---- rendering -------------------------------------------------------------------------
