@@ -65,7 +65,15 @@ VARIANT_PROTOCOL_FIELDS: tuple[str, ...] = (
 # else exists (issue 16). The runs list, the run page, the CLI and the client all show it, named.
 HEADLINE_FORMATS: tuple[str, ...] = ("tflite-int8", "tflite-float16", "tflite-dynamic", "tflite-float32", "keras")
 # What a run's headline carries (`RunPublic.headline`): the variant's format and figures.
-HEADLINE_FIELDS: tuple[str, ...] = ("format", "accuracy", "size_bytes", "gzip_bytes", "latency_p50_ms")
+HEADLINE_FIELDS: tuple[str, ...] = (
+    "format",
+    "accuracy",
+    "size_bytes",
+    "gzip_bytes",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_unstable",
+)
 # An external run without a measured model speaks through its final logged accuracy: the first
 # of these keys it logged (validation before training; the names Keras gives the "accuracy",
 # "sparse_categorical_accuracy" and "categorical_accuracy" metrics, see keras.metrics).

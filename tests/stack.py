@@ -158,7 +158,7 @@ def tiny_spec(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
         "experiment": overrides.pop("experiment", "tests"),
         "dataset": {"name": "digits"},
         "training": {"epochs": 2, "batch_size": 32, "log_every_n_batches": 5},
-        "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+        "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
         "exports": ["float32"],
     }
     spec.update(overrides)

@@ -56,11 +56,15 @@ def execute_measurement(measurement_id: int, *, device: str, own_device: str | N
     try:
         from worker.engine.on_device import measure_file  # TensorFlow is imported here, in the job process
 
-        figures, fingerprint = on_a_fresh_stack(measure_file, path, variant.format, spec.measurement)
+        figures, fingerprint, extra = on_a_fresh_stack(measure_file, path, variant.format, spec.measurement)
     except Exception as e:
         return fail("".join(traceback.format_exception_only(e)).strip()[-1000:])
     with unit_of_work(factory) as session:
         measurements.finish_measurement(
-            session, measurement_id=measurement_id, figures=figures, fingerprint={**fingerprint, "device": device}
+            session,
+            measurement_id=measurement_id,
+            figures=figures,
+            fingerprint={**fingerprint, "device": device},
+            extra=extra,
         )
     return "succeeded"

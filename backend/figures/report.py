@@ -24,7 +24,7 @@ margin:0;background:#f6f7f9}
 main{max-width:1200px;margin:0 auto;padding:24px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .meta{color:#6b7280;margin:0 0 16px}
-.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px;margin:12px 0}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px;margin:12px 0;overflow-x:auto}
 .fig{height:420px}
 table{border-collapse:collapse;width:100%;background:#fff;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;white-space:nowrap}
@@ -41,6 +41,16 @@ document.querySelectorAll('script[data-figure]').forEach(function (el) {
   Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
 });
 """
+
+# How the latency and memory columns were measured (docs/techniques.md, "Latency protocol").
+PROTOCOL_NOTE = (
+    "Latency: batch 1, wall time of Interpreter.invoke in LiteRT with 1 thread and its default XNNPACK "
+    "delegate, after warm-up runs, over the larger of the spec's runs or seconds; p90 is the headline "
+    "(MLPerf single-stream), 'unstable' marks a figure whose spread stayed above the guard (coefficient of "
+    "variation or p99/p50) after one re-measurement. Keras rows time a Python call and are never ratioed "
+    "against TFLite. Peak mem: resident memory growth of a fresh process loading and running the file. "
+    "MCU RAM (int8): peak of simultaneously live activation bytes over the op order; flash is the file size."
+)
 
 _FIGURE_TITLES = {"loss": "Loss curves", "tradeoff": "Accuracy vs size", "latency": "Latency"}
 
@@ -71,12 +81,20 @@ def _delta(value: Any) -> str:
     return f"<td class='num {cls}'>{v:+.4f}</td>"
 
 
+def _p90(row: Mapping[str, Any]) -> str:
+    """The headline latency, or the flag when the guard found the machine busy (issue 18)."""
+    text = _num(row.get("latency_p90_ms"), ".4g")
+    return f"{text} <span class='neg'>unstable: machine busy</span>" if row.get("latency_unstable") else text
+
+
 def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = (
         "<tr><th>Run</th><th>Format</th><th>Technique</th><th class='num'>Accuracy</th>"
         "<th class='num'>Δ acc</th><th class='num'>F1</th><th class='num'>Size</th>"
         "<th class='num'>Size ×</th><th class='num'>Gzip</th><th class='num'>Params</th>"
-        "<th class='num'>p50 ms</th><th class='num'>p95 ms</th><th>Pareto</th><th>Recipe</th></tr>"
+        "<th class='num'>p90 ms</th><th class='num'>p50 ms</th><th class='num'>p99 ms</th>"
+        "<th class='num'>Peak mem</th><th class='num'>MCU RAM</th><th>Latency protocol</th>"
+        "<th>Pareto</th><th>Recipe</th></tr>"
     )
     body = []
     for r in rows:
@@ -92,12 +110,16 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"<td class='num'>{_num(r.get('size_ratio'), '.3f')}</td>"
             f"<td class='num'>{e(human_bytes(finite(r.get('gzip_bytes'))))}</td>"
             f"<td class='num'>{_num(r.get('params'), ',.0f')}</td>"
+            f"<td class='num'>{_p90(r)}</td>"
             f"<td class='num'>{_num(r.get('latency_p50_ms'), '.4g')}</td>"
-            f"<td class='num'>{_num(r.get('latency_p95_ms'), '.4g')}</td>"
+            f"<td class='num'>{_num(r.get('latency_p99_ms'), '.4g')}</td>"
+            f"<td class='num'>{e(human_bytes(finite(r.get('peak_memory_bytes'))))}</td>"
+            f"<td class='num'>{e(human_bytes(finite(r.get('mcu_ram_bytes'))))}</td>"
+            f"<td>{e(str(r.get('latency_protocol') or '–'))}</td>"
             f"<td>{'yes' if r.get('pareto') else ''}</td><td>{e(recipe_text(r))}</td></tr>"
         )
     if not body:
-        body.append("<tr><td colspan='14'>No measured variants.</td></tr>")
+        body.append("<tr><td colspan='18'>No measured variants.</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -211,7 +233,7 @@ def report_html(
         f"<h2>Runs</h2>{_runs_list(runs)}"
         f"{''.join(blocks)}"
         f"<h2>Variants</h2><p class='meta'>{html.escape(baseline_text(rows))}</p>"
-        f"<div class='card'>{_table(rows)}</div>"
+        f"<div class='card'>{_table(rows)}</div><p class='meta'>{html.escape(PROTOCOL_NOTE)}</p>"
         + (f"<h2>Measured on devices</h2><div class='card'>{_device_table(measurements)}</div>" if measurements else "")
         + f"<script>{_BOOT}</script></main></body></html>"
     )

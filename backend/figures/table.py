@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
-from runspec.vocabulary import LOGGED_FORMAT, PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES
+from runspec.vocabulary import LOGGED_FORMAT, PTQ_NAME, REFERENCE_FORMATS, TECHNIQUE_NAMES, VARIANT_PROTOCOL_FIELDS
 
 CSV_COLUMNS = (
     "run_id",
@@ -33,13 +33,11 @@ CSV_COLUMNS = (
     "nonzero_params",
     "latency_p50_ms",
     "latency_p95_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "latency_unstable",
+    *VARIANT_PROTOCOL_FIELDS,
+    "latency_protocol",
+    "top_op",
+    "float_ops",
     "latency_ratio",
-    "peak_memory_bytes",
-    "mcu_ram_bytes",
-    "mcu_flash_bytes",
     "device",
     "pareto",
     "baseline_run_id",
@@ -63,12 +61,7 @@ _COPIED = (
     "nonzero_params",
     "latency_p50_ms",
     "latency_p95_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "latency_unstable",
-    "peak_memory_bytes",
-    "mcu_ram_bytes",
-    "mcu_flash_bytes",
+    *VARIANT_PROTOCOL_FIELDS,
     "device",
 )
 
@@ -113,6 +106,41 @@ def _latency_reference(variants: Sequence[Mapping[str, Any]], fmt: Any) -> Mappi
     model first. None when the baseline has no model of that runtime."""
     same = [v for v in variants if _runtime(v.get("format")) == _runtime(fmt)]
     return next((v for v in same if v.get("format") == "tflite-float32"), same[0] if same else None)
+
+
+def protocol_text(extra: Mapping[str, Any]) -> str | None:
+    """What the latency figures are, from a variant's `extra.protocol` (worker.engine.lite_protocol):
+    'litert, batch 1, 1 thread, XNNPACK 8/8 ops, 20 warm-up, ≥200 runs and ≥1.0 s'; None when the
+    variant predates the protocol; 'not measured' when its spec turned it off."""
+    p = extra.get("protocol")
+    if not isinstance(p, Mapping):
+        return None
+    if p.get("mode") == "off":
+        return "not measured"
+    threads = f"{p.get('threads')} thread" if p.get("threads") else "TensorFlow threads (Python call)"
+    parts = [str(p.get("runtime")), "batch 1", threads]
+    d = extra.get("delegate")
+    if isinstance(d, Mapping):
+        parts.append(f"{d.get('name')} {d.get('delegated_ops')}/{d.get('total_ops')} ops")
+    floor = f" and ≥{p.get('min_duration_s')} s" if p.get("min_duration_s") else ""
+    parts.append(f"{p.get('warmup_runs')} warm-up, ≥{p.get('runs')} runs{floor}")
+    if p.get("mode") == "quick":
+        parts.append("quick")
+    return ", ".join(parts)
+
+
+def measurement_columns(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's protocol text, its op with most MACs ('CONV_2D 90%') and the ops an int8 export
+    left in float ('SOFTMAX; ...'), from the variant's `extra`; None where not recorded."""
+    ops = extra.get("op_profile") or []
+    total = sum(int(r.get("macs") or 0) for r in ops)
+    top = ops[0] if ops and total > 0 else None
+    float_ops = extra.get("float_ops")
+    return {
+        "latency_protocol": protocol_text(extra),
+        "top_op": f"{top['op']} {100 * int(top['macs']) / total:.0f}% of MACs" if top else None,
+        "float_ops": "; ".join(float_ops) if isinstance(float_ops, list) and float_ops else None,
+    }
 
 
 # The setting a sweep usually varies, always shown; the others only when not the default.
@@ -213,6 +241,7 @@ def compare_rows(
             for key in _COPIED:
                 value = v.get(key)
                 row[key] = finite(value) if isinstance(value, float) else value
+            row.update(measurement_columns(v.get("extra") or {}))
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
             row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
@@ -256,6 +285,7 @@ def _logged_row(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[s
         # its spec is the defaults an external run is created with, not what the script ran
         **dict.fromkeys(recipe_columns(run, None)),
         **dict.fromkeys(_COPIED),
+        **dict.fromkeys(("latency_protocol", "top_op", "float_ops")),
     }
     row.update(
         accuracy=acc,

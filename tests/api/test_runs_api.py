@@ -178,6 +178,8 @@ def test_an_external_run_is_headlined_and_sorted_by_its_final_logged_accuracy(cl
         "size_bytes": None,
         "gzip_bytes": None,
         "latency_p50_ms": None,
+        "latency_p90_ms": None,
+        "latency_unstable": None,
     }
     listed = {r["id"]: r for r in client.get("/api/runs").json()["data"]}
     assert listed[val]["headline"] == one["headline"]  # the list and the hot read agree

@@ -58,7 +58,7 @@ def make_digits_spec(**overrides: Any) -> RunSpec:
     base: dict[str, Any] = {
         "dataset": {"name": "digits"},
         "training": {"epochs": 3, "log_every_n_batches": 5},
-        "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+        "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
         "export_options": {"representative_samples": 50},
         "exports": [],
     }

@@ -35,7 +35,7 @@ def test_rss_is_flat_over_jobs_in_one_process(tmp_path: Path, run, digits_spec) 
         dataset={"name": "digits", "limit_train": 200},
         model={"architecture": "mlp"},
         training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 2},
-        measurement={"latency_runs": 10, "warmup_runs": 0, "throughput_batch": 8},
+        measurement={"protocol": "quick", "latency_runs": 10, "warmup_runs": 0, "throughput_batch": 8},
     )
     proc = psutil.Process()
     rss_mb, objects, gradients = [], [], []

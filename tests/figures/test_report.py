@@ -183,3 +183,69 @@ def test_an_external_run_without_a_model_is_a_logged_row_never_on_the_front():
     fig = tradeoff_figure(rows, x="size_bytes")
     plotted = [v for trace in fig["data"] for v in (trace.get("y") or [])]
     assert 0.95 not in plotted  # no size: never on the accuracy-vs-size chart
+
+
+def test_exports_carry_the_latency_protocol():
+    """Issue 18: the CSV/JSON rows and the HTML report carry p90 and the other protocol fields, the
+    protocol as text, the dominant op and the ops left in float; an unstable figure is flagged."""
+    import csv
+    import io
+
+    from backend.figures.report import report_html
+    from backend.figures.table import compare_rows, rows_csv
+
+    extra = {
+        "protocol": {
+            "mode": "full",
+            "runtime": "litert",
+            "threads": 1,
+            "warmup_runs": 20,
+            "runs": 200,
+            "min_duration_s": 1.0,
+        },
+        "delegate": {"name": "XNNPACK", "delegated_ops": 7, "total_ops": 8},
+        "op_profile": [
+            {"op": "CONV_2D", "count": 3, "macs": 900, "time_share": None, "dtype": "int8"},
+            {"op": "FULLY_CONNECTED", "count": 1, "macs": 100, "time_share": None, "dtype": "int8"},
+        ],
+        "float_ops": ["SOFTMAX", "MEAN"],
+    }
+    runs = [{"id": 1, "name": "base", "kind": "train", "spec": {}}]
+    variants = [
+        {
+            "id": 11,
+            "run_id": 1,
+            "format": "tflite-int8",
+            "accuracy": 0.9,
+            "size_bytes": 800,
+            "latency_p50_ms": 0.04,
+            "latency_p90_ms": 0.05,
+            "latency_p99_ms": 0.09,
+            "latency_unstable": True,
+            "latency_count": 12000,
+            "peak_memory_bytes": 3_000_000,
+            "mcu_ram_bytes": 2560,
+            "mcu_flash_bytes": 800,
+            "extra": extra,
+        },
+        {
+            "id": 12,
+            "run_id": 1,
+            "format": "keras",
+            "accuracy": 0.9,
+            "size_bytes": 900,
+            "latency_p50_ms": 0.5,
+            "extra": {"protocol": {"mode": "quick", "runtime": "keras", "threads": None, "warmup_runs": 2, "runs": 10}},
+        },
+    ]
+    rows, _ = compare_rows(runs, variants, baseline_run_id=1)
+    line = next(csv.DictReader(io.StringIO(rows_csv(rows))))
+    assert line["latency_p90_ms"] == "0.05" and line["latency_unstable"] == "True" and line["latency_count"] == "12000"
+    assert line["mcu_ram_bytes"] == "2560" and line["peak_memory_bytes"] == "3000000"
+    assert line["latency_protocol"] == "litert, batch 1, 1 thread, XNNPACK 7/8 ops, 20 warm-up, ≥200 runs and ≥1.0 s"
+    assert line["top_op"] == "CONV_2D 90% of MACs" and line["float_ops"] == "SOFTMAX; MEAN"
+    keras = rows[1]
+    assert keras["latency_protocol"].startswith("keras, batch 1, TensorFlow threads (Python call)")
+    assert keras["latency_ratio"] == 1.0  # against the baseline's Keras call (itself), never its TFLite 0.04 ms
+    page = report_html(rows, {}, runs)
+    assert "unstable: machine busy" in page and "p90 ms" in page and "MLPerf single-stream" in page

@@ -51,7 +51,7 @@ def test_up_serves_dashboard_and_finishes_a_run(tmp_path: Path) -> None:
                 "name": "up",
                 "dataset": {"name": "digits"},
                 "training": {"epochs": 1},
-                "measurement": {"latency_runs": 10, "warmup_runs": 1},
+                "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 1},
             },
         ).json()
         done = wait_for(

@@ -21,7 +21,7 @@ def test_default_seed_recipe_on_digits_succeeds_with_curve_and_tflite(live_stack
         "name": "seed digits",
         "experiment": "integration",
         "dataset": {"name": "digits"},
-        "measurement": {"latency_runs": 20, "warmup_runs": 2},
+        "measurement": {"protocol": "quick", "latency_runs": 20, "warmup_runs": 2},
     }
     run = c.submit(spec)
     # Points arrive while the run is still running (the reporter streams them; on a fast machine

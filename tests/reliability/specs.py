@@ -15,7 +15,7 @@ def quick_spec(name: str, **overrides: Any) -> dict[str, Any]:
         exports=[],
         dataset={"name": "digits", "limit_train": 200},
         training={"epochs": 1, "batch_size": 32, "log_every_n_batches": 2},
-        measurement={"latency_runs": 10, "warmup_runs": 0, "throughput_batch": 1},
+        measurement={"protocol": "quick", "latency_runs": 10, "warmup_runs": 0, "throughput_batch": 1},
     )
     spec.update(overrides)
     return spec

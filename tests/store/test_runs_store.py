@@ -152,6 +152,8 @@ def test_list_runs_filters_and_headline(session: Session) -> None:
         "size_bytes": 1000,
         "gzip_bytes": 900,
         "latency_p50_ms": 0.1,
+        "latency_p90_ms": None,
+        "latency_unstable": None,
     }
     assert runs.list_runs(session, filters=runs.RunFilter(tag="best"))[1] == 1
     assert runs.list_runs(session, filters=runs.RunFilter(q="BET"))[1] == 1
@@ -177,6 +179,8 @@ def test_sort_by_headline_metrics_and_optimize_runs_have_a_headline(session: Ses
         "size_bytes": 1000,
         "gzip_bytes": 1000,
         "latency_p50_ms": 1.0,
+        "latency_p90_ms": None,
+        "latency_unstable": None,
     }
     assert runs.list_runs(session, sort="-duration")[1] == 3
     del c

@@ -16,7 +16,10 @@ from sklearn.metrics import precision_recall_fscore_support
 DIGITS = load_digits()
 X = (DIGITS.images * 15).astype(np.uint8)  # (1797, 8, 8) as a user would ship images
 Y = DIGITS.target
-QUICK = {"measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8}, "exports": []}
+QUICK = {
+    "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+    "exports": [],
+}
 
 
 def _npz(**arrays: Any) -> bytes:

@@ -178,7 +178,7 @@ def test_the_worker_checks_a_bomb_again_before_loading_it(live_stack: Any, bombs
         "dataset": {"name": "upload", "upload_id": _small_upload(live_stack)},
         "model": {"architecture": "mlp"},
         "training": {"epochs": 1},
-        "measurement": {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+        "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
         "exports": [],
     }
     warm = live_stack.client.wait_terminal(live_stack.client.submit(spec)["id"])

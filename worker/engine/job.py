@@ -20,7 +20,7 @@ from runspec.spec import RunSpec, techniques_summary
 from runspec.spec import Technique as TechniqueSpec
 from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
 from worker.engine.callbacks import RunClock
-from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadResolver
+from worker.engine.contract import JobSummary, ModelResolver, Reporter, UploadResolver, VariantResult
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
 from worker.engine.measure import TestSet, measure_variant
@@ -280,10 +280,16 @@ def _phase(reporter: Reporter, clock: RunClock, index: int, label: str) -> None:
     reporter.log_metrics([("phase", clock.step, float(index))])
 
 
-def _report(reporter: Reporter, variant, clock: RunClock, fraction: float) -> None:
+def _report(reporter: Reporter, variant: VariantResult, clock: RunClock, fraction: float) -> None:
+    if variant.latency_p90_ms is None:
+        speed = "latency not measured"
+    else:
+        speed = f"p90 {variant.latency_p90_ms:.3f} ms (p50 {variant.latency_p50_ms:.3f})"
+        if variant.latency_unstable:
+            speed += ", unstable: machine busy"
     reporter.log(
         f"{variant.format}: accuracy {variant.accuracy:.4f}, {variant.size_bytes} bytes "
-        f"({variant.gzip_bytes} gzip), p50 {variant.latency_p50_ms:.3f} ms"
+        f"({variant.gzip_bytes} gzip), {speed}"
     )
     reporter.add_variant(variant)
     reporter.progress(fraction, None)

@@ -1,9 +1,16 @@
 """The one measurement harness: every variant, Keras or TFLite, goes through `measure_variant`.
 
 Quality (accuracy, macro precision/recall/F1, confusion matrix) on the test split, size of the
-file as written (raw and gzip), parameter counts, batch-1 latency p50/p95 after warm-up and
-batch throughput, and the hardware fingerprint. TFLite files run in the LiteRT interpreter with
-one thread; nothing is assumed from the Keras model they came from.
+file as written (raw and gzip), parameter counts, batch throughput, the hardware fingerprint and
+the latency protocol (docs/techniques.md, "Latency protocol"). TFLite files run in the LiteRT
+interpreter; nothing is assumed from the Keras model they came from:
+- latency distribution at 1 thread (the headline p90) and at all the worker's cores, init and
+  first-inference time, XNNPACK's share of ops: worker.engine.lite_protocol;
+- peak memory in a fresh process: worker.engine.footprint;
+- ops by type with MACs, ops left in float, microcontroller RAM/flash: worker.engine.graph_cost.
+A Keras variant's latency is the wall time of a Python call of its tf.function on TensorFlow's
+own thread pools (`extra.protocol.runtime` "keras"): a different runtime, never ratioed against
+TFLite figures.
 
 Parameter counts: a Keras variant counts the weights of the loaded file. A TFLite variant
 reports the parameter and nonzero counts of the Keras model it was converted from (the
@@ -15,7 +22,7 @@ zero fraction and distinct values, and the count of int8 tensors.
 from __future__ import annotations
 
 import gzip
-import time
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,11 @@ from ai_edge_litert.interpreter import Interpreter
 
 from runspec.spec import MeasurementSpec
 from worker.engine.contract import VariantResult
+from worker.engine.footprint import peak_memory
+from worker.engine.graph_cost import Graph
 from worker.engine.hardware import fingerprint
+from worker.engine.latency import Guard, measure_guarded, time_calls
+from worker.engine.lite_protocol import measure_lite, quantize_input
 from worker.engine.native_output import INTERPRETER_CHATTER, quietly
 from worker.engine.tfsetup import keras
 
@@ -52,19 +63,14 @@ class KerasRunner:
 
 
 class LiteRunner:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int = 1):
         self.path = str(path)
-        self.interp = Interpreter(model_path=self.path, num_threads=1)
+        self.interp = Interpreter(model_path=self.path, num_threads=threads)
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self.inp["dtype"]
-        if dtype in (np.int8, np.uint8):
-            scale, zero = self.inp["quantization"]
-            info = np.iinfo(dtype)
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        return x.astype(dtype)
+        return quantize_input(x, self.inp)
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:
         if self.out["dtype"] in (np.int8, np.uint8):
@@ -142,15 +148,74 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: int)
 # --- speed -----------------------------------------------------------------------------
 
 
-def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times[i] = time.perf_counter() - t0
-    return times
+def _throughput(runner: KerasRunner | LiteRunner, x: np.ndarray, m: MeasurementSpec) -> float:
+    """Examples per second at batch `m.throughput_batch` (median of max(5, latency_runs/10) calls)."""
+    batch = np.resize(x, (m.throughput_batch, *x.shape[1:]))
+    times = time_calls(runner.single(batch), runs=max(5, m.latency_runs // 10), warmup=min(m.warmup_runs, 5))
+    return float(m.throughput_batch / (np.median(times) / 1e3))
+
+
+def _keras_latency(runner: KerasRunner, x1: np.ndarray, m: MeasurementSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Python-call latency of the Keras model (batch 1): the same guard, no duration floor."""
+    guard = Guard(m.max_cv, m.max_p99_over_p50)
+    g = measure_guarded(
+        runner.single(x1),
+        runs=m.latency_runs,
+        warmup=m.warmup_runs,
+        min_duration_s=0.0,
+        guard=guard,
+        remeasure=m.protocol == "full",
+    )
+    s = g.stats
+    fields = {
+        "latency_p50_ms": s.p50_ms,
+        "latency_p95_ms": s.p95_ms,
+        "latency_p90_ms": s.p90_ms,
+        "latency_p99_ms": s.p99_ms,
+        "latency_mean_ms": s.mean_ms,
+        "latency_std_ms": s.std_ms,
+        "latency_min_ms": s.min_ms,
+        "latency_count": s.count,
+        "latency_cv": s.cv,
+        "latency_unstable": g.unstable,
+        "load_avg_1m": os.getloadavg()[0],
+    }
+    protocol = {
+        "mode": m.protocol,
+        "runtime": "keras",
+        "warmup_runs": m.warmup_runs,
+        "runs": m.latency_runs,
+        "min_duration_s": 0.0,
+        "threads": None,
+        "delegate": None,
+        "timer": "time.perf_counter_ns around a Python call of the tf.function (TensorFlow's thread pools)",
+        "batch": 1,
+        "guard": {"max_cv": guard.max_cv, "max_p99_over_p50": guard.max_p99_over_p50},
+        "attempts": g.attempts,
+        "p99_over_p50": s.p99_over_p50,
+        "duration_s": s.duration_s,
+    }
+    return fields, {"protocol": protocol}
+
+
+def _lite_costs(path: Path, fmt: str, data: bytes, m: MeasurementSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Graph costs of a TFLite file (always) and its fresh-process peak memory (full protocol)."""
+    graph = Graph(data)
+    int8 = fmt == "tflite-int8"
+    fields: dict[str, Any] = {
+        "mcu_ram_bytes": graph.arena_bytes() if int8 else None,
+        "mcu_flash_bytes": len(data) if int8 else None,
+    }
+    extra: dict[str, Any] = {
+        "op_profile": graph.op_profile(),
+        "total_macs": graph.total_macs(),
+        "float_ops": graph.float_ops() if int8 else [],
+    }
+    if m.protocol == "full":
+        memory = peak_memory(path)
+        fields["peak_memory_bytes"] = memory.pop("peak_memory_bytes")
+        extra["memory"] = memory
+    return fields, extra
 
 
 # --- weights ---------------------------------------------------------------------------
@@ -272,12 +337,18 @@ def measure_variant(
         file_stats = {}
         counts = keras_weight_stats(runner.model)
 
-    latency = time_calls(runner.single(test.x[:1]), measurement.latency_runs, measurement.warmup_runs)
-    batch = np.resize(test.x, (measurement.throughput_batch, *test.x.shape[1:]))
-    tp_runs = max(5, measurement.latency_runs // 10)
-    tp_times = time_calls(runner.single(batch), tp_runs, min(measurement.warmup_runs, 5))
-
     data = path.read_bytes()
+    timed: dict[str, Any] = {}
+    timed_extra: dict[str, Any] = {"protocol": {"mode": "off"}}
+    if measurement.protocol != "off":
+        if is_tflite:
+            timed, timed_extra = measure_lite(path, test.x[:1], measurement)
+        else:
+            assert isinstance(runner, KerasRunner)
+            timed, timed_extra = _keras_latency(runner, test.x[:1], measurement)
+        timed["throughput_per_s"] = _throughput(runner, test.x, measurement)
+    costs, costs_extra = _lite_costs(path, fmt, data, measurement) if is_tflite else ({}, {})
+
     return VariantResult(
         format=fmt,
         path=path,
@@ -290,13 +361,14 @@ def measure_variant(
         gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
         params=counts["params"],
         nonzero_params=counts["nonzero_params"],
-        latency_p50_ms=float(np.percentile(latency, 50) * 1e3),
-        latency_p95_ms=float(np.percentile(latency, 95) * 1e3),
-        throughput_per_s=float(measurement.throughput_batch / np.median(tp_times)),
+        **timed,
+        **costs,
         hardware={**fingerprint(), "threads": 1 if is_tflite else "tensorflow-default"},
         extra={
             **counts["extra"],
             **file_stats,
+            **timed_extra,
+            **costs_extra,
             "latency_runs": measurement.latency_runs,
             "warmup_runs": measurement.warmup_runs,
             "throughput_batch": measurement.throughput_batch,

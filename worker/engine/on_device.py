@@ -1,13 +1,16 @@
 """Measure one stored TFLite file on the machine this process runs on: what a device-labelled
 worker does for a measurement job (issue 18 item 4).
 
-The figures come from the one harness (worker.engine.measure): the same interpreter set-up and
-the same latency protocol a training worker applies to the variants it produces, with the run's
-own MeasurementSpec, so a device figure and the worker's own figure differ only by the machine.
-Quality is not measured again (the model's accuracy does not depend on where it runs), so the
-input is one synthetic batch-1 example of the model's input shape and dtype (standard normal,
-seed 0, quantized as the harness quantizes real data): the networks optiboard builds run the
-same ops whatever the values.
+The figures come from the one harness: the latency protocol a training worker applies to the
+variants it produces (`worker.engine.lite_protocol.measure_lite`: warm-up, the larger of N runs
+or T seconds at 1 thread and at all cores, the stability guard) and, with the `full` protocol,
+the fresh-process peak memory (`worker.engine.footprint.peak_memory`), with the run's own
+MeasurementSpec, so a device figure and the worker's own figure differ only by the machine. A
+run whose spec turned the protocol `off` is measured with `quick` here: asking a device for its
+latency is asking for the protocol. Quality is not measured again (a model's accuracy does not
+depend on where it runs), so the input is one synthetic batch-1 example of the model's input
+shape (standard normal, seed 0, quantised as the protocol quantises real data): the networks
+optiboard builds run the same ops whatever the values.
 """
 
 from __future__ import annotations
@@ -16,50 +19,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from runspec.spec import MeasurementSpec
+from worker.engine.footprint import peak_memory
 from worker.engine.hardware import fingerprint
-from worker.engine.measure import LiteRunner, time_calls
+from worker.engine.lite_protocol import measure_lite
 
 
-def synthetic_example(runner: LiteRunner) -> np.ndarray:
-    """One float32 example of the interpreter's input shape with batch 1, shape (1, *input)."""
-    shape = [1, *(int(d) for d in runner.inp["shape"][1:])]
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+def synthetic_example(path: Path) -> np.ndarray:
+    """One float32 example of the model's input shape with batch 1, shape (1, *input)."""
+    shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape"]
+    return np.random.default_rng(0).standard_normal([1, *(int(d) for d in shape[1:])]).astype(np.float32)
 
 
-def latency_figures(times_s: np.ndarray) -> dict[str, Any]:
-    """Summary of timed runs (seconds, shape (n,)) in milliseconds: p50/p90/p95/p99 (numpy's
-    linear-interpolation percentiles), mean, population std, min, count and the coefficient of
-    variation std/mean."""
-    ms = np.asarray(times_s, dtype=np.float64) * 1e3
-    mean = float(ms.mean())
-    std = float(ms.std())
-    p50, p90, p95, p99 = (float(v) for v in np.percentile(ms, [50, 90, 95, 99]))
-    return {
-        "latency_p50_ms": p50,
-        "latency_p90_ms": p90,
-        "latency_p95_ms": p95,
-        "latency_p99_ms": p99,
-        "latency_mean_ms": mean,
-        "latency_std_ms": std,
-        "latency_min_ms": float(ms.min()),
-        "latency_count": int(ms.size),
-        "latency_cv": std / mean if mean > 0 else None,
-    }
-
-
-def measure_file(path: Path, fmt: str, measurement: MeasurementSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def measure_file(
+    path: Path, fmt: str, measurement: MeasurementSpec
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Measure the TFLite file at `path` (variant format `fmt`, a `tflite-*`) here.
 
-    Returns (figures, fingerprint): figures keyed as backend.store.records.MEASUREMENT_FIGURES
-    (latencies in ms at batch 1, one interpreter thread), and the hardware fingerprint of this
-    process (worker.engine.hardware.fingerprint) with `threads`.
+    Returns (figures, fingerprint, extra): figures keyed as backend.store.records.MEASUREMENT_FIGURES
+    (latencies in ms at batch 1, one interpreter thread; peak memory in bytes with the full
+    protocol); the hardware fingerprint of this process (worker.engine.hardware.fingerprint) with
+    `threads`; extra: the all-cores figures, the delegate's share of ops, the protocol as run
+    and the memory measurement's details.
     Raises ValueError for a format that is not TFLite; the interpreter's errors otherwise.
     """
     if not fmt.startswith("tflite"):
         raise ValueError(f"only TFLite variants are measured on a device, not {fmt!r}")
-    runner = LiteRunner(path)
-    times = time_calls(runner.single(synthetic_example(runner)), measurement.latency_runs, measurement.warmup_runs)
-    figures = {**latency_figures(times), "latency_threads": 1}
-    return figures, {**fingerprint(), "threads": 1}
+    m = measurement if measurement.protocol != "off" else measurement.model_copy(update={"protocol": "quick"})
+    figures, extra = measure_lite(path, synthetic_example(path), m)
+    if m.protocol == "full":
+        memory = peak_memory(path)
+        figures["peak_memory_bytes"] = memory.pop("peak_memory_bytes")
+        extra["memory"] = memory
+    extra["input"] = "synthetic: standard normal, seed 0, batch 1"
+    return figures, {**fingerprint(), "threads": 1}, extra

@@ -19,6 +19,7 @@ import {
   table,
   toast,
 } from "../layout.js";
+import { costDetails, latencyCell, memoryCell } from "../measurement.js";
 import { poll } from "../poll.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -34,6 +35,7 @@ const state = {
   variants: null,
   exports: VOCAB.export_formats,
   confusionFor: null,
+  costFor: null, // the variant whose per-op cost is shown
   keys: new Set(), // every metric key the run has logged (discovered cheaply, see probeKeys)
   chosen: new Set(), // the keys plotted
   userChose: false, // until the user picks keys, the usual training curves are plotted
@@ -69,6 +71,7 @@ const slots = {
     h("section", { class: "card chart-card", id: "other-card", hidden: true }, charts.other),
   ),
   variants: h("div"),
+  cost: h("div"),
   devices: h("div"),
   confusion: h("div"),
   bottom: h("div", { class: "grid-2" }),
@@ -464,6 +467,7 @@ async function start() {
       slots.chartControls,
       slots.charts,
       slots.variants,
+      slots.cost,
       slots.devices,
       slots.confusion,
       slots.bottom,
@@ -642,7 +646,7 @@ function headlineStat(hl) {
   return h(
     "div",
     { class: "stat stat-wide", id: "run-headline" },
-    h("div", { class: "label" }, "Model to ship · format · size · gzip · p50 · accuracy"),
+    h("div", { class: "label" }, "Model to ship · format · size · gzip · latency · accuracy"),
     h("div", { class: "value", dataset: { format: hl ? hl.format : "" } }, fmt.headlineText(hl)),
     h("div", { class: "muted" }, explain),
   );
@@ -770,12 +774,32 @@ const VARIANT_COLUMNS = [
   { label: "Precision", num: true, cell: (v) => fmt.accuracy(v.precision) },
   { label: "Recall", num: true, cell: (v) => fmt.accuracy(v.recall) },
   { label: "F1", num: true, cell: (v) => fmt.accuracy(v.f1) },
-  { label: "Size", num: true, cell: (v) => fmt.bytes(v.size_bytes) },
-  { label: "Gzip", num: true, cell: (v) => fmt.bytes(v.gzip_bytes) },
-  { label: "Params", num: true, cell: (v) => fmt.integer(v.params) },
-  { label: "Sparsity", num: true, cell: (v) => fmt.percent(v.sparsity, 1) },
-  { label: "p50", num: true, cell: (v) => fmt.ms(v.latency_p50_ms) },
-  { label: "p95", num: true, cell: (v) => fmt.ms(v.latency_p95_ms) },
+  {
+    label: "Size",
+    num: true,
+    title: "the file's bytes; gzip -9 below",
+    cell: (v) =>
+      h("div", {}, fmt.bytes(v.size_bytes), h("div", { class: "hint nowrap" }, `gzip ${fmt.bytes(v.gzip_bytes)}`)),
+  },
+  {
+    label: "Params",
+    num: true,
+    title: "weights; the share exactly 0 below",
+    cell: (v) =>
+      h("div", {}, fmt.integer(v.params), h("div", { class: "hint nowrap" }, `sparsity ${fmt.percent(v.sparsity, 1)}`)),
+  },
+  {
+    label: "Latency p90",
+    num: true,
+    title: "batch 1, 1 interpreter thread (TFLite); p90 as MLPerf single-stream, p50 · p99 · ± std below",
+    cell: latencyCell,
+  },
+  {
+    label: "Memory",
+    num: true,
+    title: "peak memory of a fresh process loading and running the model; int8: microcontroller RAM and flash",
+    cell: memoryCell,
+  },
   { label: "Throughput", num: true, cell: (v) => (v.throughput_per_s ? `${fmt.integer(v.throughput_per_s)}/s` : "–") },
   { label: "Artifact", cell: (v) => h("a", { href: api.variantDownloadUrl(v), download: "" }, "Download") },
 ];
@@ -799,8 +823,45 @@ function renderVariants() {
     );
   else content = table(VARIANT_COLUMNS, v, { caption: "Measured variants" });
   replace(slots.variants, card("Variants", content));
+  renderCost();
   renderConfusion();
   renderBottom();
+}
+
+function renderCost() {
+  const v = Array.isArray(state.variants) ? state.variants.filter((x) => x.extra?.protocol || x.extra?.op_profile) : [];
+  if (!v.length) {
+    replace(slots.cost);
+    return;
+  }
+  if (!v.some((x) => x.id === state.costFor)) state.costFor = (v.find((x) => x.format !== "keras") || v[0]).id;
+  const select = h(
+    "select",
+    {
+      id: "cost-variant",
+      on: {
+        change: (e) => {
+          state.costFor = Number(e.target.value);
+          renderCost();
+        },
+      },
+    },
+    v.map((x) => h("option", { value: x.id, selected: x.id === state.costFor }, x.format)),
+  );
+  replace(
+    slots.cost,
+    h(
+      "section",
+      { class: "card", id: "cost-card" },
+      h(
+        "div",
+        { class: "page-header" },
+        h("h2", { class: "card-title" }, "Measurement and cost per op"),
+        h("label", {}, "Variant ", select),
+      ),
+      costDetails(v.find((x) => x.id === state.costFor)),
+    ),
+  );
 }
 
 async function renderConfusion() {
