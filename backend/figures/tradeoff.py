@@ -105,6 +105,17 @@ def accuracy_range(values: Sequence[float]) -> dict[str, Any]:
     return {"range": [lo - pad, hi + pad], "autorange": False}
 
 
+def _expected(rows: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, Any]]:
+    """The rows that should have a value for `x`: int8 TFLite variants for the microcontroller
+    estimate, TFLite variants for what a device measures, every measured variant otherwise."""
+    measured = [r for r in rows if r.get("variant_id") is not None]
+    if x == "mcu_ram_bytes":
+        return [r for r in measured if r.get("format") == "tflite-int8"]
+    if x in MEASURED_ON_A_MACHINE:
+        return [r for r in measured if str(r.get("format", "")).startswith("tflite")]
+    return measured
+
+
 def tradeoff_figure(
     rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", device: str | None = None
 ) -> dict[str, Any]:
@@ -115,12 +126,16 @@ def tradeoff_figure(
         raise ValueError(f"x must be one of {sorted(X_AXES)}")
     usable = [r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None]
     where = f" on {esc(device)}" if device and x in MEASURED_ON_A_MACHINE else ""
-    missing = sum(1 for r in rows if r.get("variant_id") is not None and finite(r.get(x)) is None)
+    missing = sum(1 for r in _expected(rows, x) if finite(r.get(x)) is None)
     layout = base_layout(
         "Accuracy vs "
         + X_AXES[x].split(" (")[0].lower()
         + where
-        + (f" · {missing} variant{'s' if missing != 1 else ''} not measured" if missing and usable else ""),
+        + (
+            f" · {missing} TFLite variant{'s' if missing != 1 else ''} not measured{where}"
+            if missing and usable
+            else ""
+        ),
         xaxis=axis(X_AXES[x], type="log", **log_ticks([finite(r.get(x)) for r in usable], X_UNITS[x])),
         yaxis=axis(
             "Test accuracy",

@@ -258,7 +258,7 @@ function renderControls() {
       baselineSelect,
       h("span", { class: "muted" }, "  x axis"),
       xSwitch,
-      devices.length > 1 ? [h("span", { class: "muted" }, "  measured on"), deviceSwitch] : null,
+      devices.length > 1 ? [h("span", { class: "muted" }, "latency measured on"), deviceSwitch] : null,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
       h(
