@@ -1,4 +1,4 @@
-"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers."""
+"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure."""
 
 from __future__ import annotations
 
@@ -92,9 +92,15 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="job processes")] = None,
     name: Annotated[str, typer.Option(help="worker name (Celery hostname)")] = "worker@%h",
     gpus: Annotated[str | None, typer.Option(help="e.g. 0,1: one worker per GPU")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="a device label, e.g. rpi4: measure variants for it (queue measure.<label>), train nothing"),
+    ] = None,
 ) -> None:
     """Run a Celery worker (TensorFlow is imported only in the process that runs a job)."""
-    settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency)
+    if device is not None:
+        queues, concurrency, name = _device_worker(device, queues=queues, gpus=gpus, name=name)
+    settings = _settings(data_dir, worker_queues=queues, worker_concurrency=concurrency, device=device)
     _configure_logging(settings)
     if gpus:
         from cli.workers import spawn_workers
@@ -131,6 +137,25 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def _device_worker(device: str, *, queues: str | None, gpus: str | None, name: str) -> tuple[str, int, str]:
+    """A device worker's queues, concurrency and name: only its own queue (a training job would
+    share the device's CPU with the measurement), one job at a time (two measurements at once
+    would time each other), named after its label unless named. Exits 2 on a bad label or on
+    --queues/--gpus with --device."""
+    import re
+
+    from backend.dispatch.queue import device_queue
+    from runspec.vocabulary import DEVICE_LABEL_PATTERN
+
+    if not re.fullmatch(DEVICE_LABEL_PATTERN, device):
+        raise typer.BadParameter("letters, digits, '-' and '_', at most 40, e.g. rpi4", param_hint="--device")
+    if queues is not None or gpus is not None:
+        raise typer.BadParameter(
+            "a device worker consumes only its own queue; drop --queues/--gpus", param_hint="--device"
+        )
+    return device_queue(device), 1, f"{device}@%h" if name == "worker@%h" else name
 
 
 @app.command()
@@ -389,6 +414,55 @@ def workers(data_dir: DataDir = None) -> None:
         for host in reply:
             typer.echo(host)
     typer.echo(f"({sum(len(r) for r in replies)} online)")
+
+
+def _measurement_line(m: dict[str, Any]) -> str:
+    f = m.get("figures") or {}
+
+    def ms(key: str) -> str:
+        return f"{f[key]:.4g} ms" if f.get(key) is not None else "-"
+
+    tail = m.get("error") or (m.get("worker") or "")
+    unstable = "  unstable: machine busy" if f.get("latency_unstable") else ""
+    return (
+        f"{m['id']:>5}  {m['device']:<12} {m['format']:<16} {m['status']:<10} "
+        f"p50 {ms('latency_p50_ms'):<12} p90 {ms('latency_p90_ms'):<12} {tail}{unstable}"
+    )
+
+
+@app.command()
+def measure(
+    run_id: int,
+    device: Annotated[str, typer.Option(help="label of an online device worker, e.g. rpi4")],
+    wait: Annotated[bool, typer.Option(help="wait until every measurement has ended")] = True,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Measure a succeeded run's TFLite variants on a device (`optiboard worker --device LABEL`)."""
+    with _Api(url, token, data_dir) as api:
+        created = api.call("POST", f"/api/runs/{run_id}/measurements", json={"device": device})["data"]
+        ids = {m["id"] for m in created}
+        mine = created
+        while wait and any(m["status"] in ("queued", "running") for m in mine):
+            time.sleep(1.0)
+            mine = [m for m in api.call("GET", f"/api/runs/{run_id}/measurements")["data"] if m["id"] in ids]
+    typer.echo(f"{'id':>5}  {'device':<12} {'format':<16} {'status':<10} latency")
+    for m in mine:
+        typer.echo(_measurement_line(m))
+    if any(m["status"] == "failed" for m in mine):
+        raise typer.Exit(1)
+
+
+@app.command()
+def devices(url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """List the device workers online now (started with `optiboard worker --device LABEL`)."""
+    with _Api(url, token, data_dir) as api:
+        found = api.call("GET", "/api/devices")["data"]
+    for d in found:
+        hw = d.get("hardware") or {}
+        typer.echo(f"{d['device']:<16} {', '.join(d['workers'])}  ({hw.get('machine', '?')}, {hw.get('cpu', '?')})")
+    typer.echo(f"({len(found)} online)")
 
 
 MODEL_UPLOAD_TIMEOUT_S = 300.0  # the server loads the model in a sandbox before it answers

@@ -913,6 +913,37 @@ class Client:
         """Delete an uploaded model and its file."""
         self._request("DELETE", f"/api/models/{model_id}")
 
+    # --- devices --------------------------------------------------------------------------
+
+    def devices(self) -> list[dict[str, Any]]:
+        """Device workers online now: [{device, workers, hardware}] (`optiboard worker --device X`)."""
+        return self._json("GET", "/api/devices")["data"]
+
+    def measure_on_device(
+        self, run_id: int, device: str, *, wait: bool = False, timeout: float = 600.0, poll: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """Ask for a succeeded run's TFLite variants to be measured on `device` (a label online
+        now); returns one measurement per variant ({id, variant_id, format, device, status,
+        worker, fingerprint, figures, error, ...}; figures in ms and bytes). With `wait`, polls
+        until each has succeeded or failed (at most `timeout` s). Raises OptiboardError: 404
+        unknown run, 409 run not succeeded or without TFLite variants, 422 no such device online."""
+        created = self._json("POST", f"/api/runs/{run_id}/measurements", json={"device": device})["data"]
+        if not wait:
+            return created
+        ids = {m["id"] for m in created}
+        deadline = time.monotonic() + timeout
+        while True:
+            mine = [m for m in self.measurements(run_id) if m["id"] in ids]
+            if all(m["status"] in ("succeeded", "failed") for m in mine):
+                return mine
+            if time.monotonic() + poll > deadline:
+                raise OptiboardError(f"measurements of run {run_id} on {device} not done after {timeout} s")
+            time.sleep(poll)
+
+    def measurements(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's device measurements, by variant then in the order they were asked for."""
+        return self._json("GET", f"/api/runs/{run_id}/measurements")["data"]
+
     # --- variants -------------------------------------------------------------------------
 
     def variants(self, run_id: int) -> list[dict[str, Any]]:

@@ -128,6 +128,9 @@ X_AXES: dict[str, str] = {
     "gzip_bytes": "Gzipped size (KiB/MiB, log)",
     "params": "Parameters (log)",
     "latency_p50_ms": "Latency p50 (ms, log)",
+    "latency_p90_ms": "Latency p90 (ms, log)",
+    "peak_memory_bytes": "Peak memory (KiB/MiB, log)",
+    "mcu_ram_bytes": "Microcontroller RAM, int8 (KiB/MiB, log)",
 }
 
 # The run page's curves: x key → axis title. Step is the training batch; epoch is interpolated
@@ -148,6 +151,18 @@ TECHNIQUE_NAMES: dict[str, str] = {
     "distillation": "knowledge distillation",
 }
 PTQ_NAME = "post-training quantization"
+
+# Measurements on a target device (issue 18 item 4). A worker started with `--device LABEL`
+# consumes only the Celery queue DEVICE_QUEUE_PREFIX + LABEL; a measurement requested for LABEL
+# is sent there and nowhere else. A label is a short name for a kind of device ("rpi4",
+# "jetson-nano"): letters, digits, "-" and "_", as a Celery queue name needs no escaping.
+DEVICE_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+DEVICE_QUEUE_PREFIX = "measure."
+# A device measurement's life: queued → running → succeeded | failed; terminal states never change
+# (measuring again is a new measurement).
+MEASUREMENT_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+# What the compare page calls the measurement the worker that trained a run took itself.
+OWN_DEVICE = "worker"
 
 # Ids are 32-bit signed integers on both backends (SQLite's INTEGER PRIMARY KEY allows more, but
 # PostgreSQL's SERIAL does not); anything larger cannot exist and is refused before a query.
@@ -175,6 +190,9 @@ def as_dict() -> dict[str, object]:
         "ptq_name": PTQ_NAME,
         "uploaded_format": UPLOADED_FORMAT,
         "uploaded_name": UPLOADED_NAME,
+        "device_label_pattern": DEVICE_LABEL_PATTERN,
+        "measurement_statuses": list(MEASUREMENT_STATUSES),
+        "own_device": OWN_DEVICE,
         "max_id": MAX_ID,
         "max_step": MAX_STEP,
     }

@@ -6,7 +6,11 @@ from __future__ import annotations
 from backend.core.settings import Settings
 from backend.dispatch.queue import make_celery
 
-app = make_celery(Settings(), "optiboard-worker")
+_settings = Settings()
+app = make_celery(_settings, "optiboard-worker")
 app.conf.include = ["worker.tasks"]
+# This worker's device label (`optiboard worker --device rpi4`, OPTIBOARD_DEVICE), or None for a
+# training worker: the measurement task refuses a job asked of another label.
+DEVICE: str | None = _settings.device
 
 import worker.gpus  # noqa: E402,F401  (registers the optiboard_hardware inspect command)

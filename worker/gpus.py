@@ -85,8 +85,11 @@ def hardware_summary() -> dict[str, Any]:
 @inspect_command()
 def optiboard_hardware(state: Any) -> dict[str, Any]:
     """`celery inspect optiboard_hardware`: answered by every worker that imported this module
-    (worker/celery_app.py does), from the worker's main process."""
-    return hardware_summary()
+    (worker/celery_app.py does), from the worker's main process: hardware_summary() plus
+    `device`, the worker's device label (None for a training worker)."""
+    from worker.celery_app import DEVICE
+
+    return {**hardware_summary(), "device": DEVICE}
 
 
 def parse_nvidia_smi(csv_text: str) -> list[GpuInfo]:

@@ -20,6 +20,7 @@ from backend.api.routes import (
     datasets,
     experiments,
     health,
+    measurements,
     metrics,
     models,
     ops,
@@ -51,6 +52,7 @@ ROUTERS = [
     sweeps.router,
     techniques.router,
     compare.router,
+    measurements.router,
     ops.router,
     pages.router,
 ]

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from backend.store.records import RunRecord, VariantRecord
+from backend.store.records import MeasurementRecord, RunRecord, VariantRecord
 from runspec.spec import Tag
-from runspec.vocabulary import MAX_STEP, ExportFormat, logged_headline
+from runspec.vocabulary import DEVICE_LABEL_PATTERN, MAX_STEP, ExportFormat, logged_headline
 
 Number = float | str  # non-finite floats travel as "NaN", "Infinity", "-Infinity"
 
@@ -311,3 +311,52 @@ class LogsPublic(BaseModel):
 class FinishRequest(In):
     status: Literal["succeeded", "failed", "cancelled"]
     error: str | None = Field(default=None, max_length=10_000)
+
+
+class MeasurementRequest(In):
+    device: str = Field(
+        pattern=DEVICE_LABEL_PATTERN,
+        description="the label of an online device worker (`optiboard worker --device rpi4`), e.g. rpi4",
+    )
+
+
+class MeasurementPublic(BaseModel):
+    """A variant measured (or to be measured) on a device; latencies in ms at batch 1."""
+
+    id: int
+    variant_id: int
+    run_id: int
+    format: str
+    device: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    worker: str | None = Field(description="the Celery node that took the job")
+    fingerprint: dict[str, Any] = Field(description="hardware and library versions of the process that measured")
+    error: str | None = Field(description="why it failed; null otherwise")
+    figures: dict[str, Any] = Field(
+        description="latency_p50/p90/p95/p99/mean/std/min_ms, latency_count, latency_cv, latency_unstable, "
+        "latency_threads, init_ms, first_inference_ms, load_avg_1m, peak_memory_bytes, mcu_ram_bytes, "
+        "mcu_flash_bytes; null where not measured"
+    )
+    created_at: datetime
+    started_at: datetime | None
+    measured_at: datetime | None
+
+    @classmethod
+    def of(cls, r: MeasurementRecord) -> MeasurementPublic:
+        return cls.model_validate({k: getattr(r, k) for k in cls.model_fields})
+
+
+class MeasurementsPublic(BaseModel):
+    data: list[MeasurementPublic]
+    count: int
+
+
+class DevicePublic(BaseModel):
+    device: str
+    workers: list[str] = Field(description="online workers with this label")
+    hardware: dict[str, Any] = Field(description="the first worker's hardware description")
+
+
+class DevicesPublic(BaseModel):
+    data: list[DevicePublic]
+    count: int

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runspec.vocabulary import DEVICE_LABEL_PATTERN
+
 FRONTEND_DIR = Path(__file__).resolve().parents[2] / "frontend"
 
 
@@ -114,6 +116,12 @@ class Settings(BaseSettings):
     )
     worker_queues: str = Field(default="train,optimize", description="queues a worker consumes")
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    device: str | None = Field(
+        default=None,
+        pattern=DEVICE_LABEL_PATTERN,
+        description="a worker's device label (`optiboard worker --device rpi4`): it then takes only measurement "
+        "jobs for that label, from the queue measure.<label>",
+    )
     worker_max_memory_mb: int = Field(
         default=6144,
         ge=256,

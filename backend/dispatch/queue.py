@@ -8,9 +8,22 @@ from typing import Any
 from celery import Celery
 
 from backend.core.settings import Settings
+from runspec.vocabulary import DEVICE_QUEUE_PREFIX
 
 TASK_EXECUTE_RUN = "optiboard.execute_run"
+TASK_MEASURE_ON_DEVICE = "optiboard.measure_on_device"
 QUEUE_FOR_KIND = {"train": "train", "optimize": "optimize"}
+
+
+def device_queue(device: str) -> str:
+    """The Celery queue of a device label's measurement jobs: `measure.<label>`. Only a worker
+    started with `--device <label>` consumes it (never the training queues' workers)."""
+    return DEVICE_QUEUE_PREFIX + device
+
+
+def queue_device(queue: str) -> str | None:
+    """The device label a queue serves, or None for any other queue."""
+    return queue.removeprefix(DEVICE_QUEUE_PREFIX) if queue.startswith(DEVICE_QUEUE_PREFIX) else None
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -50,6 +63,12 @@ class JobQueue:
 
     def enqueue_run(self, *, run_id: int, kind: str) -> str:
         result = self.app.send_task(TASK_EXECUTE_RUN, args=[run_id], queue=QUEUE_FOR_KIND.get(kind, "train"))
+        return str(result.id)
+
+    def enqueue_measurement(self, *, measurement_id: int, device: str) -> str:
+        """Send a device measurement to its device's own queue (never a training queue); the
+        device label travels with it so the worker can refuse a job for another label."""
+        result = self.app.send_task(TASK_MEASURE_ON_DEVICE, args=[measurement_id, device], queue=device_queue(device))
         return str(result.id)
 
     def queue_lengths(self) -> dict[str, int]:

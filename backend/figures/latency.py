@@ -21,13 +21,23 @@ def latency_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, A
     return (tflite, "TFLite") if tflite else (usable, "Keras")
 
 
-def latency_figure(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def latency_figure(rows: Sequence[Mapping[str, Any]], device: str | None = None) -> dict[str, Any]:
+    """p50 bars with a p95 whisker per variant; `device` (the label whose measurements the rows
+    carry) is named in the title."""
     usable, runtime = latency_rows(rows)
     left_out = sum(1 for r in rows if finite(r.get("latency_p50_ms")) is not None) - len(usable)
+    not_measured = sum(
+        1 for r in rows if str(r.get("format", "")).startswith("tflite") and finite(r.get("latency_p50_ms")) is None
+    )
     values = [finite(r.get(k)) for r in usable for k in ("latency_p50_ms", "latency_p95_ms")]
     layout = base_layout(
-        f"{runtime} latency, batch 1: p50 bar, p95 whisker (log)"
-        + (f" · {left_out} Keras variants in the table" if left_out else ""),
+        f"{runtime} latency{f' on {esc(device)}' if device else ''}, batch 1: p50 bar, p95 whisker (log)"
+        + (f" · {left_out} Keras variants in the table" if left_out else "")
+        + (
+            f" · {not_measured} TFLite not measured{f' on {esc(device)}' if device else ''}"
+            if not_measured and usable
+            else ""
+        ),
         xaxis=axis("", type="category", tickangle=-30),
         yaxis=axis("Latency (ms, log)", type="log", **log_ticks(values, "ms")),
         # one bar per category; "overlay" stops bars of different traces being offset
@@ -38,7 +48,11 @@ def latency_figure(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         bargap=0.35,
     )
     if not usable:
-        layout["annotations"] = [empty_annotation("No latency measurements yet")]
+        layout["annotations"] = [
+            empty_annotation(
+                f"No latency measurements on {esc(device)} yet" if device else "No latency measurements yet"
+            )
+        ]
         layout["xaxis"]["visible"] = False
         layout["yaxis"]["visible"] = False
         return go.Figure(layout=layout).to_plotly_json()

@@ -16,6 +16,7 @@ from typing import Any
 
 from backend.figures.labels import technique_of
 from backend.figures.text import finite, human_bytes
+from runspec.vocabulary import OWN_DEVICE
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1f2937;
@@ -163,6 +164,40 @@ def _runs_list(runs: Sequence[Mapping[str, Any]]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
+def _device_text(device: str) -> str:
+    return "the training worker" if device == OWN_DEVICE else device
+
+
+def _device_table(measurements: Sequence[Mapping[str, Any]]) -> str:
+    """Every device measurement of the compared variants (latest per variant and device), with
+    what measured it: the worker and the machine of its fingerprint."""
+    e = html.escape
+    head = (
+        "<tr><th>Run</th><th>Format</th><th>Device</th><th>Worker</th><th>Machine</th>"
+        "<th class='num'>p50 ms</th><th class='num'>p90 ms</th><th class='num'>p99 ms</th>"
+        "<th class='num'>Runs timed</th><th>Stable</th><th>Measured</th></tr>"
+    )
+    body = []
+    for m in measurements:
+        f, fp = m.get("figures") or {}, m.get("fingerprint") or {}
+        machine = " · ".join(str(fp[k]) for k in ("machine", "cpu", "cpu_count") if fp.get(k) is not None)
+        stable = (
+            "unstable: machine busy"
+            if f.get("latency_unstable")
+            else ("yes" if f.get("latency_cv") is not None else "–")
+        )
+        body.append(
+            f"<tr><td>#{e(str(m.get('run_id')))}</td><td>{e(str(m.get('format') or ''))}</td>"
+            f"<td>{e(str(m.get('device') or ''))}</td><td>{e(str(m.get('worker') or ''))}</td><td>{e(machine)}</td>"
+            f"<td class='num'>{_num(f.get('latency_p50_ms'), '.4g')}</td>"
+            f"<td class='num'>{_num(f.get('latency_p90_ms'), '.4g')}</td>"
+            f"<td class='num'>{_num(f.get('latency_p99_ms'), '.4g')}</td>"
+            f"<td class='num'>{_num(f.get('latency_count'), ',.0f')}</td><td>{e(stable)}</td>"
+            f"<td>{e(str(m.get('measured_at') or '')[:19])}</td></tr>"
+        )
+    return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def report_html(
     rows: Sequence[Mapping[str, Any]],
     figures: Mapping[str, Mapping[str, Any]],
@@ -170,8 +205,12 @@ def report_html(
     *,
     title: str = "optiboard comparison",
     generated_at: dt.datetime | None = None,
+    measurements: Sequence[Mapping[str, Any]] = (),
+    device: str | None = None,
 ) -> str:
-    """The whole report as one HTML string (a few MB: Plotly.js is inlined)."""
+    """The whole report as one HTML string (a few MB: Plotly.js is inlined). `measurements`:
+    the compared variants' device measurements (a table of their own); `device`: whose latency
+    the figures and the variants table show (named under the title)."""
     when = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     blocks = []
     for i, (name, fig) in enumerate(figures.items()):
@@ -189,10 +228,12 @@ def report_html(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
         f"<script>{_plotly_js()}</script></head><body><main>"
         f"<h1>{html.escape(title)}</h1>"
-        f"<p class='meta'>{len(runs)} runs · {len(rows)} variants · generated {when}</p>"
+        f"<p class='meta'>{len(runs)} runs · {len(rows)} variants · generated {when}"
+        f"{' · latency and memory as measured on ' + html.escape(_device_text(device)) if device else ''}</p>"
         f"<h2>Runs</h2>{_runs_list(runs)}"
         f"{''.join(blocks)}"
         f"<h2>Variants</h2><p class='meta'>{html.escape(baseline_text(rows))}</p>"
         f"<div class='card'>{_table(rows)}</div><p class='meta'>{html.escape(PROTOCOL_NOTE)}</p>"
-        f"<script>{_BOOT}</script></main></body></html>"
+        + (f"<h2>Measured on devices</h2><div class='card'>{_device_table(measurements)}</div>" if measurements else "")
+        + f"<script>{_BOOT}</script></main></body></html>"
     )

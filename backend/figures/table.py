@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "top_op",
     "float_ops",
     "latency_ratio",
+    "device",
     "pareto",
     "baseline_run_id",
     "baseline_format",
@@ -69,6 +70,7 @@ _COPIED = (
     "latency_p50_ms",
     "latency_p95_ms",
     *VARIANT_PROTOCOL_FIELDS,
+    "device",
 )
 
 
@@ -311,10 +313,12 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+def rows_csv(rows: Sequence[Mapping[str, Any]], extra_columns: Sequence[str] = ()) -> str:
+    """CSV_COLUMNS then `extra_columns` (e.g. the per-device latency columns), one line per row."""
+    columns = (*CSV_COLUMNS, *extra_columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     return out.getvalue()

@@ -14,7 +14,17 @@ from backend.figures.text import esc, finite, human_bytes, human_number
 from backend.figures.theme import axis, base_layout, color, empty_annotation, log_ticks
 from runspec.vocabulary import X_AXES
 
-X_UNITS = {"size_bytes": "bytes", "gzip_bytes": "bytes", "params": "count", "latency_p50_ms": "ms"}
+X_UNITS = {
+    "size_bytes": "bytes",
+    "gzip_bytes": "bytes",
+    "params": "count",
+    "latency_p50_ms": "ms",
+    "latency_p90_ms": "ms",
+    "peak_memory_bytes": "bytes",
+    "mcu_ram_bytes": "bytes",
+}
+# The x axes whose value depends on the machine that measured it (the title names it).
+MEASURED_ON_A_MACHINE = ("latency_p50_ms", "latency_p90_ms", "peak_memory_bytes")
 DIMMED = 0.3
 # Marker shape per format, so the keras and TFLite variants of one recipe stay apart.
 SYMBOLS = {
@@ -31,9 +41,9 @@ def symbol(fmt: object) -> str:
 
 
 def _fmt_x(x: str, value: float | None) -> str:
-    if x in ("size_bytes", "gzip_bytes"):
+    if X_UNITS.get(x) == "bytes":
         return human_bytes(value)
-    if x == "latency_p50_ms":
+    if X_UNITS.get(x) == "ms":
         return "–" if value is None else f"{value:.3g} ms"
     return human_number(value, 6)
 
@@ -95,13 +105,37 @@ def accuracy_range(values: Sequence[float]) -> dict[str, Any]:
     return {"range": [lo - pad, hi + pad], "autorange": False}
 
 
-def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") -> dict[str, Any]:
-    """One point per variant, coloured by technique; the front as a line, others dimmed."""
+def _expected(rows: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, Any]]:
+    """The rows that should have a value for `x`: int8 TFLite variants for the microcontroller
+    estimate, TFLite variants for what a device measures, every measured variant otherwise."""
+    measured = [r for r in rows if r.get("variant_id") is not None]
+    if x == "mcu_ram_bytes":
+        return [r for r in measured if r.get("format") == "tflite-int8"]
+    if x in MEASURED_ON_A_MACHINE:
+        return [r for r in measured if str(r.get("format", "")).startswith("tflite")]
+    return measured
+
+
+def tradeoff_figure(
+    rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", device: str | None = None
+) -> dict[str, Any]:
+    """One point per variant, coloured by technique; the front as a line, others dimmed.
+    `device`: the label whose measurements the rows carry (named in the title when x is measured
+    on a machine: latency, peak memory)."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}")
     usable = [r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None]
+    where = f" on {esc(device)}" if device and x in MEASURED_ON_A_MACHINE else ""
+    missing = sum(1 for r in _expected(rows, x) if finite(r.get(x)) is None)
     layout = base_layout(
-        "Accuracy vs " + X_AXES[x].split(" (")[0].lower(),
+        "Accuracy vs "
+        + X_AXES[x].split(" (")[0].lower()
+        + where
+        + (
+            f" · {missing} TFLite variant{'s' if missing != 1 else ''} not measured{where}"
+            if missing and usable
+            else ""
+        ),
         xaxis=axis(X_AXES[x], type="log", **log_ticks([finite(r.get(x)) for r in usable], X_UNITS[x])),
         yaxis=axis(
             "Test accuracy",
@@ -121,7 +155,13 @@ def tradeoff_figure(rows: Sequence[Mapping[str, Any]], x: str = "size_bytes") ->
         margin={"l": 56, "r": 16, "t": 40, "b": 48},
     )
     if not usable:
-        layout["annotations"] = [empty_annotation("No measured variants to plot yet")]
+        layout["annotations"] = [
+            empty_annotation(
+                "No measured variants to plot yet"
+                if x == "size_bytes" or not rows
+                else f"No variant has a {X_AXES[x].split(' (')[0].lower()} measurement{where}"
+            )
+        ]
         layout["xaxis"]["visible"] = False
         layout["yaxis"]["visible"] = False
         return go.Figure(layout=layout).to_plotly_json()

@@ -243,6 +243,46 @@ class Variant(Base):
     damaged: Mapped[str | None] = mapped_column(String(500))
 
 
+class VariantMeasurement(Base):
+    """A variant measured on a target device (issue 18 item 4): which device label it was asked
+    for, its life (runspec.vocabulary.MEASUREMENT_STATUSES), the worker that took it and the
+    hardware fingerprint it measured on, the latency protocol's figures (milliseconds, batch 1)
+    and memory (bytes), or why it failed. One row per request: measuring again adds a row.
+    """
+
+    __tablename__ = "variant_measurements"
+    __table_args__ = (Index("ix_variant_measurements_variant_id_device", "variant_id", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
+    latency_mean_ms: Mapped[float | None] = mapped_column(Float)
+    latency_std_ms: Mapped[float | None] = mapped_column(Float)
+    latency_min_ms: Mapped[float | None] = mapped_column(Float)
+    latency_count: Mapped[int | None] = mapped_column(Integer)
+    latency_cv: Mapped[float | None] = mapped_column(Float)
+    latency_unstable: Mapped[bool | None] = mapped_column(Boolean)
+    latency_threads: Mapped[int | None] = mapped_column(Integer)
+    init_ms: Mapped[float | None] = mapped_column(Float)
+    first_inference_ms: Mapped[float | None] = mapped_column(Float)
+    load_avg_1m: Mapped[float | None] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mcu_ram_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mcu_flash_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    measured_at: Mapped[datetime | None] = mapped_column()
+
+
 class Dataset(Base):
     """An uploaded .npz under a server-chosen file name, with what the validator found."""
 

@@ -118,6 +118,56 @@ class VariantRecord:
         return 1.0 - self.nonzero_params / self.params if self.params else None
 
 
+# The figures a device measurement holds (backend.store.models.VariantMeasurement): the latency
+# protocol's in milliseconds at batch 1, counts, the stability guard, start-up and memory in bytes.
+MEASUREMENT_FIGURES: tuple[str, ...] = ("latency_p50_ms", "latency_p95_ms", *VARIANT_PROTOCOL_FIELDS)
+
+
+@dataclass(frozen=True)
+class MeasurementRecord:
+    """A variant measured on a device: `device` the label asked for, `status` one of
+    runspec.vocabulary.MEASUREMENT_STATUSES, `worker` the Celery node that took it,
+    `fingerprint` the hardware description of the process that measured (worker.engine.hardware
+    `fingerprint()` plus `device` and `threads`), `figures` {name: value} over
+    MEASUREMENT_FIGURES (None where not measured), `error` why it failed. Times are UTC.
+    `run_id` and `format` are the variant's."""
+
+    id: int
+    variant_id: int
+    run_id: int
+    format: str
+    device: str
+    status: str
+    worker: str | None
+    fingerprint: dict[str, Any]
+    error: str | None
+    figures: dict[str, Any]
+    extra: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    measured_at: datetime | None
+
+
+def measurement_record(row: m.VariantMeasurement, *, run_id: int, fmt: str) -> MeasurementRecord:
+    """The plain record of an ORM measurement row (with its variant's run id and format)."""
+    return MeasurementRecord(
+        id=row.id,
+        variant_id=row.variant_id,
+        run_id=run_id,
+        format=fmt,
+        device=row.device,
+        status=row.status,
+        worker=row.worker,
+        fingerprint=dict(row.fingerprint or {}),
+        error=row.error,
+        figures={k: getattr(row, k) for k in MEASUREMENT_FIGURES},
+        extra=dict(row.extra or {}),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        measured_at=row.measured_at,
+    )
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """An uploaded model: `filename` relative to the artifact root (server-chosen), `sha256` hex

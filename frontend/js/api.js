@@ -138,16 +138,22 @@ export const getModel = (id, opts) => get(`/api/models/${encodeURIComponent(id)}
 export const deleteModel = (id) => request("DELETE", `/api/models/${encodeURIComponent(id)}`);
 
 // Compare
-export const getCompare = ({ runs, baseline, x }, opts) =>
-  get("/api/compare", { runs: runs.join(","), baseline, x }, opts);
-export function compareExportUrl(kind, { runs, baseline, x }) {
+export const getCompare = ({ runs, baseline, x, device }, opts) =>
+  get("/api/compare", { runs: runs.join(","), baseline, x, device }, opts);
+export function compareExportUrl(kind, { runs, baseline, x, device }) {
   const path = { csv: "/api/compare.csv", json: "/api/compare.json", html: "/api/compare/report.html" }[kind];
   const url = new URL(path, window.location.origin);
   url.searchParams.set("runs", runs.join(","));
   if (baseline) url.searchParams.set("baseline", String(baseline));
   if (x) url.searchParams.set("x", x);
+  if (device) url.searchParams.set("device", device);
   return url.pathname + url.search;
 }
+
+// Devices (issue 18): device workers online, and measurements of a run's variants on one
+export const listDevices = (opts) => get("/api/devices", undefined, opts);
+export const getMeasurements = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}/measurements`, undefined, opts);
+export const measureOnDevice = (id, device) => post(`/api/runs/${encodeURIComponent(id)}/measurements`, { device });
 
 // Operations
 export const listWorkers = (opts) => get("/api/workers", undefined, opts);

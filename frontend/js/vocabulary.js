@@ -22,6 +22,8 @@ export const VOCAB = loaded || {
   headline_formats: [],
   x_axes: {},
   run_chart_x_axes: {},
+  own_device: "worker",
+  measurement_statuses: [],
 };
 
 const terminal = new Set(VOCAB.terminal_statuses);

@@ -13,23 +13,34 @@ from sqlalchemy.orm import Session
 
 from backend import figures
 from backend.api.deps import Authenticated, SessionDep
-from backend.api.schemas import RunPublic, VariantPublic
+from backend.api.schemas import MeasurementPublic, RunPublic, VariantPublic
 from backend.core.errors import Invalid, NotFound
+from backend.figures.devices import device_columns, on_device
 from backend.figures.table import compare_rows, rows_csv
-from backend.store import metrics, variants
+from backend.store import measurements, metrics, variants
 from backend.store import runs as run_store
-from runspec.vocabulary import MAX_ID
+from runspec.vocabulary import DEVICE_LABEL_PATTERN, MAX_ID, OWN_DEVICE
 
 router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
 MAX_RUNS = 200
 LOSS_KEYS = ("loss", "val_loss")
 LOSS_POINT_BUDGET = 24_000
-XAxis = Literal["size_bytes", "gzip_bytes", "params", "latency_p50_ms"]
+XAxis = Literal[
+    "size_bytes", "gzip_bytes", "params", "latency_p50_ms", "latency_p90_ms", "peak_memory_bytes", "mcu_ram_bytes"
+]
 RunsQuery = Annotated[str, Query(max_length=1000, description="comma-separated run ids, e.g. 1,2,3")]
 _RUN_LIST = re.compile(r"\s*\d{1,10}(\s*,\s*\d{1,10})*\s*,?\s*")
 BaselineQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="run the deltas refer to")]
 XQuery = Annotated[XAxis, Query(description="cost on the x axis of the trade-off figure")]
+DeviceQuery = Annotated[
+    str,
+    Query(
+        pattern=DEVICE_LABEL_PATTERN,
+        description=f"whose latency and memory figures to show: {OWN_DEVICE!r} (the training worker's own) or a "
+        "device label the variants were measured on",
+    ),
+]
 
 
 def _run_ids(raw: str) -> list[int]:
@@ -46,7 +57,9 @@ def _run_ids(raw: str) -> list[int]:
     return ids
 
 
-def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *, with_figures: bool) -> dict[str, Any]:
+def _comparison(
+    session: Session, raw_runs: str, baseline: int | None, x: str, device: str = OWN_DEVICE, *, with_figures: bool
+) -> dict[str, Any]:
     ids = _run_ids(raw_runs)
     records = run_store.get_runs(session, run_ids=ids)
     missing = sorted(set(ids) - {r.id for r in records})
@@ -55,6 +68,17 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
         raise NotFound(f"runs not found: {names}")
     run_docs = [RunPublic.of(r).model_dump(mode="json") for r in records]
     variant_docs = [VariantPublic.of(v).model_dump(mode="json") for v in variants.list_variants(session, run_ids=ids)]
+    measured = {
+        key: MeasurementPublic.of(r).model_dump(mode="json")
+        for key, r in measurements.latest_succeeded(session, run_ids=ids).items()
+    }
+    devices = sorted({d for _, d in measured})
+    if device != OWN_DEVICE and device not in devices:
+        raise Invalid.at(
+            ("query", "device"),
+            f"no variant of these runs was measured on {device!r} (measured on: {', '.join(devices) or 'no device'})",
+        )
+    variant_docs = on_device(variant_docs, measured, device)
     # optimize runs are labelled by their parent's recipe, selected or not
     parent_ids = sorted({int(r.parent_run_id) for r in records if r.parent_run_id})
     parents = (
@@ -69,7 +93,18 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
     if baseline is not None and not any(v["run_id"] == baseline for v in variant_docs):
         raise Invalid.at(("query", "baseline"), f"run {baseline} has no measured model to compare against")
     rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents)
-    out: dict[str, Any] = {"runs": run_docs, "rows": rows, "baseline": reference, "x": x}
+    rows, per_device = device_columns(rows, measured, devices)
+    out: dict[str, Any] = {
+        "runs": run_docs,
+        "rows": rows,
+        "baseline": reference,
+        "x": x,
+        "device": device,
+        # the training worker's own measurements, then every device a variant was measured on
+        "devices": [OWN_DEVICE, *devices],
+        "device_columns": per_device,
+        "measurements": list(measured.values()),
+    }
     if with_figures:
         # One bulk read for every run (not a query per run), downsampled in the store.
         # ~24k points in all keeps the browser responsive with 100 runs (bench/dashboard.py);
@@ -82,11 +117,15 @@ def _comparison(session: Session, raw_runs: str, baseline: int | None, x: str, *
             for r in records
         }
         out["figures"] = {
-            "tradeoff": figures.tradeoff_figure(rows, x=x),
-            "latency": figures.latency_figure(rows),
+            "tradeoff": figures.tradeoff_figure(rows, x=x, device=_device_name(device)),
+            "latency": figures.latency_figure(rows, device=_device_name(device)),
             "loss": figures.loss_figure(series_by_run, keys=LOSS_KEYS),
         }
     return out
+
+
+def _device_name(device: str) -> str:
+    return "the training worker" if device == OWN_DEVICE else device
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -96,10 +135,14 @@ def _attachment(name: str) -> dict[str, str]:
 
 @router.get("/compare")
 def read_comparison(
-    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+    session: SessionDep,
+    runs: RunsQuery,
+    baseline: BaselineQuery = None,
+    x: XQuery = "size_bytes",
+    device: DeviceQuery = OWN_DEVICE,
 ) -> Response:
     """Runs side by side: a row per variant with deltas, and loss/trade-off/latency figures."""
-    data = _comparison(session, runs, baseline, x, with_figures=True)
+    data = _comparison(session, runs, baseline, x, device, with_figures=True)
     # Encoded by orjson: FastAPI's encoder walked every point of the loss figure (~16,000
     # values for 100 runs) and took longer than building the comparison.
     return Response(orjson.dumps(data), media_type="application/json")
@@ -107,29 +150,45 @@ def read_comparison(
 
 @router.get("/compare.csv", response_class=PlainTextResponse)
 def export_csv(
-    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+    session: SessionDep,
+    runs: RunsQuery,
+    baseline: BaselineQuery = None,
+    x: XQuery = "size_bytes",
+    device: DeviceQuery = OWN_DEVICE,
 ) -> PlainTextResponse:
     """The comparison table as CSV."""
-    data = _comparison(session, runs, baseline, x, with_figures=False)
-    return PlainTextResponse(rows_csv(data["rows"]), media_type="text/csv; charset=utf-8", headers=_attachment("csv"))
+    data = _comparison(session, runs, baseline, x, device, with_figures=False)
+    return PlainTextResponse(
+        rows_csv(data["rows"], data["device_columns"]), media_type="text/csv; charset=utf-8", headers=_attachment("csv")
+    )
 
 
 @router.get("/compare.json")
 def export_json(
-    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+    session: SessionDep,
+    runs: RunsQuery,
+    baseline: BaselineQuery = None,
+    x: XQuery = "size_bytes",
+    device: DeviceQuery = OWN_DEVICE,
 ) -> JSONResponse:
     """The comparison table and its runs as a JSON file."""
-    data = _comparison(session, runs, baseline, x, with_figures=False)
+    data = _comparison(session, runs, baseline, x, device, with_figures=False)
     return JSONResponse(data, headers=_attachment("json"))
 
 
 @router.get("/compare/report.html", response_class=HTMLResponse)
 def export_report(
-    session: SessionDep, runs: RunsQuery, baseline: BaselineQuery = None, x: XQuery = "size_bytes"
+    session: SessionDep,
+    runs: RunsQuery,
+    baseline: BaselineQuery = None,
+    x: XQuery = "size_bytes",
+    device: DeviceQuery = OWN_DEVICE,
 ) -> HTMLResponse:
     """A self-contained HTML report (Plotly.js and figures inlined) that opens offline."""
-    data = _comparison(session, runs, baseline, x, with_figures=True)
-    html = figures.report_html(data["rows"], data["figures"], data["runs"])
+    data = _comparison(session, runs, baseline, x, device, with_figures=True)
+    html = figures.report_html(
+        data["rows"], data["figures"], data["runs"], measurements=data["measurements"], device=data["device"]
+    )
     return HTMLResponse(html, headers=_attachment("html"))
 
 

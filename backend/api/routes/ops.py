@@ -124,6 +124,7 @@ class WorkerPublic(BaseModel):
     pid: int | None = None
     active: list[ActiveJob] = []
     hardware: dict[str, Any] = {}
+    device: str | None = Field(default=None, description="the device label of a measuring worker (--device)")
 
 
 class WorkersPublic(BaseModel):
@@ -183,6 +184,7 @@ def inspect_workers(app: Celery, *, timeout_s: float = DEFAULT_PING_TIMEOUT_S) -
                 pid=(stats.get(name) or {}).get("pid"),
                 active=jobs,
                 hardware=hardware.get(name) or {},
+                device=(hardware.get(name) or {}).get("device"),
             )
         )
     return workers

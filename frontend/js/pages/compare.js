@@ -21,6 +21,8 @@ const state = {
     .filter((n) => Number.isInteger(n) && n > 0),
   baseline: Number(params.get("baseline")) || null,
   x: X_AXES.some((a) => a.key === params.get("x")) ? params.get("x") : "size_bytes",
+  // whose latency and memory figures: the training worker's own, or a device label (issue 18)
+  device: params.get("device") || VOCAB.own_device,
   data: null,
   candidates: [],
 };
@@ -58,6 +60,7 @@ function syncUrl() {
   if (state.runs.length) p.set("runs", state.runs.join(","));
   if (state.baseline && state.runs.includes(state.baseline)) p.set("baseline", String(state.baseline));
   if (state.x !== "size_bytes") p.set("x", state.x);
+  if (state.device !== VOCAB.own_device) p.set("device", state.device);
   const qs = p.toString().replace(/%2C/g, ",");
   history.replaceState(null, "", qs ? `/compare?${qs}` : "/compare");
 }
@@ -131,6 +134,9 @@ function setRuns(ids) {
 }
 
 // ---- data ------------------------------------------------------------------------------
+const deviceParam = () => (state.device === VOCAB.own_device ? undefined : state.device);
+const deviceName = (d) => (d === VOCAB.own_device ? "this worker" : d);
+
 let inflight = null;
 async function load() {
   if (!state.runs.length) {
@@ -152,7 +158,7 @@ async function load() {
   try {
     // the request goes first: the server builds the figures while the browser evaluates Plotly
     const request = api.getCompare(
-      { runs: state.runs, baseline: state.baseline || undefined, x: state.x },
+      { runs: state.runs, baseline: state.baseline || undefined, x: state.x, device: deviceParam() },
       { signal: inflight.signal },
     );
     const [data] = await Promise.all([request, loadPlotly()]);
@@ -215,7 +221,34 @@ function renderControls() {
       ),
     ),
   );
-  const exportParams = { runs: state.runs, baseline: state.baseline || undefined, x: state.x };
+  const devices = state.data.devices || [VOCAB.own_device];
+  const deviceSwitch = h(
+    "div",
+    { class: "segmented", role: "group", "aria-label": "whose latency and memory measurements", id: "device-switch" },
+    devices.map((d) =>
+      h(
+        "button",
+        {
+          type: "button",
+          "aria-pressed": d === state.device ? "true" : "false",
+          dataset: { device: d },
+          title:
+            d === VOCAB.own_device
+              ? "as the worker that trained each run measured it"
+              : `as measured on a worker started with --device ${d}`,
+          on: {
+            click: () => {
+              state.device = d;
+              syncUrl();
+              load();
+            },
+          },
+        },
+        deviceName(d),
+      ),
+    ),
+  );
+  const exportParams = { runs: state.runs, baseline: state.baseline || undefined, x: state.x, device: deviceParam() };
   replace(
     slots.controls,
     h(
@@ -225,6 +258,7 @@ function renderControls() {
       baselineSelect,
       h("span", { class: "muted" }, "  x axis"),
       xSwitch,
+      devices.length > 1 ? [h("span", { class: "muted" }, "latency measured on"), deviceSwitch] : null,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
       h(
@@ -278,7 +312,16 @@ const COLUMNS = [
   { label: "Gzip", num: true, cell: (r) => fmt.bytes(r.gzip_bytes) },
   { label: "Params", num: true, cell: (r) => fmt.integer(r.params) },
   { label: "p50", num: true, cell: (r) => fmt.ms(r.latency_p50_ms) },
-  { label: "p95", num: true, cell: (r) => fmt.ms(r.latency_p95_ms) },
+  {
+    label: "p90",
+    num: true,
+    title: "90th percentile, the headline latency (p95 and p99 are in the exports)",
+    // the protocol's guard: a spread it could not settle is not shown as a clean number
+    cell: (r) =>
+      r.latency_unstable
+        ? h("span", { class: "neg", title: "unstable: machine busy" }, `${fmt.ms(r.latency_p90_ms)}*`)
+        : fmt.ms(r.latency_p90_ms),
+  },
   {
     label: "Latency ×",
     num: true,
@@ -309,7 +352,7 @@ function baselineNote(rows, runs) {
   return h(
     "p",
     { class: "muted", id: "compare-baseline" },
-    `Δ and × against the baseline #${ref.baseline_run_id} ${run ? run.name : ""} · ${fmt.modelFormat(ref.baseline_format)}; latency × against its model of the same runtime (TFLite with TFLite, Keras with Keras).`,
+    `Δ and × against the baseline #${ref.baseline_run_id} ${run ? run.name : ""} · ${fmt.modelFormat(ref.baseline_format)}; latency × against its model of the same runtime (TFLite with TFLite, Keras with Keras). Latencies as measured on ${deviceName(state.device)}.`,
   );
 }
 

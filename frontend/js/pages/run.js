@@ -4,6 +4,7 @@
 import * as api from "../api.js";
 import { renderCurves, renderFigure } from "../charts.js";
 import { constantValue, defaultKeys, epochAnchors, groupKeys, legendName, NOT_CURVES, phases } from "../curves.js";
+import { mountDevices } from "../devices.js";
 import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import {
@@ -71,6 +72,7 @@ const slots = {
   ),
   variants: h("div"),
   cost: h("div"),
+  devices: h("div"),
   confusion: h("div"),
   bottom: h("div", { class: "grid-2" }),
 };
@@ -466,6 +468,7 @@ async function start() {
       slots.charts,
       slots.variants,
       slots.cost,
+      slots.devices,
       slots.confusion,
       slots.bottom,
     );
@@ -527,6 +530,11 @@ async function loadVariants() {
   }
   renderVariants();
   renderOverview();
+  // once the run has succeeded with its variants: the card then keeps itself up to date
+  if (!slots.devices.dataset.mounted && state.run.status === "succeeded" && Array.isArray(state.variants)) {
+    slots.devices.dataset.mounted = "1";
+    mountDevices(slots.devices, state.run, state.variants);
+  }
 }
 
 // ---- rendering -------------------------------------------------------------------------
