@@ -196,6 +196,29 @@ def uploaded_model_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...
     return problems
 
 
+# Layers that do a model's own input scaling (keras.io/guides/preprocessing_layers: "put the
+# preprocessing in the model").
+SELF_SCALING_LAYERS = ("Rescaling", "Normalization")
+
+
+def with_resolved_defaults(session: Session, spec: RunSpec) -> RunSpec:
+    """`spec` with the defaults that depend on what it names, resolved before it is stored (so
+    the stored spec says what ran):
+
+    - `dataset.normalize` left at its default with an uploaded model whose first layer is
+      Rescaling or Normalization becomes "none": the model scales its own inputs, and scaling
+      them once more (pixels / 255 twice) would measure a model that only sees black images.
+      A value the user gave is kept."""
+    if spec.model.upload_id is None or "normalize" in spec.dataset.model_fields_set:
+        return spec
+    record = uploaded_models.get_model(session, model_id=spec.model.upload_id)
+    layers = (record.preflight.get("layers") or []) if record is not None else []
+    if layers and layers[0].get("class") in SELF_SCALING_LAYERS:
+        dataset = spec.dataset.model_copy(update={"normalize": "none"})
+        return spec.model_copy(update={"dataset": dataset})
+    return spec
+
+
 # What the API knows of the built-in datasets, in the shape of an upload's info.
 BUILTIN_SIZES: dict[str, dict[str, Any]] = {
     "digits": {"train_examples": 1347, "test_examples": 450, "classes": 10, "input_shape": [8, 8]},
@@ -297,6 +320,7 @@ def create_checked(
     session: Session, spec: RunSpec, *, max_attempts: int, retry_of_run_id: int | None = None
 ) -> RunRecord:
     raise_if_problems(reference_problems(session, spec))
+    spec = with_resolved_defaults(session, spec)
     return runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
 
 

@@ -246,7 +246,12 @@ def compare_rows(
                 "variant_id": v.get("id"),
                 "format": v.get("format"),
                 "technique": technique_label(run, v.get("format"), parents.get(int(run.get("parent_run_id") or 0))),
-                **recipe_columns(run, parents.get(int(run.get("parent_run_id") or 0))),
+                # the user's model as it came was not made by this run's recipe
+                **(
+                    dict.fromkeys(recipe_columns(run, None))
+                    if v.get("format") == UPLOADED_FORMAT
+                    else recipe_columns(run, parents.get(int(run.get("parent_run_id") or 0)))
+                ),
             }
             for key in _COPIED:
                 value = v.get(key)

@@ -38,15 +38,16 @@ pytestmark = [pytest.mark.services, pytest.mark.tensorflow]
 FAST = {"latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8, "protocol": "quick"}
 
 
-def _digits() -> Any:
-    return load_data(DatasetSpec(name="digits"), lambda _: Path("/nonexistent"))
+def _digits(normalize: str = "scale") -> Any:
+    return load_data(DatasetSpec(name="digits", normalize=normalize), lambda _: Path("/nonexistent"))
 
 
 def _keras3_digits_cnn(path: Path) -> keras.Model:
-    """What a user brings: a trained Keras 3 Functional CNN with a nested block and softmax."""
-    data = _digits()
+    """What a user brings: a trained Keras 3 Functional CNN that scales its own inputs (raw
+    digits pixels are 0-16), with a nested block and softmax."""
+    data = _digits("none")
     inputs = keras.Input((8, 8, 1), name="image")
-    x = keras.layers.Rescaling(1.0, name="rescale")(inputs)
+    x = keras.layers.Rescaling(1 / 16, name="rescale")(inputs)
     x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU(name="relu")(x)
@@ -93,7 +94,7 @@ def _refused(stack: Stack, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_a_keras3_model_is_measured_as_it_came_then_pruned_and_quantized(live_stack: Stack, tmp_path: Path) -> None:
     model = _keras3_digits_cnn(tmp_path / "user_cnn.keras")
-    data = _digits()
+    data = _digits("none")  # what the model was trained on: it rescales its own inputs
     as_came = float(np.mean(np.argmax(model.predict(data.x_test, verbose=0), axis=-1) == data.y_test))
     uploaded = _upload(live_stack, tmp_path / "user_cnn.keras", "user cnn")
     copy = uploaded["preflight"]["tf_keras_copy"]
@@ -109,6 +110,11 @@ def test_a_keras3_model_is_measured_as_it_came_then_pruned_and_quantized(live_st
         "measurement": FAST,
     }
     run = live_stack.client.submit(spec)
+    # Its first layer is Rescaling: the default normalization becomes "none", stored as such.
+    assert run["spec"]["dataset"]["normalize"] == "none"
+    explicit = live_stack.client.submit({**spec, "dataset": {"name": "digits", "normalize": "scale"}})
+    assert explicit["spec"]["dataset"]["normalize"] == "scale"  # what the user says is kept
+    live_stack.client.http.post(f"/api/runs/{explicit['id']}/cancel")
     done = live_stack.client.wait_terminal(run["id"], timeout=300)
     assert done["status"] == "succeeded", done["error"]
     variants = _variants(live_stack, run["id"])

@@ -393,9 +393,13 @@ def _uploaded_start(
     as_came = workdir / "uploaded.keras"
     save_keras_model(model, as_came)
     test = TestSet(data.x_test, data.y_test, data.classes)
-    _report(
-        reporter, as_uploaded(measure_variant(as_came, "keras", test, spec.measurement), uploaded), RunClock(1), 0.02
-    )
+    baseline = as_uploaded(measure_variant(as_came, "keras", test, spec.measurement), uploaded)
+    _report(reporter, baseline, RunClock(1), 0.02)
+    if baseline.accuracy <= 1.5 / max(data.classes, 1):
+        reporter.log(
+            f"warning: {what} as uploaded scores {baseline.accuracy:.3f}, about chance for {data.classes} classes: "
+            f"check that dataset.normalize ({spec.dataset.normalize}) gives the inputs the model was trained on"
+        )
     model, note = logits_model(model, what)
     if note:
         reporter.log(note)

@@ -138,8 +138,8 @@ def _prune(layer: Any, cls: str, legacy: bool) -> dict[str, Any]:
     if not layer.trainable_weights:
         return _verdict(
             "fix",
-            "not in tfmot's PruneRegistry and has no weights to prune: prune only the other layers "
-            "(clone_model with a clone_function), leaving this one as it is",
+            "not in tfmot's PruneRegistry and has no weights to prune: optiboard prunes only the other "
+            "layers (clone_model with a clone_function) and leaves this one as it is",
         )
     return _verdict("no", f"tfmot's PruneRegistry does not list {cls}; prune_low_magnitude refuses it")
 
@@ -166,8 +166,8 @@ def _qat(layer: Any, cls: str, legacy: bool) -> dict[str, Any]:
     if cls in PASS_THROUGH:
         return _verdict(
             "fix",
-            "a pass-through quantize config (quantize_annotate_layer with a QuantizeConfig that "
-            "quantizes nothing) lets QAT run; the layer stays float until conversion",
+            "optiboard annotates it with a pass-through quantize config (quantize_annotate_layer with a "
+            "QuantizeConfig that quantizes nothing) so QAT runs; the layer stays float until conversion",
         )
     return _verdict("no", f"tfmot's default 8-bit QuantizeRegistry does not list {cls}")
 

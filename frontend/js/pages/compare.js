@@ -256,9 +256,10 @@ function renderControls() {
       { class: "toolbar" },
       h("label", { for: "baseline" }, "Baseline"),
       baselineSelect,
-      h("span", { class: "muted" }, "  x axis"),
-      xSwitch,
-      devices.length > 1 ? [h("span", { class: "muted" }, "latency measured on"), deviceSwitch] : null,
+      h("span", { class: "toolbar-group" }, h("span", { class: "muted" }, "x axis"), xSwitch),
+      devices.length > 1
+        ? h("span", { class: "toolbar-group" }, h("span", { class: "muted" }, "latency measured on"), deviceSwitch)
+        : null,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
       h(

@@ -525,12 +525,24 @@ function modelWidget(form) {
         change: (e) => {
           idInput.value = e.target.value;
           idInput.dispatchEvent(new Event("input", { bubbles: true }));
+          selfScaling(byId.get(Number(e.target.value)));
           describe();
         },
       },
     },
     h("option", { value: "" }, "Build the architecture (no uploaded model)"),
   );
+  // A model whose first layer scales its inputs (Rescaling, Normalization) takes raw values:
+  // scaling them again would feed it near-black images. The server resolves the default the
+  // same way (backend/dispatch/submission.with_resolved_defaults); the form sends every field.
+  const selfScaling = (m) => {
+    const first = m?.preflight?.layers?.[0]?.class;
+    const normalize = form.slots.get("dataset.normalize");
+    if (!normalize?.input || !["Rescaling", "Normalization"].includes(first)) return;
+    normalize.input.value = "none";
+    normalize.input.dispatchEvent(new Event("change", { bubbles: true }));
+    toast(`Normalize set to none: ${m.name} starts with a ${first} layer and scales its own inputs`);
+  };
   idInput.addEventListener("input", describe);
   slot.container.append(h("div", { class: "upload-widget" }, picker, note));
   const wanted = new URLSearchParams(window.location.search).get("model");

@@ -52,6 +52,17 @@ function showModel(m) {
     ["sha256", m.sha256],
     ["checked in", p.seconds === undefined ? "–" : `${p.seconds} s`],
   ];
+  const copy = p.tf_keras_copy;
+  if (copy)
+    facts.push([
+      "tf-keras copy",
+      copy.status === "yes"
+        ? `made at upload; the techniques run on it (outputs equal within ${Number(copy.max_abs_diff).toExponential(1)})`
+        : `none: ${copy.reason} (techniques and exports cannot run)`,
+    ]);
+  if (m.format === "tflite")
+    facts.push(["runs", "measured as it is (accuracy, size, latency): no training or exports"]);
+  if (m.format === "saved_model") facts.push(["runs", "converted to TFLite and measured; exports, no training"]);
   const nested = (p.nested_models || []).map((n) => `${n.path} (${n.class}, ${n.layers} layers)`);
   replace(
     detail,
