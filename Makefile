@@ -12,7 +12,7 @@ KERAS_DATASETS ?= $(HOME)/.keras/datasets
 
 .PHONY: run test test-fast install install-test js-tools lint typecheck fashion-mnist bench clean
 
-PY_PACKAGES := runspec backend worker cli optiboard tests bench
+PY_PACKAGES := runspec backend worker cli optiboard tests bench examples
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
