@@ -296,7 +296,7 @@ def test_the_vocabulary_endpoint_serves_the_shared_definitions(client: TestClien
     assert body["statuses"] == ["queued", "running", "succeeded", "failed", "cancelled"]
     assert set(body["terminal_statuses"]) == {"succeeded", "failed", "cancelled"}
     assert body["export_formats"] == list(vocabulary.EXPORT_FORMATS)
-    assert body["variant_formats"] == ["keras"] + [f"tflite-{f}" for f in body["export_formats"]]
+    assert body["variant_formats"] == ["keras"] + [f"tflite-{f}" for f in body["export_formats"]] + ["uploaded"]
     assert body["max_id"] == 2**31 - 1
     assert client.get("/api/vocabulary", headers={"Authorization": ""}).status_code == 401
 
