@@ -5,12 +5,20 @@ the zeros / the centroids through QAT."""
 from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (
+    NoOpQuantizeConfig,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+    Default8BitQuantizeRegistry,
+)
 
 from runspec.spec import QATSpec
+from worker.engine.preflight import PASS_THROUGH
 from worker.engine.techniques.base import CLUSTERS, SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 quantization = tfmot.quantization.keras
+_REGISTRY = Default8BitQuantizeRegistry()
 
 
 class QAT(FineTuning[QATSpec]):
@@ -26,7 +34,18 @@ class QAT(FineTuning[QATSpec]):
         return "quantization-aware training"
 
     def apply(self, model: keras.Model, spec: QATSpec, context: PhaseContext) -> Applied:
-        annotated = quantization.quantize_annotate_model(model)
+        passed: list[str] = []
+
+        def pass_through(layer: keras.layers.Layer) -> keras.layers.Layer:
+            # tfmot's documented pattern for a layer its registry does not list: annotate it
+            # with a QuantizeConfig that quantizes nothing (the preflight's PASS_THROUGH "fix")
+            if type(layer).__name__ in PASS_THROUGH and not _REGISTRY.supports(layer):
+                passed.append(layer.name)
+                return quantization.quantize_annotate_layer(layer, NoOpQuantizeConfig())
+            return layer
+
+        annotated = quantization.quantize_annotate_model(keras.models.clone_model(model, clone_function=pass_through))
+        notes = [f"left in float (pass-through quantize config): {', '.join(passed)}"] if passed else []
         if CLUSTERS in context.kept:
             scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
                 preserve_sparsity=SPARSITY in context.kept
@@ -36,7 +55,7 @@ class QAT(FineTuning[QATSpec]):
         else:
             scheme = quantization.default_8bit.Default8BitQuantizeScheme()
         with quantization.quantize_scope():
-            return Applied(base=model, model=quantization.quantize_apply(annotated, scheme))
+            return Applied(base=model, model=quantization.quantize_apply(annotated, scheme), notes=notes)
 
     def strip(self, applied: Applied) -> keras.Model:
         return float_weights_from_qat(applied.model, applied.base)
