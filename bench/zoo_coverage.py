@@ -28,7 +28,10 @@ from worker.engine.coverage import TECHNIQUES, Source, SourceResult, cover, tota
 
 SIZE = 32
 SOURCES: list[dict[str, Any]] = [
-    {"name": "mobilenet_v2", "architecture": {"architecture": "mobilenet_v2", "width_multiplier": 0.35, "input_size": SIZE}},
+    {
+        "name": "mobilenet_v2",
+        "architecture": {"architecture": "mobilenet_v2", "width_multiplier": 0.35, "input_size": SIZE},
+    },
     {
         "name": "mobilenet_v3_small",
         "architecture": {"architecture": "mobilenet_v3_small", "width_multiplier": 0.35, "input_size": SIZE},
@@ -95,7 +98,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
-            {"base": BASE, "sources": entries, "results": [r.as_dict() for r in results], "totals": summary, "targets_held": held},
+            {
+                "base": BASE,
+                "sources": entries,
+                "results": [r.as_dict() for r in results],
+                "totals": summary,
+                "targets_held": held,
+            },
             indent=2,
         )
     )

@@ -19,8 +19,8 @@ from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
-from runspec.zoo import ZOO
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
+from runspec.zoo import ZOO
 
 log = logging.getLogger(__name__)
 

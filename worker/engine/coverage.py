@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,11 +116,14 @@ def _no_upload(upload_id: int) -> Path:
 
 
 def _last_line(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return text.splitlines()[-1][:500] if text else type(exc).__name__
+    """The exception's type and the first line of its message (at most 500 characters)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
 
 
-def cover(source: Source, base: dict[str, Any], workdir: Path, *, techniques: tuple[str, ...] = TECHNIQUES) -> SourceResult:
+def cover(
+    source: Source, base: dict[str, Any], workdir: Path, *, techniques: tuple[str, ...] = TECHNIQUES
+) -> SourceResult:
     """Preflight `source`, then run each of `techniques` on it through run_job.
 
     `base`: the RunSpec fields every run shares (dataset, training, measurement), as a dict;
