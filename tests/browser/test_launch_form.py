@@ -120,6 +120,7 @@ def test_zoo_architectures_show_their_own_fields(dashboard: Dashboard, live_stac
     width = page.locator('[data-path="model.width_multiplier"]')
     size = page.locator('[data-path="model.input_size"]')
     weights = page.locator('[data-path="model.weights"]')
+    expect(architecture).to_be_visible()
     options = architecture.locator("option").evaluate_all("os => os.map(o => o.value)")
     assert {"mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50"} <= set(options)
     expect(size).to_be_hidden()  # seed_cnn
