@@ -5,6 +5,12 @@ a kernel, a distillation student that is not smaller than its teacher) before qu
 The worker builds the real Keras models in `worker.engine.models` from the same widths and
 padding rule defined here; `tests/engine/test_architectures.py` checks both agree with
 `count_params()` for every architecture.
+
+The zoo (`runspec.zoo`, keras.applications) has no per-layer arithmetic here: Keras rounds its
+widths layer by layer (`_make_divisible`). Its totals come from a table at alpha 1.0 on 3-channel
+inputs; where the table cannot say, the checks that need a total are skipped (the worker logs the
+real counts), and the clustering check is not needed (every zoo kernel smaller than the cluster
+count is left unclustered by the engine, and no zoo model is made only of such kernels).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runspec.spec import ClusteringSpec, DistillationSpec, ModelSpec, RunSpec
+from runspec.zoo import ZOO, zoo_params
 
 # Input shape (H, W, C) and class count of the built-in datasets; uploads are unknown here.
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
@@ -58,7 +65,8 @@ def _conv_out(size: int, padding: str) -> int:
 
 
 def layer_counts(model: ModelSpec, input_shape: tuple[int, int, int], classes: int) -> list[LayerCount]:
-    """Per-layer weight counts of `model` for inputs of `input_shape` and `classes` outputs."""
+    """Per-layer weight counts of `model` for inputs of `input_shape` and `classes` outputs.
+    Raises ValueError for a zoo architecture (see `model_params`)."""
     w = model.width_multiplier
     h, wd, c = input_shape
     layers: list[LayerCount] = []
@@ -93,14 +101,24 @@ def layer_counts(model: ModelSpec, input_shape: tuple[int, int, int], classes: i
             layers.append(LayerCount(f"pw{i + 1}", prev * width, width))
             prev = width
         layers.append(LayerCount("logits", prev * classes, classes))
-    else:  # pragma: no cover - the spec's Literal forbids it
-        raise ValueError(f"unknown architecture {model.architecture!r}")
+    else:
+        raise ValueError(f"no per-layer arithmetic for architecture {model.architecture!r}")
     return layers
 
 
+def model_params(model: ModelSpec, input_shape: tuple[int, int, int], classes: int) -> int | None:
+    """Total parameters of `model` on inputs of `input_shape` (H, W, C) with `classes` outputs;
+    None for a zoo model the table cannot count (runspec.zoo.zoo_params). A zoo model with ImageNet
+    weights always reads 3 channels (grayscale is repeated)."""
+    if model.architecture in ZOO:
+        channels = 3 if model.weights == "imagenet" else input_shape[2]
+        return zoo_params(model.architecture, model.width_multiplier, channels, classes)
+    return sum(lc.total for lc in layer_counts(model, input_shape, classes))
+
+
 def param_counts(spec: RunSpec) -> dict[str, int] | None:
-    """Total weights per layer of the spec's model on its dataset; None for uploads."""
-    if spec.dataset.name not in DATASET_SHAPES:
+    """Total weights per layer of the spec's model on its dataset; None for uploads and the zoo."""
+    if spec.dataset.name not in DATASET_SHAPES or spec.model.architecture in ZOO:
         return None
     shape, classes = DATASET_SHAPES[spec.dataset.name]
     return {lc.name: lc.total for lc in layer_counts(spec.model, shape, classes)}
@@ -110,7 +128,7 @@ def total_params(model: ModelSpec, dataset: str) -> int | None:
     if dataset not in DATASET_SHAPES:
         return None
     shape, classes = DATASET_SHAPES[dataset]
-    return sum(lc.total for lc in layer_counts(model, shape, classes))
+    return model_params(model, shape, classes)
 
 
 def check_spec_semantics(
@@ -127,9 +145,9 @@ def check_spec_semantics(
     if dataset is None and spec.dataset.name not in DATASET_SHAPES:
         return errors  # an upload whose shape the caller did not pass (or (F,) features)
     shape, classes = dataset or DATASET_SHAPES[spec.dataset.name]
-    counts = layer_counts(spec.model, shape, classes)
+    counts = [] if spec.model.architecture in ZOO else layer_counts(spec.model, shape, classes)
     for i, t in enumerate(spec.techniques):
-        if isinstance(t, ClusteringSpec):
+        if isinstance(t, ClusteringSpec) and counts:
             smallest = min(counts, key=lambda lc: lc.kernel)
             if t.number_of_clusters > smallest.kernel:
                 errors.append(
@@ -142,9 +160,9 @@ def check_spec_semantics(
                 )
         if isinstance(t, DistillationSpec):
             teacher = teacher_model or ModelSpec()
-            t_total = sum(lc.total for lc in layer_counts(teacher, shape, classes))
-            s_total = sum(lc.total for lc in counts)
-            if s_total >= t_total:
+            t_total = model_params(teacher, shape, classes)
+            s_total = model_params(spec.model, shape, classes)
+            if t_total is not None and s_total is not None and s_total >= t_total:
                 errors.append(
                     (
                         "model",

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from runspec.vocabulary import MAX_ID, ExportFormat
+from runspec.zoo import ZOO, ZOO_ARCHITECTURES
 
 
 def applies_when(**sibling_values: list[str]) -> dict[str, JsonValue]:
@@ -22,7 +23,9 @@ def applies_when(**sibling_values: list[str]) -> dict[str, JsonValue]:
 
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
-ARCHITECTURES = ("seed_cnn", "mlp", "ds_cnn")
+BUILTIN_ARCHITECTURES = ("seed_cnn", "mlp", "ds_cnn")
+ARCHITECTURES = BUILTIN_ARCHITECTURES + ZOO_ARCHITECTURES  # the zoo: runspec.zoo
+WIDTH_ARCHITECTURES = [*BUILTIN_ARCHITECTURES, *(a for a in ZOO_ARCHITECTURES if ZOO[a].has_alpha)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
@@ -89,8 +92,30 @@ class DatasetSpec(Strict):
 
 
 class ModelSpec(Strict):
-    architecture: Literal["seed_cnn", "mlp", "ds_cnn"] = "seed_cnn"
-    width_multiplier: float = Field(default=1.0, ge=0.25, le=2.0)
+    architecture: Literal[
+        "seed_cnn", "mlp", "ds_cnn", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50"
+    ] = "seed_cnn"
+    width_multiplier: float = Field(
+        default=1.0,
+        ge=0.25,
+        le=2.0,
+        description="scales every layer's width; MobileNet's alpha for mobilenet_v2 and mobilenet_v3_small",
+        json_schema_extra=applies_when(architecture=WIDTH_ARCHITECTURES),
+    )
+    input_size: int = Field(
+        default=96,
+        ge=32,
+        le=512,
+        title="Input size (pixels)",
+        description="zoo architectures: the dataset's images are resized to this square side inside the model",
+        json_schema_extra=applies_when(architecture=list(ZOO_ARCHITECTURES)),
+    )
+    weights: Literal["none", "imagenet"] = Field(
+        default="none",
+        description="zoo architectures: random initial weights, or ImageNet weights read from the Keras cache "
+        "($KERAS_HOME/models or ~/.keras/models; never downloaded at run time)",
+        json_schema_extra=applies_when(architecture=list(ZOO_ARCHITECTURES)),
+    )
     init_from_run_id: int | None = Field(
         default=None,
         ge=1,
@@ -111,6 +136,21 @@ class ModelSpec(Strict):
     def _one_source(self) -> ModelSpec:
         if self.upload_id is not None and self.init_from_run_id is not None:
             raise SpecError("upload_id", "upload_id and init_from_run_id name two starting models: choose one")
+        return self
+
+    @model_validator(mode="after")
+    def _published_weights(self) -> ModelSpec:
+        """ImageNet weights exist only for the alphas Keras publishes (tf_keras.applications:
+        MobileNetV2 0.35-1.4, MobileNetV3Small 0.75 and 1.0)."""
+        zoo = ZOO.get(self.architecture)
+        if zoo is not None and zoo.has_alpha and self.weights == "imagenet":
+            if self.width_multiplier not in zoo.imagenet_alphas:
+                raise SpecError(
+                    "width_multiplier",
+                    f"Keras publishes ImageNet weights for {self.architecture} only at width_multiplier (alpha) "
+                    f"{', '.join(f'{a:g}' for a in zoo.imagenet_alphas)}, not {self.width_multiplier:g}: "
+                    "pick one of those or weights 'none'",
+                )
         return self
 
 
@@ -425,6 +465,8 @@ def techniques_summary(spec: RunSpec) -> str:
     if spec.external:
         return "external"
     width = f" ×{spec.model.width_multiplier:g}" if spec.model.width_multiplier != 1.0 else ""
+    if spec.model.architecture in ZOO:
+        width += f" {spec.model.input_size}px" + (" imagenet" if spec.model.weights == "imagenet" else "")
     model = f"model #{spec.model.upload_id}" if spec.model.upload_id is not None else spec.model.architecture + width
     parts = [
         f"{model} {spec.training.optimizer.name}"

@@ -21,6 +21,7 @@ from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
 from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
+from runspec.zoo import ZOO
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,14 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
                     "features per example: use the mlp architecture",
                 )
             )
-        elif len(shape) >= 2 and min(shape[0], shape[1]) < MIN_CNN_IMAGE:
+        elif len(shape) == 3 and spec.model.weights == "imagenet" and shape[2] not in (1, 3):
+            out.append(
+                (
+                    ("model", "weights"),
+                    f"ImageNet weights read 3 channels (grayscale is repeated) but {what} has {shape[2]}",
+                )
+            )
+        elif len(shape) >= 2 and arch not in ZOO and min(shape[0], shape[1]) < MIN_CNN_IMAGE:
             out.append(
                 (
                     ("model", "architecture"),

@@ -39,6 +39,15 @@ def run_count(client: TestClient) -> int:
             {"training": {"schedule": {"name": "constant", "step_epochs": 3}}},
             ["body", "training", "schedule", "step_epochs"],
         ),
+        # the zoo: ImageNet weights only at the alphas Keras publishes; no alpha on ResNet50
+        (
+            {"model": {"architecture": "mobilenet_v2", "weights": "imagenet", "width_multiplier": 0.6}},
+            ["body", "model", "width_multiplier"],
+        ),
+        ({"model": {"architecture": "resnet50", "width_multiplier": 0.5}}, ["body", "model", "width_multiplier"]),
+        ({"model": {"architecture": "seed_cnn", "input_size": 64}}, ["body", "model", "input_size"]),
+        ({"model": {"weights": "imagenet"}}, ["body", "model", "weights"]),
+        ({"model": {"architecture": "efficientnet_b0", "input_size": 16}}, ["body", "model", "input_size"]),
     ],
 )
 def test_bad_spec_gets_422_naming_the_field_and_writes_nothing(

@@ -110,3 +110,28 @@ def test_the_form_shows_what_applies_and_names_things(dashboard: Dashboard, live
     datasets = live_stack.client.http.get("/api/datasets").json()["data"]
     assert any(d["id"] == dataset_id and d["name"] == "tiny" for d in datasets)
     assert dashboard.console_errors == []
+
+
+def test_zoo_architectures_show_their_own_fields(dashboard: Dashboard, live_stack: Any):
+    """The zoo's input size and weights appear only for a zoo architecture, and the width
+    multiplier only where the architecture has one (MobileNet's alpha, the built-in ones)."""
+    page = dashboard.open("/launch")
+    architecture = page.locator('[data-path="model.architecture"] select')
+    width = page.locator('[data-path="model.width_multiplier"]')
+    size = page.locator('[data-path="model.input_size"]')
+    weights = page.locator('[data-path="model.weights"]')
+    expect(architecture).to_be_visible()
+    options = architecture.locator("option").evaluate_all("os => os.map(o => o.value)")
+    assert {"mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50"} <= set(options)
+    expect(size).to_be_hidden()  # seed_cnn
+    expect(weights).to_be_hidden()
+    expect(width).to_be_visible()
+    architecture.select_option("mobilenet_v2")
+    expect(size).to_be_visible()
+    expect(weights).to_be_visible()
+    expect(width).to_be_visible()
+    assert weights.locator("select option").evaluate_all("os => os.map(o => o.value)") == ["none", "imagenet"]
+    architecture.select_option("resnet50")
+    expect(width).to_be_hidden()
+    expect(size).to_be_visible()
+    assert dashboard.console_errors == []

@@ -157,6 +157,10 @@ class DatasetUnavailable(ExpectedFailure):
     """The spec names a dataset whose files this worker does not have."""
 
 
+class WeightsUnavailable(DatasetUnavailable):
+    """The spec asks for ImageNet weights whose file is not in this worker's Keras cache."""
+
+
 class ModelFileRefused(ExpectedFailure, ValueError):
     """A model file that is not in the Keras v3 format (the only one loaded in safe mode)."""
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from runspec import architectures as arch
 from runspec.spec import ModelSpec, RegularizationSpec
+from runspec.zoo import ZOO
 from worker.engine.contract import ModelFileRefused
 from worker.engine.data import Data
 from worker.engine.tfsetup import keras
+from worker.engine.zoo import build_zoo_model
 
 
 def _regularizer(reg: RegularizationSpec) -> keras.regularizers.Regularizer | None:
@@ -31,7 +33,9 @@ def build_model(
     name: str | None = None,
 ) -> keras.Model:
     """A fresh model of the spec's architecture; L1/L2 act on kernels, dropout before the
-    classifier."""
+    classifier. A zoo architecture is built by worker.engine.zoo.build_zoo_model."""
+    if spec.architecture in ZOO:
+        return build_zoo_model(spec, input_shape, classes, reg, name=name)
     kr = _regularizer(reg)
     w = spec.width_multiplier
     inputs = keras.Input(shape=input_shape, name="input")

@@ -16,6 +16,7 @@ has that class; clustering's rule that a layer without trainable weights is supp
 to the Keras 3 layer's own weights. Hand-written, with sources:
 - `INT8_LAYERS`: layers whose TFLite ops have int8 kernels, from the LiteRT quantization spec
   (ai.google.dev/edge/litert/models/quantization_spec) and the converter's lowering of each layer;
+  `INT8_TF_OPS`: the same for TensorFlow ops recorded as `TFOpLambda` layers (add, sub, mul);
 - BatchNormalization after Conv2D / DepthwiseConv2D / Dense: tfmot's default 8-bit layout
   transforms (`default_8bit_transforms.Conv2DBatchNormQuantize`, `DenseBatchNormQuantize`)
   quantize the pair as one and the TFLite converter folds it into the kernel;
@@ -64,6 +65,10 @@ INT8_LAYERS = frozenset(
     Embedding
     """.split()
 )
+# TensorFlow ops that tf-keras records as TFOpLambda layers (a Functional model built with
+# `x + 3.0`, `x * y`; MobileNetV3's hard-swish) whose TFLite ops ADD, SUB and MUL have int8
+# kernels (LiteRT quantization spec); keyed by the layer's `symbol`.
+INT8_TF_OPS = frozenset({"__operators__.add", "math.add", "math.subtract", "math.multiply"})
 INT8_ACTIVATIONS = frozenset({"linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "hard_sigmoid", "swish", "silu"})
 PASS_THROUGH = frozenset({"Rescaling", "Normalization", "Resizing", "CenterCrop", "Identity", "GaussianNoise"})
 BN_FOLDS_AFTER = frozenset({"Conv2D", "DepthwiseConv2D", "Dense"})
@@ -183,6 +188,8 @@ def _cluster(layer: Any, cls: str, legacy: bool) -> dict[str, Any]:
 
 
 def _int8(layer: Any, cls: str) -> dict[str, Any]:
+    if cls == "TFOpLambda" and getattr(layer, "symbol", None) in INT8_TF_OPS:
+        return _verdict("yes", f"tf.{layer.symbol} lowers to a TFLite op with int8 kernels")
     if cls not in INT8_LAYERS:
         return _verdict("no", f"{cls} lowers to TFLite ops without int8 kernels (or that optiboard has not verified)")
     activation = _activation_name(layer)

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
 from runspec.spec import PruningSpec
 from worker.engine.techniques.base import SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 sparsity = tfmot.sparsity.keras
-
-
-def prune_supported(model: keras.Model, schedule: sparsity.PruningSchedule) -> keras.Model:
-    """`prune_low_magnitude` on the whole model when tfmot's PruneRegistry supports every layer;
-    else on each supported layer only, the others (weightless layers the registry does not list,
-    such as Rescaling: the preflight's "fix") left as they are, through clone_model with a
-    clone_function (tfmot's pruning guide, "Prune some layers")."""
-    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
-
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    if all(PruneRegistry.supports(layer) for layer in layers):
-        return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-
-    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if type(layer).__name__ != "InputLayer" and PruneRegistry.supports(layer):
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer.__class__.from_config(layer.get_config())
-
-    pruned = keras.models.clone_model(model, clone_function=wrap)
-    for layer in model.layers:
-        twin = pruned.get_layer(("prune_low_magnitude_" + layer.name) if PruneRegistry.supports(layer) else layer.name)
-        inner = getattr(twin, "layer", twin)
-        inner.set_weights(layer.get_weights())
-    return pruned
 
 
 def pruning_schedule(spec: PruningSpec, total_steps: int) -> sparsity.PruningSchedule:
@@ -59,7 +36,8 @@ def pruning_schedule(spec: PruningSpec, total_steps: int) -> sparsity.PruningSch
 
 class Pruning(FineTuning[PruningSpec]):
     """tfmot's prune_low_magnitude on every prunable layer, UpdatePruningStep while fine-tuning,
-    strip_pruning after: the stripped kernels hold `target_sparsity` zeros."""
+    strip_pruning after: the stripped kernels hold `target_sparsity` zeros. Layers without
+    weights that tfmot does not list are left as they are (the preflight's "fix")."""
 
     spec_type = PruningSpec
     keeps = frozenset({SPARSITY})
@@ -70,7 +48,21 @@ class Pruning(FineTuning[PruningSpec]):
     def apply(self, model: keras.Model, spec: PruningSpec, context: PhaseContext) -> Applied:
         spe = context.steps_per_epoch
         schedule = pruning_schedule(spec, spe * spec.fine_tuning_epochs(spe))
-        return Applied(base=model, model=prune_supported(model, schedule), callbacks=[sparsity.UpdatePruningStep()])
+        skipped: list[str] = []
+
+        def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+            # tfmot's documented pattern for pruning some layers (clone_model with a
+            # clone_function): a layer PruneRegistry does not list and that has no weights
+            # (Resizing, Rescaling, TFOpLambda) is reused as it is; any other goes to
+            # prune_low_magnitude, which refuses an unsupported layer with weights by name.
+            if not layer.trainable_weights and not PruneRegistry.supports(layer):
+                skipped.append(layer.name)
+                return layer
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+        wrapped = keras.models.clone_model(model, clone_function=wrap)
+        notes = [f"not pruned (no weights, not in tfmot's PruneRegistry): {', '.join(skipped)}"] if skipped else []
+        return Applied(base=model, model=wrapped, callbacks=[sparsity.UpdatePruningStep()], notes=notes)
 
     def strip(self, applied: Applied) -> keras.Model:
         """Plain layers holding the pruned (zeroed) weights."""

@@ -5,12 +5,20 @@ the zeros / the centroids through QAT."""
 from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (
+    NoOpQuantizeConfig,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+    Default8BitQuantizeRegistry,
+)
 
 from runspec.spec import QATSpec
+from worker.engine.preflight import PASS_THROUGH
 from worker.engine.techniques.base import CLUSTERS, SPARSITY, Applied, FineTuning, PhaseContext
 from worker.engine.tfsetup import keras
 
 quantization = tfmot.quantization.keras
+_REGISTRY = Default8BitQuantizeRegistry()
 
 
 class QAT(FineTuning[QATSpec]):
@@ -26,7 +34,18 @@ class QAT(FineTuning[QATSpec]):
         return "quantization-aware training"
 
     def apply(self, model: keras.Model, spec: QATSpec, context: PhaseContext) -> Applied:
-        annotated = quantization.quantize_annotate_model(pass_through_annotated(model))
+        passed: list[str] = []
+
+        def pass_through(layer: keras.layers.Layer) -> keras.layers.Layer:
+            # tfmot's documented pattern for a layer its registry does not list: annotate it
+            # with a QuantizeConfig that quantizes nothing (the preflight's PASS_THROUGH "fix")
+            if type(layer).__name__ in PASS_THROUGH and not _REGISTRY.supports(layer):
+                passed.append(layer.name)
+                return quantization.quantize_annotate_layer(layer, NoOpQuantizeConfig())
+            return layer
+
+        annotated = quantization.quantize_annotate_model(keras.models.clone_model(model, clone_function=pass_through))
+        notes = [f"left in float (pass-through quantize config): {', '.join(passed)}"] if passed else []
         if CLUSTERS in context.kept:
             scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
                 preserve_sparsity=SPARSITY in context.kept
@@ -35,57 +54,11 @@ class QAT(FineTuning[QATSpec]):
             scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
         else:
             scheme = quantization.default_8bit.Default8BitQuantizeScheme()
-        with quantization.quantize_scope({"NoOpQuantizeConfig": NoOpQuantizeConfig}):
-            return Applied(base=model, model=quantization.quantize_apply(annotated, scheme))
+        with quantization.quantize_scope():
+            return Applied(base=model, model=quantization.quantize_apply(annotated, scheme), notes=notes)
 
     def strip(self, applied: Applied) -> keras.Model:
         return float_weights_from_qat(applied.model, applied.base)
-
-
-class NoOpQuantizeConfig(quantization.QuantizeConfig):
-    """Quantizes nothing: the layer runs as it is inside the QAT model. tfmot's documented way to
-    let QAT proceed past a layer its registry does not list (tensorflow.org/model_optimization/
-    guide/quantization/training_comprehensive_guide, "Modify quantization: ... NoOpQuantizeConfig")."""
-
-    def get_weights_and_quantizers(self, layer):  # type: ignore[no-untyped-def]
-        return []
-
-    def get_activations_and_quantizers(self, layer):  # type: ignore[no-untyped-def]
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):  # type: ignore[no-untyped-def]
-        pass
-
-    def set_quantize_activations(self, layer, quantize_activations):  # type: ignore[no-untyped-def]
-        pass
-
-    def get_output_quantizers(self, layer):  # type: ignore[no-untyped-def]
-        return []
-
-    def get_config(self):  # type: ignore[no-untyped-def]
-        return {}
-
-
-def pass_through_annotated(model: keras.Model) -> keras.Model:
-    """`model` with each weightless layer that tfmot's 8-bit registry does not list but that
-    needs no quantization of its own (PASS_THROUGH: Rescaling, Normalization, Resizing, ...) annotated
-    with NoOpQuantizeConfig, so quantize_annotate_model + quantize_apply accept the model; the
-    same set the preflight calls "fix" (worker.engine.preflight.PASS_THROUGH)."""
-    from worker.engine.preflight import PASS_THROUGH
-
-    if not any(type(layer).__name__ in PASS_THROUGH for layer in model.layers):
-        return model
-
-    def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if type(layer).__name__ in PASS_THROUGH:
-            return quantization.quantize_annotate_layer(
-                layer.__class__.from_config(layer.get_config()), NoOpQuantizeConfig()
-            )
-        return layer.__class__.from_config(layer.get_config())
-
-    annotated = keras.models.clone_model(model, clone_function=annotate)
-    annotated.set_weights(model.get_weights())
-    return annotated
 
 
 def float_weights_from_qat(qat_model: keras.Model, float_model: keras.Model) -> keras.Model:
