@@ -98,6 +98,19 @@ LOGGED_ACCURACY_KEYS: tuple[str, ...] = (
     "categorical_accuracy",
 )
 LOGGED_FORMAT = "logged"
+# Which single value of a logged series tables, exports and charts show (backend.store.metrics.
+# summaries): the value at the best validation epoch (the default), the last, the minimum, the maximum.
+SUMMARIES: dict[str, str] = {
+    "best": "at the best validation epoch (lowest val_loss, else highest val_accuracy)",
+    "last": "last value",
+    "min": "minimum",
+    "max": "maximum",
+}
+DEFAULT_SUMMARY = "best"
+# The best epoch: the step of the first of these keys the run logged, at its min or max.
+BEST_EPOCH_KEYS: tuple[tuple[str, str], ...] = (("val_loss", "min"), ("val_accuracy", "max"))
+# Logged series the compare table and exports summarise into columns of their own.
+SUMMARY_COLUMNS: tuple[str, ...] = ("val_accuracy", "val_loss", "accuracy", "loss")
 # The variant of a baseline run that compare deltas refer to, best first: the user's own model as
 # it came when the run started from an upload.
 REFERENCE_FORMATS: tuple[str, ...] = (UPLOADED_FORMAT, "tflite-float32", "keras")
@@ -184,6 +197,9 @@ def as_dict() -> dict[str, object]:
         "reference_formats": list(REFERENCE_FORMATS),
         "logged_accuracy_keys": list(LOGGED_ACCURACY_KEYS),
         "logged_format": LOGGED_FORMAT,
+        "summaries": dict(SUMMARIES),
+        "default_summary": DEFAULT_SUMMARY,
+        "summary_columns": list(SUMMARY_COLUMNS),
         "x_axes": dict(X_AXES),
         "run_chart_x_axes": dict(RUN_CHART_X_AXES),
         "technique_names": dict(TECHNIQUE_NAMES),

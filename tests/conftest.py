@@ -229,6 +229,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redis_url=redis_url,
         OPTIBOARD_REAPER_INTERVAL_S="2",
         OPTIBOARD_HEARTBEAT_TIMEOUT_S="60",
+        # one system/ sample a second (default 10 s), so short test jobs have several
+        OPTIBOARD_SYSTEM_METRICS_INTERVAL_S="1",
     )
     upgrade(db)
     token = make_token(db)

@@ -29,6 +29,7 @@ from worker.engine.contract import (  # plain Python: no TensorFlow in the paren
 )
 from worker.gpus import hardware_summary
 from worker.reporter import DbReporter, LeaseLost
+from worker.system_metrics import SystemMonitor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +76,8 @@ def execute(run_id: int, *, worker: str) -> str:
         return "failed"
 
     reporter = DbReporter(factory, run_id=run_id, lease=lease, artifact_root=settings.artifacts).start()
+    # the job's own CPU/memory(/GPU) samples and peak RSS, from here to the end of the engine's work
+    monitor = SystemMonitor(reporter.log_metrics, interval_s=settings.system_metrics_interval_s).start()
     workdir = settings.data_dir / "work" / f"run-{run_id}-{lease[:8]}"
     workdir.mkdir(parents=True, exist_ok=True)
     outcome = "failed"
@@ -94,14 +97,16 @@ def execute(run_id: int, *, worker: str) -> str:
             max_dataset_bytes=settings.max_dataset_bytes,
             max_dataset_ratio=settings.max_dataset_ratio,
         )
+        monitor.stop()
         reporter.close()
         reporter.flush()
-        finish("succeeded", None, train_seconds=summary.train_seconds, peak_memory_bytes=summary.peak_memory_bytes)
+        finish("succeeded", None, train_seconds=summary.train_seconds, peak_memory_bytes=monitor.peak_rss_bytes)
         outcome = "succeeded"
     except LeaseLost:
         log.warning("run %s: lease lost (reaped or cancelled elsewhere); stopping without writing", run_id)
         outcome = "lost"
     except Exception as e:
+        monitor.stop()
         reporter.close()
         cancelled = isinstance(e, Cancelled) or reporter.state == "cancel"
         try:
@@ -127,6 +132,7 @@ def execute(run_id: int, *, worker: str) -> str:
             else:
                 log.exception("run %s failed", run_id)
     finally:
+        monitor.stop()
         reporter.close()
         shutil.rmtree(workdir, ignore_errors=True)
         _release_memory()

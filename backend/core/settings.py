@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="a job process whose RSS exceeds this after a job is replaced before the next one",
     )
+    system_metrics_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=10,
+        description="seconds between two samples of a job's CPU, memory and GPU use (system/ metrics)",
+    )
     log_json: bool = Field(default=False, description="structured JSON logs")
     log_level: str = Field(default="INFO")
 

@@ -14,9 +14,11 @@ from typing import Any
 from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
 from runspec.vocabulary import (
+    DEFAULT_SUMMARY,
     LOGGED_FORMAT,
     PTQ_NAME,
     REFERENCE_FORMATS,
+    SUMMARY_COLUMNS,
     TECHNIQUE_NAMES,
     UPLOADED_FORMAT,
     UPLOADED_NAME,
@@ -55,9 +57,18 @@ CSV_COLUMNS = (
     "batch_size",
     "epochs",
     "width_multiplier",
+    *(
+        f"spec_{k}"
+        for k in ("architecture", "dataset", "seed", "target_sparsity", "number_of_clusters", "temperature", "alpha")
+    ),
     "technique_settings",
     "exports",
+    "summary",
+    *(f"logged_{k}" for k in SUMMARY_COLUMNS),
 )
+# Technique settings that get a column of their own (the value a sweep usually varies), as
+# spec_<setting>; a run whose recipe has none of that technique leaves it empty.
+SPEC_TECHNIQUE_COLUMNS = ("target_sparsity", "number_of_clusters", "temperature", "alpha")
 _COPIED = (
     "accuracy",
     "precision",
@@ -196,13 +207,22 @@ def recipe_columns(run: Mapping[str, Any], parent: Mapping[str, Any] | None = No
     source = (parent.get("spec") or {}) if run.get("kind") == "optimize" and parent else spec
     training = source.get("training") or {}
     optimizer = training.get("optimizer") or {}
-    settings = [technique_settings(t) for t in source.get("techniques") or [] if isinstance(t, Mapping)]
+    techniques = [t for t in source.get("techniques") or [] if isinstance(t, Mapping)]
+    settings = [technique_settings(t) for t in techniques]
+    model = source.get("model") or {}
+    dataset = source.get("dataset") or {}
+    # the first technique that sets it (a chain rarely repeats one)
+    own = {k: next((t[k] for t in techniques if t.get(k) is not None), None) for k in SPEC_TECHNIQUE_COLUMNS}
     return {
         "optimizer": optimizer.get("name"),
         "learning_rate": optimizer.get("learning_rate"),
         "batch_size": training.get("batch_size"),
         "epochs": training.get("epochs"),
-        "width_multiplier": (source.get("model") or {}).get("width_multiplier"),
+        "width_multiplier": model.get("width_multiplier"),
+        "spec_architecture": model.get("architecture"),
+        "spec_dataset": dataset.get("name"),
+        "spec_seed": dataset.get("seed"),
+        **{f"spec_{k}": v for k, v in own.items()},
         "technique_settings": "; ".join(settings),
         "exports": "+".join(str(e) for e in spec.get("exports") or []),
     }
@@ -220,14 +240,20 @@ def compare_rows(
     baseline_run_id: int | None = None,
     x: str = "size_bytes",
     parents: Mapping[int, Mapping[str, Any]] | None = None,
+    logged: Mapping[int, Mapping[str, float | None]] | None = None,
+    summary: str = DEFAULT_SUMMARY,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows in run order, then variant order; and which variant the deltas refer to.
 
     `parents` maps the parent id of optimize runs to that run (for the technique label).
+    `logged` maps a run id to its logged series summarised `summary`-wise ({key: value},
+    backend.store.metrics.summarize_metrics): they fill the logged_<key> columns, and an external
+    run without a model shows its summarised accuracy instead of the last one.
     Accuracy and size deltas refer to the baseline's reference variant (REFERENCE_FORMATS);
     the latency ratio to the baseline's variant of the same runtime (`_latency_reference`).
     """
     parents = parents or {}
+    logged = logged or {}
     by_run: dict[int, list[Mapping[str, Any]]] = {}
     for v in variants:
         by_run.setdefault(int(v["run_id"]), []).append(v)
@@ -268,9 +294,13 @@ def compare_rows(
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
         if int(run["id"]) not in by_run:
-            logged = _logged_row(run, ref)
-            if logged is not None:
-                rows.append(logged)
+            row_of_log = _logged_row(run, ref, logged.get(int(run["id"])))
+            if row_of_log is not None:
+                rows.append(row_of_log)
+    for row in rows:
+        values = logged.get(int(row["run_id"])) or {}
+        row["summary"] = summary
+        row.update({f"logged_{k}": finite(values.get(k)) for k in SUMMARY_COLUMNS})
     for row, on_front in zip(rows, pareto_flags(rows, x, "accuracy"), strict=True):
         row["pareto"] = on_front
         # every row (and CSV line) names what its deltas refer to
@@ -282,21 +312,25 @@ def compare_rows(
     return rows, baseline
 
 
-def _logged_row(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """An external run without a measured model, as a row of its own: its final logged accuracy
-    (the run's `logged` headline, runspec.vocabulary.logged_headline), no size or latency, so
-    it is in the table and the exports but never on the accuracy-vs-size chart or the front."""
+def _logged_row(
+    run: Mapping[str, Any], ref: Mapping[str, Any] | None, summarised: Mapping[str, float | None] | None = None
+) -> dict[str, Any] | None:
+    """An external run without a measured model, as a row of its own: its logged accuracy (the
+    key of the run's `logged` headline, runspec.vocabulary.logged_headline, summarised as the
+    reader chose when `summarised` has it, else the last value), no size or latency, so it is
+    in the table and the exports but never on the accuracy-vs-size chart or the front."""
     headline = run.get("headline") or {}
     if headline.get("format") != LOGGED_FORMAT:
         return None
-    acc = finite(headline.get("accuracy"))
+    key = str(headline.get("accuracy_key"))
+    acc = finite(summarised[key]) if summarised and key in summarised else finite(headline.get("accuracy"))
     ref_acc = finite(ref.get("accuracy")) if ref else None
     row: dict[str, Any] = {
         "run_id": int(run["id"]),
         "run_name": run.get("name"),
         "variant_id": None,
         "format": LOGGED_FORMAT,
-        "technique": f"external: last {headline.get('accuracy_key')} the script logged, no model measured",
+        "technique": f"external: {key} the script logged, no model measured",
         # its spec is the defaults an external run is created with, not what the script ran
         **dict.fromkeys(recipe_columns(run, None)),
         **dict.fromkeys(_COPIED),

@@ -138,15 +138,16 @@ export const getModel = (id, opts) => get(`/api/models/${encodeURIComponent(id)}
 export const deleteModel = (id) => request("DELETE", `/api/models/${encodeURIComponent(id)}`);
 
 // Compare
-export const getCompare = ({ runs, baseline, x, device }, opts) =>
-  get("/api/compare", { runs: runs.join(","), baseline, x, device }, opts);
-export function compareExportUrl(kind, { runs, baseline, x, device }) {
+export const getCompare = ({ runs, baseline, x, device, summary }, opts) =>
+  get("/api/compare", { runs: runs.join(","), baseline, x, device, summary }, opts);
+export function compareExportUrl(kind, { runs, baseline, x, device, summary }) {
   const path = { csv: "/api/compare.csv", json: "/api/compare.json", html: "/api/compare/report.html" }[kind];
   const url = new URL(path, window.location.origin);
   url.searchParams.set("runs", runs.join(","));
   if (baseline) url.searchParams.set("baseline", String(baseline));
   if (x) url.searchParams.set("x", x);
   if (device) url.searchParams.set("device", device);
+  if (summary) url.searchParams.set("summary", summary);
   return url.pathname + url.search;
 }
 

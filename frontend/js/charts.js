@@ -233,6 +233,54 @@ export function renderCurves(
   return plotly().react(div, traces, layout, PLOT_CONFIG);
 }
 
+const MIB = 1024 * 1024;
+
+/**
+ * The run's system metrics (worker/system_metrics.py): the job process's CPU use in % on the
+ * left axis and its memory in MiB on the right (system/rss_bytes, system/gpu_i_memory_used_bytes
+ * divided by 2^20), against seconds since the job started (their step). GPU utilisation keys
+ * share the % axis.
+ * @param {Object<string, {steps: number[], values: number[]}>} series system/ keys only
+ */
+export function renderSystem(div, series, { empty = "No system metrics logged" } = {}) {
+  const title = "System (job process)";
+  const keys = Object.keys(series)
+    .filter((k) => series[k].steps.length)
+    .sort();
+  if (!keys.length) return plotly().react(div, [], emptyLayout(title, empty), PLOT_CONFIG);
+  const traces = keys.map((key, i) => {
+    const bytes = key.endsWith("_bytes");
+    const name = key
+      .replace(/^system\//, "")
+      .replace(/_bytes$/, " (MiB)")
+      .replace(/_percent$/, " (%)");
+    return {
+      type: "scatter",
+      mode: "lines",
+      name,
+      x: series[key].steps,
+      y: series[key].values.map((v) => (bytes && Number.isFinite(v) ? v / MIB : metricValue(v))),
+      yaxis: bytes ? "y2" : "y",
+      line: { color: PALETTE[i % PALETTE.length], width: 1.5, dash: bytes ? "solid" : "dot" },
+      hovertemplate: `%{y:.1f}${bytes ? " MiB" : " %"}<extra>${plotlyText(name)}</extra>`,
+    };
+  });
+  const layout = {
+    title: { text: title, x: 0, xanchor: "left", font: { size: 14 } },
+    font: { family: FONT, size: 12, color: "#1f2937" },
+    paper_bgcolor: "#ffffff",
+    plot_bgcolor: "#ffffff",
+    margin: { l: 56, r: 56, t: 40, b: 44 },
+    xaxis: axis("Seconds since the job started"),
+    yaxis: axis("CPU / GPU use (%)", { rangemode: "tozero" }),
+    yaxis2: axis("Memory (MiB)", { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false }),
+    legend: { orientation: "h", y: -0.22, yanchor: "top", x: 0, font: { size: 11 } },
+    hovermode: "x unified",
+    uirevision: "system",
+  };
+  return plotly().react(div, traces, layout, PLOT_CONFIG);
+}
+
 /**
  * Explicit ticks for a log axis over `values`: 1-2-5 steps of each decade (1 per decade when the
  * data span more than three), each labelled with its full value ("0.05", "0.2", "1"). Returns

@@ -81,18 +81,25 @@ export function xValues(steps, axis, anchors) {
 // keys the engine logs that mark steps rather than being curves
 export const NOT_CURVES = new Set(["epoch", "phase"]);
 
+// the worker's samples of the job process (worker/system_metrics.py): stepped in seconds since
+// the job started, so drawn on their own chart, never with the training curves
+export const SYSTEM_PREFIX = "system/";
+export const isSystemKey = (key) => key.startsWith(SYSTEM_PREFIX);
+/** Keys the curve charts and the key chooser offer: neither step markers nor system samples. */
+export const isCurveKey = (key) => !NOT_CURVES.has(key) && !isSystemKey(key);
+
 /** The keys plotted before the user chooses: the usual training curves. */
 export function defaultKeys(keys) {
   const usual = /^(val_|train_)?(loss|acc|accuracy|sparse_categorical_accuracy)$|^lr$|learning_rate/;
-  const picked = keys.filter((k) => !NOT_CURVES.has(k) && usual.test(k));
-  return picked.length ? picked.slice(0, 12) : keys.filter((k) => !NOT_CURVES.has(k)).slice(0, 6);
+  const picked = keys.filter((k) => isCurveKey(k) && usual.test(k));
+  return picked.length ? picked.slice(0, 12) : keys.filter(isCurveKey).slice(0, 6);
 }
 
 /** Keys → the charts they go on: loss, accuracy, learning rate, and one chart of the rest. */
 export function groupKeys(keys) {
   const groups = { loss: [], accuracy: [], lr: [], other: [] };
   for (const key of [...keys].sort()) {
-    if (NOT_CURVES.has(key)) continue;
+    if (!isCurveKey(key)) continue;
     const k = key.toLowerCase();
     if (k.includes("loss")) groups.loss.push(key);
     else if (k.includes("acc")) groups.accuracy.push(key);

@@ -155,3 +155,29 @@ def test_a_run_with_as_many_keys_as_allowed_lists_them_and_plots_the_chosen(dash
         layers[-2].replace("/", "%2F") in u or layers[-2] in u for u in requested
     )  # only the chosen key read
     assert dashboard.console_errors == []
+
+
+def test_system_metrics_have_their_own_chart_not_the_key_chooser(
+    dashboard: Dashboard, live_stack: Any, pruned_run: dict[str, Any]
+):
+    """Issue 19 item 5: the job's CPU % and memory (MiB) on a chart of their own, in seconds
+    since the job started; the curve charts and the key chooser leave the system/ keys out."""
+    run_id = pruned_run["id"]
+    rss = live_stack.client.http.get(f"/api/runs/{run_id}/metrics", params={"keys": "system/rss_bytes"}).json()[
+        "series"
+    ]["system/rss_bytes"]
+    page = dashboard.open(f"/runs/{run_id}")
+    page.wait_for_function("() => document.getElementById('chart-system')?.data?.length >= 2")
+    assert page.locator("#system-card").is_visible()
+    traces = page.evaluate(
+        "document.getElementById('chart-system').data.map(t => ({name: t.name, x: t.x, y: t.y, yaxis: t.yaxis}))"
+    )
+    memory = next(t for t in traces if t["name"] == "rss (MiB)")
+    assert memory["yaxis"] == "y2" and memory["x"] == rss["steps"]
+    assert memory["y"] == pytest.approx([v / 2**20 for v in rss["values"]])
+    assert any(t["name"] == "cpu (%)" and t["yaxis"] == "y" for t in traces)
+    for chart in ("chart-loss", "chart-accuracy", "chart-other"):
+        names = page.evaluate(f"(document.getElementById('{chart}').data || []).map(t => t.name)")
+        assert not any("system/" in n or "cpu_percent" in n for n in names)
+    page.locator("#key-chooser summary").click()
+    assert not page.locator("#key-list [data-key^='system/']").count()

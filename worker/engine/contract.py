@@ -83,7 +83,8 @@ class JobSummary:
 
     `epochs_done` counts every epoch run (base training and each fine-tuning phase);
     `train_seconds` is wall time inside Keras fit calls, in seconds; `peak_memory_bytes` the
-    process's peak resident set size (ru_maxrss) in bytes; `stopped_early` whether early
+    process's lifetime peak resident set size (ru_maxrss) in bytes, which in a warm worker may be
+    an earlier job's (the worker stores the job's own peak instead, worker.system_metrics); `stopped_early` whether early
     stopping ended the base training. `extra` holds "steps" (optimizer steps over all phases),
     "recipe", "precision" (the Keras policy of the base training) and "wall_seconds".
     """

@@ -19,7 +19,15 @@ from backend.figures.devices import device_columns, on_device
 from backend.figures.table import compare_rows, rows_csv
 from backend.store import measurements, metrics, variants
 from backend.store import runs as run_store
-from runspec.vocabulary import DEVICE_LABEL_PATTERN, MAX_ID, OWN_DEVICE
+from runspec.vocabulary import (
+    DEFAULT_SUMMARY,
+    DEVICE_LABEL_PATTERN,
+    LOGGED_ACCURACY_KEYS,
+    MAX_ID,
+    OWN_DEVICE,
+    SUMMARIES,
+    SUMMARY_COLUMNS,
+)
 
 router = APIRouter(prefix="/api", tags=["compare"], dependencies=Authenticated)
 
@@ -43,6 +51,17 @@ DeviceQuery = Annotated[
 ]
 
 
+Summary = Literal["best", "last", "min", "max"]
+assert set(Summary.__args__) == set(SUMMARIES)  # type: ignore[attr-defined]
+SummaryQuery = Annotated[
+    Summary,
+    Query(
+        description="which value of each logged series the table, exports and an external run's accuracy show: "
+        + "; ".join(f"{k}: {v}" for k, v in SUMMARIES.items())
+    ),
+]
+
+
 def _run_ids(raw: str) -> list[int]:
     """The run ids of `?runs=1,2,3` in order, duplicates dropped; 422 at query.runs for
     anything else (a user sees "comma-separated run ids", not the pattern that checks it)."""
@@ -58,7 +77,14 @@ def _run_ids(raw: str) -> list[int]:
 
 
 def _comparison(
-    session: Session, raw_runs: str, baseline: int | None, x: str, device: str = OWN_DEVICE, *, with_figures: bool
+    session: Session,
+    raw_runs: str,
+    baseline: int | None,
+    x: str,
+    device: str = OWN_DEVICE,
+    summary: str = DEFAULT_SUMMARY,
+    *,
+    with_figures: bool,
 ) -> dict[str, Any]:
     ids = _run_ids(raw_runs)
     records = run_store.get_runs(session, run_ids=ids)
@@ -92,7 +118,15 @@ def _comparison(
         )
     if baseline is not None and not any(v["run_id"] == baseline for v in variant_docs):
         raise Invalid.at(("query", "baseline"), f"run {baseline} has no measured model to compare against")
-    rows, reference = compare_rows(run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents)
+    logged = metrics.summarize_metrics(
+        session.connection(),
+        run_ids=ids,
+        keys=list(dict.fromkeys((*SUMMARY_COLUMNS, *LOGGED_ACCURACY_KEYS))),
+        how=summary,
+    )
+    rows, reference = compare_rows(
+        run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents, logged=logged, summary=summary
+    )
     rows, per_device = device_columns(rows, measured, devices)
     out: dict[str, Any] = {
         "runs": run_docs,
@@ -100,6 +134,7 @@ def _comparison(
         "baseline": reference,
         "x": x,
         "device": device,
+        "summary": summary,
         # the training worker's own measurements, then every device a variant was measured on
         "devices": [OWN_DEVICE, *devices],
         "device_columns": per_device,
@@ -140,9 +175,10 @@ def read_comparison(
     baseline: BaselineQuery = None,
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
+    summary: SummaryQuery = "best",
 ) -> Response:
     """Runs side by side: a row per variant with deltas, and loss/trade-off/latency figures."""
-    data = _comparison(session, runs, baseline, x, device, with_figures=True)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True)
     # Encoded by orjson: FastAPI's encoder walked every point of the loss figure (~16,000
     # values for 100 runs) and took longer than building the comparison.
     return Response(orjson.dumps(data), media_type="application/json")
@@ -155,9 +191,10 @@ def export_csv(
     baseline: BaselineQuery = None,
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
+    summary: SummaryQuery = "best",
 ) -> PlainTextResponse:
     """The comparison table as CSV."""
-    data = _comparison(session, runs, baseline, x, device, with_figures=False)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False)
     return PlainTextResponse(
         rows_csv(data["rows"], data["device_columns"]), media_type="text/csv; charset=utf-8", headers=_attachment("csv")
     )
@@ -170,9 +207,10 @@ def export_json(
     baseline: BaselineQuery = None,
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
+    summary: SummaryQuery = "best",
 ) -> JSONResponse:
     """The comparison table and its runs as a JSON file."""
-    data = _comparison(session, runs, baseline, x, device, with_figures=False)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False)
     return JSONResponse(data, headers=_attachment("json"))
 
 
@@ -183,9 +221,10 @@ def export_report(
     baseline: BaselineQuery = None,
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
+    summary: SummaryQuery = "best",
 ) -> HTMLResponse:
     """A self-contained HTML report (Plotly.js and figures inlined) that opens offline."""
-    data = _comparison(session, runs, baseline, x, device, with_figures=True)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True)
     html = figures.report_html(
         data["rows"], data["figures"], data["runs"], measurements=data["measurements"], device=data["device"]
     )

@@ -5,6 +5,7 @@
   summaries (`reads`) or from a finished run's digests (`digests`).
 - `read_wall_times` gives (step, wall time) anchors for charts' time axes (`times`).
 - `last_metric_values` gives the value at each series' last step (a run's final metrics).
+- `summarize_metrics` gives one value per series: best-epoch, last, min or max (`summaries`).
 - `build_digest` packs a finished run's series; `backfill_digests` does it for older runs.
 
 - `list_metric_keys` / `default_metric_keys` read a run's keys by index seeks; `log_batch` refuses
@@ -20,6 +21,8 @@ from backend.store.metrics.keyset import TooManyMetricKeys
 from backend.store.metrics.keyset import default_keys as default_metric_keys
 from backend.store.metrics.keyset import list_keys as list_metric_keys
 from backend.store.metrics.reads import last_values as last_metric_values
+from backend.store.metrics.summaries import best_step as best_metric_step
+from backend.store.metrics.summaries import summarize as summarize_metrics
 from backend.store.metrics.times import read_wall_times
 from backend.store.metrics.writes import (
     LEVELS,
@@ -37,6 +40,8 @@ from backend.store.metrics.writes import (
 )
 
 __all__ = [
+    "best_metric_step",
+    "summarize_metrics",
     "last_metric_values",
     "LEVELS",
     "Point",

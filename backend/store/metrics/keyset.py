@@ -15,6 +15,9 @@ from sqlalchemy import Connection, text
 # The keys a run page plots first when it is not told which (the training loop's own, in this
 # order), then the others alphabetically.
 DEFAULT_KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
+# The worker's samples of the job process (worker.system_metrics): stepped in seconds since the
+# job started, not in training steps, so never part of the default set a curve cursor reads.
+SYSTEM_PREFIX = "system/"
 
 _KEYS_SQL = text("""
 WITH RECURSIVE k(key) AS (
@@ -66,9 +69,10 @@ _HAS_KEY_SQL = text("SELECT 1 FROM metric_points WHERE run_id = :run_id AND key 
 
 def default_keys(conn: Connection, *, run_id: int, limit: int) -> tuple[list[str], bool]:
     """The keys a reader gets when it names none, and whether the run has more: DEFAULT_KEYS
-    the run has, then its other keys in order, at most `limit`. Cost: ~limit + 5 index seeks."""
+    the run has, then its other keys in order except the system/ ones, at most `limit`.
+    Cost: ~limit + 5 index seeks."""
     first = [k for k in DEFAULT_KEYS if conn.execute(_HAS_KEY_SQL, {"run_id": run_id, "key": k}).first()]
     listed = list_keys(conn, run_id=run_id, limit=limit + len(first) + 1)
-    rest = [k for k in listed if k not in first]
+    rest = [k for k in listed if k not in first and not k.startswith(SYSTEM_PREFIX)]
     chosen = (first + rest)[:limit]
     return chosen, len(first) + len(rest) > limit

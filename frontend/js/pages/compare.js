@@ -23,6 +23,11 @@ const state = {
   x: X_AXES.some((a) => a.key === params.get("x")) ? params.get("x") : "size_bytes",
   // whose latency and memory figures: the training worker's own, or a device label (issue 18)
   device: params.get("device") || VOCAB.own_device,
+  // which value of each logged series (issue 19 item 4): best epoch (default), last, min, max
+  summary: VOCAB.summaries?.[params.get("summary")] ? params.get("summary") : VOCAB.default_summary || "best",
+  // spec columns shown (null: none yet) and the sort
+  cols: params.has("cols") ? new Set(params.get("cols").split(",").filter(Boolean)) : null,
+  sort: params.get("sort") || "",
   data: null,
   candidates: [],
 };
@@ -61,6 +66,9 @@ function syncUrl() {
   if (state.baseline && state.runs.includes(state.baseline)) p.set("baseline", String(state.baseline));
   if (state.x !== "size_bytes") p.set("x", state.x);
   if (state.device !== VOCAB.own_device) p.set("device", state.device);
+  if (state.summary !== (VOCAB.default_summary || "best")) p.set("summary", state.summary);
+  if (state.cols) p.set("cols", [...state.cols].join(","));
+  if (state.sort) p.set("sort", state.sort);
   const qs = p.toString().replace(/%2C/g, ",");
   history.replaceState(null, "", qs ? `/compare?${qs}` : "/compare");
 }
@@ -158,7 +166,13 @@ async function load() {
   try {
     // the request goes first: the server builds the figures while the browser evaluates Plotly
     const request = api.getCompare(
-      { runs: state.runs, baseline: state.baseline || undefined, x: state.x, device: deviceParam() },
+      {
+        runs: state.runs,
+        baseline: state.baseline || undefined,
+        x: state.x,
+        device: deviceParam(),
+        summary: state.summary,
+      },
       { signal: inflight.signal },
     );
     const [data] = await Promise.all([request, loadPlotly()]);
@@ -248,7 +262,61 @@ function renderControls() {
       ),
     ),
   );
-  const exportParams = { runs: state.runs, baseline: state.baseline || undefined, x: state.x, device: deviceParam() };
+  const exportParams = {
+    runs: state.runs,
+    baseline: state.baseline || undefined,
+    x: state.x,
+    device: deviceParam(),
+    summary: state.summary,
+  };
+  const summarySelect = h(
+    "select",
+    {
+      id: "summary",
+      title: "Which value of each logged metric the table, the exports and an external run's accuracy show",
+      on: {
+        change: (e) => {
+          state.summary = e.target.value;
+          syncUrl();
+          load();
+        },
+      },
+    },
+    Object.entries(VOCAB.summaries || {}).map(([key, text]) =>
+      h("option", { value: key, selected: key === state.summary, title: text }, SUMMARY_OPTION[key] || key),
+    ),
+  );
+  const shown = specColumnsShown();
+  const columnChooser = h(
+    "details",
+    { class: "key-chooser", id: "column-chooser" },
+    h("summary", {}, `Columns: +${shown.size}`),
+    h(
+      "div",
+      { class: "key-panel", role: "group", "aria-label": "Logged-metric and spec columns to show" },
+      SPEC_COLUMNS.map((c) =>
+        h(
+          "label",
+          { class: "check key", dataset: { col: c.key } },
+          h("input", {
+            type: "checkbox",
+            checked: shown.has(c.key),
+            on: {
+              change: (e) => {
+                state.cols = new Set(specColumnsShown());
+                if (e.target.checked) state.cols.add(c.key);
+                else state.cols.delete(c.key);
+                syncUrl();
+                render();
+                document.getElementById("column-chooser").open = true;
+              },
+            },
+          }),
+          ` ${c.label}`,
+        ),
+      ),
+    ),
+  );
   replace(
     slots.controls,
     h(
@@ -260,6 +328,8 @@ function renderControls() {
       devices.length > 1
         ? h("span", { class: "toolbar-group" }, h("span", { class: "muted" }, "latency measured on"), deviceSwitch)
         : null,
+      h("span", { class: "toolbar-group" }, h("label", { for: "summary" }, "Logged metrics"), summarySelect),
+      columnChooser,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
       h(
@@ -296,7 +366,7 @@ const COLUMNS = [
     cls: "technique-cell",
     cell: (r) => [h("div", {}, r.technique || "baseline"), h("div", { class: "muted recipe" }, recipeText(r))],
   },
-  { label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
+  { key: "accuracy", label: "Accuracy", num: true, cell: (r) => fmt.accuracy(r.accuracy) },
   {
     label: "Δ accuracy",
     num: true,
@@ -304,7 +374,7 @@ const COLUMNS = [
       h("span", { class: better(r.delta_accuracy, { lowIsGood: false, tol: 0.0005 }) }, fmt.signed(r.delta_accuracy)),
   },
   { label: "F1", num: true, cell: (r) => fmt.accuracy(r.f1) },
-  { label: "Size", num: true, cell: (r) => fmt.bytes(r.size_bytes) },
+  { key: "size_bytes", label: "Size", num: true, cell: (r) => fmt.bytes(r.size_bytes) },
   {
     label: "Size ×",
     num: true,
@@ -335,6 +405,95 @@ const COLUMNS = [
     cell: (r) => (r.pareto ? h("span", { title: "No other variant is both smaller and more accurate" }, "✓") : ""),
   },
 ];
+
+// Spec values as columns (backend/figures/table.py recipe_columns): shown, sorted, exported.
+const SPEC_COLUMNS = [
+  { key: "logged_val_accuracy", label: "Val acc", num: true },
+  { key: "logged_val_loss", label: "Val loss", num: true },
+  { key: "learning_rate", label: "Learning rate", num: true },
+  { key: "batch_size", label: "Batch", num: true },
+  { key: "epochs", label: "Epochs", num: true },
+  { key: "width_multiplier", label: "Width", num: true },
+  { key: "spec_target_sparsity", label: "Sparsity", num: true },
+  { key: "spec_number_of_clusters", label: "Clusters", num: true },
+  { key: "spec_temperature", label: "Temperature", num: true },
+  { key: "spec_alpha", label: "α", num: true },
+  { key: "spec_seed", label: "Seed", num: true },
+  { key: "spec_architecture", label: "Architecture" },
+  { key: "spec_dataset", label: "Dataset" },
+  { key: "optimizer", label: "Optimizer" },
+];
+
+/** The spec columns to show: the user's choice (none at first: the recipe line under each
+ * technique already names the values, and the table must fit 1280 px). */
+function specColumnsShown() {
+  return state.cols || new Set();
+}
+
+const SUMMARY_OPTION = { best: "best validation epoch", last: "last value", min: "minimum", max: "maximum" };
+const SUMMARY_WORD = { best: "best", last: "last", min: "min", max: "max" };
+
+/** The table's columns: the fixed ones, then the chosen logged-metric and spec columns (none
+ * at first, so the table fits 1280 px; the recipe line already names the spec values). */
+function columns() {
+  const word = SUMMARY_WORD[state.summary] || state.summary;
+  const shown = specColumnsShown();
+  const extra = SPEC_COLUMNS.filter((c) => shown.has(c.key)).map((c) => {
+    const isLogged = c.key.startsWith("logged_");
+    return {
+      ...c,
+      label: isLogged ? `${c.label} (${word})` : c.label,
+      title: isLogged
+        ? `${c.key.slice(7)} as logged in training: ${VOCAB.summaries?.[state.summary] || ""}`
+        : undefined,
+      cls: "spec-cell",
+      cell: (r) => {
+        const v = r[c.key];
+        if (v == null) return "";
+        if (c.key.endsWith("accuracy")) return fmt.accuracy(v);
+        return c.num ? fmt.number(v) : String(v);
+      },
+    };
+  });
+  return [...COLUMNS, ...extra].map(sortable);
+}
+
+/** A column whose header sorts the rows by it (click again: the other way); nulls last. */
+function sortable(c) {
+  if (!c.key) return c;
+  const dir = state.sort === c.key ? "asc" : state.sort === `-${c.key}` ? "desc" : null;
+  const label = h(
+    "button",
+    {
+      type: "button",
+      class: "th-sort",
+      dataset: { sort: c.key },
+      "aria-label": `Sort by ${c.label}`,
+      on: {
+        click: () => {
+          state.sort = dir === "desc" ? c.key : `-${c.key}`;
+          syncUrl();
+          render();
+        },
+      },
+    },
+    c.label,
+    dir ? (dir === "asc" ? " ▲" : " ▼") : "",
+  );
+  return { ...c, label, ariaSort: dir ? (dir === "asc" ? "ascending" : "descending") : undefined };
+}
+
+function sortedRows(rows) {
+  if (!state.sort) return rows;
+  const key = state.sort.replace(/^-/, "");
+  const sign = state.sort.startsWith("-") ? -1 : 1;
+  return [...rows].sort((a, b) => {
+    const x = a[key];
+    const y = b[key];
+    if (x == null || y == null) return (x == null) - (y == null);
+    return sign * (typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y)));
+  });
+}
 
 /** "adam lr 0.001 · batch 32 · width 0.5 · pruning target_sparsity=0.8 epochs=2" */
 function recipeText(r) {
@@ -378,7 +537,7 @@ function render() {
       rows.length
         ? [
             baselineNote(rows, runs),
-            table(COLUMNS, rows, {
+            table(columns(), sortedRows(rows), {
               caption: "Variants with deltas against the baseline",
               id: "compare-table",
               cls: "compact",

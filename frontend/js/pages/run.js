@@ -2,8 +2,18 @@
 // matrix, downloads, spec, error and log tail, tags/notes, and "optimize this model".
 
 import * as api from "../api.js";
-import { renderCurves, renderFigure } from "../charts.js";
-import { constantValue, defaultKeys, epochAnchors, groupKeys, legendName, NOT_CURVES, phases } from "../curves.js";
+import { renderCurves, renderFigure, renderSystem } from "../charts.js";
+import {
+  constantValue,
+  defaultKeys,
+  epochAnchors,
+  groupKeys,
+  isCurveKey,
+  isSystemKey,
+  legendName,
+  NOT_CURVES,
+  phases,
+} from "../curves.js";
 import { mountDevices } from "../devices.js";
 import { debounce, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
@@ -40,6 +50,8 @@ const state = {
   chosen: new Set(), // the keys plotted
   userChose: false, // until the user picks keys, the usual training curves are plotted
   times: null, // (step, wall time) anchors, fetched when a time axis is chosen
+  // system/ samples (step = seconds since the job started): their own series and cursor
+  system: { series: {}, lastStep: -1 },
   // the view is display only and lives in the address: ?smooth=0.6&x=epoch&logy=1
   view: {
     smoothing: Math.min(0.99, Math.max(0, Number(params.get("smooth")) || 0)),
@@ -55,6 +67,7 @@ const charts = {
   accuracy: h("div", { class: "chart", id: "chart-accuracy", role: "img", "aria-label": "Accuracy curves" }),
   lr: h("div", { class: "chart", id: "chart-lr", role: "img", "aria-label": "Learning rate" }),
   other: h("div", { class: "chart", id: "chart-other", role: "img", "aria-label": "Other metrics" }),
+  system: h("div", { class: "chart", id: "chart-system", role: "img", "aria-label": "CPU and memory of the job" }),
   confusion: h("div", { class: "chart square", id: "chart-confusion", role: "img", "aria-label": "Confusion matrix" }),
 };
 const slots = {
@@ -69,6 +82,7 @@ const slots = {
     h("section", { class: "card chart-card", id: "accuracy-card" }, charts.accuracy),
     h("section", { class: "card chart-card", id: "lr-card", hidden: true }, charts.lr),
     h("section", { class: "card chart-card", id: "other-card", hidden: true }, charts.other),
+    h("section", { class: "card chart-card", id: "system-card", hidden: true }, charts.system),
   ),
   variants: h("div"),
   cost: h("div"),
@@ -106,7 +120,7 @@ function drawCurves() {
   const g = groupKeys(chosenKeys());
   // an optimize run converts its parent's model: no training, so no curves to wait for
   // and a run that ended before logging anything has only its error and log to show
-  const none = !Object.keys(state.series).some((k) => !NOT_CURVES.has(k));
+  const none = !Object.keys(state.series).some(isCurveKey);
   const hide = Boolean(state.run && none && (state.run.kind === "optimize" || fmt.isTerminal(state.run.status)));
   slots.charts.hidden = hide;
   slots.chartControls.hidden = hide;
@@ -294,7 +308,7 @@ function renderControls() {
     constant.length && constant.length === g.lr.length
       ? constant.map(([k, v]) => `${k} ${fmt.number(v)} (constant)`).join(" · ")
       : "";
-  controls.keysSummary.textContent = `Keys: ${state.chosen.size} of ${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} plotted`;
+  controls.keysSummary.textContent = `Keys: ${state.chosen.size} of ${[...state.keys].filter(isCurveKey).length} plotted`;
   if (controls.keyList.dataset.count !== String(state.keys.size)) renderKeyList();
 }
 
@@ -302,7 +316,7 @@ const KEY_LIST_LIMIT = 300;
 /** The key checkboxes: chosen keys first, then the rest, filtered; at most KEY_LIST_LIMIT drawn. */
 function renderKeyList() {
   const filter = controls.keyFilter.value.trim().toLowerCase();
-  const all = [...state.keys].filter((k) => !NOT_CURVES.has(k)).sort();
+  const all = [...state.keys].filter(isCurveKey).sort();
   const matching = all.filter((k) => !filter || k.toLowerCase().includes(filter));
   const ordered = [...matching.filter((k) => state.chosen.has(k)), ...matching.filter((k) => !state.chosen.has(k))];
   const shown = ordered.slice(0, KEY_LIST_LIMIT);
@@ -406,11 +420,11 @@ function pollKeys() {
 // cursor's (batch points before epoch points); mergeSeries drops what is already there.
 const cursor = () => Math.max(-1, state.lastStep - 1);
 
-function mergeSeries(incoming) {
+function mergeSeries(incoming, into = state.series) {
   let added = 0;
   for (const [key, s] of Object.entries(incoming || {})) {
-    state.series[key] ??= { steps: [], values: [] };
-    const cur = state.series[key];
+    into[key] ??= { steps: [], values: [] };
+    const cur = into[key];
     const last = cur.steps.length ? cur.steps[cur.steps.length - 1] : -Infinity;
     s.steps.forEach((step, i) => {
       if (step > last) {
@@ -421,6 +435,25 @@ function mergeSeries(incoming) {
     });
   }
   return added;
+}
+
+/** New system/ samples after their own cursor, drawn on their chart; the count added. */
+async function loadSystem() {
+  const keys = [...state.keys].filter(isSystemKey);
+  if (!keys.length) return 0;
+  const sys = state.system;
+  const read = await readKeys(keys, Math.max(-1, sys.lastStep - 1));
+  const added = mergeSeries(read.series, sys.series);
+  if (read.last_step != null && read.last_step > sys.lastStep) sys.lastStep = read.last_step;
+  if (added) drawSystem();
+  return added;
+}
+
+function drawSystem() {
+  const card = charts.system.parentElement;
+  const has = Object.values(state.system.series).some((s) => s.steps.length);
+  if (card) card.hidden = !has;
+  if (has) renderSystem(charts.system, state.system.series);
 }
 
 // ---- loading ---------------------------------------------------------------------------
@@ -474,6 +507,7 @@ async function start() {
     );
     renderAll();
     drawCurves();
+    await loadSystem();
     await loadVariants();
     if (!fmt.isTerminal(run.status)) startPolling();
   } catch (err) {
@@ -497,6 +531,7 @@ function startPolling() {
         pollKeys() ? readKeys(pollKeys().split(","), after) : Promise.resolve({ series: {}, last_step: null }),
         probeKeys(),
       ]);
+      await loadSystem();
       const statusChanged = run.status !== state.run.status || run.progress !== state.run.progress;
       state.run = run;
       const added = mergeSeries(metrics.series) + (newKeys ? 1 : 0);
@@ -510,6 +545,7 @@ function startPolling() {
         await probeKeys();
         const tail = pollKeys() ? await readKeys(pollKeys().split(","), cursor()) : { series: {} };
         mergeSeries(tail.series);
+        await loadSystem();
         if (state.times) await loadTimes();
         drawCurves(); // empty states switch from "waiting" to "none logged"
         await loadVariants();
@@ -667,7 +703,7 @@ function finalMetricsStat() {
       "div",
       { class: "muted" },
       // the same count as the key chooser's: epoch and phase markers are not curves
-      `${[...state.keys].filter((k) => !NOT_CURVES.has(k)).length} metrics logged; no model was uploaded to measure`,
+      `${[...state.keys].filter(isCurveKey).length} metrics logged; no model was uploaded to measure`,
     ),
   );
 }
