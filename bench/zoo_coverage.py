@@ -5,9 +5,10 @@ epoch). Writes bench/results/zoo_coverage.json and prints the markdown table of 
 
     nice -n 5 .venv/bin/python bench/zoo_coverage.py [--only mobilenet_v2,resnet50] [--sources extra.json]
 
-`SOURCES` is data: an architecture (ModelSpec fields) or a tf-keras `.keras` model file
-(`{"name": ..., "model_file": "path"}`); `--sources FILE` appends a JSON list of such entries
-(the user-uploaded models of issue 17 go there). Targets: int8 PTQ 100 %, pruning >= 90 %,
+`SOURCES` is data: an architecture (ModelSpec fields), a tf-keras `.keras` model file
+(`{"name": ..., "model_file": "path"}`) or an uploaded model (`{"name": ..., "upload_file":
+"path"}`, taken the way an upload is); the three user models of bench/user_models.py are added
+unless --no-user-models; `--sources FILE` appends a JSON list of such entries. Targets: int8 PTQ 100 %, pruning >= 90 %,
 QAT >= 70 %, and 0 surprises (no technique the preflight called supported fails).
 """
 
@@ -23,8 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.user_models import user_sources  # noqa: E402
 from worker.engine import tfsetup  # noqa: E402,F401 - first: TF_USE_LEGACY_KERAS before TensorFlow
-from worker.engine.coverage import TECHNIQUES, Source, SourceResult, cover, totals  # noqa: E402
+from worker.engine.coverage import TECHNIQUES, Outcome, Source, SourceResult, cover, totals  # noqa: E402
 
 SIZE = 32
 SOURCES: list[dict[str, Any]] = [
@@ -74,17 +76,30 @@ def table(results: list[SourceResult]) -> str:
     return "\n".join(lines)
 
 
+def _load(saved: dict[str, Any]) -> SourceResult:
+    """A SourceResult from its as_dict() form (bench/results/zoo_coverage.json)."""
+    outcomes = {t: Outcome(**{k: v for k, v in o.items() if k != "surprise"}) for t, o in saved["outcomes"].items()}
+    return SourceResult(saved["name"], saved["params"], saved["preflight"], outcomes, saved.get("error"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="", help="comma-separated source names")
     ap.add_argument("--sources", type=Path, help="a JSON list of extra sources (architecture or model_file)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/zoo_coverage.json"))
+    ap.add_argument("--no-user-models", action="store_true", help="leave out the three user models")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="with --only: keep the other sources' results from --out (one table, re-running part of it)",
+    )
     args = ap.parse_args()
-    entries = SOURCES + (json.loads(args.sources.read_text()) if args.sources else [])
-    chosen = [s for s in args.only.split(",") if s]
-    sources = [Source(**e) for e in entries if not chosen or e["name"] in chosen]
     results = []
     with tempfile.TemporaryDirectory(prefix="zoo-coverage-") as tmp:
+        users = [] if args.no_user_models else user_sources(Path(tmp))
+        entries = SOURCES + users + (json.loads(args.sources.read_text()) if args.sources else [])
+        chosen = [s for s in args.only.split(",") if s]
+        sources = [Source(**e) for e in entries if not chosen or e["name"] in chosen]
         for source in sources:
             started = time.monotonic()
             result = cover(source, BASE, Path(tmp))
@@ -92,6 +107,11 @@ def main() -> None:
             for t, o in result.outcomes.items():
                 print(f"  {t}: predicted={o.predicted} ok={o.ok} {o.error or ''}", flush=True)
             results.append(result)
+    if args.keep and args.out.exists():
+        done = {r.name for r in results}
+        kept = [_load(r) for r in json.loads(args.out.read_text())["results"] if r["name"] not in done]
+        order = [e["name"] for e in entries]
+        results = sorted(kept + results, key=lambda r: order.index(r.name) if r.name in order else len(order))
     summary = totals(results)
     held = {t: summary[t]["share"] >= goal for t, goal in TARGETS.items() if t in summary}
     held["no_surprises"] = all(v["surprises"] == 0 for v in summary.values())

@@ -41,3 +41,23 @@ def test_a_source_is_an_architecture_or_a_file() -> None:
 
     with pytest.raises(ValueError, match="exactly one"):
         Source("both", architecture={"architecture": "resnet50"}, model_file="m.keras")
+
+
+def test_uploaded_user_models_go_the_upload_way_with_no_surprises(tmp_path: Path) -> None:
+    """The coverage of an uploaded model follows the product's path: the sandbox's preflight with
+    the tf-keras copy of a Keras 3 model, then runs through model.upload_id. A Keras 3 model with
+    a nested block takes QAT (the copy is flat) and pruning, as the preflight predicts."""
+    from bench.user_models import nested_keras3
+
+    path = tmp_path / "nested.keras"
+    nested_keras3(path)
+    base = {
+        "dataset": {"name": "digits", "limit_train": 120, "limit_test": 60, "validation_split": 0.0},
+        "training": {"epochs": 1, "batch_size": 32},
+        "measurement": {"latency_runs": 10, "warmup_runs": 1, "throughput_batch": 4, "protocol": "quick"},
+        "export_options": {"representative_samples": 20},
+    }
+    result = cover(Source("nested", upload_file=str(path)), base, tmp_path, techniques=("pruning", "qat"))
+    assert result.preflight["qat"]["status"] == "fix" and "flattened" in result.preflight["qat"]["reason"]
+    for name, outcome in result.outcomes.items():
+        assert outcome.predicted and outcome.ok, (name, outcome.error)

@@ -2,9 +2,12 @@
 preflight's prediction and the outcome of int8 PTQ, pruning, QAT and clustering run end to end
 through `run_job`, and whether every failure was predicted ("0 surprises").
 
-A source is data: an architecture (a `ModelSpec` as a dict, built by the engine) or the path of a
+A source is data: an architecture (a `ModelSpec` as a dict, built by the engine), the path of a
 tf-keras `.keras` model file (read as a finished run's model through `model.init_from_run_id`,
-safe mode on; a file the engine cannot read yet fails every technique and is reported so).
+safe mode on; a file the engine cannot read yet fails every technique and is reported so), or an
+`upload_file`: a `.keras` from Keras 3 or tf-keras taken the way an upload is (the static scan,
+the sandbox's preflight with the tf-keras copy of a Keras 3 model, then runs with
+`model.upload_id` and `training.epochs: 0`: the user's model is already trained).
 For each source, one run trains the model (`training.epochs`) and exports int8 (PTQ); the other
 techniques start from that run's Keras model (or the file) with `training.epochs: 0` and fine-tune
 for one epoch. A technique counts as predicted supported when the preflight's summary for it is
@@ -51,10 +54,11 @@ class Source:
     name: str
     architecture: dict[str, Any] | None = None
     model_file: str | None = None
+    upload_file: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.architecture is None) == (self.model_file is None):
-            raise ValueError(f"source {self.name!r}: give exactly one of architecture and model_file")
+        if sum(x is not None for x in (self.architecture, self.model_file, self.upload_file)) != 1:
+            raise ValueError(f"source {self.name!r}: give exactly one of architecture, model_file and upload_file")
 
 
 @dataclass
@@ -129,6 +133,8 @@ def cover(
     `base`: the RunSpec fields every run shares (dataset, training, measurement), as a dict;
     `workdir`: a folder for the runs' files. Never raises for a technique's failure: it is an
     Outcome with ok False and the error's last line."""
+    if source.upload_file is not None:
+        return _cover_upload(source, base, workdir, techniques)
     spec = RunSpec.model_validate(base)
     data = load_data(spec.dataset, _no_upload)
     try:
@@ -182,6 +188,68 @@ def cover(
         result.outcomes[name] = Outcome(predicted, ok, error, round(time.monotonic() - started, 1), reason)
     result.outcomes = {t: result.outcomes[t] for t in techniques}
     return result
+
+
+def _cover_upload(source: Source, base: dict[str, Any], workdir: Path, techniques: tuple[str, ...]) -> SourceResult:
+    """An upload's path: scan, preflight (with the tf-keras copy of a Keras 3 model, as the
+    sandboxed checker makes it: worker.engine.upload_check), then each technique on the model
+    as uploaded through `model.upload_id`."""
+    from runspec.modelfile import KERAS3, model_limits, scan_model_file
+    from worker.engine.contract import UploadedModel
+
+    path = Path(str(source.upload_file))
+    copy = workdir / f"{source.name}.tf-keras.keras"
+    try:
+        scan = scan_model_file(path, path.name, model_limits(1 << 30))
+        keras3 = scan.keras_flavour == KERAS3
+        report = preflight.keras3_preflight(path, copy_to=copy) if keras3 else preflight.tf_keras_preflight(path)
+    except Exception as exc:  # refused or unreadable: every technique fails, as the upload would
+        result = SourceResult(source.name, None, {})
+        result.error = _last_line(exc)
+        for t in techniques:
+            result.outcomes[t] = Outcome(False, False, result.error, 0.0, "the upload was refused")
+        return result
+    uploaded = UploadedModel(
+        id=1,
+        name=source.name,
+        format="keras",
+        path=copy if keras3 else path,
+        size_bytes=path.stat().st_size,
+        preflight=report,
+    )
+    result = SourceResult(source.name, report["params"], report["techniques"])
+    for name in techniques:
+        summaries = [report["techniques"][k] for k in NEEDS[name]]
+        predicted = all(s["status"] in ("yes", "fix") for s in summaries)
+        reason = "; ".join(s["reason"] for s in summaries if s["status"] == "no" and s["reason"]) or None
+        run: dict[str, Any] = {
+            **base,
+            "name": f"{source.name} {name}",
+            "model": {"upload_id": 1},
+            "training": {**base.get("training", {}), "epochs": 0},
+            "techniques": TECHNIQUE_SPECS.get(name, []),
+            "exports": EXPORTS[name],
+        }
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+        started = time.monotonic()
+        try:
+            run_job(
+                RunSpec.model_validate(run),
+                _QuietReporter(),
+                workdir=folder,
+                resolve_model=_resolve_nothing,
+                resolve_upload=_no_upload,
+                resolve_uploaded_model=lambda _id: uploaded,
+            )
+            ok, error = True, None
+        except Exception as exc:
+            ok, error = False, _last_line(exc)
+        result.outcomes[name] = Outcome(predicted, ok, error, round(time.monotonic() - started, 1), reason)
+    return result
+
+
+def _resolve_nothing(run_id: int) -> Path:
+    raise LookupError("an upload's runs start from the upload")
 
 
 def _resolve(path: Path | None) -> Path:
