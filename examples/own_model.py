@@ -21,6 +21,7 @@ import optiboard
 
 
 def users_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
     (x, y), _ = keras.datasets.fashion_mnist.load_data()
     inputs = keras.Input((28, 28, 1), name="image")
     h = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
