@@ -346,6 +346,20 @@ def _kib(n: float) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
 
 
+def _submit(body: Any, *, wait: bool, url: str | None, token: str | None, data_dir: Path | None) -> None:
+    """POST the run spec; print the run's id and status, or with `wait` follow it to its end,
+    print it as one JSON line and exit 0 only if it succeeded."""
+    with _Api(url, token, data_dir) as api:
+        run = api.call("POST", "/api/runs", json=body)
+        if not wait:
+            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            return
+        run = _wait(api, run)
+    fields = ("id", "name", "status", "error", "headline")
+    typer.echo(json.dumps({k: run[k] for k in fields}))
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+
+
 @app.command()
 def submit(
     spec: Annotated[Path, typer.Argument(help="run spec, YAML or JSON", exists=True, dir_okay=False)],
@@ -361,24 +375,7 @@ def submit(
         body = yaml.safe_load(spec.read_text())
     except yaml.YAMLError as e:
         _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
-    with _Api(url, token, data_dir) as api:
-        run = api.call("POST", "/api/runs", json=body)
-        if not wait:
-            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
-            return
-        run = _wait(api, run)
-    typer.echo(
-        json.dumps(
-            {
-                "id": run["id"],
-                "name": run["name"],
-                "status": run["status"],
-                "error": run["error"],
-                "headline": run["headline"],
-            }
-        )
-    )
-    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+    _submit(body, wait=wait, url=url, token=token, data_dir=data_dir)
 
 
 @app.command()
@@ -575,24 +572,7 @@ def models_optimize(
     body.setdefault("name", name or f"model {model_id}")
     if name:
         body["name"] = name
-    with _Api(url, token, data_dir) as api:
-        run = api.call("POST", "/api/runs", json=body)
-        if not wait:
-            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
-            return
-        run = _wait(api, run)
-    typer.echo(
-        json.dumps(
-            {
-                "id": run["id"],
-                "name": run["name"],
-                "status": run["status"],
-                "error": run["error"],
-                "headline": run["headline"],
-            }
-        )
-    )
-    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+    _submit(body, wait=wait, url=url, token=token, data_dir=data_dir)
 
 
 @models_app.command("list")

@@ -155,9 +155,7 @@ def cover(
     trained: Path | None = Path(str(source.model_file)) if source.model_file else None
     order = sorted(techniques, key=lambda t: t != "int8_ptq")  # PTQ's run trains the shared model
     for name in order:
-        summaries = [report["techniques"][k] for k in NEEDS[name]]
-        predicted = all(s["status"] in ("yes", "fix") for s in summaries)
-        reason = "; ".join(s["reason"] for s in summaries if s["status"] == "no" and s["reason"]) or None
+        predicted, reason = _prediction(report, name)
         run: dict[str, Any] = {
             **base,
             "name": f"{source.name} {name}",
@@ -219,9 +217,7 @@ def _cover_upload(source: Source, base: dict[str, Any], workdir: Path, technique
     )
     result = SourceResult(source.name, report["params"], report["techniques"])
     for name in techniques:
-        summaries = [report["techniques"][k] for k in NEEDS[name]]
-        predicted = all(s["status"] in ("yes", "fix") for s in summaries)
-        reason = "; ".join(s["reason"] for s in summaries if s["status"] == "no" and s["reason"]) or None
+        predicted, reason = _prediction(report, name)
         run: dict[str, Any] = {
             **base,
             "name": f"{source.name} {name}",
@@ -246,6 +242,14 @@ def _cover_upload(source: Source, base: dict[str, Any], workdir: Path, technique
             ok, error = False, _last_line(exc)
         result.outcomes[name] = Outcome(predicted, ok, error, round(time.monotonic() - started, 1), reason)
     return result
+
+
+def _prediction(report: dict[str, Any], technique: str) -> tuple[bool, str | None]:
+    """Whether the preflight `report` calls `technique` supported ("yes" or "fix" for each
+    summary it needs), and its reasons where it does not."""
+    summaries = [report["techniques"][k] for k in NEEDS[technique]]
+    predicted = all(s["status"] in ("yes", "fix") for s in summaries)
+    return predicted, "; ".join(s["reason"] for s in summaries if s["status"] == "no" and s["reason"]) or None
 
 
 def _resolve_nothing(run_id: int) -> Path:

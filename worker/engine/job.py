@@ -369,6 +369,12 @@ def _optimize(spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, reso
     started = time.monotonic()
     test = TestSet(data.x_test, data.y_test, data.classes)
     _export_all(spec, model, data, test, reporter, workdir, None)
+    return _untrained_summary(reporter, started)
+
+
+def _untrained_summary(reporter: Reporter, started: float) -> JobSummary:
+    """The end of a job that trained nothing (an optimize run, a .tflite or SavedModel upload):
+    progress 1, no epochs, its wall seconds since `started` (time.monotonic())."""
     reporter.progress(1.0, 0.0)
     return JobSummary(
         epochs_done=0,
@@ -437,10 +443,4 @@ def _uploaded_without_training(
             0.3,
         )
         _export_all(spec, folder, data, test, reporter, workdir, None)
-    reporter.progress(1.0, 0.0)
-    return JobSummary(
-        epochs_done=0,
-        train_seconds=0.0,
-        peak_memory_bytes=_peak_rss_bytes(),
-        extra={"wall_seconds": time.monotonic() - started},
-    )
+    return _untrained_summary(reporter, started)

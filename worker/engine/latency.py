@@ -127,6 +127,24 @@ class GuardedLatency:
     attempts: list[dict[str, float]]
 
 
+def latency_fields(guarded: GuardedLatency) -> dict[str, float | int | bool]:
+    """The variant columns of a guarded measurement (VARIANT_PROTOCOL_FIELDS' latency part):
+    percentiles, mean ± std, min in ms, the count of timed calls, CV, and the unstable flag."""
+    s = guarded.stats
+    return {
+        "latency_p50_ms": s.p50_ms,
+        "latency_p95_ms": s.p95_ms,
+        "latency_p90_ms": s.p90_ms,
+        "latency_p99_ms": s.p99_ms,
+        "latency_mean_ms": s.mean_ms,
+        "latency_std_ms": s.std_ms,
+        "latency_min_ms": s.min_ms,
+        "latency_count": s.count,
+        "latency_cv": s.cv,
+        "latency_unstable": guarded.unstable,
+    }
+
+
 def measure_guarded(
     fn: Callable[[], object],
     *,

@@ -28,7 +28,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from runspec.spec import MeasurementSpec
-from worker.engine.latency import Guard, GuardedLatency, Timer, measure_guarded
+from worker.engine.latency import Guard, GuardedLatency, Timer, latency_fields, measure_guarded
 from worker.engine.native_output import INTERPRETER_CHATTER, quietly
 
 DEFAULT_DELEGATE = "XNNPACK"
@@ -124,18 +124,8 @@ def measure_lite(
     one, init_ms, first_ms, delegate = run(1)
     load_avg = os.getloadavg()[0]
     all_cores = _summary(run(cores)[0], cores) if full and cores > 1 else None
-    s = one.stats
     fields = {
-        "latency_p50_ms": s.p50_ms,
-        "latency_p95_ms": s.p95_ms,
-        "latency_p90_ms": s.p90_ms,
-        "latency_p99_ms": s.p99_ms,
-        "latency_mean_ms": s.mean_ms,
-        "latency_std_ms": s.std_ms,
-        "latency_min_ms": s.min_ms,
-        "latency_count": s.count,
-        "latency_cv": s.cv,
-        "latency_unstable": one.unstable,
+        **latency_fields(one),
         "latency_threads": 1,
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
@@ -157,8 +147,8 @@ def measure_lite(
             "batch": 1,
             "guard": {"max_cv": guard.max_cv, "max_p99_over_p50": guard.max_p99_over_p50},
             "attempts": one.attempts,
-            "p99_over_p50": s.p99_over_p50,
-            "duration_s": s.duration_s,
+            "p99_over_p50": one.stats.p99_over_p50,
+            "duration_s": one.stats.duration_s,
         },
     }
     return fields, extra

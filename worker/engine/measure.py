@@ -37,7 +37,7 @@ from worker.engine.contract import VariantResult
 from worker.engine.footprint import peak_memory
 from worker.engine.graph_cost import Graph
 from worker.engine.hardware import fingerprint
-from worker.engine.latency import Guard, measure_guarded, time_calls
+from worker.engine.latency import Guard, latency_fields, measure_guarded, time_calls
 from worker.engine.lite_protocol import measure_lite, quantize_input
 from worker.engine.native_output import INTERPRETER_CHATTER, quietly
 from worker.engine.tfsetup import keras
@@ -166,18 +166,8 @@ def _keras_latency(runner: KerasRunner, x1: np.ndarray, m: MeasurementSpec) -> t
         guard=guard,
         remeasure=m.protocol == "full",
     )
-    s = g.stats
     fields = {
-        "latency_p50_ms": s.p50_ms,
-        "latency_p95_ms": s.p95_ms,
-        "latency_p90_ms": s.p90_ms,
-        "latency_p99_ms": s.p99_ms,
-        "latency_mean_ms": s.mean_ms,
-        "latency_std_ms": s.std_ms,
-        "latency_min_ms": s.min_ms,
-        "latency_count": s.count,
-        "latency_cv": s.cv,
-        "latency_unstable": g.unstable,
+        **latency_fields(g),
         "load_avg_1m": os.getloadavg()[0],
     }
     protocol = {
@@ -192,8 +182,8 @@ def _keras_latency(runner: KerasRunner, x1: np.ndarray, m: MeasurementSpec) -> t
         "batch": 1,
         "guard": {"max_cv": guard.max_cv, "max_p99_over_p50": guard.max_p99_over_p50},
         "attempts": g.attempts,
-        "p99_over_p50": s.p99_over_p50,
-        "duration_s": s.duration_s,
+        "p99_over_p50": g.stats.p99_over_p50,
+        "duration_s": g.stats.duration_s,
     }
     return fields, {"protocol": protocol}
 
