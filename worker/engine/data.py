@@ -20,6 +20,7 @@ from worker.engine.contract import DatasetUnavailable
 # The digits test split is fixed for every run so accuracies compare across runs.
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
+DIGITS_MAX = 16.0  # sklearn's digits hold pixel values 0..16 (normalize "none" keeps them)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     d = load_digits()
-    x = d.images.astype(np.float32) / 16.0  # pixel values are 0..16
+    x = d.images.astype(np.float32)  # raw pixel values 0..16; normalize "scale" divides by 16
     x_tr, x_te, y_tr, y_te = train_test_split(
         x,
         d.target,
@@ -89,7 +90,7 @@ def _to_float(x: np.ndarray, mode: str) -> np.ndarray:
         return x.astype(np.float32)
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
-    return x.astype(np.float32)  # already floats (digits are scaled to [0, 1] at load)
+    return x.astype(np.float32)  # already floats (digits: divided by DIGITS_MAX in load_data)
 
 
 def load_data(
@@ -119,6 +120,8 @@ def load_data(
         x_te, y_te = x_te[: spec.limit_test], y_te[: spec.limit_test]
 
     x_tr, x_te = _to_float(x_tr, spec.normalize), _to_float(x_te, spec.normalize)
+    if spec.name == "digits" and spec.normalize == "scale":  # its pixels are 0..16, not 0..255
+        x_tr, x_te = x_tr / DIGITS_MAX, x_te / DIGITS_MAX
     if spec.normalize == "standardize":  # statistics of the training set only
         mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
         x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std

@@ -54,16 +54,32 @@ class Clustering(FineTuning[ClusteringSpec]):
             "preserve_sparsity": SPARSITY in context.kept,
         }
         clustered_names: list[str] = []
+        too_few: list[str] = []
 
         def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
             kernel = kernel_of(layer)
-            if kernel is not None and kernel.size >= spec.number_of_clusters:
+            if kernel is None:
+                return layer
+            # With the zeros of an earlier pruning preserved, k-means++ draws the centroids from
+            # the nonzero weights only, and needs more of them than clusters (tfmot's
+            # KmeansPlusPlusInitialization: "num_to_sample <= points.rows()").
+            usable = int(np.count_nonzero(kernel)) if params["preserve_sparsity"] else kernel.size
+            if usable > spec.number_of_clusters or (
+                not params["preserve_sparsity"] and usable >= spec.number_of_clusters
+            ):
                 clustered_names.append(layer.name)
                 return clustering.cluster_weights(layer, **params)
+            too_few.append(f"{layer.name} ({usable})")
             return layer  # reused as is, with its trained weights (tfmot's documented pattern)
 
         wrapped = keras.models.clone_model(model, clone_function=clone)
-        return Applied(base=model, model=wrapped, notes=[f"clustered layers: {', '.join(clustered_names) or 'none'}"])
+        notes = [f"clustered layers: {', '.join(clustered_names) or 'none'}"]
+        if too_few:
+            notes.append(
+                f"left unclustered, fewer {'nonzero ' if params['preserve_sparsity'] else ''}weights than "
+                f"{spec.number_of_clusters} clusters: {', '.join(too_few)}"
+            )
+        return Applied(base=model, model=wrapped, notes=notes)
 
     def strip(self, applied: Applied) -> keras.Model:
         return clustering.strip_clustering(applied.model)
