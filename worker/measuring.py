@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from backend.store import measurements, runs, variants
 from backend.store.db import unit_of_work
 from runspec.spec import RunSpec
+from runspec.vocabulary import UPLOADED_FORMAT
 from worker.execution import _session_factory, on_a_fresh_stack
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,11 @@ def execute_measurement(measurement_id: int, *, device: str, own_device: str | N
     try:
         from worker.engine.on_device import measure_file  # TensorFlow is imported here, in the job process
 
-        figures, fingerprint, extra = on_a_fresh_stack(measure_file, path, variant.format, spec.measurement)
+        # an uploaded .tflite (or converted SavedModel) is measured as the TFLite file it is
+        fmt = (
+            str((variant.extra or {}).get("measured_as") or "") if variant.format == UPLOADED_FORMAT else variant.format
+        )
+        figures, fingerprint, extra = on_a_fresh_stack(measure_file, path, fmt, spec.measurement)
     except Exception as e:
         return fail("".join(traceback.format_exception_only(e)).strip()[-1000:])
     with unit_of_work(factory) as session:

@@ -4,7 +4,8 @@ and the jobs sent to the device's own queue after the commit that stored them.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +13,7 @@ from backend.core.errors import Conflict, Invalid, NotFound
 from backend.dispatch.queue import JobQueue
 from backend.store import measurements, runs, variants
 from backend.store.records import MeasurementRecord, VariantRecord
+from runspec.vocabulary import UPLOADED_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,21 @@ def measurable_variants(session: Session, *, run_id: int) -> list[VariantRecord]
     if run.status != "succeeded":
         raise Conflict(f"run {run_id} is {run.status}: only a succeeded run's variants can be measured on a device")
     found = [
-        v for v in variants.list_variants(session, run_ids=[run_id]) if v.format.startswith("tflite") and not v.damaged
+        v
+        for v in variants.list_variants(session, run_ids=[run_id])
+        if runs_in_litert(v.format, v.extra) and not v.damaged
     ]
     if not found:
         raise Conflict(f"run {run_id} has no TFLite variant to measure (its exports are measured as TFLite files)")
     return found
+
+
+def runs_in_litert(fmt: str, extra: Mapping[str, Any] | None) -> bool:
+    """Whether a variant is a .tflite file: a TFLite export, or an uploaded model measured as one
+    (a .tflite upload, a SavedModel converted: `extra.measured_as`)."""
+    if fmt == UPLOADED_FORMAT:
+        fmt = str((extra or {}).get("measured_as") or "")
+    return fmt.startswith("tflite")
 
 
 def request_on_device(

@@ -12,12 +12,18 @@ from backend.figures.text import esc, finite
 from backend.figures.theme import axis, base_layout, color, empty_annotation, log_ticks
 
 
+def _runtime(row: Mapping[str, Any]) -> str:
+    """A compare row's runtime (table.compare_rows sets it; an older row has only its format)."""
+    fmt = str(row.get("format", ""))
+    return str(row.get("runtime") or ("tflite" if fmt.startswith("tflite") else fmt))
+
+
 def latency_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], str]:
     """The variants whose latencies are compared, and the runtime: like with like. A TFLite
     invocation (~0.01 ms) and a Keras Python call (~1 ms) measure different things, so the
     TFLite variants are drawn when there are any, the Keras ones only otherwise."""
     usable = [r for r in rows if finite(r.get("latency_p50_ms")) is not None]
-    tflite = [r for r in usable if str(r.get("format", "")).startswith("tflite")]
+    tflite = [r for r in usable if _runtime(r) == "tflite"]
     return (tflite, "TFLite") if tflite else (usable, "Keras")
 
 
@@ -26,9 +32,7 @@ def latency_figure(rows: Sequence[Mapping[str, Any]], device: str | None = None)
     carry) is named in the title."""
     usable, runtime = latency_rows(rows)
     left_out = sum(1 for r in rows if finite(r.get("latency_p50_ms")) is not None) - len(usable)
-    not_measured = sum(
-        1 for r in rows if str(r.get("format", "")).startswith("tflite") and finite(r.get("latency_p50_ms")) is None
-    )
+    not_measured = sum(1 for r in rows if _runtime(r) == "tflite" and finite(r.get("latency_p50_ms")) is None)
     values = [finite(r.get(k)) for r in usable for k in ("latency_p50_ms", "latency_p95_ms")]
     layout = base_layout(
         f"{runtime} latency{f' on {esc(device)}' if device else ''}, batch 1: p50 bar, p95 whisker (log)"

@@ -117,15 +117,21 @@ def _reference(variants: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
     return variants[0] if variants else None
 
 
-def _runtime(fmt: Any) -> str:
-    return "tflite" if str(fmt).startswith("tflite") else str(fmt)
+def runtime_of(variant: Mapping[str, Any]) -> str:
+    """What ran the variant's latency loop: "tflite" (LiteRT) or "keras" (a Python call). An
+    `uploaded` variant ran as what it was measured as (`extra.measured_as`: a .tflite upload or
+    a converted SavedModel in LiteRT, a Keras upload in Keras)."""
+    fmt = str(variant.get("format"))
+    if fmt == UPLOADED_FORMAT:
+        fmt = str((variant.get("extra") or {}).get("measured_as") or "keras")
+    return "tflite" if fmt.startswith("tflite") else fmt
 
 
-def _latency_reference(variants: Sequence[Mapping[str, Any]], fmt: Any) -> Mapping[str, Any] | None:
+def _latency_reference(variants: Sequence[Mapping[str, Any]], variant: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The baseline variant a latency is divided by: one run by the same runtime (a TFLite
     invocation against a TFLite invocation, a Keras call against a Keras call), its float32
     model first. None when the baseline has no model of that runtime."""
-    same = [v for v in variants if _runtime(v.get("format")) == _runtime(fmt)]
+    same = [v for v in variants if runtime_of(v) == runtime_of(variant)]
     return next((v for v in same if v.get("format") == "tflite-float32"), same[0] if same else None)
 
 
@@ -271,6 +277,7 @@ def compare_rows(
                 "run_name": run.get("name"),
                 "variant_id": v.get("id"),
                 "format": v.get("format"),
+                "runtime": runtime_of(v),
                 "technique": technique_label(run, v.get("format"), parents.get(int(run.get("parent_run_id") or 0))),
                 # the user's model as it came was not made by this run's recipe
                 **(
@@ -286,11 +293,7 @@ def compare_rows(
             acc, ref_acc = finite(row["accuracy"]), finite(ref.get("accuracy")) if ref else None
             row["delta_accuracy"] = acc - ref_acc if acc is not None and ref_acc is not None else None
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
-            lat_ref = (
-                _latency_reference(by_run.get(baseline_id, []), v.get("format"))
-                if ref and baseline_id is not None
-                else None
-            )
+            lat_ref = _latency_reference(by_run.get(baseline_id, []), v) if ref and baseline_id is not None else None
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
             rows.append(row)
         if int(run["id"]) not in by_run:

@@ -112,7 +112,9 @@ def _expected(rows: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, An
     if x == "mcu_ram_bytes":
         return [r for r in measured if r.get("format") == "tflite-int8"]
     if x in MEASURED_ON_A_MACHINE:
-        return [r for r in measured if str(r.get("format", "")).startswith("tflite")]
+        return [
+            r for r in measured if (r.get("runtime") or "") == "tflite" or str(r.get("format", "")).startswith("tflite")
+        ]
     return measured
 
 

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { h, replace } from "./dom.js";
 import * as fmt from "./format.js";
 import { errorState, statusBadge, table, toast } from "./layout.js";
+import { VOCAB } from "./vocabulary.js";
 
 const POLL_MS = 1500;
 
@@ -48,7 +49,12 @@ const COLUMNS = [
 
 /** Mount the card into `slot` for `run` (its `variants` decide whether there is anything to measure). */
 export function mountDevices(slot, run, variants) {
-  const tflite = (variants || []).filter((v) => String(v.format).startsWith("tflite"));
+  // TFLite exports, and an uploaded model measured as a .tflite file (a .tflite or SavedModel upload)
+  const tflite = (variants || []).filter(
+    (v) =>
+      String(v.format).startsWith("tflite") ||
+      (v.format === VOCAB.uploaded_format && String(v.extra?.measured_as || "").startsWith("tflite")),
+  );
   if (run.status !== "succeeded" || !tflite.length) {
     replace(slot);
     return;
