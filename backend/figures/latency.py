@@ -64,9 +64,12 @@ def latency_figure(rows: Sequence[Mapping[str, Any]], device: str | None = None)
     fig = go.Figure(layout=layout)
     order = [variant_label(r) for r in usable]
     fig.update_xaxes(categoryorder="array", categoryarray=order)
-    techniques = sorted({technique_of(r) for r in usable})
+    # colours by the techniques of every row, so a technique keeps its colour across axes and devices
+    techniques = sorted({technique_of(r) for r in rows})
     for i, tech in enumerate(techniques):
         members = [r for r in usable if technique_of(r) == tech]
+        if not members:
+            continue
         p50 = [finite(r.get("latency_p50_ms")) for r in members]
         p95 = [finite(r.get("latency_p95_ms")) for r in members]
         plus = [max(0.0, (b - a)) if (a is not None and b is not None) else 0.0 for a, b in zip(p50, p95, strict=True)]

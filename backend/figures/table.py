@@ -224,8 +224,11 @@ def recipe_columns(run: Mapping[str, Any], parent: Mapping[str, Any] | None = No
         "learning_rate": optimizer.get("learning_rate"),
         "batch_size": training.get("batch_size"),
         "epochs": training.get("epochs"),
-        "width_multiplier": model.get("width_multiplier"),
-        "spec_architecture": model.get("architecture"),
+        # an uploaded model's architecture is its own, whatever the spec's defaults say
+        "width_multiplier": None if model.get("upload_id") else model.get("width_multiplier"),
+        "spec_architecture": f"uploaded model {model['upload_id']}"
+        if model.get("upload_id")
+        else model.get("architecture"),
         "spec_dataset": dataset.get("name"),
         "spec_seed": dataset.get("seed"),
         **{f"spec_{k}": v for k, v in own.items()},

@@ -170,7 +170,8 @@ def tradeoff_figure(
 
     flags = pareto_flags(usable, x, "accuracy")
     fig = go.Figure(layout=layout)
-    techniques = sorted({technique_of(r) for r in usable})
+    # colours by the techniques of every row, so a technique keeps its colour across axes and devices
+    techniques = sorted({technique_of(r) for r in rows})
     for i, tech in enumerate(techniques):
         members = [(r, f) for r, f in zip(usable, flags, strict=True) if technique_of(r) == tech]
         # two traces per technique, front and dominated, so the legend swatch is never the

@@ -29,7 +29,14 @@ export function duration(seconds) {
 
 export const accuracy = (v) => (finite(v) ? v.toFixed(4) : DASH);
 export const percent = (v, digits = 0) => (finite(v) ? `${(v * 100).toFixed(digits)}%` : DASH);
-export const ms = (v) => (finite(v) ? `${v < 1 ? v.toFixed(3) : v.toPrecision(3)} ms` : DASH);
+// Below 0.1 ms in µs with three significant digits: a TFLite call of a small model takes a few
+// µs, and "0.001 ms" for every variant would hide a 2× difference.
+export const ms = (v) =>
+  finite(v)
+    ? v < 0.1
+      ? `${Number((v * 1000).toPrecision(3))} µs`
+      : `${v < 1 ? v.toFixed(3) : v.toPrecision(3)} ms`
+    : DASH;
 export const integer = (v) => (finite(v) ? Math.round(v).toLocaleString("en-US") : DASH);
 export const ratio = (v) => (finite(v) ? `${v.toFixed(2)}×` : DASH);
 export function signed(v, digits = 4) {

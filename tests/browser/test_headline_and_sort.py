@@ -42,7 +42,8 @@ def test_the_headline_is_the_int8_model_named_on_screen(
     assert f"{_kib(int8['size_bytes'])} · {_kib(int8['gzip_bytes'])} gz" in text
     assert text.endswith(f"{int8['accuracy']:.4f}")
     p90 = int8["latency_p90_ms"]  # the headline latency (issue 18)
-    assert (f"p90 {p90:.3f} ms" if p90 < 1 else f"p90 {p90:.3g} ms") in text
+    shown = f"{float(f'{p90 * 1000:.3g}'):g} µs" if p90 < 0.1 else (f"{p90:.3f} ms" if p90 < 1 else f"{p90:.3g} ms")
+    assert f"p90 {shown}" in text
 
     page = dashboard.open(f"/?experiment={ship_runs['experiment']}")
     row = page.locator(f'tr[data-run-id="{run["id"]}"]')

@@ -267,6 +267,14 @@ def keras_preflight(model: Any, *, legacy: bool) -> dict[str, Any]:
             "status": "no" if qat["status"] == "no" or legacy else "fix",
             "reason": "; ".join(x for x in (qat["reason"], nested_note) if x),
         }
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        # the job feeds one array of images or features and reads one vector of class scores
+        why = (
+            f"optiboard runs models with one input and one output; this one has {len(model.inputs)} "
+            f"input{'s' if len(model.inputs) != 1 else ''} and {len(model.outputs)} output"
+            f"{'s' if len(model.outputs) != 1 else ''}"
+        )
+        techniques = {t: {"status": "no", "reason": why} for t in TECHNIQUES}
     return {
         "kind": kind,
         "inputs": [{"shape": _shape(t), "dtype": _dtype(t)} for t in model.inputs],

@@ -100,8 +100,9 @@ def as_uploaded(result: VariantResult, model: UploadedModel) -> VariantResult:
     """A measured variant relabelled as the uploaded model as it came (format `uploaded`).
 
     Its size is that of the file measured (a .tflite upload itself; a Keras upload saved again
-    in the Keras v3 format by tf-keras; a SavedModel converted to float32 TFLite); `extra` says
-    what it was measured as and the uploaded file's own size in bytes."""
+    in the Keras v3 format by tf-keras, without the optimizer state an uploaded file may carry,
+    so sizes compare weights with weights; a SavedModel converted to float32 TFLite); `extra`
+    says what it was measured as and the uploaded file's own size in bytes (`uploaded_bytes`)."""
     return dataclasses.replace(
         result,
         format=UPLOADED_FORMAT,

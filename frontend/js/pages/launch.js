@@ -526,6 +526,7 @@ function modelWidget(form) {
           idInput.value = e.target.value;
           idInput.dispatchEvent(new Event("input", { bubbles: true }));
           selfScaling(byId.get(Number(e.target.value)));
+          measuredOnly(byId.get(Number(e.target.value)));
           describe();
         },
       },
@@ -542,6 +543,21 @@ function modelWidget(form) {
     normalize.input.value = "none";
     normalize.input.dispatchEvent(new Event("change", { bubbles: true }));
     toast(`Normalize set to none: ${m.name} starts with a ${first} layer and scales its own inputs`);
+  };
+  // A .tflite is measured as it is (no training, no exports); a SavedModel is converted and
+  // exported but not trained: set the fields the server would otherwise refuse.
+  const measuredOnly = (m) => {
+    if (!m || (m.format !== "tflite" && m.format !== "saved_model")) return;
+    const epochs = form.slots.get("training.epochs");
+    if (epochs?.input) {
+      epochs.input.value = "0";
+      epochs.input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    const exports = form.slots.get("exports");
+    if (m.format === "tflite" && exports?.container) {
+      for (const box of exports.container.querySelectorAll("input[type=checkbox]")) box.checked = false;
+      exports.input?.dispatchEvent(new Event("change", { bubbles: true }));
+    }
   };
   idInput.addEventListener("input", describe);
   slot.container.append(h("div", { class: "upload-widget" }, picker, note));
