@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,15 @@ def _runtime(row: Mapping[str, Any]) -> str:
     """A compare row's runtime (table.compare_rows sets it; an older row has only its format)."""
     fmt = str(row.get("format", ""))
     return str(row.get("runtime") or ("tflite" if fmt.startswith("tflite") else fmt))
+
+
+def _top_margin(names: set[str], width_px: float = 1100.0) -> int:
+    """Room above the plot for the title and a horizontal legend of `names`: one 22 px row per
+    ~`width_px` of entries (an entry is its text at ~6.5 px a character plus its swatch), so a
+    legend of long technique names never runs into the title."""
+    entries = sum(len(n) * 6.5 + 48 for n in names)
+    rows = max(1, math.ceil(entries / width_px))
+    return 50 + 22 * rows
 
 
 def latency_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], str]:
@@ -48,7 +58,7 @@ def latency_figure(rows: Sequence[Mapping[str, Any]], device: str | None = None)
         barmode="overlay",
         # above the plot, under the title: the rotated variant labels take the space below it
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "font": {"size": 11}},
-        margin={"l": 64, "r": 16, "t": 72, "b": 48},
+        margin={"l": 64, "r": 16, "t": _top_margin({technique_of(r) for r in usable}), "b": 48},
         bargap=0.35,
     )
     if not usable:

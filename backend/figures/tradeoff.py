@@ -118,6 +118,11 @@ def _expected(rows: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, An
     return measured
 
 
+def _lower_first(label: str) -> str:
+    """'Microcontroller RAM, int8' → 'microcontroller RAM, int8' (acronyms keep their case)."""
+    return label[:1].lower() + label[1:]
+
+
 def tradeoff_figure(
     rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", device: str | None = None
 ) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def tradeoff_figure(
     missing = sum(1 for r in _expected(rows, x) if finite(r.get(x)) is None)
     layout = base_layout(
         "Accuracy vs "
-        + X_AXES[x].split(" (")[0].lower()
+        + _lower_first(X_AXES[x].split(" (")[0])
         + where
         + (
             f" · {missing} TFLite variant{'s' if missing != 1 else ''} not measured{where}"
