@@ -18,8 +18,9 @@ from tests.security.conftest import AppUnderTest
 from tests.security.seed import seed
 
 EXAMPLES_PER_MODE = 10
-# /api/workers waits `timeout` seconds for workers that do not exist here; keep it short.
-FIXED_QUERY = {"GET /api/workers": {"timeout": 0.05}}
+# /api/workers and /api/devices wait `timeout` seconds (up to 10, twice: ping, then inspect)
+# for workers that do not exist here; keep it short.
+FIXED_QUERY = {"GET /api/workers": {"timeout": 0.05}, "GET /api/devices": {"timeout": 0.05}}
 
 
 def _probe(
