@@ -479,7 +479,8 @@ def _model_line(m: dict[str, Any]) -> str:
     shape = " ".join(str(i["shape"]) for i in p.get("inputs", []))
     flavour = f" ({m['keras_flavour']})" if m.get("keras_flavour") else ""
     params = f"{p['params']:,} params" if p.get("params") is not None else "-"
-    return f"{m['id']:>5}  {m['format']}{flavour:<12} {p.get('kind', '?'):<11} {shape:<20} {params:<16} {m['name']}"
+    fmt = f"{m['format']}{flavour}"
+    return f"{m['id']:>5}  {fmt:<18} {p.get('kind', '?'):<11} {shape:<20} {params:<16} {m['name']}"
 
 
 def _show_model(m: dict[str, Any]) -> None:

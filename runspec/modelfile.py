@@ -188,6 +188,8 @@ def scan_model_file(path: Path, filename: str, limits: Limits) -> ScanResult:
     """
     with path.open("rb") as f:
         head = f.read(16)
+    if not head:
+        raise ModelRefused((), "the file is empty (0 bytes): upload the model file itself")
     if head.startswith(HDF5_MAGIC):
         if filename.lower().endswith(".weights.h5"):
             raise ModelRefused(

@@ -128,3 +128,10 @@ def test_unexpected_members_and_versions_are_refused(tmp_path: Path) -> None:
         tmp_path / "v.keras", files.sequential(*files.good_layers()), metadata={"keras_version": "9"}
     )
     assert refusal(odd).loc == ("metadata.json", "keras_version")
+
+
+def test_an_empty_file_is_refused_as_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "model.keras"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelRefused, match=r"the file is empty \(0 bytes\)"):
+        scan_model_file(empty, "model.keras", LIMITS)

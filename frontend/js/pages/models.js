@@ -217,9 +217,10 @@ function uploadWidget() {
           replace(message, loadingState("Scanning, loading in a sandbox and checking each layer…"));
           try {
             const model = await api.uploadModel(file);
-            replace(message, h("p", {}, `Accepted: ${model.name}`));
+            replace(message, h("p", {}, `Accepted: ${model.name}; its preflight is below.`));
             window.location.hash = String(model.id);
             showModel(model);
+            detail.scrollIntoView({ block: "start" }); // the layer table is what the user came for
             refresh();
           } catch (err) {
             replace(
