@@ -14,25 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runspec.vocabulary import OWN_DEVICE
+from runspec.vocabulary import OWN_DEVICE, VARIANT_PROTOCOL_FIELDS
 
 # Figures that depend on the machine that measured them (the rest of a variant does not).
 DEVICE_DEPENDENT: tuple[str, ...] = (
     "latency_p50_ms",
-    "latency_p90_ms",
     "latency_p95_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "latency_std_ms",
-    "latency_min_ms",
-    "latency_count",
-    "latency_cv",
-    "latency_unstable",
-    "latency_threads",
-    "init_ms",
-    "first_inference_ms",
-    "load_avg_1m",
-    "peak_memory_bytes",
+    # the microcontroller estimate is read from the graph, the same on every machine
+    *(f for f in VARIANT_PROTOCOL_FIELDS if not f.startswith("mcu_")),
 )
 # The per-device columns of the CSV: one of each per device measured.
 DEVICE_COLUMNS: tuple[str, ...] = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_unstable")

@@ -193,7 +193,33 @@ class MetricBatch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Variant(Base):
+class MeasuredFigures:
+    """The figures of the one measurement harness (runspec.vocabulary VARIANT_PROTOCOL_FIELDS plus
+    p50/p95; worker.engine.latency and worker.engine.footprint say how each is measured): latency
+    in milliseconds at batch 1 and `latency_threads` threads, memory in bytes; None where not
+    measured. A variant holds them as the training worker measured it (migrations 0001, 0009), a
+    variant measurement as a device measured it (0010)."""
+
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
+    latency_mean_ms: Mapped[float | None] = mapped_column(Float)
+    latency_std_ms: Mapped[float | None] = mapped_column(Float)
+    latency_min_ms: Mapped[float | None] = mapped_column(Float)
+    latency_count: Mapped[int | None] = mapped_column(Integer)
+    latency_cv: Mapped[float | None] = mapped_column(Float)
+    latency_unstable: Mapped[bool | None] = mapped_column(Boolean)
+    latency_threads: Mapped[int | None] = mapped_column(Integer)
+    init_ms: Mapped[float | None] = mapped_column(Float)
+    first_inference_ms: Mapped[float | None] = mapped_column(Float)
+    load_avg_1m: Mapped[float | None] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mcu_ram_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mcu_flash_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Variant(MeasuredFigures, Base):
     """One produced model of a run (unique per run and format) with its measurements and the
     SHA-256 of its artifact file.
     """
@@ -214,24 +240,6 @@ class Variant(Base):
     gzip_bytes: Mapped[int] = mapped_column(BigInteger)
     params: Mapped[int] = mapped_column(BigInteger)
     nonzero_params: Mapped[int] = mapped_column(BigInteger)
-    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
-    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
-    # The latency protocol (migration 0009, worker.engine.latency): one thread, batch 1.
-    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
-    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
-    latency_mean_ms: Mapped[float | None] = mapped_column(Float)
-    latency_std_ms: Mapped[float | None] = mapped_column(Float)
-    latency_min_ms: Mapped[float | None] = mapped_column(Float)
-    latency_count: Mapped[int | None] = mapped_column(Integer)
-    latency_cv: Mapped[float | None] = mapped_column(Float)
-    latency_unstable: Mapped[bool | None] = mapped_column(Boolean)
-    latency_threads: Mapped[int | None] = mapped_column(Integer)
-    init_ms: Mapped[float | None] = mapped_column(Float)
-    first_inference_ms: Mapped[float | None] = mapped_column(Float)
-    load_avg_1m: Mapped[float | None] = mapped_column(Float)
-    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    mcu_ram_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    mcu_flash_bytes: Mapped[int | None] = mapped_column(BigInteger)
     throughput_per_s: Mapped[float | None] = mapped_column(Float)
     hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -243,7 +251,7 @@ class Variant(Base):
     damaged: Mapped[str | None] = mapped_column(String(500))
 
 
-class VariantMeasurement(Base):
+class VariantMeasurement(MeasuredFigures, Base):
     """A variant measured on a target device (issue 18 item 4): which device label it was asked
     for, its life (runspec.vocabulary.MEASUREMENT_STATUSES), the worker that took it and the
     hardware fingerprint it measured on, the latency protocol's figures (milliseconds, batch 1)
@@ -260,23 +268,6 @@ class VariantMeasurement(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
-    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
-    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
-    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
-    latency_mean_ms: Mapped[float | None] = mapped_column(Float)
-    latency_std_ms: Mapped[float | None] = mapped_column(Float)
-    latency_min_ms: Mapped[float | None] = mapped_column(Float)
-    latency_count: Mapped[int | None] = mapped_column(Integer)
-    latency_cv: Mapped[float | None] = mapped_column(Float)
-    latency_unstable: Mapped[bool | None] = mapped_column(Boolean)
-    latency_threads: Mapped[int | None] = mapped_column(Integer)
-    init_ms: Mapped[float | None] = mapped_column(Float)
-    first_inference_ms: Mapped[float | None] = mapped_column(Float)
-    load_avg_1m: Mapped[float | None] = mapped_column(Float)
-    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    mcu_ram_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    mcu_flash_bytes: Mapped[int | None] = mapped_column(BigInteger)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
