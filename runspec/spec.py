@@ -257,6 +257,12 @@ PRUNING_MIN_STEPS = 1000
 PRUNING_MIN_EPOCHS = 2
 
 
+def recovery_epochs(steps_per_epoch: int) -> int:
+    """Pruning's default fine-tuning epochs: the fewest epochs of `steps_per_epoch` batches that
+    give at least PRUNING_MIN_STEPS optimizer steps, and at least PRUNING_MIN_EPOCHS (≤ 1000)."""
+    return max(PRUNING_MIN_EPOCHS, min(1000, -(-PRUNING_MIN_STEPS // max(1, steps_per_epoch))))
+
+
 class PruningSpec(Strict):
     name: Literal["pruning"]
     target_sparsity: float = Field(default=0.8, ge=0.0, le=0.99)
@@ -283,9 +289,7 @@ class PruningSpec(Strict):
         """`epochs`, or by default the fewest epochs of `steps_per_epoch` batches that give at
         least PRUNING_MIN_STEPS steps (and at least PRUNING_MIN_EPOCHS): the network must
         recover from the weights the schedule removes (measured in docs/results.md)."""
-        if self.epochs is not None:
-            return self.epochs
-        return max(PRUNING_MIN_EPOCHS, min(1000, -(-PRUNING_MIN_STEPS // max(1, steps_per_epoch))))
+        return self.epochs if self.epochs is not None else recovery_epochs(steps_per_epoch)
 
     def fine_tuning_rate(self, training_rate: float) -> float:
         """`learning_rate`, or by default the training rate (a lower rate recovers less)."""
@@ -340,6 +344,36 @@ class ClusteringSpec(_FineTuneAtLowerRate, Strict):
     )
 
 
+class FineTuningSpec(Strict):
+    """Plain fine-tuning: the trained model trained on for `epochs` more at `learning_rate`,
+    with the run's loss and nothing wrapped. The same-budget control of a fine-tuning technique
+    (runspec.controls) replaces the technique by this, so the two differ only by the technique.
+    Its defaults are pruning's (the fine-tuning it most often stands in for): enough epochs for
+    PRUNING_MIN_STEPS steps, at the training rate."""
+
+    name: Literal["fine_tuning"]
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            f"fine-tuning epochs; default: enough for {PRUNING_MIN_STEPS} steps, at least {PRUNING_MIN_EPOCHS} "
+            "(pruning's default, which a pruning run's control mirrors)"
+        ),
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0.0, le=10.0, description="fine-tuning rate; default: the optimizer's"
+    )
+
+    def fine_tuning_epochs(self, steps_per_epoch: int) -> int:
+        """`epochs`, or by default pruning's rule (PruningSpec.fine_tuning_epochs)."""
+        return self.epochs if self.epochs is not None else recovery_epochs(steps_per_epoch)
+
+    def fine_tuning_rate(self, training_rate: float) -> float:
+        """`learning_rate`, or by default the training rate."""
+        return self.learning_rate if self.learning_rate is not None else training_rate
+
+
 class DistillationSpec(Strict):
     name: Literal["distillation"]
     teacher_run_id: int = Field(ge=1, le=MAX_ID)
@@ -347,7 +381,12 @@ class DistillationSpec(Strict):
     alpha: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
-Technique = Annotated[PruningSpec | QATSpec | ClusteringSpec | DistillationSpec, Field(discriminator="name")]
+Technique = Annotated[
+    PruningSpec | QATSpec | ClusteringSpec | FineTuningSpec | DistillationSpec, Field(discriminator="name")
+]
+# Techniques that fine-tune a trained model: a run's same-budget control replaces each by
+# `fine_tuning` with the same epochs and rate (runspec.controls).
+FINE_TUNING_TECHNIQUES = ("pruning", "qat", "clustering")
 
 
 class ExportOptions(Strict):
@@ -398,6 +437,14 @@ class RunSpec(Strict):
     measurement: MeasurementSpec = MeasurementSpec()
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     notes: str = Field(default="", max_length=10_000)
+    control: bool = Field(
+        default=False,
+        description=(
+            "also submit this run's same-budget control, linked to it: the same spec with each pruning, QAT "
+            "or clustering fine-tune replaced by plain fine_tuning of the same epochs and rate, and distillation "
+            "removed (the same student from scratch); train runs with a technique only"
+        ),
+    )
 
     @field_validator("exports")
     @classmethod
@@ -446,7 +493,13 @@ class RunSpec(Strict):
                 )
             if self.kind == "optimize":
                 raise SpecError(f"model.{source}", f"an optimize run starts from parent_run_id, not model.{source}")
-        for n in set(names):
+        if self.control and (self.kind != "train" or self.external or not any(n != "fine_tuning" for n in names)):
+            raise SpecError(
+                "control",
+                "control needs a train run (not external) with a pruning, QAT, clustering or distillation "
+                "technique: it is that run without the technique",
+            )
+        for n in set(names) - {"fine_tuning"}:  # a control replaces each fine-tune by one
             if names.count(n) > 1:
                 raise SpecError("techniques", f"technique '{n}' appears more than once")
         if "distillation" in names and names.index("distillation") != 0:

@@ -162,6 +162,7 @@ TECHNIQUE_NAMES: dict[str, str] = {
     "qat": "quantization-aware training",
     "clustering": "weight clustering",
     "distillation": "knowledge distillation",
+    "fine_tuning": "plain fine-tuning",
 }
 PTQ_NAME = "post-training quantization"
 

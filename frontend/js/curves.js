@@ -147,6 +147,7 @@ export function phases(series, run) {
     qat: "quantization-aware training",
     clustering: "weight clustering",
     distillation: "knowledge distillation",
+    fine_tuning: "plain fine-tuning",
   };
   const out = [];
   s.steps.forEach((step, i) => {

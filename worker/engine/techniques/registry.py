@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from worker.engine.techniques.base import Technique
 from worker.engine.techniques.clustering import Clustering
 from worker.engine.techniques.distillation import Distillation
+from worker.engine.techniques.fine_tuning import PlainFineTuning
 from worker.engine.techniques.pruning import Pruning
 from worker.engine.techniques.qat import QAT
 
@@ -41,6 +42,7 @@ REGISTRY: Mapping[type[BaseModel], Technique] = _by_spec_type(
         Pruning(),
         Clustering(),
         QAT(),
+        PlainFineTuning(),
     ]
 )
 
