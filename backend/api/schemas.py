@@ -39,6 +39,10 @@ class RunPublic(BaseModel):
     summary: str
     parent_run_id: int | None
     retry_of_run_id: int | None
+    control_of_run_id: int | None = Field(description="the run this one is the same-budget control of")
+    control_run_id: int | None = Field(
+        default=None, description="this run's same-budget control (submitted with spec.control)"
+    )
     attempt: int
     max_attempts: int
     worker: str | None

@@ -19,6 +19,7 @@ from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, uploaded_models, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
+from runspec.controls import control_spec
 from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 from runspec.zoo import ZOO
@@ -326,10 +327,18 @@ def raise_if_problems(problems: Sequence[Problem]) -> None:
 
 def create_checked(
     session: Session, spec: RunSpec, *, max_attempts: int, retry_of_run_id: int | None = None
-) -> RunRecord:
+) -> list[RunRecord]:
+    """The run for `spec` after the reference checks (raises `Invalid`), flushed; with
+    `spec.control`, followed by its same-budget control twin (runspec.controls.control_spec of
+    the resolved spec: the same seeds, data and exports), linked through `control_of_run_id`, in
+    the same unit of work. Returns [run] or [run, control]."""
     raise_if_problems(reference_problems(session, spec))
     spec = with_resolved_defaults(session, spec)
-    return runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
+    run = runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
+    if not spec.control:
+        return [run]
+    twin = runs.create_run(session, spec=control_spec(spec), max_attempts=max_attempts, control_of_run_id=run.id)
+    return [run, twin]
 
 
 def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunRecord]) -> None:

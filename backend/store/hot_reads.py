@@ -39,6 +39,7 @@ _RUN_COLUMNS = (
     "summary",
     "parent_run_id",
     "retry_of_run_id",
+    "control_of_run_id",
     "attempt",
     "max_attempts",
     "lease",
@@ -82,7 +83,9 @@ class HotReads:
         self._token_and_run_sql = (
             f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
             f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
-            f"{', '.join('v.' + c for c in HEADLINE_FIELDS)} FROM (SELECT 1 AS one) AS x "
+            f"{', '.join('v.' + c for c in HEADLINE_FIELDS)}, "
+            # the run's control (the reverse of control_of_run_id), through its index
+            "(SELECT MIN(c.id) FROM runs c WHERE c.control_of_run_id = r.id) FROM (SELECT 1 AS one) AS x "
             f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
             f"LEFT JOIN runs r ON r.id = {p} "
             "LEFT JOIN experiments e ON e.id = r.experiment_id "
@@ -147,9 +150,10 @@ class HotReads:
         data["hardware"] = dict(data["hardware"] or {})
         n = len(_RUN_COLUMNS)
         headline = None
+        h = len(HEADLINE_FIELDS)
         if row[n + 1] is not None:
-            headline = dict(zip(HEADLINE_FIELDS, row[n + 1 :], strict=True))
-        return RunRecord(experiment=row[n], headline=headline, **data)
+            headline = dict(zip(HEADLINE_FIELDS, row[n + 1 : n + 1 + h], strict=True))
+        return RunRecord(experiment=row[n], headline=headline, control_run_id=row[n + 1 + h], **data)
 
     def close(self) -> None:
         if self._pg is not None:

@@ -97,6 +97,8 @@ class Run(Base):
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # The failed or cancelled run this one retries (POST /api/runs/{id}/retry); migration 0007.
     retry_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    # The run this one is the same-budget control of (RunSpec.control, runspec.controls); migration 0012.
+    control_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=2)
     lease: Mapped[str | None] = mapped_column(String(64))

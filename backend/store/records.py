@@ -41,6 +41,7 @@ class RunRecord:
     summary: str
     parent_run_id: int | None
     retry_of_run_id: int | None
+    control_of_run_id: int | None  # the run this one is the same-budget control of
     attempt: int
     max_attempts: int
     worker: str | None
@@ -61,6 +62,7 @@ class RunRecord:
     heartbeat_at: datetime | None
     lease: str | None = None
     headline: dict[str, Any] | None = None
+    control_run_id: int | None = None  # this run's same-budget control (the reverse of control_of_run_id)
 
     @property
     def terminal(self) -> bool:
@@ -222,8 +224,11 @@ class Series:
     values: list[float] = field(default_factory=list)
 
 
-def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None) -> RunRecord:
-    """The plain record of an ORM run row (and its experiment's name, optional headline)."""
+def run_record(
+    row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None, control_run_id: int | None = None
+) -> RunRecord:
+    """The plain record of an ORM run row (and its experiment's name, optional headline, the id of
+    its control run)."""
     return RunRecord(
         id=row.id,
         experiment_id=row.experiment_id,
@@ -237,6 +242,7 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         summary=row.summary,
         parent_run_id=row.parent_run_id,
         retry_of_run_id=row.retry_of_run_id,
+        control_of_run_id=row.control_of_run_id,
         attempt=row.attempt,
         max_attempts=row.max_attempts,
         worker=row.worker,
@@ -257,6 +263,7 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         heartbeat_at=row.heartbeat_at,
         lease=row.lease,
         headline=headline,
+        control_run_id=control_run_id,
     )
 
 

@@ -46,12 +46,18 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 
 def create_run(
-    session: Session, *, spec: RunSpec, max_attempts: int = 2, retry_of_run_id: int | None = None
+    session: Session,
+    *,
+    spec: RunSpec,
+    max_attempts: int = 2,
+    retry_of_run_id: int | None = None,
+    control_of_run_id: int | None = None,
 ) -> RunRecord:
     """A new run for a validated spec, flushed (not committed): `queued` with attempt 0, or
     `running` with attempt 1 for an external run; its experiment is created if missing.
     `max_attempts` is how many worker attempts the reaper allows before failing it;
-    `retry_of_run_id` the failed or cancelled run it retries (the two link to each other).
+    `retry_of_run_id` the failed or cancelled run it retries, `control_of_run_id` the run it is
+    the same-budget control of (each pair links both ways).
     """
     data = spec.model_dump(mode="json")
     exp = get_or_create_experiment(session, name=spec.experiment)
@@ -67,6 +73,7 @@ def create_run(
         summary=techniques_summary(spec)[:300],
         parent_run_id=spec.parent_run_id,
         retry_of_run_id=retry_of_run_id,
+        control_of_run_id=control_of_run_id,
         attempt=1 if spec.external else 0,
         max_attempts=max_attempts,
         tags=list(spec.tags),
@@ -140,9 +147,22 @@ def _sort_column(session: Session, key: str) -> Any:
     return m.Run.created_at
 
 
+def _controls(session: Session, run_ids: Sequence[int]) -> dict[int, int]:
+    """run id → the id of its control run (the first, should there be several), for these runs."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(m.Run.control_of_run_id, func.min(m.Run.id))
+        .where(m.Run.control_of_run_id.in_(run_ids))
+        .group_by(m.Run.control_of_run_id)
+    ).all()
+    return {int(of): int(control) for of, control in rows}
+
+
 def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRecord]:
-    heads = _headlines(session, [r.id for r, _ in rows])
-    return [run_record(r, exp, heads.get(r.id)) for r, exp in rows]
+    ids = [r.id for r, _ in rows]
+    heads, controls = _headlines(session, ids), _controls(session, ids)
+    return [run_record(r, exp, heads.get(r.id), controls.get(r.id)) for r, exp in rows]
 
 
 # Run ids are INTEGER (32-bit on PostgreSQL): a larger one names no run and must not reach SQL.
@@ -176,6 +196,7 @@ class RunFilter:
     q: str | None = None
     parent_run_id: int | None = None  # the optimize runs made from this run
     retry_of_run_id: int | None = None  # the retries of this run
+    control_of_run_id: int | None = None  # the control of this run
 
 
 def list_runs(
@@ -197,6 +218,8 @@ def list_runs(
         query = query.where(m.Run.parent_run_id == filters.parent_run_id)
     if filters.retry_of_run_id is not None:
         query = query.where(m.Run.retry_of_run_id == filters.retry_of_run_id)
+    if filters.control_of_run_id is not None:
+        query = query.where(m.Run.control_of_run_id == filters.control_of_run_id)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:

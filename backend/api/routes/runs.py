@@ -52,8 +52,9 @@ def _found(run: RunRecord | None, run_id: int) -> RunRecord:
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
     """Submit a run; it is queued and sent to a worker once stored."""
-    run = create_checked(session, spec, max_attempts=settings.max_attempts)
-    commit_and_enqueue(session, queue, [run])
+    created = create_checked(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, created)
+    run = created[0]  # its control, if asked for, is `control_run_id`
     return RunPublic.of(_found(runs.get_run(session, run_id=run.id), run.id))
 
 
@@ -66,6 +67,9 @@ def read_runs(
     q: Annotated[str | None, Query(max_length=200)] = None,
     parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
     retry_of: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the retries of this run")] = None,
+    control_of: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only the same-budget control of this run")
+    ] = None,
     sort: Annotated[
         str,
         Query(
@@ -77,7 +81,13 @@ def read_runs(
 ) -> RunsPublic:
     """List runs, newest first, filtered by experiment, status, tag and text."""
     filters = runs.RunFilter(
-        experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent, retry_of_run_id=retry_of
+        experiment=experiment,
+        status=status_,
+        tag=tag,
+        q=q,
+        parent_run_id=parent,
+        retry_of_run_id=retry_of,
+        control_of_run_id=control_of,
     )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)
@@ -139,8 +149,9 @@ def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: Settin
     if run.status not in ("failed", "cancelled") or run.external:
         raise Conflict(f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
     spec = _spec({**run.spec, "name": f"{run.name} (retry)"[:200]}, loc=("stored spec",))
-    new = create_checked(session, spec, max_attempts=settings.max_attempts, retry_of_run_id=run_id)
-    commit_and_enqueue(session, queue, [new])
+    created = create_checked(session, spec, max_attempts=settings.max_attempts, retry_of_run_id=run_id)
+    commit_and_enqueue(session, queue, created)  # a run that asked for a control gets a new one
+    new = created[0]
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
 
 
@@ -160,11 +171,13 @@ def optimize_run(
             "techniques": [],
             "exports": body.exports,
             "external": False,
+            "control": False,  # post-training exports have no technique to control for
         },
         loc=("body",),
     )
-    new = create_checked(session, spec, max_attempts=settings.max_attempts)
-    commit_and_enqueue(session, queue, [new])
+    created = create_checked(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, created)
+    new = created[0]
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))
 
 

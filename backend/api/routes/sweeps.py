@@ -49,7 +49,8 @@ def create_sweep(body: SweepIn, session: SessionDep, queue: QueueDep, settings: 
     # Check every point before writing anything: all runs are created, or none.
     for _, spec in points:
         raise_if_problems(reference_problems(session, spec, loc=("body", "base")))
-    created = [create_checked(session, spec, max_attempts=settings.max_attempts) for _, spec in points]
+    # a base spec with `control` gives each point its own control twin (same seed, same point)
+    created = [run for _, spec in points for run in create_checked(session, spec, max_attempts=settings.max_attempts)]
     commit_and_enqueue(session, queue, created)
     records = runs.get_runs(session, run_ids=[r.id for r in created])
     return SweepCreated(experiment=body.base.experiment, count=len(records), data=[RunPublic.of(r) for r in records])
