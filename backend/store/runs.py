@@ -156,7 +156,7 @@ def _controls(session: Session, run_ids: Sequence[int]) -> dict[int, int]:
         .where(m.Run.control_of_run_id.in_(run_ids))
         .group_by(m.Run.control_of_run_id)
     ).all()
-    return {int(of): int(control) for of, control in rows}
+    return {int(of): int(control) for of, control in rows if of is not None}
 
 
 def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRecord]:
