@@ -354,16 +354,24 @@ def _kib(n: float) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
 
 
-def _submit(body: Any, *, wait: bool, url: str | None, token: str | None, data_dir: Path | None) -> None:
-    """POST the run spec; print the run's id and status, or with `wait` follow it to its end,
-    print it as one JSON line and exit 0 only if it succeeded."""
+def _submit(
+    body: Any, *, wait: bool, url: str | None, token: str | None, data_dir: Path | None, control: bool = False
+) -> None:
+    """POST the run spec (with `control`, asking for its same-budget control too); print the
+    run's id and status (and its control's), or with `wait` follow the run to its end, print it
+    as one JSON line and exit 0 only if it succeeded."""
+    if control and isinstance(body, dict):
+        body = {**body, "control": True}
     with _Api(url, token, data_dir) as api:
         run = api.call("POST", "/api/runs", json=body)
         if not wait:
             typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            if run.get("control_run_id"):
+                twin = api.call("GET", f"/api/runs/{run['control_run_id']}")
+                typer.echo(f"run {twin['id']} {twin['status']}: {twin['name']} (same-budget control of {run['id']})")
             return
         run = _wait(api, run)
-    fields = ("id", "name", "status", "error", "headline")
+    fields = ("id", "name", "status", "error", "headline", "control_run_id")
     typer.echo(json.dumps({k: run[k] for k in fields}))
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
@@ -375,6 +383,13 @@ def submit(
     token: Token = None,
     data_dir: DataDir = None,
     wait: Annotated[bool, typer.Option(help="wait until the run ends")] = False,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control",
+            help="also submit the run's same-budget control (the same model and epochs without the technique)",
+        ),
+    ] = False,
 ) -> None:
     """Submit a run spec and print the run's id and status."""
     import yaml
@@ -383,7 +398,7 @@ def submit(
         body = yaml.safe_load(spec.read_text())
     except yaml.YAMLError as e:
         _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
-    _submit(body, wait=wait, url=url, token=token, data_dir=data_dir)
+    _submit(body, wait=wait, url=url, token=token, data_dir=data_dir, control=control)
 
 
 @app.command()
@@ -403,7 +418,12 @@ def runs(
     typer.echo(f"{'id':>5}  {'status':<10} {'model (format · size · gzip · p50 · accuracy)':<50}  name")
     for r in page["data"]:
         # two spaces before the name even when the model cell is longer than its column
-        typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50}  {r['name']}")
+        link = (
+            f"  [control: #{r['control_run_id']}]"
+            if r.get("control_run_id")
+            else (f"  [control of #{r['control_of_run_id']}]" if r.get("control_of_run_id") else "")
+        )
+        typer.echo(f"{r['id']:>5}  {r['status']:<10} {_headline_text(r['headline']):<50}  {r['name']}{link}")
     count = page["count"]
     typer.echo(f"({count} run{'' if count == 1 else 's'})")
 

@@ -296,9 +296,16 @@ class Client:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Queue a run (a RunSpec as a dict); returns the run as stored (status queued)."""
-        return self._json("POST", "/api/runs", json=dict(spec))
+    def submit(self, spec: Mapping[str, Any], *, control: bool | None = None) -> dict[str, Any]:
+        """Queue a run (a RunSpec as a dict); returns the run as stored (status queued).
+
+        `control=True` (or `"control": true` in the spec) also queues the run's same-budget
+        control, the run without its technique trained for the same epochs; its id is the
+        returned run's `control_run_id` (and the control's `control_of_run_id` is the run's)."""
+        body = dict(spec)
+        if control is not None:
+            body["control"] = control
+        return self._json("POST", "/api/runs", json=body)
 
     def create_external_run(
         self,
@@ -334,10 +341,12 @@ class Client:
         status: str | None = None,
         tag: str | None = None,
         q: str | None = None,
+        control_of: int | None = None,
         sort: str = "-created_at",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
+        """One page of runs; `control_of` lists only the same-budget control of that run."""
         params = {
             k: v
             for k, v in {
@@ -345,6 +354,7 @@ class Client:
                 "status": status,
                 "tag": tag,
                 "q": q,
+                "control_of": control_of,
                 "sort": sort,
                 "limit": limit,
                 "offset": offset,
