@@ -15,6 +15,7 @@ from backend.figures.pareto import pareto_flags
 from backend.figures.text import finite
 from runspec.vocabulary import (
     DEFAULT_SUMMARY,
+    HEADLINE_FORMATS,
     LOGGED_FORMAT,
     PTQ_NAME,
     REFERENCE_FORMATS,
@@ -52,6 +53,12 @@ CSV_COLUMNS = (
     "pareto",
     "baseline_run_id",
     "baseline_format",
+    "control_run_id",
+    "control_format",
+    "vs_control_accuracy",
+    "vs_control_f1",
+    "vs_control_size_ratio",
+    "vs_control_gzip_ratio",
     "optimizer",
     "learning_rate",
     "batch_size",
@@ -242,6 +249,42 @@ def _ratio(a: Any, b: Any) -> float | None:
     return x / y if x is not None and y not in (None, 0.0) else None
 
 
+def _diff(a: Any, b: Any) -> float | None:
+    x, y = finite(a), finite(b)
+    return x - y if x is not None and y is not None else None
+
+
+CONTROL_COLUMNS = (
+    "control_run_id",
+    "control_format",
+    "vs_control_accuracy",
+    "vs_control_f1",
+    "vs_control_size_ratio",
+    "vs_control_gzip_ratio",
+)
+
+
+def vs_control(variant: Mapping[str, Any], control_variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The variant against its run's same-budget control (runspec.controls): the control's model
+    of the same format (int8 against int8: the technique's effect at equal training), else the
+    control's headline (runspec.vocabulary.HEADLINE_FORMATS). Accuracy and macro F1 as
+    differences of fractions (positive: the technique is better), sizes raw and gzip as ratios
+    (below 1: the technique's model is smaller). None everywhere when the control has no model."""
+    by_format = {str(c.get("format")): c for c in control_variants}
+    ref = by_format.get(str(variant.get("format"))) or next(
+        (by_format[f] for f in HEADLINE_FORMATS if f in by_format), None
+    )
+    if ref is None:
+        return dict.fromkeys(CONTROL_COLUMNS[1:])
+    return {
+        "control_format": ref.get("format"),
+        "vs_control_accuracy": _diff(variant.get("accuracy"), ref.get("accuracy")),
+        "vs_control_f1": _diff(variant.get("f1"), ref.get("f1")),
+        "vs_control_size_ratio": _ratio(variant.get("size_bytes"), ref.get("size_bytes")),
+        "vs_control_gzip_ratio": _ratio(variant.get("gzip_bytes"), ref.get("gzip_bytes")),
+    }
+
+
 def compare_rows(
     runs: Sequence[Mapping[str, Any]],
     variants: Sequence[Mapping[str, Any]],
@@ -251,8 +294,12 @@ def compare_rows(
     parents: Mapping[int, Mapping[str, Any]] | None = None,
     logged: Mapping[int, Mapping[str, float | None]] | None = None,
     summary: str = DEFAULT_SUMMARY,
+    controls: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows in run order, then variant order; and which variant the deltas refer to.
+
+    `controls` maps a control run's id to its variants, compared or not: a run whose
+    `control_run_id` is there gets the CONTROL_COLUMNS (`vs_control`), others None in them.
 
     `parents` maps the parent id of optimize runs to that run (for the technique label).
     `logged` maps a run id to its logged series summarised `summary`-wise ({key: value},
@@ -263,6 +310,7 @@ def compare_rows(
     """
     parents = parents or {}
     logged = logged or {}
+    controls = controls or {}
     by_run: dict[int, list[Mapping[str, Any]]] = {}
     for v in variants:
         by_run.setdefault(int(v["run_id"]), []).append(v)
@@ -298,6 +346,13 @@ def compare_rows(
             row["size_ratio"] = _ratio(row["size_bytes"], ref.get("size_bytes")) if ref else None
             lat_ref = _latency_reference(by_run.get(baseline_id, []), v) if ref and baseline_id is not None else None
             row["latency_ratio"] = _ratio(row["latency_p50_ms"], lat_ref.get("latency_p50_ms")) if lat_ref else None
+            control_id = run.get("control_run_id")
+            row["control_run_id"] = control_id
+            row.update(
+                vs_control(v, controls[control_id])
+                if isinstance(control_id, int) and control_id in controls
+                else dict.fromkeys(CONTROL_COLUMNS[1:])
+            )
             rows.append(row)
         if int(run["id"]) not in by_run:
             row_of_log = _logged_row(run, ref, logged.get(int(run["id"])))
@@ -341,6 +396,7 @@ def _logged_row(
         **dict.fromkeys(recipe_columns(run, None)),
         **dict.fromkeys(_COPIED),
         **dict.fromkeys(("latency_protocol", "top_op", "float_ops")),
+        **dict.fromkeys(CONTROL_COLUMNS),
     }
     row.update(
         accuracy=acc,

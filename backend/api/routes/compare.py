@@ -118,6 +118,11 @@ def _comparison(
         )
     if baseline is not None and not any(v["run_id"] == baseline for v in variant_docs):
         raise Invalid.at(("query", "baseline"), f"run {baseline} has no measured model to compare against")
+    # each run's same-budget control, compared or not: its variants give the "vs control" columns
+    control_ids = sorted({int(r.control_run_id) for r in records if r.control_run_id})
+    controls: dict[int, list[dict[str, Any]]] = {i: [] for i in control_ids}
+    for cv in variants.list_variants(session, run_ids=control_ids) if control_ids else []:
+        controls[cv.run_id].append(VariantPublic.of(cv).model_dump(mode="json"))
     logged = metrics.summarize_metrics(
         session.connection(),
         run_ids=ids,
@@ -125,7 +130,14 @@ def _comparison(
         how=summary,
     )
     rows, reference = compare_rows(
-        run_docs, variant_docs, baseline_run_id=baseline, x=x, parents=parents, logged=logged, summary=summary
+        run_docs,
+        variant_docs,
+        baseline_run_id=baseline,
+        x=x,
+        parents=parents,
+        logged=logged,
+        summary=summary,
+        controls=controls,
     )
     rows, per_device = device_columns(rows, measured, devices)
     out: dict[str, Any] = {

@@ -406,6 +406,38 @@ const COLUMNS = [
   },
 ];
 
+// A technique run against its same-budget control (backend/figures/table.py vs_control): the
+// control's model of the same format, so the difference is the technique's, net of extra training.
+const CONTROL_COLUMN = {
+  key: "vs_control_accuracy",
+  label: "vs control",
+  num: true,
+  cls: "control-cell",
+  title:
+    "Against the run's same-budget control (the same model trained as many epochs without the technique): " +
+    "accuracy difference in points, and gzip size ratio",
+  cell: (r) => {
+    if (r.vs_control_accuracy == null) return r.control_run_id ? h("span", { class: "muted" }, "control pending") : "";
+    const points = 100 * r.vs_control_accuracy;
+    return h(
+      "span",
+      {
+        title:
+          `vs ${fmt.modelFormat(r.control_format)} of control run #${r.control_run_id}: ` +
+          `accuracy ${points >= 0 ? "+" : ""}${points.toFixed(2)} points, macro F1 ${fmt.signed(r.vs_control_f1)}, ` +
+          `size ${fmt.ratio(r.vs_control_size_ratio)}, gzip ${fmt.ratio(r.vs_control_gzip_ratio)}`,
+        dataset: { control: r.control_run_id },
+      },
+      h(
+        "span",
+        { class: better(r.vs_control_accuracy, { lowIsGood: false, tol: 0.0005 }) },
+        `${points >= 0 ? "+" : "−"}${Math.abs(points).toFixed(2)} pt`,
+      ),
+      h("span", { class: "muted" }, ` · gz ${fmt.ratio(r.vs_control_gzip_ratio)}`),
+    );
+  },
+};
+
 // Spec values as columns (backend/figures/table.py recipe_columns): shown, sorted, exported.
 const SPEC_COLUMNS = [
   { key: "logged_val_accuracy", label: "Val acc", num: true },
@@ -435,7 +467,7 @@ const SUMMARY_WORD = { best: "best", last: "last", min: "min", max: "max" };
 
 /** The table's columns: the fixed ones, then the chosen logged-metric and spec columns (none
  * at first, so the table fits 1280 px; the recipe line already names the spec values). */
-function columns() {
+function columns(rows = []) {
   const word = SUMMARY_WORD[state.summary] || state.summary;
   const shown = specColumnsShown();
   const extra = SPEC_COLUMNS.filter((c) => shown.has(c.key)).map((c) => {
@@ -455,7 +487,9 @@ function columns() {
       },
     };
   });
-  return [...COLUMNS, ...extra].map(sortable);
+  // "vs control" only when a compared run has a same-budget control (keeps 1280 px otherwise)
+  const control = rows.some((r) => r.control_run_id) ? [CONTROL_COLUMN] : [];
+  return [...COLUMNS.slice(0, 5), ...control, ...COLUMNS.slice(5), ...extra].map(sortable);
 }
 
 /** A column whose header sorts the rows by it (click again: the other way); nulls last. */
@@ -537,7 +571,7 @@ function render() {
       rows.length
         ? [
             baselineNote(rows, runs),
-            table(columns(), sortedRows(rows), {
+            table(columns(rows), sortedRows(rows), {
               caption: "Variants with deltas against the baseline",
               id: "compare-table",
               cls: "compact",

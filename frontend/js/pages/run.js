@@ -645,6 +645,25 @@ function contextLine(run) {
       ]);
   }
   if (run.retry_of_run_id) parts.push(["retry of ", link(run.retry_of_run_id)]);
+  // same-budget controls (runspec/controls.py): each links the other and the comparison of the two
+  const both = (a, b) =>
+    h("a", { href: `/compare?runs=${a},${b}`, id: "compare-control" }, "compare net of extra training");
+  if (run.control_run_id)
+    parts.push([
+      "same-budget control ",
+      link(run.control_run_id, `#${run.control_run_id}`),
+      " (",
+      both(run.id, run.control_run_id),
+      ")",
+    ]);
+  if (run.control_of_run_id)
+    parts.push([
+      "same-budget control of ",
+      link(run.control_of_run_id),
+      ": its model and epochs without the technique (",
+      both(run.control_of_run_id, run.id),
+      ")",
+    ]);
   if (state.retries?.length) {
     parts.push(["retried as ", state.retries.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} (${c.status})`)])]);
   }

@@ -311,6 +311,14 @@ function rowFor(run) {
             h("a", { href: `/runs/${run.retry_of_run_id}` }, `#${run.retry_of_run_id}`),
           )
         : null,
+      run.control_of_run_id
+        ? h(
+            "span",
+            { class: "muted", dataset: { controlOf: run.control_of_run_id } },
+            " · control of ",
+            h("a", { href: `/runs/${run.control_of_run_id}` }, `#${run.control_of_run_id}`),
+          )
+        : null,
       run.tags && run.tags.length
         ? h(
             "div",
