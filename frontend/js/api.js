@@ -77,6 +77,7 @@ const post = (path, body, opts) => request("POST", path, { body, ...opts });
 // Runs
 export const getVocabulary = (opts) => get("/api/vocabulary", undefined, opts);
 export const listRuns = (filters = {}, opts) => get("/api/runs", filters, opts);
+export const getParcoords = (filters = {}, opts) => get("/api/parcoords", filters, opts);
 export const createRun = (spec) => post("/api/runs", spec);
 export const getRun = (id, opts) => get(`/api/runs/${encodeURIComponent(id)}`, undefined, opts);
 export const updateRun = (id, patch) => request("PATCH", `/api/runs/${encodeURIComponent(id)}`, { body: patch });

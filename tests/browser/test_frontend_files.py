@@ -65,3 +65,15 @@ def test_the_compare_figures_use_only_the_traces_of_the_basic_bundle():
 
 def test_the_plotly_bundle_needs_no_eval():
     assert not re.search(r"new Function\b|\beval\(", BUNDLE.read_text())
+
+
+STRICT_BUNDLE = FRONTEND / "lib" / "plotly-strict.min.js"
+
+
+def test_the_runs_pages_strict_bundle_is_the_wheels_version():
+    # frontend/lib/plotly-strict.min.js is npm plotly.js-strict-dist-min (regl precompiled, so
+    # parcoords runs under script-src 'self'); js/parcoords.js loads it when the view opens
+    from plotly.offline import get_plotlyjs_version
+
+    head = STRICT_BUNDLE.read_text()[:300]
+    assert re.search(r"plotly\.js \(strict - minified\) v(\S+)", head).group(1) == get_plotlyjs_version()

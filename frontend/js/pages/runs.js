@@ -14,6 +14,7 @@ import {
   statusBadge,
   toast,
 } from "../layout.js";
+import { compareHref, drawParcoords } from "../parcoords.js";
 import { poll } from "../poll.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -46,6 +47,7 @@ const state = {
   count: 0,
   selected: new Set((params.get("selected") || "").split(",").filter(Boolean).map(Number)),
   editing: null, // run id whose tags/notes editor is open
+  parcoords: params.get("view") === "parcoords", // the parallel-coordinates view is open
   loaded: false,
   error: null,
 };
@@ -88,6 +90,18 @@ const searchInput = h("input", {
   on: { input: debounce((e) => setFilter("q", e.target.value.trim()), 300) },
 });
 const clearBtn = h("button", { type: "button", class: "btn btn-link", on: { click: clearFilters } }, "Clear filters");
+const parcoordsBtn = h(
+  "button",
+  {
+    type: "button",
+    class: "btn btn-sm",
+    id: "parcoords-toggle",
+    "aria-pressed": String(state.parcoords),
+    title: "Spec values and headline figures of the listed runs as parallel coordinates; brush axes to select",
+    on: { click: toggleParcoords },
+  },
+  "Parallel coordinates",
+);
 const liveNote = h("span", { class: "muted", "aria-live": "polite" });
 const toolbar = h(
   "div",
@@ -97,11 +111,13 @@ const toolbar = h(
   statusSelect,
   tagInput,
   clearBtn,
+  parcoordsBtn,
   h("span", { class: "grow" }),
   liveNote,
 );
+const pcCard = h("section", { class: "card chart-card", id: "parcoords-card", hidden: true });
 const body = h("div", {}, loadingState("Loading runs…"));
-replace(main, header, toolbar, body);
+replace(main, header, toolbar, pcCard, body);
 
 // ---- data -----------------------------------------------------------------------------
 function query() {
@@ -116,6 +132,7 @@ function syncUrl() {
   for (const [k, v] of Object.entries(state.filters)) if (v) p.set(k, v);
   if (state.sort !== "-created_at") p.set("sort", state.sort);
   if (state.offset) p.set("offset", String(state.offset));
+  if (state.parcoords) p.set("view", "parcoords");
   const qs = p.toString();
   history.replaceState(null, "", qs ? `/?${qs}` : "/");
 }
@@ -160,6 +177,64 @@ function startPolling() {
   );
 }
 
+// ---- parallel coordinates -------------------------------------------------------------
+function toggleParcoords() {
+  state.parcoords = !state.parcoords;
+  parcoordsBtn.setAttribute("aria-pressed", String(state.parcoords));
+  syncUrl();
+  loadParcoords();
+}
+
+/** The view of the runs the filters select (all pages, newest 500), drawn from /api/parcoords. */
+async function loadParcoords() {
+  pcCard.hidden = !state.parcoords;
+  if (!state.parcoords) return;
+  replace(pcCard, loadingState("Loading parallel coordinates…"));
+  try {
+    const table = await api.getParcoords(state.filters);
+    const compare = h("a", { class: "btn btn-primary btn-sm", id: "parcoords-compare" });
+    const chart = h("div", { class: "chart", id: "parcoords-chart" });
+    const shown = table.rows.length;
+    const notes = [
+      table.count > table.limit ? `the newest ${table.limit} of ${table.count} runs` : null,
+      table.left_out ? `${table.left_out} without a measured model not drawn` : null,
+    ].filter(Boolean);
+    replace(
+      pcCard,
+      h(
+        "div",
+        { class: "card-head" },
+        h(
+          "h2",
+          { class: "card-title" },
+          `Parallel coordinates (${shown} run${shown === 1 ? "" : "s"})`,
+          h("span", { class: "muted" }, notes.length ? ` · ${notes.join(" · ")}` : ""),
+        ),
+        h("span", { class: "muted" }, "Drag along an axis to select; click a selection to clear it. "),
+        compare,
+      ),
+      shown >= 2
+        ? chart
+        : emptyState("Nothing to draw", "Parallel coordinates need at least two runs with a measured model."),
+    );
+    if (shown < 2) {
+      compare.remove();
+      return;
+    }
+    await drawParcoords(chart, table, (ids) => {
+      const href = compareHref(ids);
+      compare.textContent = `Compare selected (${ids.length})`;
+      compare.dataset.runIds = ids.join(",");
+      if (href) compare.href = href;
+      else compare.removeAttribute("href");
+      compare.classList.toggle("disabled", !href);
+      compare.title = href ? "" : ids.length ? "The compare page takes at most 200 runs" : "No run selected";
+    });
+  } catch (err) {
+    replace(pcCard, errorState(err, loadParcoords));
+  }
+}
+
 async function refresh() {
   try {
     await load();
@@ -198,6 +273,7 @@ function setFilter(key, value) {
   state.offset = 0;
   syncUrl();
   refresh();
+  loadParcoords();
 }
 
 function clearFilters() {
@@ -209,6 +285,7 @@ function clearFilters() {
   state.offset = 0;
   syncUrl();
   refresh();
+  loadParcoords();
 }
 
 function setSort(key) {
@@ -587,3 +664,4 @@ window.addEventListener("focus", () => {
 
 loadExperiments();
 refresh();
+loadParcoords();
