@@ -439,10 +439,10 @@ class RunSpec(Strict):
     notes: str = Field(default="", max_length=10_000)
     control: bool = Field(
         default=False,
+        title="Same-budget control",
         description=(
-            "also submit this run's same-budget control, linked to it: the same spec with each pruning, QAT "
-            "or clustering fine-tune replaced by plain fine_tuning of the same epochs and rate, and distillation "
-            "removed (the same student from scratch); train runs with a technique only"
+            "also queue this run's same-budget control: the run without its technique, trained as many epochs "
+            "(train runs with a technique)"
         ),
     )
 

@@ -84,6 +84,7 @@ def test_control_without_a_technique_is_refused_naming_the_field(api: TestClient
 
 def test_a_sweep_gives_each_point_its_own_control_and_a_retry_a_new_one(api: TestClient) -> None:
     body = {"base": {**PRUNING, "techniques": [{"name": "pruning"}]}, "grid": {"training.seed": [0, 1]}}
+    assert api.post("/api/sweeps/preview", json=body).json()["count"] == 4  # 2 points, each with its control
     r = api.post("/api/sweeps", json=body)
     assert r.status_code == 201, r.text
     runs = r.json()["data"]

@@ -37,9 +37,10 @@ def _expand(body: SweepIn) -> list[tuple[dict[str, Any], Any]]:
 
 @router.post("/preview")
 def preview_sweep(body: SweepIn) -> SweepPreview:
-    """How many runs a sweep would create, and their grid points."""
+    """How many runs a sweep would create (a control per point with `base.control`), and its grid points."""
     points = _expand(body)
-    return SweepPreview(count=len(points), points=[p for p, _ in points])
+    count = sum(2 if spec.control else 1 for _, spec in points)
+    return SweepPreview(count=count, points=[p for p, _ in points])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

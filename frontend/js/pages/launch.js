@@ -282,8 +282,7 @@ function build(meta) {
       if (!state.rows.length) addRow("training.optimizer.learning_rate", "0.001, 0.01");
       preview();
     } else {
-      countValue.textContent = "1";
-      submit.textContent = "Launch run";
+      countSingle();
     }
     const url = new URL(window.location.href);
     if (m === "sweep") url.searchParams.set("mode", "sweep");
@@ -295,8 +294,17 @@ function build(meta) {
   form.onChange = () => {
     state.paths = form.sweepablePaths();
     for (const row of state.rows) refreshOptions(row);
+    if (state.mode === "single") countSingle();
     preview();
   };
+
+  /** One run, or two with its same-budget control (`control`). */
+  function countSingle() {
+    const n = form.value().control ? 2 : 1;
+    countValue.textContent = String(n);
+    countLabel.textContent = n === 1 ? "run will be queued" : "runs will be queued: the run and its control";
+    submit.textContent = n === 1 ? "Launch run" : "Launch run + control";
+  }
 
   async function onSubmit(e) {
     e.preventDefault();
