@@ -129,3 +129,46 @@ def test_clustering_after_pruning_leaves_kernels_with_too_few_nonzero_weights(
     note = next(line for line in rep.lines if "left unclustered" in line)
     assert "fewer nonzero weights than 64 clusters" in note and "conv1" in note
     assert rep.variant("tflite-float32").accuracy > 0.5
+
+
+def test_plain_fine_tuning_trains_on_without_changing_the_model(tmp_path: Path, run, digits_spec, teacher) -> None:
+    """fine_tuning (a same-budget control's stand-in for a technique): the teacher's model trained
+    on for its epochs at its rate, same layers, no zeros added; the input model is left as it was."""
+    from worker.engine.models import load_keras_model
+
+    store, parent, _ = teacher
+    before = [w.copy() for w in load_keras_model(store.paths[1], "the teacher").get_weights()]
+    spec = digits_spec(**FROM_TEACHER, techniques=[{"name": "fine_tuning", "epochs": 2, "learning_rate": 5e-4}])
+    summary, rep = run(spec, tmp_path, models=store)
+    assert summary.epochs_done == 2
+    assert any(line.startswith("phase: plain fine-tuning") for line in rep.lines)
+    tuned, base = rep.variant("keras"), parent.variant("keras")
+    assert tuned.params == base.params and tuned.nonzero_params == base.nonzero_params
+    assert tuned.accuracy > 0.8
+    after = load_keras_model(tuned.path, "the fine-tuned model").get_weights()
+    assert any(not (a == b).all() for a, b in zip(after, before, strict=True))  # it trained
+    still = load_keras_model(store.paths[1], "the teacher").get_weights()
+    assert all((a == b).all() for a, b in zip(still, before, strict=True))
+
+
+def test_a_control_chain_on_an_mlp_trains_the_same_epochs_as_its_run(tmp_path: Path, run, digits_spec) -> None:
+    """The twin of pruning → QAT on another architecture: fine_tuning twice, pruning's default
+    epochs resolved the same way for both (1 training epoch + recovery epochs + 1 QAT epoch)."""
+    from runspec.controls import control_spec
+
+    spec = digits_spec(
+        model={"architecture": "mlp"},
+        training={"epochs": 1, "batch_size": 128},
+        techniques=[{"name": "pruning", "target_sparsity": 0.5}, {"name": "qat"}],
+        control=True,
+    )
+    twin = control_spec(spec)
+    assert [t.name for t in twin.techniques] == ["fine_tuning", "fine_tuning"]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "twin").mkdir()
+    run_summary, pruned = run(spec, tmp_path / "run")
+    twin_summary, rep = run(twin, tmp_path / "twin")
+    assert twin_summary.epochs_done == run_summary.epochs_done > 3
+    # nothing pruned (a few biases of units that never fire stay at their zero init)
+    assert rep.variant("keras").nonzero_params > 0.99 * rep.variant("keras").params
+    assert pruned.variant("keras").nonzero_params < 0.6 * pruned.variant("keras").params

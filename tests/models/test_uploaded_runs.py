@@ -240,3 +240,34 @@ def test_what_cannot_work_is_refused_at_submit_naming_the_field(live_stack: Stac
         {"dataset": {"name": "digits"}, "model": {"upload_id": cnn["id"], "init_from_run_id": 1}},
     )
     assert any(tuple(d["loc"])[-1] == "upload_id" for d in detail)
+
+
+def test_an_uploaded_models_qat_run_gets_its_control(live_stack: Stack, tmp_path: Path) -> None:
+    """Same-budget controls on an uploaded Keras 3 model (issue 19 item 2): the control starts
+    from the same upload with the same resolved defaults (normalize "none": the model rescales its
+    own inputs), fine-tunes as many epochs without QAT, and is measured like its run."""
+    _keras3_digits_cnn(tmp_path / "user_cnn.keras")
+    uploaded = _upload(live_stack, tmp_path / "user_cnn.keras", "user cnn (control)")
+    run = live_stack.client.submit(
+        {
+            "name": "user cnn qat",
+            "dataset": {"name": "digits"},
+            "model": {"upload_id": uploaded["id"]},
+            "training": {"epochs": 0, "batch_size": 32},
+            "techniques": [{"name": "qat", "epochs": 1}],
+            "exports": ["int8"],
+            "measurement": FAST,
+            "control": True,
+        }
+    )
+    twin_id = run["control_run_id"]
+    done, twin = live_stack.client.wait_terminal(run["id"], timeout=300), live_stack.client.wait_terminal(twin_id, 300)
+    assert done["status"] == twin["status"] == "succeeded", (done["error"], twin["error"])
+    assert twin["spec"]["model"]["upload_id"] == uploaded["id"] and twin["spec"]["dataset"]["normalize"] == "none"
+    assert twin["spec"]["techniques"] == [{"name": "fine_tuning", "epochs": 1, "learning_rate": pytest.approx(1e-4)}]
+    mine, theirs = _variants(live_stack, run["id"]), _variants(live_stack, twin_id)
+    assert set(mine) == set(theirs) == {"uploaded", "keras", "tflite-int8"}
+    assert mine["uploaded"]["accuracy"] == theirs["uploaded"]["accuracy"]  # the same file as it came
+    assert mine["tflite-int8"]["extra"].get("from_qat") and not theirs["tflite-int8"]["extra"].get("from_qat")
+    text = "\n".join(live_stack.client.http.get(f"/api/runs/{twin_id}/logs").json()["lines"])
+    assert "phase: plain fine-tuning" in text and "over 1 epochs" in text
