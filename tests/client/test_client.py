@@ -107,3 +107,16 @@ def test_submit_wait_list_and_download(client: optiboard.Client, tmp_path: Path)
     assert {"keras", "tflite-float32"} <= formats
     path = client.download(run["id"], "tflite-float32", tmp_path / "model.tflite")
     assert path.stat().st_size > 1000 and path.read_bytes()[4:8] == b"TFL3"
+
+
+def test_submit_with_control_queues_the_run_and_its_control(client: optiboard.Client) -> None:
+    spec = {"name": "client control", "dataset": {"name": "digits"}, "techniques": [{"name": "qat"}]}
+    run = client.submit(spec, control=True)
+    twin = client.get_run(run["control_run_id"])
+    assert twin["control_of_run_id"] == run["id"] and twin["name"] == "client control (control)"
+    assert [r["id"] for r in client.list_runs(control_of=run["id"])] == [twin["id"]]
+    for rid in (run["id"], twin["id"]):  # nothing here needs them trained
+        client.cancel(rid)
+    with pytest.raises(optiboard.OptiboardError) as refused:
+        client.submit({"name": "no technique"}, control=True)
+    assert refused.value.status == 422 and "control" in str(refused.value)

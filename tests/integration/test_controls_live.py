@@ -45,6 +45,7 @@ def test_a_pruning_run_and_its_control_train_the_same_epochs(live_stack: Any, tm
     result = json.loads(out.stdout)
     assert result["status"] == "succeeded" and result["control_run_id"]
 
+    data = Path(live_stack.settings.data_dir)
     ob = optiboard.Client(live_stack.url, token=live_stack.token)
     try:
         twin = ob.wait(result["control_run_id"], timeout=600)
@@ -62,5 +63,10 @@ def test_a_pruning_run_and_its_control_train_the_same_epochs(live_stack: Any, tm
         assert all(h and h["format"] == "tflite-int8" for h in sparsity.values())
         keras = {r["id"]: next(v for v in ob.variants(r["id"]) if v["format"] == "keras") for r in (run, twin)}
         assert keras[run["id"]]["sparsity"] > 0.45 and keras[twin["id"]]["sparsity"] < 0.05
+        # `optiboard runs` marks both ends of the link
+        listed = _cli(["runs", "--limit", "200"], data, OPTIBOARD_TOKEN=live_stack.token).stdout.splitlines()
+        line = {int(x.split()[0]): x for x in listed[1:-1]}
+        assert line[run["id"]].endswith(f"[control: #{twin['id']}]")
+        assert line[twin["id"]].endswith(f"prune-with-control (control)  [control of #{run['id']}]")
     finally:
         ob.close()

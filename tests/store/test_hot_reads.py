@@ -62,12 +62,19 @@ def test_runs_read_the_same_through_both_paths(session: Session, hot: HotReads) 
     _variant(session, plain.id, "tflite-float32", None, 3000)
     _variant(session, external.id, "tflite-int8", 0.9, 900)  # only one format: it speaks for the run
     runs.finish_run(session, run_id=plain.id, lease=lease, status="failed", error="boom")
+    # a same-budget control links both ways: control_of_run_id stored, control_run_id read back
+    control = runs.create_run(
+        session, spec=RunSpec.model_validate({"name": "queued (control)"}), control_of_run_id=plain.id
+    )
     session.commit()
 
-    for run_id in (plain.id, external.id):
+    for run_id in (plain.id, external.id, control.id):
         expected = runs.get_run(session, run_id=run_id)
         got = _run(hot.run(run_id))
         assert got == expected  # every field, headline included, same types and time zones
+    assert _run(hot.run(plain.id)).control_run_id == control.id  # type: ignore[union-attr]
+    assert _run(hot.run(control.id)).control_of_run_id == plain.id  # type: ignore[union-attr]
+    assert _run(hot.run(external.id)).control_run_id is None  # type: ignore[union-attr]
     assert _run(hot.run(plain.id)).headline == {
         "format": "tflite-int8",
         "accuracy": 0.8,
