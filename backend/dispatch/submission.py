@@ -326,15 +326,27 @@ def raise_if_problems(problems: Sequence[Problem]) -> None:
 
 
 def create_checked(
-    session: Session, spec: RunSpec, *, max_attempts: int, retry_of_run_id: int | None = None
+    session: Session,
+    spec: RunSpec,
+    *,
+    max_attempts: int,
+    retry_of_run_id: int | None = None,
+    control_of_run_id: int | None = None,
 ) -> list[RunRecord]:
     """The run for `spec` after the reference checks (raises `Invalid`), flushed; with
     `spec.control`, followed by its same-budget control twin (runspec.controls.control_spec of
     the resolved spec: the same seeds, data and exports), linked through `control_of_run_id`, in
-    the same unit of work. Returns [run] or [run, control]."""
+    the same unit of work. Returns [run] or [run, control]. `control_of_run_id` makes the run
+    itself a control (the retry of a control stays its run's control)."""
     raise_if_problems(reference_problems(session, spec))
     spec = with_resolved_defaults(session, spec)
-    run = runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
+    run = runs.create_run(
+        session,
+        spec=spec,
+        max_attempts=max_attempts,
+        retry_of_run_id=retry_of_run_id,
+        control_of_run_id=control_of_run_id,
+    )
     if not spec.control:
         return [run]
     twin = runs.create_run(session, spec=control_spec(spec), max_attempts=max_attempts, control_of_run_id=run.id)

@@ -85,7 +85,7 @@ class HotReads:
             f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
             f"{', '.join('v.' + c for c in HEADLINE_FIELDS)}, "
             # the run's control (the reverse of control_of_run_id), through its index
-            "(SELECT MIN(c.id) FROM runs c WHERE c.control_of_run_id = r.id) FROM (SELECT 1 AS one) AS x "
+            "(SELECT MAX(c.id) FROM runs c WHERE c.control_of_run_id = r.id) FROM (SELECT 1 AS one) AS x "
             f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
             f"LEFT JOIN runs r ON r.id = {p} "
             "LEFT JOIN experiments e ON e.id = r.experiment_id "

@@ -148,11 +148,12 @@ def _sort_column(session: Session, key: str) -> Any:
 
 
 def _controls(session: Session, run_ids: Sequence[int]) -> dict[int, int]:
-    """run id → the id of its control run (the first, should there be several), for these runs."""
+    """run id → the id of its control run (the newest, should there be several: a failed
+    control's retry), for these runs."""
     if not run_ids:
         return {}
     rows = session.execute(
-        select(m.Run.control_of_run_id, func.min(m.Run.id))
+        select(m.Run.control_of_run_id, func.max(m.Run.id))
         .where(m.Run.control_of_run_id.in_(run_ids))
         .group_by(m.Run.control_of_run_id)
     ).all()

@@ -94,6 +94,13 @@ def test_a_sweep_gives_each_point_its_own_control_and_a_retry_a_new_one(api: Tes
     for run, twin in pairs:  # the twin has its run's seed: one control per seed of a group
         assert twin["spec"]["training"]["seed"] == run["spec"]["training"]["seed"]
         assert api.get(f"/api/runs/{run['id']}").json()["control_run_id"] == twin["id"]
+    # a cancelled control retried is its run's control from then on
+    run, twin = pairs[1]
+    api.post(f"/api/runs/{twin['id']}/cancel")
+    again = api.post(f"/api/runs/{twin['id']}/retry").json()
+    assert again["control_of_run_id"] == run["id"] and again["retry_of_run_id"] == twin["id"]
+    assert again["control_run_id"] is None  # a control asks for none of its own
+    assert api.get(f"/api/runs/{run['id']}").json()["control_run_id"] == again["id"]
     run = pairs[0][0]
     api.post(f"/api/runs/{run['id']}/cancel")
     retry = api.post(f"/api/runs/{run['id']}/retry").json()

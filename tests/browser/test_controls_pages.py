@@ -68,7 +68,7 @@ def test_the_compare_page_shows_the_effect_net_of_extra_training(
     cells = table.locator(f'[data-control="{twin["id"]}"]')
     expect(cells).to_have_count(len(mine))
     points = 100 * int8["vs_control_accuracy"]
-    shown = f"{'+' if points >= 0 else '−'}{abs(points):.2f} pt · gz {int8['vs_control_gzip_ratio']:.2f}×"
+    shown = f"{'+' if points >= 0 else '−'}{abs(points):.2f} pt\ngz {int8['vs_control_gzip_ratio']:.2f}×"
     assert shown in [c.inner_text() for c in cells.all()]
     # the control's own rows have no control of their own
     twin_rows = table.locator(f"tr:has(a[href='/runs/{twin['id']}'])")

@@ -149,7 +149,13 @@ def retry_run(run_id: Id, session: SessionDep, queue: QueueDep, settings: Settin
     if run.status not in ("failed", "cancelled") or run.external:
         raise Conflict(f"run {run_id} is {run.status}: only failed or cancelled runs can be retried")
     spec = _spec({**run.spec, "name": f"{run.name} (retry)"[:200]}, loc=("stored spec",))
-    created = create_checked(session, spec, max_attempts=settings.max_attempts, retry_of_run_id=run_id)
+    created = create_checked(
+        session,
+        spec,
+        max_attempts=settings.max_attempts,
+        retry_of_run_id=run_id,
+        control_of_run_id=run.control_of_run_id,  # a control's retry is its run's control now
+    )
     commit_and_enqueue(session, queue, created)  # a run that asked for a control gets a new one
     new = created[0]
     return RunPublic.of(_found(runs.get_run(session, run_id=new.id), new.id))

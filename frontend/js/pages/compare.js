@@ -429,11 +429,11 @@ const CONTROL_COLUMN = {
         dataset: { control: r.control_run_id },
       },
       h(
-        "span",
+        "div",
         { class: better(r.vs_control_accuracy, { lowIsGood: false, tol: 0.0005 }) },
         `${points >= 0 ? "+" : "−"}${Math.abs(points).toFixed(2)} pt`,
       ),
-      h("span", { class: "muted" }, ` · gz ${fmt.ratio(r.vs_control_gzip_ratio)}`),
+      h("div", { class: "muted" }, `gz ${fmt.ratio(r.vs_control_gzip_ratio)}`),
     );
   },
 };
