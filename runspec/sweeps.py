@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runspec.spec import RunSpec
+from runspec.spec import RunSpec, SpecError
 
 MAX_RUNS = 500
 Scalar = float | int | str | bool | None
@@ -98,8 +98,17 @@ def expand(sweep: SweepIn) -> list[tuple[dict[str, Any], RunSpec]]:
             spec = RunSpec.model_validate(doc)
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            axis = next((p for p in point if loc.startswith(p) or p.startswith(loc)), loc)
-            raise SweepError(("body", "grid", axis), f"{loc}: {err['msg']}") from None
+            cause = (err.get("ctx") or {}).get("error")
+            parts = [str(x) for x in err["loc"]]
+            msg = err["msg"]
+            if isinstance(cause, SpecError):  # a rule across fields: its own field and words
+                parts, msg = [*parts, *cause.field.split(".")], str(cause)
+            loc = ".".join(parts)
+            # the grid axis that made the point invalid: the one on the failing field's path, else
+            # the only axis there is (a rule across fields, e.g. kind=optimize needs parent_run_id)
+            on_path = [p for p in point if loc.startswith(p) or p.startswith(loc)]
+            axis = on_path[0] if on_path else next(iter(point)) if len(point) == 1 else loc
+            text = msg if msg.startswith(loc) else f"{loc}: {msg}"
+            raise SweepError(("body", "grid", axis), text) from None
         out.append((point, spec))
     return out
