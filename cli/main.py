@@ -652,10 +652,6 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
     raise typer.Exit(0 if ok else 1)
 
 
-if __name__ == "__main__":
-    sys.exit(app())
-
-
 # --- studies (issue 20) ------------------------------------------------------------------------
 
 
@@ -799,3 +795,7 @@ def studies_extend(
     """Raise the budget; a study that finished on its budget runs again."""
     body = {"trials": trials, "wall_seconds": wall_seconds, "worker_minutes": worker_minutes}
     _steer("extend", study_id, url, token, data_dir, body)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -84,7 +84,6 @@ function frontChart(el, s) {
     },
   ];
   const layout = {
-    title: { text: `${metric} against ${cost}`, x: 0, xanchor: "left", font: { size: 14 } },
     xaxis: { title: { text: `${cost} (log)` }, type: "log", gridcolor: "#e5e7eb", automargin: true },
     yaxis: { title: { text: metric }, gridcolor: "#e5e7eb", automargin: true },
     shapes: [
@@ -111,8 +110,7 @@ function frontChart(el, s) {
       },
     ],
     margin: { l: 60, r: 16, t: 40, b: 50 },
-    legend: { orientation: "h", y: -0.22 },
-    height: 380,
+    legend: { orientation: "h", y: -0.25 },
   };
   window.Plotly.react(el, data, layout, PLOT_CONFIG);
 }
@@ -120,25 +118,18 @@ function frontChart(el, s) {
 function hypervolumeChart(el, s, axis) {
   const hv = s.hypervolume;
   const layout = {
-    title: {
-      text: `Hypervolume against ${axis === "trials" ? "trials" : "worker-minutes"}`,
-      x: 0,
-      xanchor: "left",
-      font: { size: 14 },
-    },
     xaxis: {
       title: { text: axis === "trials" ? "trials told" : "worker-minutes" },
       gridcolor: "#e5e7eb",
       automargin: true,
     },
     yaxis: {
-      title: { text: "hypervolume (cost fraction × accuracy above bar)" },
+      title: { text: "hypervolume" },
       gridcolor: "#e5e7eb",
       automargin: true,
       rangemode: "tozero",
     },
-    margin: { l: 60, r: 16, t: 40, b: 50 },
-    height: 300,
+    margin: { l: 60, r: 16, t: 16, b: 50 },
   };
   if (!hv.length) {
     layout.annotations = [
@@ -288,7 +279,7 @@ function actions(s) {
 
 let includeInfeasible = false;
 let timer = null;
-const frontEl = h("div", { class: "chart", id: "study-front" });
+const frontEl = h("div", { class: "chart tall", id: "study-front" });
 const hvTrialsEl = h("div", { class: "chart", id: "study-hv-trials" });
 const hvMinutesEl = h("div", { class: "chart", id: "study-hv-minutes" });
 
@@ -336,8 +327,18 @@ async function load() {
       " · ",
       toggle,
     ),
-    h("div", { class: "grid-2" }, card("Pareto front", frontEl), h("div", {}, bestCard(s), budgetCard(s))),
-    h("div", { class: "grid-2" }, card("Hypervolume", hvTrialsEl), card("Hypervolume per worker-minute", hvMinutesEl)),
+    h(
+      "div",
+      { class: "grid-2" },
+      card("Pareto front: accuracy against cost", frontEl),
+      h("div", {}, bestCard(s), budgetCard(s)),
+    ),
+    h(
+      "div",
+      { class: "grid-2" },
+      card("Hypervolume against trials", hvTrialsEl),
+      card("Hypervolume against worker-minutes", hvMinutesEl),
+    ),
     trialsTable(s),
   );
   if (window.Plotly) {
