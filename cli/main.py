@@ -1,4 +1,4 @@
-"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure."""
+"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure, studies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 models_app = typer.Typer(help="Uploaded models: upload, list, show the preflight.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+studies_app = typer.Typer(
+    help="Studies: goal-driven searches over recipes (create, list, show, steer).", no_args_is_help=True
+)
+app.add_typer(studies_app, name="studies")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="overrides OPTIBOARD_DATA_DIR")]
 
@@ -646,6 +650,151 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
         ok = tokens.revoke_token(session, token_id=token_id)
     typer.echo("revoked" if ok else "no such active token")
     raise typer.Exit(0 if ok else 1)
+
+
+# --- studies (issue 20) ------------------------------------------------------------------------
+
+
+def _study_line(s: dict[str, Any]) -> str:
+    c = s["trial_counts"]
+    left = s["budget"]["left"]["trials"]
+    trials = f"{c['complete'] + c['pruned'] + c['failed']} done, {c['running']} running, {c['feasible']} feasible"
+    return (
+        f"{s['id']:>4}  {s['status']:<9} {s['strategy']:<6} {trials:<42} "
+        f"{'' if left is None else f'{left:g} left':<9} {s['name']}"
+    )
+
+
+def _value_text(objective: str, value: float) -> str:
+    if objective.endswith("_bytes"):
+        return _kib(value)
+    if objective.endswith("_ms"):
+        return _duration_ms(value)
+    if objective in ("accuracy", "f1"):
+        return f"{value * 100:.2f} %"
+    return f"{value:,.0f}"
+
+
+def _show_study(s: dict[str, Any]) -> None:
+    typer.echo(f"study {s['id']} {s['status']}: {s['name']} ({s['strategy']}, baseline run {s['baseline_run_id']})")
+    if s.get("stop_reason"):
+        typer.echo(f"  ended: {s['stop_reason']}")
+    con = s["constraint"]
+    typer.echo(f"  constraint: {con['metric']} ≥ {s['bar'] * 100:.2f} % (baseline − {con['max_drop']:g} {con['unit']})")
+    b = s["budget"]
+    used = b["used"]
+    typer.echo(
+        f"  budget: {used['trials']:.0f} trials, {used['worker_minutes']:.1f} worker-min, {used['wall_seconds']:.0f} s wall; "
+        f"left: {', '.join(f'{k} {v:g}' for k, v in b['left'].items() if v is not None) or 'no limit'}"
+    )
+    for best in s.get("best", []):
+        typer.echo(
+            f"  best {best['objective']}: trial {best['number']} (run {best['run_id']}) "
+            f"{_value_text(best['objective'], best['value'])}"
+        )
+    if s.get("closest_miss"):
+        miss = s["closest_miss"]
+        typer.echo(
+            f"  nothing feasible; closest miss: trial {miss['number']} (run {miss['run_id']}) {con['metric']} {miss['constraint_metric']:.4f}"
+        )
+    typer.echo(f"  {'#':>3}  {'state':<9} {'feasible':<8} {'run':>5}  recipe")
+    for t in s.get("trials", []):
+        feasible = {True: "yes", False: "no", None: ""}[t["feasible"]]
+        values = "  ".join(_value_text(k, v) for k, v in (t["values"] or {}).items())
+        typer.echo(
+            f"  {t['number']:>3}  {t['state']:<9} {feasible:<8} {t['run_id'] or '':>5}  {t['summary'] or t['recipe'].get('chain', '')}  {values}"
+        )
+
+
+@studies_app.command("create")
+def studies_create(
+    spec: Annotated[
+        Path, typer.Argument(help="study spec, YAML or JSON (GET /docs: StudySpec)", exists=True, dir_okay=False)
+    ],
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a study from a spec file and print its id."""
+    import yaml
+
+    try:
+        body = yaml.safe_load(spec.read_text())
+    except yaml.YAMLError as e:
+        _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    with _Api(url, token, data_dir) as api:
+        study = api.call("POST", "/api/studies", json=body)
+    typer.echo(f"study {study['id']} {study['status']}: {study['name']}")
+
+
+@studies_app.command("list")
+def studies_list(url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """List studies with their trial counts and budget left."""
+    with _Api(url, token, data_dir) as api:
+        page = api.call("GET", "/api/studies")
+    typer.echo(f"{'id':>4}  {'status':<9} {'strategy':<6} {'trials':<42} {'left':<9} name")
+    for s in page["data"]:
+        typer.echo(_study_line(s))
+    typer.echo(f"({page['count']} stud{'y' if page['count'] == 1 else 'ies'})")
+
+
+@studies_app.command("show")
+def studies_show(
+    study_id: int,
+    include_infeasible: Annotated[bool, typer.Option(help="also infeasible trials in the best list")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole study as JSON")] = False,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A study: constraint, budget, best trials and every trial's recipe and outcome."""
+    with _Api(url, token, data_dir) as api:
+        study = api.call("GET", f"/api/studies/{study_id}", params={"include_infeasible": include_infeasible})
+    if as_json:
+        typer.echo(json.dumps(study))
+        return
+    _show_study(study)
+
+
+def _steer(
+    action: str, study_id: int, url: str | None, token: str | None, data_dir: Path | None, body: Any = None
+) -> None:
+    with _Api(url, token, data_dir) as api:
+        study = api.call("POST", f"/api/studies/{study_id}/{action}", json=body)
+    typer.echo(f"study {study['id']} {study['status']}: {study['name']}")
+
+
+@studies_app.command("pause")
+def studies_pause(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """No new trials; those in flight finish and are counted."""
+    _steer("pause", study_id, url, token, data_dir)
+
+
+@studies_app.command("resume")
+def studies_resume(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Resume a paused study."""
+    _steer("resume", study_id, url, token, data_dir)
+
+
+@studies_app.command("stop")
+def studies_stop(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Stop a study for good (trials in flight are cancelled)."""
+    _steer("stop", study_id, url, token, data_dir)
+
+
+@studies_app.command("extend")
+def studies_extend(
+    study_id: int,
+    trials: Annotated[int, typer.Option(help="more trials")] = 0,
+    wall_seconds: Annotated[float, typer.Option(help="more wall-clock seconds")] = 0.0,
+    worker_minutes: Annotated[float, typer.Option(help="more worker-minutes")] = 0.0,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Raise the budget; a study that finished on its budget runs again."""
+    body = {"trials": trials, "wall_seconds": wall_seconds, "worker_minutes": worker_minutes}
+    _steer("extend", study_id, url, token, data_dir, body)
 
 
 if __name__ == "__main__":

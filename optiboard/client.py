@@ -374,6 +374,51 @@ class Client:
     def cancel(self, run_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/runs/{run_id}/cancel")
 
+    # --- studies (issue 20) ---------------------------------------------------------------
+
+    def create_study(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a study (a StudySpec as a dict: baseline_run_id, objectives, constraint,
+        search_space, budget, strategy); returns it as stored (status queued). Raises
+        OptiboardError (HTTP 422 names the field)."""
+        return self._json("POST", "/api/studies", json=dict(spec))
+
+    def list_studies(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Studies, newest first, with trial counts and budget used/left."""
+        return self._json("GET", "/api/studies", params={"limit": limit, "offset": offset})["data"]
+
+    def get_study(self, study_id: int, *, include_infeasible: bool = False) -> dict[str, Any]:
+        """A study with its trials, hypervolume history, best feasible trial per objective (all
+        trials with `include_infeasible`), Pareto front and budget."""
+        params = {"include_infeasible": str(include_infeasible).lower()}
+        return self._json("GET", f"/api/studies/{study_id}", params=params)
+
+    def pause_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/pause")
+
+    def resume_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/resume")
+
+    def stop_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/stop")
+
+    def extend_study(
+        self, study_id: int, *, trials: int = 0, wall_seconds: float = 0.0, worker_minutes: float = 0.0
+    ) -> dict[str, Any]:
+        """Raise the study's budget by these amounts (trials, seconds, worker-minutes)."""
+        body = {"trials": trials, "wall_seconds": wall_seconds, "worker_minutes": worker_minutes}
+        return self._json("POST", f"/api/studies/{study_id}/extend", json=body)
+
+    def wait_study(self, study_id: int, *, timeout: float | None = None, poll: float = 1.0) -> dict[str, Any]:
+        """Block until the study is finished or stopped; returns it. Raises OptiboardError on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            study = self.get_study(study_id)
+            if study["status"] in ("finished", "stopped"):
+                return study
+            if deadline is not None and time.monotonic() + poll > deadline:
+                raise OptiboardError(f"study {study_id} still {study['status']} after {timeout} s")
+            time.sleep(poll)
+
     def finish(
         self, run_id: int, status: str = "succeeded", *, error: str | None = None, timeout_s: float | None = None
     ) -> dict[str, Any]:

@@ -74,6 +74,13 @@ async function request(method, path, { query, body, signal } = {}) {
 const get = (path, query, opts) => request("GET", path, { query, ...opts });
 const post = (path, body, opts) => request("POST", path, { body, ...opts });
 
+// Studies (issue 20)
+export const listStudies = (opts) => get("/api/studies", undefined, opts);
+export const getStudy = (id, includeInfeasible, opts) =>
+  get(`/api/studies/${id}`, { include_infeasible: includeInfeasible ? "true" : undefined }, opts);
+export const createStudy = (spec) => post("/api/studies", spec);
+export const steerStudy = (id, action, body) => post(`/api/studies/${id}/${action}`, body);
+
 // Runs
 export const getVocabulary = (opts) => get("/api/vocabulary", undefined, opts);
 export const listRuns = (filters = {}, opts) => get("/api/runs", filters, opts);
