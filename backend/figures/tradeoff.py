@@ -195,7 +195,16 @@ def tradeoff_figure(
         yaxis=axis(
             "Test accuracy",
             tickformat=_accuracy_ticks(usable),
-            **accuracy_range([float(r["accuracy"]) for r in usable]),
+            # a group's error bar is part of what the axis must show
+            **accuracy_range(
+                [float(r["accuracy"]) for r in usable]
+                + [
+                    min(1.0, max(0.0, float(v)))  # an accuracy's interval past [0, 1] is drawn to the edge
+                    for r in usable
+                    for v in (r.get("accuracy_ci_low"), r.get("accuracy_ci_high"))
+                    if grouped and finite(v) is not None
+                ]
+            ),
         ),
         # techniques, then the marker shapes of the formats, in rows under the plot: long
         # recipe names ("weight clustering → post-training quantization") never scroll
