@@ -199,10 +199,10 @@ def tradeoff_figure(
             **accuracy_range(
                 [float(r["accuracy"]) for r in usable]
                 + [
-                    min(1.0, max(0.0, float(v)))  # an accuracy's interval past [0, 1] is drawn to the edge
+                    min(1.0, max(0.0, v))  # an accuracy's interval past [0, 1] is drawn to the edge
                     for r in usable
-                    for v in (r.get("accuracy_ci_low"), r.get("accuracy_ci_high"))
-                    if grouped and finite(v) is not None
+                    for v in (finite(r.get("accuracy_ci_low")), finite(r.get("accuracy_ci_high")))
+                    if grouped and v is not None
                 ]
             ),
         ),
