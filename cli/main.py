@@ -359,17 +359,26 @@ def _kib(n: float) -> str:
 
 
 def _submit(body: Any, *, wait: bool, url: str | None, token: str | None, data_dir: Path | None) -> None:
-    """POST the run spec; print the run's id and status, or with `wait` follow it to its end,
-    print it as one JSON line and exit 0 only if it succeeded."""
+    """POST the run spec; print the run's id and status (each run's, with repeats), or with
+    `wait` follow them to their end, print each as one JSON line and exit 0 only if all
+    succeeded."""
     with _Api(url, token, data_dir) as api:
-        run = api.call("POST", "/api/runs", json=body)
+        first = api.call("POST", "/api/runs", json=body)
+        ids = first.get("group_run_ids") or [first["id"]]
+        created = [first] + [api.call("GET", f"/api/runs/{i}") for i in ids[1:]]
         if not wait:
-            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            for run in created:
+                typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+            if len(ids) > 1:
+                typer.echo(
+                    f"seed group {first['group_key'][:12]}: optiboard compare --groups {','.join(map(str, ids))}"
+                )
             return
-        run = _wait(api, run)
+        done = [_wait(api, run) for run in created]
     fields = ("id", "name", "status", "error", "headline")
-    typer.echo(json.dumps({k: run[k] for k in fields}))
-    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+    for run in done:
+        typer.echo(json.dumps({k: run[k] for k in fields}))
+    raise typer.Exit(0 if all(r["status"] == "succeeded" for r in done) else 1)
 
 
 @app.command()
@@ -379,6 +388,10 @@ def submit(
     token: Token = None,
     data_dir: DataDir = None,
     wait: Annotated[bool, typer.Option(help="wait until the run ends")] = False,
+    repeats: Annotated[
+        int | None,
+        typer.Option(min=1, max=20, help="train the spec N times over consecutive training seeds (one seed group)"),
+    ] = None,
 ) -> None:
     """Submit a run spec and print the run's id and status."""
     import yaml
@@ -387,7 +400,67 @@ def submit(
         body = yaml.safe_load(spec.read_text())
     except yaml.YAMLError as e:
         _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    if repeats is not None and isinstance(body, dict):
+        body["repeats"] = repeats
     _submit(body, wait=wait, url=url, token=token, data_dir=data_dir)
+
+
+def _interval_cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    mean, half = row.get(key), row.get(f"{key}_half_width")
+    if mean is None:
+        return "-"
+    return f"{mean:{fmt}} ± {half:{fmt}}" if half is not None else f"{mean:{fmt}} (n=1)"
+
+
+def _difference_cell(d: dict[str, Any] | None) -> str:
+    if not d or d.get("diff") is None:
+        return "-"
+    if d.get("ci_low") is None:
+        return f"{d['diff']:+.4f} no interval"
+    mark = "significant" if d["significant"] else "not significant"
+    return f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] {mark}"
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[str, typer.Argument(help="comma-separated run ids, e.g. 1,2,3")],
+    groups: Annotated[
+        bool, typer.Option(help="aggregate runs that differ only by seed: mean ± 95 % CI half-width, n")
+    ] = False,
+    baseline: Annotated[int | None, typer.Option(help="run whose group (or model) the deltas refer to")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the server's answer as JSON")] = False,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Compare runs: a line per model (accuracy, size, p90), or with --groups a line per seed group."""
+    params: dict[str, Any] = {"runs": run_ids, "groups": "true" if groups else "false"}
+    if baseline is not None:
+        params["baseline"] = baseline
+    with _Api(url, token, data_dir) as api:
+        data = api.call("GET", "/api/compare", params=params)
+    if as_json:
+        out = data["groups"] if groups else {"rows": data["rows"], "baseline": data["baseline"]}
+        typer.echo(json.dumps(out))
+        return
+    if not groups:
+        typer.echo(f"{'run':>5}  {'format':<16} {'accuracy':>8} {'size':>10} {'p90':>10}  name")
+        for r in data["rows"]:
+            size = _kib(r["size_bytes"]) if r.get("size_bytes") is not None else "-"
+            p90 = _duration_ms(r["latency_p90_ms"]) if r.get("latency_p90_ms") is not None else "-"
+            acc = f"{r['accuracy']:.4f}" if r.get("accuracy") is not None else "-"
+            typer.echo(f"{r['run_id']:>5}  {str(r['format']):<16} {acc:>8} {size:>10} {p90:>10}  {r['run_name']}")
+        return
+    typer.echo(
+        f"{'runs':<14} {'format':<16} {'accuracy (mean ± 95% CI)':<26} {'Δ accuracy vs baseline (Welch 95%)':<46} name"
+    )
+    for r in data["groups"]["rows"]:
+        delta = "baseline" if r["is_baseline"] else _difference_cell(r["differences"].get("accuracy"))
+        runs_text = ",".join(map(str, r["run_ids"]))
+        typer.echo(
+            f"{runs_text:<14} {str(r['format']):<16} {_interval_cell(r, 'accuracy', '.4f'):<26} {delta:<46} "
+            f"{r['group_name']}"
+        )
 
 
 @app.command()

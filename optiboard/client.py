@@ -296,9 +296,30 @@ class Client:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Queue a run (a RunSpec as a dict); returns the run as stored (status queued)."""
-        return self._json("POST", "/api/runs", json=dict(spec))
+    def submit(self, spec: Mapping[str, Any], *, repeats: int | None = None) -> dict[str, Any]:
+        """Queue a run (a RunSpec as a dict); returns the run as stored (status queued).
+
+        `repeats` N (1-20; or `repeats` in the spec) queues N runs over training seeds seed,
+        seed+1, …: one seed group. The answer is then the first run, and its `group_run_ids`
+        lists all N (one id without repeats)."""
+        body = dict(spec)
+        if repeats is not None:
+            body["repeats"] = repeats
+        return self._json("POST", "/api/runs", json=body)
+
+    def compare_groups(
+        self, run_ids: Sequence[int], *, baseline: int | None = None, summary: str = "best"
+    ) -> dict[str, Any]:
+        """The runs aggregated by seed group: GET /api/compare?groups=true's `groups`, i.e.
+        {rows, baseline, metrics, difference_metrics, confidence}. Each row is one group and
+        model format with, per figure (accuracy 0-1, size_bytes bytes, latency_p90_ms ms, …),
+        the mean, `<figure>_n`, `_std`, `_ci_low`, `_ci_high` (95 % Student t; None for one run)
+        and `differences` against the baseline's group (Welch's 95 % interval, `significant`).
+        `summary` picks the logged metrics' value: best, last, min or max. Raises OptiboardError."""
+        params: dict[str, Any] = {"runs": ",".join(str(int(i)) for i in run_ids), "groups": "true", "summary": summary}
+        if baseline is not None:
+            params["baseline"] = baseline
+        return self._json("GET", "/api/compare", params=params)["groups"]
 
     def create_external_run(
         self,

@@ -59,6 +59,13 @@ def grid_points(sweep: SweepIn) -> list[dict[str, Any]]:
         raise SweepError(
             ("body", "grid"), f"the grid has {total} points; at most {MAX_RUNS} (use random sampling with a budget)"
         )
+    points_made = min(total, sweep.random.budget) if sweep.random is not None else total
+    if points_made * sweep.base.repeats > MAX_RUNS:
+        raise SweepError(
+            ("body", "base", "repeats"),
+            f"{points_made} points × repeats {sweep.base.repeats} = {points_made * sweep.base.repeats} runs; "
+            f"at most {MAX_RUNS}",
+        )
     combos = itertools.product(*(sweep.grid[p] for p in paths))
     points = [dict(zip(paths, c, strict=True)) for c in combos] if total <= 100_000 else []
     if sweep.random is not None:

@@ -19,6 +19,7 @@ from backend.dispatch.queue import JobQueue
 from backend.store import datasets, runs, uploaded_models, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
+from runspec.groups import seed_repeats
 from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 from runspec.zoo import ZOO
@@ -330,6 +331,16 @@ def create_checked(
     raise_if_problems(reference_problems(session, spec))
     spec = with_resolved_defaults(session, spec)
     return runs.create_run(session, spec=spec, max_attempts=max_attempts, retry_of_run_id=retry_of_run_id)
+
+
+def create_repeats(session: Session, spec: RunSpec, *, max_attempts: int) -> list[RunRecord]:
+    """The runs a spec asks for (runspec.groups.seed_repeats: `repeats` runs over consecutive
+    training seeds, one seed group), checked once and created in seed order, flushed."""
+    raise_if_problems(reference_problems(session, spec))
+    return [
+        runs.create_run(session, spec=with_resolved_defaults(session, one), max_attempts=max_attempts)
+        for one in seed_repeats(spec)
+    ]
 
 
 def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunRecord]) -> None:

@@ -58,6 +58,7 @@ _RUN_COLUMNS = (
     "started_at",
     "finished_at",
     "heartbeat_at",
+    "group_key",
 )
 _TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 _JSON = frozenset({"spec", "log_tail", "tags", "hardware", "final_metrics"})
@@ -81,7 +82,8 @@ class HotReads:
         # round trip (client work, a wait, the server's) is most of a request's cost.
         self._token_and_run_sql = (
             f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
-            f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
+            f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, "
+            "(SELECT COUNT(*) FROM runs g WHERE g.group_key = r.group_key), e.name, "
             f"{', '.join('v.' + c for c in HEADLINE_FIELDS)} FROM (SELECT 1 AS one) AS x "
             f"LEFT JOIN api_tokens t ON t.token_hash = {p} "
             f"LEFT JOIN runs r ON r.id = {p} "
@@ -147,9 +149,9 @@ class HotReads:
         data["hardware"] = dict(data["hardware"] or {})
         n = len(_RUN_COLUMNS)
         headline = None
-        if row[n + 1] is not None:
-            headline = dict(zip(HEADLINE_FIELDS, row[n + 1 :], strict=True))
-        return RunRecord(experiment=row[n], headline=headline, **data)
+        if row[n + 2] is not None:
+            headline = dict(zip(HEADLINE_FIELDS, row[n + 2 :], strict=True))
+        return RunRecord(experiment=row[n + 1], headline=headline, group_size=int(row[n] or 1), **data)
 
     def close(self) -> None:
         if self._pg is not None:

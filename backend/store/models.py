@@ -94,6 +94,9 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The seed group (runspec.groups.group_key: the spec's hash without its seeds and labels);
+    # runs that share it are repeats of one recipe. Migration 0011.
+    group_key: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(String(300), default="")
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # The failed or cancelled run this one retries (POST /api/runs/{id}/retry); migration 0007.

@@ -61,6 +61,9 @@ class RunRecord:
     heartbeat_at: datetime | None
     lease: str | None = None
     headline: dict[str, Any] | None = None
+    # The seed group (runspec.groups.group_key) and how many runs share it, this one included.
+    group_key: str = ""
+    group_size: int = 1
 
     @property
     def terminal(self) -> bool:
@@ -222,8 +225,11 @@ class Series:
     values: list[float] = field(default_factory=list)
 
 
-def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None) -> RunRecord:
-    """The plain record of an ORM run row (and its experiment's name, optional headline)."""
+def run_record(
+    row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None, group_size: int = 1
+) -> RunRecord:
+    """The plain record of an ORM run row (and its experiment's name, optional headline, and
+    the number of runs in its seed group)."""
     return RunRecord(
         id=row.id,
         experiment_id=row.experiment_id,
@@ -257,6 +263,8 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         heartbeat_at=row.heartbeat_at,
         lease=row.lease,
         headline=headline,
+        group_key=row.group_key,
+        group_size=group_size,
     )
 
 

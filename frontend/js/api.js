@@ -145,9 +145,9 @@ export const getModel = (id, opts) => get(`/api/models/${encodeURIComponent(id)}
 export const deleteModel = (id) => request("DELETE", `/api/models/${encodeURIComponent(id)}`);
 
 // Compare
-export const getCompare = ({ runs, baseline, x, device, summary }, opts) =>
-  get("/api/compare", { runs: runs.join(","), baseline, x, device, summary }, opts);
-export function compareExportUrl(kind, { runs, baseline, x, device, summary }) {
+export const getCompare = ({ runs, baseline, x, device, summary, groups }, opts) =>
+  get("/api/compare", { runs: runs.join(","), baseline, x, device, summary, groups }, opts);
+export function compareExportUrl(kind, { runs, baseline, x, device, summary, groups }) {
   const path = { csv: "/api/compare.csv", json: "/api/compare.json", html: "/api/compare/report.html" }[kind];
   const url = new URL(path, window.location.origin);
   url.searchParams.set("runs", runs.join(","));
@@ -155,6 +155,7 @@ export function compareExportUrl(kind, { runs, baseline, x, device, summary }) {
   if (x) url.searchParams.set("x", x);
   if (device) url.searchParams.set("device", device);
   if (summary) url.searchParams.set("summary", summary);
+  if (groups) url.searchParams.set("groups", "true");
   return url.pathname + url.search;
 }
 

@@ -19,9 +19,18 @@ from backend.api.deps import (
     get_hot_reads,
     presented_token,
 )
-from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate, public_run
+from backend.api.schemas import (
+    FinishRequest,
+    LogsPublic,
+    OptimizeRequest,
+    RunCreated,
+    RunPublic,
+    RunsPublic,
+    RunUpdate,
+    public_run,
+)
 from backend.core.errors import Conflict, Invalid, NotFound
-from backend.dispatch.submission import commit_and_enqueue, create_checked
+from backend.dispatch.submission import commit_and_enqueue, create_checked, create_repeats
 from backend.store import runs, tokens
 from backend.store.artifacts import removable_run_dir
 from backend.store.records import RunRecord
@@ -50,11 +59,12 @@ def _found(run: RunRecord | None, run_id: int) -> RunRecord:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
-    """Submit a run; it is queued and sent to a worker once stored."""
-    run = create_checked(session, spec, max_attempts=settings.max_attempts)
-    commit_and_enqueue(session, queue, [run])
-    return RunPublic.of(_found(runs.get_run(session, run_id=run.id), run.id))
+def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunCreated:
+    """Submit a run (with `repeats` N: N runs over consecutive seeds, one seed group); each is queued and sent to a worker once stored. Answers the first run and `group_run_ids`."""
+    created = create_repeats(session, spec, max_attempts=settings.max_attempts)
+    commit_and_enqueue(session, queue, created)
+    first = _found(runs.get_run(session, run_id=created[0].id), created[0].id)
+    return RunCreated(**public_run(first), group_run_ids=[r.id for r in created])
 
 
 @router.get("")
@@ -66,6 +76,10 @@ def read_runs(
     q: Annotated[str | None, Query(max_length=200)] = None,
     parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
     retry_of: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the retries of this run")] = None,
+    group: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9a-f]{64}$", description="only the runs of this seed group (a run's group_key)"),
+    ] = None,
     sort: Annotated[
         str,
         Query(
@@ -77,7 +91,13 @@ def read_runs(
 ) -> RunsPublic:
     """List runs, newest first, filtered by experiment, status, tag and text."""
     filters = runs.RunFilter(
-        experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent, retry_of_run_id=retry_of
+        experiment=experiment,
+        status=status_,
+        tag=tag,
+        q=q,
+        parent_run_id=parent,
+        retry_of_run_id=retry_of,
+        group_key=group,
     )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)

@@ -12,6 +12,7 @@ from backend.api.schemas import RunPublic
 from backend.core.errors import Invalid
 from backend.dispatch.submission import commit_and_enqueue, create_checked, raise_if_problems, reference_problems
 from backend.store import runs
+from runspec.groups import seed_repeats
 from runspec.sweeps import SweepError, SweepIn, expand
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"], dependencies=Authenticated)
@@ -37,9 +38,9 @@ def _expand(body: SweepIn) -> list[tuple[dict[str, Any], Any]]:
 
 @router.post("/preview")
 def preview_sweep(body: SweepIn) -> SweepPreview:
-    """How many runs a sweep would create, and their grid points."""
+    """How many runs a sweep would create (points × the base's repeats), and their grid points."""
     points = _expand(body)
-    return SweepPreview(count=len(points), points=[p for p, _ in points])
+    return SweepPreview(count=len(points) * body.base.repeats, points=[p for p, _ in points])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -49,7 +50,12 @@ def create_sweep(body: SweepIn, session: SessionDep, queue: QueueDep, settings: 
     # Check every point before writing anything: all runs are created, or none.
     for _, spec in points:
         raise_if_problems(reference_problems(session, spec, loc=("body", "base")))
-    created = [create_checked(session, spec, max_attempts=settings.max_attempts) for _, spec in points]
+    # a base spec with repeats N: every point N times over consecutive training seeds
+    created = [
+        create_checked(session, one, max_attempts=settings.max_attempts)
+        for _, spec in points
+        for one in seed_repeats(spec)
+    ]
     commit_and_enqueue(session, queue, created)
     records = runs.get_runs(session, run_ids=[r.id for r in created])
     return SweepCreated(experiment=body.base.experiment, count=len(records), data=[RunPublic.of(r) for r in records])

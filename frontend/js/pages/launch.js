@@ -293,6 +293,11 @@ function build(meta) {
 
   // the technique chain may change: every row offers the current technique parameters
   form.onChange = () => {
+    if (state.mode === "single") {
+      const n = Number(form.value().repeats) || 1;
+      countValue.textContent = String(n);
+      countLabel.textContent = n > 1 ? "runs will be queued (one seed group)" : "run will be queued";
+    }
     state.paths = form.sweepablePaths();
     for (const row of state.rows) refreshOptions(row);
     preview();
@@ -306,7 +311,9 @@ function build(meta) {
     try {
       if (state.mode === "single") {
         const run = await api.createRun(form.value());
-        window.location.href = `/runs/${run.id}`;
+        // repeats: the seed group on the compare page (runs differing only by seed, with intervals)
+        const ids = run.group_run_ids || [run.id];
+        window.location.href = ids.length > 1 ? `/compare?runs=${ids.join(",")}&groups=1` : `/runs/${run.id}`;
       } else {
         const { body, problems } = sweepBody();
         if (problems.length) throw new Error("Fix the highlighted sweep values first.");

@@ -6,7 +6,7 @@ recipe and what the study was told (values, constraint value, pruned or failed).
 rebuilt from these rows after any restart: the database is the only source of truth.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-02 12:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
