@@ -1,4 +1,4 @@
-"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure."""
+"""The `optiboard` command: up, api, worker, migrate, submit, runs, token, workers, devices, measure, studies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 models_app = typer.Typer(help="Uploaded models: upload, list, show the preflight.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+studies_app = typer.Typer(
+    help="Studies: goal-driven searches over recipes (create, list, show, steer).", no_args_is_help=True
+)
+app.add_typer(studies_app, name="studies")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="overrides OPTIBOARD_DATA_DIR")]
 
@@ -357,23 +361,33 @@ def _kib(n: float) -> str:
 def _submit(
     body: Any, *, wait: bool, url: str | None, token: str | None, data_dir: Path | None, control: bool = False
 ) -> None:
-    """POST the run spec (with `control`, asking for its same-budget control too); print the
-    run's id and status (and its control's), or with `wait` follow the run to its end, print it
-    as one JSON line and exit 0 only if it succeeded."""
+    """POST the run spec (with `control`, asking for each run's same-budget control too); print
+    the run's id and status (each run's, with repeats, and each control's), or with `wait` follow
+    the runs to their end, print each as one JSON line and exit 0 only if all succeeded."""
     if control and isinstance(body, dict):
         body = {**body, "control": True}
     with _Api(url, token, data_dir) as api:
-        run = api.call("POST", "/api/runs", json=body)
+        first = api.call("POST", "/api/runs", json=body)
+        ids = first.get("group_run_ids") or [first["id"]]
+        created = [first] + [api.call("GET", f"/api/runs/{i}") for i in ids[1:]]
         if not wait:
-            typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
-            if run.get("control_run_id"):
-                twin = api.call("GET", f"/api/runs/{run['control_run_id']}")
-                typer.echo(f"run {twin['id']} {twin['status']}: {twin['name']} (same-budget control of {run['id']})")
+            for run in created:
+                typer.echo(f"run {run['id']} {run['status']}: {run['name']}")
+                if run.get("control_run_id"):
+                    twin = api.call("GET", f"/api/runs/{run['control_run_id']}")
+                    typer.echo(
+                        f"run {twin['id']} {twin['status']}: {twin['name']} (same-budget control of {run['id']})"
+                    )
+            if len(ids) > 1:
+                typer.echo(
+                    f"seed group {first['group_key'][:12]}: optiboard compare --groups {','.join(map(str, ids))}"
+                )
             return
-        run = _wait(api, run)
+        done = [_wait(api, run) for run in created]
     fields = ("id", "name", "status", "error", "headline", "control_run_id")
-    typer.echo(json.dumps({k: run[k] for k in fields}))
-    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+    for run in done:
+        typer.echo(json.dumps({k: run[k] for k in fields}))
+    raise typer.Exit(0 if all(r["status"] == "succeeded" for r in done) else 1)
 
 
 @app.command()
@@ -390,6 +404,10 @@ def submit(
             help="also submit the run's same-budget control (the same model and epochs without the technique)",
         ),
     ] = False,
+    repeats: Annotated[
+        int | None,
+        typer.Option(min=1, max=20, help="train the spec N times over consecutive training seeds (one seed group)"),
+    ] = None,
 ) -> None:
     """Submit a run spec and print the run's id and status."""
     import yaml
@@ -398,7 +416,67 @@ def submit(
         body = yaml.safe_load(spec.read_text())
     except yaml.YAMLError as e:
         _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    if repeats is not None and isinstance(body, dict):
+        body["repeats"] = repeats
     _submit(body, wait=wait, url=url, token=token, data_dir=data_dir, control=control)
+
+
+def _interval_cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    mean, half = row.get(key), row.get(f"{key}_half_width")
+    if mean is None:
+        return "-"
+    return f"{mean:{fmt}} ± {half:{fmt}}" if half is not None else f"{mean:{fmt}} (n=1)"
+
+
+def _difference_cell(d: dict[str, Any] | None) -> str:
+    if not d or d.get("diff") is None:
+        return "-"
+    if d.get("ci_low") is None:
+        return f"{d['diff']:+.4f} no interval"
+    mark = "significant" if d["significant"] else "not significant"
+    return f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] {mark}"
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[str, typer.Argument(help="comma-separated run ids, e.g. 1,2,3")],
+    groups: Annotated[
+        bool, typer.Option(help="aggregate runs that differ only by seed: mean ± 95 % CI half-width, n")
+    ] = False,
+    baseline: Annotated[int | None, typer.Option(help="run whose group (or model) the deltas refer to")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the server's answer as JSON")] = False,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Compare runs: a line per model (accuracy, size, p90), or with --groups a line per seed group."""
+    params: dict[str, Any] = {"runs": run_ids, "groups": "true" if groups else "false"}
+    if baseline is not None:
+        params["baseline"] = baseline
+    with _Api(url, token, data_dir) as api:
+        data = api.call("GET", "/api/compare", params=params)
+    if as_json:
+        out = data["groups"] if groups else {"rows": data["rows"], "baseline": data["baseline"]}
+        typer.echo(json.dumps(out))
+        return
+    if not groups:
+        typer.echo(f"{'run':>5}  {'format':<16} {'accuracy':>8} {'size':>10} {'p90':>10}  name")
+        for r in data["rows"]:
+            size = _kib(r["size_bytes"]) if r.get("size_bytes") is not None else "-"
+            p90 = _duration_ms(r["latency_p90_ms"]) if r.get("latency_p90_ms") is not None else "-"
+            acc = f"{r['accuracy']:.4f}" if r.get("accuracy") is not None else "-"
+            typer.echo(f"{r['run_id']:>5}  {str(r['format']):<16} {acc:>8} {size:>10} {p90:>10}  {r['run_name']}")
+        return
+    typer.echo(
+        f"{'runs':<14} {'format':<16} {'accuracy (mean ± 95% CI)':<26} {'Δ accuracy vs baseline (Welch 95%)':<46} name"
+    )
+    for r in data["groups"]["rows"]:
+        delta = "baseline" if r["is_baseline"] else _difference_cell(r["differences"].get("accuracy"))
+        runs_text = ",".join(map(str, r["run_ids"]))
+        typer.echo(
+            f"{runs_text:<14} {str(r['format']):<16} {_interval_cell(r, 'accuracy', '.4f'):<26} {delta:<46} "
+            f"{r['group_name']}"
+        )
 
 
 @app.command()
@@ -666,6 +744,151 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
         ok = tokens.revoke_token(session, token_id=token_id)
     typer.echo("revoked" if ok else "no such active token")
     raise typer.Exit(0 if ok else 1)
+
+
+# --- studies (issue 20) ------------------------------------------------------------------------
+
+
+def _study_line(s: dict[str, Any]) -> str:
+    c = s["trial_counts"]
+    left = s["budget"]["left"]["trials"]
+    trials = f"{c['complete'] + c['pruned'] + c['failed']} done, {c['running']} running, {c['feasible']} feasible"
+    return (
+        f"{s['id']:>4}  {s['status']:<9} {s['strategy']:<6} {trials:<42} "
+        f"{'' if left is None else f'{left:g} left':<9} {s['name']}"
+    )
+
+
+def _value_text(objective: str, value: float) -> str:
+    if objective.endswith("_bytes"):
+        return _kib(value)
+    if objective.endswith("_ms"):
+        return _duration_ms(value)
+    if objective in ("accuracy", "f1"):
+        return f"{value * 100:.2f} %"
+    return f"{value:,.0f}"
+
+
+def _show_study(s: dict[str, Any]) -> None:
+    typer.echo(f"study {s['id']} {s['status']}: {s['name']} ({s['strategy']}, baseline run {s['baseline_run_id']})")
+    if s.get("stop_reason"):
+        typer.echo(f"  ended: {s['stop_reason']}")
+    con = s["constraint"]
+    typer.echo(f"  constraint: {con['metric']} ≥ {s['bar'] * 100:.2f} % (baseline − {con['max_drop']:g} {con['unit']})")
+    b = s["budget"]
+    used = b["used"]
+    typer.echo(
+        f"  budget: {used['trials']:.0f} trials, {used['worker_minutes']:.1f} worker-min, {used['wall_seconds']:.0f} s wall; "
+        f"left: {', '.join(f'{k} {v:g}' for k, v in b['left'].items() if v is not None) or 'no limit'}"
+    )
+    for best in s.get("best", []):
+        typer.echo(
+            f"  best {best['objective']}: trial {best['number']} (run {best['run_id']}) "
+            f"{_value_text(best['objective'], best['value'])}"
+        )
+    if s.get("closest_miss"):
+        miss = s["closest_miss"]
+        typer.echo(
+            f"  nothing feasible; closest miss: trial {miss['number']} (run {miss['run_id']}) {con['metric']} {miss['constraint_metric']:.4f}"
+        )
+    typer.echo(f"  {'#':>3}  {'state':<9} {'feasible':<8} {'run':>5}  recipe")
+    for t in s.get("trials", []):
+        feasible = {True: "yes", False: "no", None: ""}[t["feasible"]]
+        values = "  ".join(_value_text(k, v) for k, v in (t["values"] or {}).items())
+        typer.echo(
+            f"  {t['number']:>3}  {t['state']:<9} {feasible:<8} {t['run_id'] or '':>5}  {t['summary'] or t['recipe'].get('chain', '')}  {values}"
+        )
+
+
+@studies_app.command("create")
+def studies_create(
+    spec: Annotated[
+        Path, typer.Argument(help="study spec, YAML or JSON (GET /docs: StudySpec)", exists=True, dir_okay=False)
+    ],
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a study from a spec file and print its id."""
+    import yaml
+
+    try:
+        body = yaml.safe_load(spec.read_text())
+    except yaml.YAMLError as e:
+        _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    with _Api(url, token, data_dir) as api:
+        study = api.call("POST", "/api/studies", json=body)
+    typer.echo(f"study {study['id']} {study['status']}: {study['name']}")
+
+
+@studies_app.command("list")
+def studies_list(url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """List studies with their trial counts and budget left."""
+    with _Api(url, token, data_dir) as api:
+        page = api.call("GET", "/api/studies")
+    typer.echo(f"{'id':>4}  {'status':<9} {'strategy':<6} {'trials':<42} {'left':<9} name")
+    for s in page["data"]:
+        typer.echo(_study_line(s))
+    typer.echo(f"({page['count']} stud{'y' if page['count'] == 1 else 'ies'})")
+
+
+@studies_app.command("show")
+def studies_show(
+    study_id: int,
+    include_infeasible: Annotated[bool, typer.Option(help="also infeasible trials in the best list")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole study as JSON")] = False,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A study: constraint, budget, best trials and every trial's recipe and outcome."""
+    with _Api(url, token, data_dir) as api:
+        study = api.call("GET", f"/api/studies/{study_id}", params={"include_infeasible": include_infeasible})
+    if as_json:
+        typer.echo(json.dumps(study))
+        return
+    _show_study(study)
+
+
+def _steer(
+    action: str, study_id: int, url: str | None, token: str | None, data_dir: Path | None, body: Any = None
+) -> None:
+    with _Api(url, token, data_dir) as api:
+        study = api.call("POST", f"/api/studies/{study_id}/{action}", json=body)
+    typer.echo(f"study {study['id']} {study['status']}: {study['name']}")
+
+
+@studies_app.command("pause")
+def studies_pause(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """No new trials; those in flight finish and are counted."""
+    _steer("pause", study_id, url, token, data_dir)
+
+
+@studies_app.command("resume")
+def studies_resume(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Resume a paused study."""
+    _steer("resume", study_id, url, token, data_dir)
+
+
+@studies_app.command("stop")
+def studies_stop(study_id: int, url: Url = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Stop a study for good (trials in flight are cancelled)."""
+    _steer("stop", study_id, url, token, data_dir)
+
+
+@studies_app.command("extend")
+def studies_extend(
+    study_id: int,
+    trials: Annotated[int, typer.Option(help="more trials")] = 0,
+    wall_seconds: Annotated[float, typer.Option(help="more wall-clock seconds")] = 0.0,
+    worker_minutes: Annotated[float, typer.Option(help="more worker-minutes")] = 0.0,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Raise the budget; a study that finished on its budget runs again."""
+    body = {"trials": trials, "wall_seconds": wall_seconds, "worker_minutes": worker_minutes}
+    _steer("extend", study_id, url, token, data_dir, body)
 
 
 if __name__ == "__main__":

@@ -296,16 +296,38 @@ class Client:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any], *, control: bool | None = None) -> dict[str, Any]:
+    def submit(
+        self, spec: Mapping[str, Any], *, repeats: int | None = None, control: bool | None = None
+    ) -> dict[str, Any]:
         """Queue a run (a RunSpec as a dict); returns the run as stored (status queued).
 
-        `control=True` (or `"control": true` in the spec) also queues the run's same-budget
+        `repeats` N (1-20; or `repeats` in the spec) queues N runs over training seeds seed,
+        seed+1, …: one seed group. The answer is then the first run, and its `group_run_ids`
+        lists all N (one id without repeats).
+
+        `control=True` (or `"control": true` in the spec) also queues each run's same-budget
         control, the run without its technique trained for the same epochs; its id is the
-        returned run's `control_run_id` (and the control's `control_of_run_id` is the run's)."""
+        run's `control_run_id` (and the control's `control_of_run_id` is the run's)."""
         body = dict(spec)
+        if repeats is not None:
+            body["repeats"] = repeats
         if control is not None:
             body["control"] = control
         return self._json("POST", "/api/runs", json=body)
+
+    def compare_groups(
+        self, run_ids: Sequence[int], *, baseline: int | None = None, summary: str = "best"
+    ) -> dict[str, Any]:
+        """The runs aggregated by seed group: GET /api/compare?groups=true's `groups`, i.e.
+        {rows, baseline, metrics, difference_metrics, confidence}. Each row is one group and
+        model format with, per figure (accuracy 0-1, size_bytes bytes, latency_p90_ms ms, …),
+        the mean, `<figure>_n`, `_std`, `_ci_low`, `_ci_high` (95 % Student t; None for one run)
+        and `differences` against the baseline's group (Welch's 95 % interval, `significant`).
+        `summary` picks the logged metrics' value: best, last, min or max. Raises OptiboardError."""
+        params: dict[str, Any] = {"runs": ",".join(str(int(i)) for i in run_ids), "groups": "true", "summary": summary}
+        if baseline is not None:
+            params["baseline"] = baseline
+        return self._json("GET", "/api/compare", params=params)["groups"]
 
     def create_external_run(
         self,
@@ -383,6 +405,51 @@ class Client:
 
     def cancel(self, run_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/runs/{run_id}/cancel")
+
+    # --- studies (issue 20) ---------------------------------------------------------------
+
+    def create_study(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a study (a StudySpec as a dict: baseline_run_id, objectives, constraint,
+        search_space, budget, strategy); returns it as stored (status queued). Raises
+        OptiboardError (HTTP 422 names the field)."""
+        return self._json("POST", "/api/studies", json=dict(spec))
+
+    def list_studies(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Studies, newest first, with trial counts and budget used/left."""
+        return self._json("GET", "/api/studies", params={"limit": limit, "offset": offset})["data"]
+
+    def get_study(self, study_id: int, *, include_infeasible: bool = False) -> dict[str, Any]:
+        """A study with its trials, hypervolume history, best feasible trial per objective (all
+        trials with `include_infeasible`), Pareto front and budget."""
+        params = {"include_infeasible": str(include_infeasible).lower()}
+        return self._json("GET", f"/api/studies/{study_id}", params=params)
+
+    def pause_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/pause")
+
+    def resume_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/resume")
+
+    def stop_study(self, study_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/studies/{study_id}/stop")
+
+    def extend_study(
+        self, study_id: int, *, trials: int = 0, wall_seconds: float = 0.0, worker_minutes: float = 0.0
+    ) -> dict[str, Any]:
+        """Raise the study's budget by these amounts (trials, seconds, worker-minutes)."""
+        body = {"trials": trials, "wall_seconds": wall_seconds, "worker_minutes": worker_minutes}
+        return self._json("POST", f"/api/studies/{study_id}/extend", json=body)
+
+    def wait_study(self, study_id: int, *, timeout: float | None = None, poll: float = 1.0) -> dict[str, Any]:
+        """Block until the study is finished or stopped; returns it. Raises OptiboardError on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            study = self.get_study(study_id)
+            if study["status"] in ("finished", "stopped"):
+                return study
+            if deadline is not None and time.monotonic() + poll > deadline:
+                raise OptiboardError(f"study {study_id} still {study['status']} after {timeout} s")
+            time.sleep(poll)
 
     def finish(
         self, run_id: int, status: str = "succeeded", *, error: str | None = None, timeout_s: float | None = None

@@ -29,6 +29,8 @@ WIDTH_ARCHITECTURES = [*BUILTIN_ARCHITECTURES, *(a for a in ZOO_ARCHITECTURES if
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_SEED = 2**31 - 1
+MAX_REPEATS = 20
 
 
 class SpecError(ValueError):
@@ -445,6 +447,14 @@ class RunSpec(Strict):
             "(train runs with a technique)"
         ),
     )
+    repeats: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_REPEATS,
+        description="train this recipe N times as N runs with training.seed = seed, seed+1, …, seed+N-1 "
+        "(dataset.seed stays: the split is the same, only initialisation and shuffling vary); the runs "
+        "form one seed group, compared as a mean with its 95 % confidence interval",
+    )
 
     @field_validator("exports")
     @classmethod
@@ -504,6 +514,14 @@ class RunSpec(Strict):
                 raise SpecError("techniques", f"technique '{n}' appears more than once")
         if "distillation" in names and names.index("distillation") != 0:
             raise SpecError("techniques", "distillation must come first: it trains the student from scratch")
+        if self.training.seed + self.repeats - 1 > MAX_SEED:
+            raise SpecError(
+                "repeats",
+                f"repeats {self.repeats} from training.seed {self.training.seed} would pass the largest seed {MAX_SEED}",
+            )
+        if self.repeats > 1 and (self.external or self.kind == "optimize"):
+            why = "an external run is trained by its own script" if self.external else "an optimize run trains nothing"
+            raise SpecError("repeats", f"{why}: repeats must be 1")
         if "qat" in names and names[-1] != "qat":
             raise SpecError(
                 "techniques",

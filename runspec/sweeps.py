@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runspec.spec import RunSpec
+from runspec.spec import RunSpec, SpecError
 
 MAX_RUNS = 500
 Scalar = float | int | str | bool | None
@@ -59,6 +59,13 @@ def grid_points(sweep: SweepIn) -> list[dict[str, Any]]:
         raise SweepError(
             ("body", "grid"), f"the grid has {total} points; at most {MAX_RUNS} (use random sampling with a budget)"
         )
+    points_made = min(total, sweep.random.budget) if sweep.random is not None else total
+    if points_made * sweep.base.repeats > MAX_RUNS:
+        raise SweepError(
+            ("body", "base", "repeats"),
+            f"{points_made} points × repeats {sweep.base.repeats} = {points_made * sweep.base.repeats} runs; "
+            f"at most {MAX_RUNS}",
+        )
     combos = itertools.product(*(sweep.grid[p] for p in paths))
     points = [dict(zip(paths, c, strict=True)) for c in combos] if total <= 100_000 else []
     if sweep.random is not None:
@@ -98,8 +105,17 @@ def expand(sweep: SweepIn) -> list[tuple[dict[str, Any], RunSpec]]:
             spec = RunSpec.model_validate(doc)
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            axis = next((p for p in point if loc.startswith(p) or p.startswith(loc)), loc)
-            raise SweepError(("body", "grid", axis), f"{loc}: {err['msg']}") from None
+            cause = (err.get("ctx") or {}).get("error")
+            parts = [str(x) for x in err["loc"]]
+            msg = err["msg"]
+            if isinstance(cause, SpecError):  # a rule across fields: its own field and words
+                parts, msg = [*parts, *cause.field.split(".")], str(cause)
+            loc = ".".join(parts)
+            # the grid axis that made the point invalid: the one on the failing field's path, else
+            # the only axis there is (a rule across fields, e.g. kind=optimize needs parent_run_id)
+            on_path = [p for p in point if loc.startswith(p) or p.startswith(loc)]
+            axis = on_path[0] if on_path else next(iter(point)) if len(point) == 1 else loc
+            text = msg if msg.startswith(loc) else f"{loc}: {msg}"
+            raise SweepError(("body", "grid", axis), text) from None
         out.append((point, spec))
     return out

@@ -27,6 +27,7 @@ from backend.api.routes import (
     pages,
     parcoords,
     runs,
+    studies,
     sweeps,
     techniques,
     variants,
@@ -36,6 +37,7 @@ from backend.core.settings import Settings
 from backend.dispatch.maintenance import Maintenance
 from backend.dispatch.model_check import SandboxChecker
 from backend.dispatch.queue import JobQueue
+from backend.dispatch.studies import StudyLoop
 from backend.store.db import make_engine, make_sessionmaker, sqlite_read_only
 from backend.store.hot_reads import HotReads
 
@@ -51,6 +53,7 @@ ROUTERS = [
     datasets.router,
     models.router,
     sweeps.router,
+    studies.router,
     techniques.router,
     compare.router,
     parcoords.router,
@@ -111,9 +114,14 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
                 external_idle_timeout_s=settings.external_idle_timeout_s,
             )
             loop.start()
+            app.state.study_loop = StudyLoop(
+                factory, queue, interval_s=settings.study_interval_s, max_attempts=settings.max_attempts
+            )
+            app.state.study_loop.start()
         yield
         if loop:
             loop.stop()
+            app.state.study_loop.stop()
         queue.close()
         hot_reads.close()
         engine.dispose()

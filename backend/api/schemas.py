@@ -66,10 +66,24 @@ class RunPublic(BaseModel):
         default=None, description="seconds since the running run's last heartbeat (None unless running)"
     )
     headline: dict[str, Any] | None
+    group_key: str = Field(
+        description="the run's seed group: SHA-256 of its spec without seeds and labels (runspec.groups); runs "
+        "sharing it are repeats of one recipe (GET /api/runs?group=<key> lists them)"
+    )
+    group_size: int = Field(description="how many runs are in the run's seed group, this one included")
 
     @classmethod
     def of(cls, r: RunRecord) -> RunPublic:
         return cls(**public_run(r))
+
+
+class RunCreated(RunPublic):
+    """A submitted run; with `repeats` > 1 the first of the runs created, and all of them."""
+
+    group_run_ids: list[int] = Field(
+        description="every run this submission created, in seed order (one id unless the spec asked for repeats); "
+        "the run described by the other fields is the first"
+    )
 
 
 _DERIVED = ("duration_seconds", "heartbeat_age_s")

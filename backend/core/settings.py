@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(default=2, ge=1, le=20, description="attempts per run before a lost run is failed")
     reaper_interval_s: float = Field(default=15.0, gt=0)
+    study_interval_s: float = Field(
+        default=2.0, gt=0, description="seconds between ticks of the study loop (one query when no study is active)"
+    )
     external_idle_timeout_s: float = Field(
         default=3600.0,
         gt=0,

@@ -20,6 +20,7 @@ from backend.store import datasets, runs, uploaded_models, variants
 from backend.store.records import RunRecord
 from runspec.architectures import check_spec_semantics
 from runspec.controls import control_spec
+from runspec.groups import seed_repeats
 from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
 from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 from runspec.zoo import ZOO
@@ -339,7 +340,24 @@ def create_checked(
     the same unit of work. Returns [run] or [run, control]. `control_of_run_id` makes the run
     itself a control (the retry of a control stays its run's control)."""
     raise_if_problems(reference_problems(session, spec))
-    spec = with_resolved_defaults(session, spec)
+    return _create_with_control(
+        session,
+        with_resolved_defaults(session, spec),
+        max_attempts=max_attempts,
+        retry_of_run_id=retry_of_run_id,
+        control_of_run_id=control_of_run_id,
+    )
+
+
+def _create_with_control(
+    session: Session,
+    spec: RunSpec,
+    *,
+    max_attempts: int,
+    retry_of_run_id: int | None = None,
+    control_of_run_id: int | None = None,
+) -> list[RunRecord]:
+    """[the run] for a checked, resolved spec, or [the run, its control] with `spec.control`."""
     run = runs.create_run(
         session,
         spec=spec,
@@ -351,6 +369,19 @@ def create_checked(
         return [run]
     twin = runs.create_run(session, spec=control_spec(spec), max_attempts=max_attempts, control_of_run_id=run.id)
     return [run, twin]
+
+
+def create_repeats(session: Session, spec: RunSpec, *, max_attempts: int) -> list[RunRecord]:
+    """The runs a spec asks for (runspec.groups.seed_repeats: `repeats` runs over consecutive
+    training seeds, one seed group), checked once and created in seed order, flushed; with
+    `control`, each followed by its own control (the same seed: the controls form a seed group
+    of their own)."""
+    raise_if_problems(reference_problems(session, spec))
+    return [
+        run
+        for one in seed_repeats(spec)
+        for run in _create_with_control(session, with_resolved_defaults(session, one), max_attempts=max_attempts)
+    ]
 
 
 def commit_and_enqueue(session: Session, queue: JobQueue, created: Sequence[RunRecord]) -> None:

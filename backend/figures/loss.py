@@ -110,3 +110,115 @@ def _merged_by_colour(traces: list[dict[str, Any]], keys: tuple[str, ...]) -> li
     order = {k: n for n, k in enumerate(esc(k) for k in keys)}
     colours = {c: n for n, c in enumerate(PALETTE)}
     return sorted(groups.values(), key=lambda g: (order.get(g["meta"]["key"], 0), colours.get(g["line"]["color"], 0)))
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def group_loss_figure(
+    curves_by_group: Mapping[str, Mapping[str, Mapping[str, Any] | None]],
+    members_by_group: Mapping[str, Mapping[str, Mapping[str, Series]]],
+    *,
+    labels: Mapping[str, str],
+    keys: tuple[str, ...] = ("loss", "val_loss"),
+) -> dict[str, Any]:
+    """Each seed group's mean loss curve with its shaded 95 % band, one colour per group.
+
+    `curves_by_group` maps a group key to {metric key: backend.store.groups.mean_curves(...)}
+    ({steps, mean, ci_low, ci_high, n} or None); `members_by_group` maps it to its runs' own
+    series ({run label: {metric key: Series}}), drawn hidden (`visible: false`, meta role
+    "member") for the page's "all traces" toggle; `labels` names each group (user text,
+    escaped here). Band traces have meta role "band" (lower edge, then the upper edge filled
+    to it), mean curves role "mean"."""
+    layout = base_layout(
+        "Loss · group means with 95 % bands",
+        xaxis=axis("Step (training batch)"),
+        yaxis=axis("Loss"),
+        hovermode="closest",
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
+    )
+    traces: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    for i, (group, by_key) in enumerate(curves_by_group.items()):
+        colour = color(i)
+        label = esc(labels.get(group, group[:8]))
+        for key in keys:
+            c = by_key.get(key)
+            if not c or not c.get("steps"):
+                continue
+            dash = "dash" if key.startswith("val_") else "solid"
+            name = f"{label} · {esc(key)} (mean of {c['n']})"
+            if c["n"] >= 2:
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "x": c["steps"],
+                        "y": [finite(v) for v in c["ci_low"]],
+                        "mode": "lines",
+                        "line": {"width": 0, "color": colour},
+                        "hoverinfo": "skip",
+                        "showlegend": False,
+                        "legendgroup": f"g{i}{key}",
+                        "meta": {"role": "band", "edge": "low", "key": esc(key)},
+                    }
+                )
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "x": c["steps"],
+                        "y": [finite(v) for v in c["ci_high"]],
+                        "mode": "lines",
+                        "line": {"width": 0, "color": colour},
+                        "fill": "tonexty",
+                        "fillcolor": _rgba(colour, 0.18),
+                        "hoverinfo": "skip",
+                        "showlegend": False,
+                        "legendgroup": f"g{i}{key}",
+                        "meta": {"role": "band", "edge": "high", "key": esc(key)},
+                    }
+                )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": c["steps"],
+                    "y": [finite(v) for v in c["mean"]],
+                    "mode": "lines",
+                    "name": name,
+                    "line": {"width": 2, "dash": dash, "color": colour},
+                    "legendgroup": f"g{i}{key}",
+                    "hovertemplate": f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>",
+                    "meta": {"role": "mean", "key": esc(key), "n": c["n"]},
+                }
+            )
+        for run_label, series in members_by_group.get(group, {}).items():
+            for key in keys:
+                s = series.get(key)
+                if not s or not s.get("steps"):
+                    continue
+                members.append(
+                    {
+                        "type": "scatter",
+                        "x": [int(x) for x in s["steps"]],
+                        "y": [finite(v) for v in s["values"]],
+                        "mode": "lines",
+                        "name": f"{esc(run_label)} · {esc(key)}",
+                        "line": {"width": 1, "dash": "dash" if key.startswith("val_") else "solid", "color": colour},
+                        "opacity": 0.55,
+                        "visible": False,
+                        "showlegend": False,
+                        "connectgaps": False,
+                        "hovertemplate": f"{esc(run_label)} · {esc(key)}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>",
+                        "meta": {"role": "member", "key": esc(key)},
+                    }
+                )
+    if not traces:
+        layout["annotations"] = [empty_annotation("No loss points logged yet")]
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+        return go.Figure(layout=layout).to_plotly_json()
+    out = go.Figure(layout=layout).to_plotly_json()
+    out["data"] = traces + members  # members last: the page toggles them by index
+    return out

@@ -123,6 +123,55 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def interval_text(row: Mapping[str, Any], metric: str, fmt: str) -> str:
+    """'0.9512 ± 0.0043 (95 % CI 0.9469–0.9555, n=5)'; 'n=1, no interval' for one run."""
+    mean = finite(row.get(metric))
+    if mean is None:
+        return "–"
+    half, n = finite(row.get(f"{metric}_half_width")), row.get(f"{metric}_n")
+    if half is None:
+        return f"{format(mean, fmt)} (n={n}, no interval)"
+    low, high = finite(row.get(f"{metric}_ci_low")), finite(row.get(f"{metric}_ci_high"))
+    return (
+        f"{format(mean, fmt)} ± {format(half, fmt)} (95 % CI {format(low or 0, fmt)}–{format(high or 0, fmt)}, n={n})"
+    )
+
+
+def difference_text(d: Mapping[str, Any] | None, fmt: str) -> str:
+    """'+0.0123 [+0.0040, +0.0206] significant'; 'no interval (n=1)'; '–' without a baseline."""
+    if not d or d.get("diff") is None:
+        return "–"
+    diff = format(d["diff"], "+" + fmt)
+    if d.get("ci_low") is None:
+        return f"{diff}, no interval (n={min(d.get('n_a') or 0, d.get('n_b') or 0)})"
+    mark = "significant" if d.get("significant") else "not significant"
+    return f"{diff} [{format(d['ci_low'], '+' + fmt)}, {format(d['ci_high'], '+' + fmt)}] {mark}"
+
+
+def _group_table(groups: Sequence[Mapping[str, Any]]) -> str:
+    e = html.escape
+    head = (
+        "<tr><th>Group</th><th>Format</th><th>Technique</th><th class='num'>Runs</th>"
+        "<th class='num'>Accuracy (mean ± 95 % CI)</th><th>Δ accuracy vs baseline (Welch 95 %)</th>"
+        "<th class='num'>F1</th><th class='num'>Size bytes</th><th class='num'>p90 ms</th></tr>"
+    )
+    body = []
+    for r in groups:
+        diffs = r.get("differences") or {}
+        body.append(
+            f"<tr class='{'front' if r.get('pareto') else ''}'>"
+            f"<td>{e(str(r.get('group_name') or ''))} <span class='meta'>#{e(', #'.join(map(str, r.get('run_ids') or [])))}</span></td>"
+            f"<td>{e(str(r.get('format') or ''))}</td><td>{e(technique_of(r))}</td>"
+            f"<td class='num'>{e(str(r.get('n_runs')))}</td>"
+            f"<td class='num'>{e(interval_text(r, 'accuracy', '.4f'))}</td>"
+            f"<td>{'baseline' if r.get('is_baseline') else e(difference_text(diffs.get('accuracy'), '.4f'))}</td>"
+            f"<td class='num'>{e(interval_text(r, 'f1', '.4f'))}</td>"
+            f"<td class='num'>{e(interval_text(r, 'size_bytes', ',.0f'))}</td>"
+            f"<td class='num'>{e(interval_text(r, 'latency_p90_ms', '.4g'))}</td></tr>"
+        )
+    return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def recipe_text(row: Mapping[str, Any]) -> str:
     """'adam lr 0.001 · batch 32 · 4 epochs · width 0.5 · pruning target_sparsity=0.8 …'."""
     parts = []
@@ -207,10 +256,12 @@ def report_html(
     generated_at: dt.datetime | None = None,
     measurements: Sequence[Mapping[str, Any]] = (),
     device: str | None = None,
+    groups: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The whole report as one HTML string (a few MB: Plotly.js is inlined). `measurements`:
     the compared variants' device measurements (a table of their own); `device`: whose latency
-    the figures and the variants table show (named under the title)."""
+    the figures and the variants table show (named under the title); `groups`: the seed-group
+    rows (backend.store.groups.group_rows), shown as a table of means with 95 % intervals."""
     when = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     blocks = []
     for i, (name, fig) in enumerate(figures.items()):
@@ -232,7 +283,8 @@ def report_html(
         f"{' · latency and memory as measured on ' + html.escape(_device_text(device)) if device else ''}</p>"
         f"<h2>Runs</h2>{_runs_list(runs)}"
         f"{''.join(blocks)}"
-        f"<h2>Variants</h2><p class='meta'>{html.escape(baseline_text(rows))}</p>"
+        + (f"<h2>Seed groups</h2><div class='card'>{_group_table(groups)}</div>" if groups else "")
+        + f"<h2>Variants</h2><p class='meta'>{html.escape(baseline_text(rows))}</p>"
         f"<div class='card'>{_table(rows)}</div><p class='meta'>{html.escape(PROTOCOL_NOTE)}</p>"
         + (f"<h2>Measured on devices</h2><div class='card'>{_device_table(measurements)}</div>" if measurements else "")
         + f"<script>{_BOOT}</script></main></body></html>"

@@ -423,3 +423,29 @@ def rows_csv(rows: Sequence[Mapping[str, Any]], extra_columns: Sequence[str] = (
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
     return out.getvalue()
+
+
+def group_csv_columns() -> tuple[str, ...]:
+    """The group CSV's columns: what the group is, then per aggregated figure its mean, n, std
+    and interval (backend.store.groups.GROUP_METRICS), then the differences against the
+    baseline group with Welch's interval (DIFFERENCE_METRICS)."""
+    from backend.store.groups import DIFFERENCE_METRICS, GROUP_METRICS
+
+    head = ("group_key", "group_name", "run_ids", "n_runs", "format", "technique", "is_baseline", "pareto")
+    stats = tuple(f"{m}{s}" for m in GROUP_METRICS for s in ("", "_n", "_std", "_ci_low", "_ci_high"))
+    deltas = tuple(f"delta_{m}{s}" for m in DIFFERENCE_METRICS for s in ("", "_ci_low", "_ci_high", "_significant"))
+    recipe = ("optimizer", "learning_rate", "batch_size", "epochs", "width_multiplier", "technique_settings", "summary")
+    return (*head, *stats, *deltas, *recipe)
+
+
+def group_rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The seed-group rows (backend.store.groups.group_rows) as CSV, one line per group and
+    format; `run_ids` joined by spaces."""
+    columns = group_csv_columns()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = {**row, "run_ids": " ".join(str(i) for i in row.get("run_ids") or [])}
+        writer.writerow([_cell(cells.get(c)) for c in columns])
+    return out.getvalue()

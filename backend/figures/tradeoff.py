@@ -48,24 +48,69 @@ def _fmt_x(x: str, value: float | None) -> str:
     return human_number(value, 6)
 
 
+def _interval(row: Mapping[str, Any], key: str, show: Any) -> str:
+    """' ± half (95 % CI low–high, n=5)' of a group row's figure; ' (n=1, no interval)'."""
+    n = row.get(f"{key}_n")
+    half = finite(row.get(f"{key}_half_width"))
+    if half is None:
+        return f" (n={n}, no interval)"
+    return f" ± {show(half)} (95 % CI {show(finite(row.get(f'{key}_ci_low')))}–{show(finite(row.get(f'{key}_ci_high')))}, n={n})"
+
+
 def _hover(row: Mapping[str, Any], x: str, on_front: bool) -> str:
     acc = finite(row.get("accuracy"))
+    grouped = "group_key" in row
+    name = (
+        f"<b>{esc(str(row.get('group_name') or ''))} · {esc(str(row.get('format') or ''))}</b> "
+        f"(group of {row.get('n_runs')} runs)"
+        if grouped
+        else f"<b>{variant_label(row)}</b>"
+    )
+    acc_text = "–" if acc is None else f"{acc:.4f}"
+    x_text = _fmt_x(x, finite(row.get(x)))
+    if grouped:
+        acc_text = "mean " + acc_text + _interval(row, "accuracy", lambda v: "–" if v is None else f"{v:.4f}")
+        x_text = "mean " + x_text + _interval(row, x, lambda v: _fmt_x(x, v))
     lines = [
-        f"<b>{variant_label(row)}</b>",
+        name,
         f"technique: {esc(technique_of(row))}",
-        f"accuracy: {'–' if acc is None else f'{acc:.4f}'}",
-        f"{esc(X_AXES[x].split(' (')[0].lower())}: {_fmt_x(x, finite(row.get(x)))}",
+        f"accuracy: {acc_text}",
+        f"{esc(X_AXES[x].split(' (')[0].lower())}: {x_text}",
         "on the Pareto front" if on_front else "dominated",
     ]
     return "<br>".join(lines)
 
 
+def _error_bar(members: list[tuple[Mapping[str, Any], bool]], key: str, colour: str) -> dict[str, Any] | None:
+    """Plotly's asymmetric error bar of group rows' 95 % intervals (None: not group rows); a
+    member without an interval (one run) has no bar."""
+    if not all("group_key" in r for r, _ in members):
+        return None
+    plus, minus = [], []
+    for r, _ in members:
+        mean, low, high = finite(r.get(key)), finite(r.get(f"{key}_ci_low")), finite(r.get(f"{key}_ci_high"))
+        ok = None not in (mean, low, high)
+        plus.append(high - mean if ok else None)  # type: ignore[operator]
+        minus.append(mean - low if ok else None)  # type: ignore[operator]
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": plus,
+        "arrayminus": minus,
+        "color": colour,
+        "thickness": 1.2,
+        "width": 4,
+    }
+
+
 def _points(
     members: list[tuple[Mapping[str, Any], bool]], x: str, tech: str, colour: str, *, showlegend: bool
 ) -> go.Scatter:
+    bars = {"error_x": _error_bar(members, x, colour), "error_y": _error_bar(members, "accuracy", colour)}
     return go.Scatter(
         x=[finite(r.get(x)) for r, _ in members],
         y=[finite(r.get("accuracy")) for r, _ in members],
+        **{k: v for k, v in bars.items() if v is not None},
         mode="markers",
         name=esc(tech),
         legendgroup=esc(tech),
@@ -124,30 +169,42 @@ def _lower_first(label: str) -> str:
 
 
 def tradeoff_figure(
-    rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", device: str | None = None
+    rows: Sequence[Mapping[str, Any]], x: str = "size_bytes", device: str | None = None, *, grouped: bool = False
 ) -> dict[str, Any]:
     """One point per variant, coloured by technique; the front as a line, others dimmed.
     `device`: the label whose measurements the rows carry (named in the title when x is measured
-    on a machine: latency, peak memory)."""
+    on a machine: latency, peak memory). `grouped`: the rows are seed-group rows
+    (backend.store.groups.group_rows): each point is a group's mean, with its 95 % confidence
+    interval as error bars on both axes, and the front is the front of the means."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}")
     usable = [r for r in rows if finite(r.get(x)) is not None and finite(r.get("accuracy")) is not None]
     where = f" on {esc(device)}" if device and x in MEASURED_ON_A_MACHINE else ""
     missing = sum(1 for r in _expected(rows, x) if finite(r.get(x)) is None)
     layout = base_layout(
-        "Accuracy vs "
+        ("Mean accuracy vs mean " if grouped else "Accuracy vs ")
         + _lower_first(X_AXES[x].split(" (")[0])
         + where
         + (
             f" · {missing} TFLite variant{'s' if missing != 1 else ''} not measured{where}"
             if missing and usable
             else ""
-        ),
+        )
+        + (" · bars: 95 % CI over seeds" if grouped and usable else ""),
         xaxis=axis(X_AXES[x], type="log", **log_ticks([finite(r.get(x)) for r in usable], X_UNITS[x])),
         yaxis=axis(
             "Test accuracy",
             tickformat=_accuracy_ticks(usable),
-            **accuracy_range([float(r["accuracy"]) for r in usable]),
+            # a group's error bar is part of what the axis must show
+            **accuracy_range(
+                [float(r["accuracy"]) for r in usable]
+                + [
+                    min(1.0, max(0.0, v))  # an accuracy's interval past [0, 1] is drawn to the edge
+                    for r in usable
+                    for v in (finite(r.get("accuracy_ci_low")), finite(r.get("accuracy_ci_high")))
+                    if grouped and v is not None
+                ]
+            ),
         ),
         # techniques, then the marker shapes of the formats, in rows under the plot: long
         # recipe names ("weight clustering → post-training quantization") never scroll

@@ -59,6 +59,7 @@ _RUN_COLUMNS = (
     "started_at",
     "finished_at",
     "heartbeat_at",
+    "group_key",
 )
 _TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 _JSON = frozenset({"spec", "log_tail", "tags", "hardware", "final_metrics"})
@@ -82,7 +83,8 @@ class HotReads:
         # round trip (client work, a wait, the server's) is most of a request's cost.
         self._token_and_run_sql = (
             f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS)}, "
-            f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, e.name, "
+            f"{', '.join('r.' + c for c in _RUN_COLUMNS)}, "
+            "(SELECT COUNT(*) FROM runs g WHERE g.group_key = r.group_key), e.name, "
             f"{', '.join('v.' + c for c in HEADLINE_FIELDS)}, "
             # the run's control (the reverse of control_of_run_id), through its index
             "(SELECT MAX(c.id) FROM runs c WHERE c.control_of_run_id = r.id) FROM (SELECT 1 AS one) AS x "
@@ -151,9 +153,15 @@ class HotReads:
         n = len(_RUN_COLUMNS)
         headline = None
         h = len(HEADLINE_FIELDS)
-        if row[n + 1] is not None:
-            headline = dict(zip(HEADLINE_FIELDS, row[n + 1 : n + 1 + h], strict=True))
-        return RunRecord(experiment=row[n], headline=headline, control_run_id=row[n + 1 + h], **data)
+        if row[n + 2] is not None:
+            headline = dict(zip(HEADLINE_FIELDS, row[n + 2 : n + 2 + h], strict=True))
+        return RunRecord(
+            experiment=row[n + 1],
+            headline=headline,
+            group_size=int(row[n] or 1),
+            control_run_id=row[n + 2 + h],
+            **data,
+        )
 
     def close(self) -> None:
         if self._pg is not None:

@@ -83,6 +83,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
         Index("ix_runs_experiment_created", "experiment_id", "created_at"),
+        UniqueConstraint("study_id", "trial_number", name="uq_runs_study_id_trial_number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -93,11 +94,14 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The seed group (runspec.groups.group_key: the spec's hash without its seeds and labels);
+    # runs that share it are repeats of one recipe. Migration 0011.
+    group_key: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(String(300), default="")
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # The failed or cancelled run this one retries (POST /api/runs/{id}/retry); migration 0007.
     retry_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
-    # The run this one is the same-budget control of (RunSpec.control, runspec.controls); migration 0012.
+    # The run this one is the same-budget control of (RunSpec.control, runspec.controls); migration 0014.
     control_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=2)
@@ -121,8 +125,65 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # The study this run is a trial of, and its trial number there (unique per study); migration 0013.
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"))
+    trial_number: Mapped[int | None] = mapped_column(Integer)
 
     experiment: Mapped[Experiment] = relationship(back_populates="runs", lazy="raise")
+
+
+class Study(Base):
+    """A goal-driven search (issue 20): its spec (runspec.studies.StudySpec as JSON, with the
+    objectives, constraint, search space and budget also kept apart for reading), the baseline's
+    reference figures, its status (runspec.studies.STUDY_STATUSES) and budget extensions. The
+    trials are ordinary runs (runs.study_id) with a StudyTrial row each."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    experiment: Mapped[str] = mapped_column(String(200))
+    # No foreign key: runs.study_id points here, and a cycle of keys would need ALTERs to create.
+    baseline_run_id: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    objectives: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    constraint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    search_space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    budget: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    strategy: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The baseline's variant figures the constraint and hypervolume refer to ({format, accuracy, f1, ...}).
+    reference: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class StudyTrial(Base):
+    """One trial of a study: the sampled recipe (Optuna parameter name → value), its run, and
+    what the study was told: `state` (runspec.studies.TRIAL_STATES), the objective `values` in
+    the study's objective order, the constraint value (bar − metric; ≤ 0 is feasible), why it was
+    pruned, the worker seconds its run took, and the sampler's own attributes. Rebuilding the sampler reads only these rows."""
+
+    __tablename__ = "study_trials"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), unique=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the sampler kept on the trial (Optuna system attributes, e.g. NSGA-II's generation).
+    sampler_attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    values: Mapped[list[Any] | None] = mapped_column(JSON)
+    constraint_value: Mapped[float | None] = mapped_column(Float)
+    pruned_reason: Mapped[str | None] = mapped_column(Text)
+    worker_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    told_at: Mapped[datetime | None] = mapped_column()
 
 
 class MetricPoint(Base):

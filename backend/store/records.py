@@ -63,6 +63,9 @@ class RunRecord:
     lease: str | None = None
     headline: dict[str, Any] | None = None
     control_run_id: int | None = None  # this run's same-budget control (the reverse of control_of_run_id)
+    # The seed group (runspec.groups.group_key) and how many runs share it, this one included.
+    group_key: str = ""
+    group_size: int = 1
 
     @property
     def terminal(self) -> bool:
@@ -225,10 +228,14 @@ class Series:
 
 
 def run_record(
-    row: m.Run, experiment_name: str, headline: dict[str, Any] | None = None, control_run_id: int | None = None
+    row: m.Run,
+    experiment_name: str,
+    headline: dict[str, Any] | None = None,
+    group_size: int = 1,
+    control_run_id: int | None = None,
 ) -> RunRecord:
-    """The plain record of an ORM run row (and its experiment's name, optional headline, the id of
-    its control run)."""
+    """The plain record of an ORM run row (and its experiment's name, optional headline, the
+    number of runs in its seed group, the id of its control run)."""
     return RunRecord(
         id=row.id,
         experiment_id=row.experiment_id,
@@ -264,6 +271,8 @@ def run_record(
         lease=row.lease,
         headline=headline,
         control_run_id=control_run_id,
+        group_key=row.group_key,
+        group_size=group_size,
     )
 
 

@@ -23,6 +23,7 @@ from backend.store import models as m
 from backend.store.experiments import get_or_create_experiment
 from backend.store.metrics import build_digest, last_metric_values
 from backend.store.records import RunRecord, run_record
+from runspec.groups import group_key
 from runspec.spec import RunSpec, techniques_summary
 from runspec.vocabulary import HEADLINE_FIELDS, HEADLINE_FORMATS, LOGGED_ACCURACY_KEYS, MAX_ID, TERMINAL_STATUSES
 
@@ -70,6 +71,7 @@ def create_run(
         status="running" if spec.external else "queued",
         spec=data,
         spec_hash=spec_hash(data),
+        group_key=group_key(spec),
         summary=techniques_summary(spec)[:300],
         parent_run_id=spec.parent_run_id,
         retry_of_run_id=retry_of_run_id,
@@ -160,10 +162,25 @@ def _controls(session: Session, run_ids: Sequence[int]) -> dict[int, int]:
     return {int(of): int(control) for of, control in rows if of is not None}
 
 
+def group_sizes(session: Session, *, keys: Sequence[str]) -> dict[str, int]:
+    """How many runs each seed group holds ({group_key: count}; keys without runs are left out)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(m.Run.group_key, func.count()).where(m.Run.group_key.in_(keys)).group_by(m.Run.group_key)
+    ).all()
+    return {k: int(n) for k, n in rows}
+
+
 def _records(session: Session, rows: Sequence[tuple[m.Run, str]]) -> list[RunRecord]:
     ids = [r.id for r, _ in rows]
     heads, controls = _headlines(session, ids), _controls(session, ids)
-    return [run_record(r, exp, heads.get(r.id), controls.get(r.id)) for r, exp in rows]
+    sizes = group_sizes(session, keys=[r.group_key for r, _ in rows])
+    return [
+        run_record(r, exp, heads.get(r.id), group_size=sizes.get(r.group_key, 1), control_run_id=controls.get(r.id))
+        for r, exp in rows
+    ]
 
 
 # Run ids are INTEGER (32-bit on PostgreSQL): a larger one names no run and must not reach SQL.
@@ -198,6 +215,7 @@ class RunFilter:
     parent_run_id: int | None = None  # the optimize runs made from this run
     retry_of_run_id: int | None = None  # the retries of this run
     control_of_run_id: int | None = None  # the control of this run
+    group_key: str | None = None  # the members of this seed group
 
 
 def list_runs(
@@ -221,6 +239,8 @@ def list_runs(
         query = query.where(m.Run.retry_of_run_id == filters.retry_of_run_id)
     if filters.control_of_run_id is not None:
         query = query.where(m.Run.control_of_run_id == filters.control_of_run_id)
+    if filters.group_key is not None:
+        query = query.where(m.Run.group_key == filters.group_key)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:

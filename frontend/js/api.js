@@ -74,6 +74,13 @@ async function request(method, path, { query, body, signal } = {}) {
 const get = (path, query, opts) => request("GET", path, { query, ...opts });
 const post = (path, body, opts) => request("POST", path, { body, ...opts });
 
+// Studies (issue 20)
+export const listStudies = (opts) => get("/api/studies", undefined, opts);
+export const getStudy = (id, includeInfeasible, opts) =>
+  get(`/api/studies/${id}`, { include_infeasible: includeInfeasible ? "true" : undefined }, opts);
+export const createStudy = (spec) => post("/api/studies", spec);
+export const steerStudy = (id, action, body) => post(`/api/studies/${id}/${action}`, body);
+
 // Runs
 export const getVocabulary = (opts) => get("/api/vocabulary", undefined, opts);
 export const listRuns = (filters = {}, opts) => get("/api/runs", filters, opts);
@@ -139,9 +146,9 @@ export const getModel = (id, opts) => get(`/api/models/${encodeURIComponent(id)}
 export const deleteModel = (id) => request("DELETE", `/api/models/${encodeURIComponent(id)}`);
 
 // Compare
-export const getCompare = ({ runs, baseline, x, device, summary }, opts) =>
-  get("/api/compare", { runs: runs.join(","), baseline, x, device, summary }, opts);
-export function compareExportUrl(kind, { runs, baseline, x, device, summary }) {
+export const getCompare = ({ runs, baseline, x, device, summary, groups }, opts) =>
+  get("/api/compare", { runs: runs.join(","), baseline, x, device, summary, groups }, opts);
+export function compareExportUrl(kind, { runs, baseline, x, device, summary, groups }) {
   const path = { csv: "/api/compare.csv", json: "/api/compare.json", html: "/api/compare/report.html" }[kind];
   const url = new URL(path, window.location.origin);
   url.searchParams.set("runs", runs.join(","));
@@ -149,6 +156,7 @@ export function compareExportUrl(kind, { runs, baseline, x, device, summary }) {
   if (x) url.searchParams.set("x", x);
   if (device) url.searchParams.set("device", device);
   if (summary) url.searchParams.set("summary", summary);
+  if (groups) url.searchParams.set("groups", "true");
   return url.pathname + url.search;
 }
 

@@ -7,6 +7,7 @@ const NAV = [
   { key: "runs", href: "/", label: "Runs" },
   { key: "launch", href: "/launch", label: "Launch" },
   { key: "compare", href: "/compare", label: "Compare" },
+  { key: "studies", href: "/studies", label: "Studies" },
   { key: "models", href: "/models", label: "Models" },
   { key: "workers", href: "/workers", label: "Workers" },
 ];

@@ -106,3 +106,20 @@ def test_a_sweep_gives_each_point_its_own_control_and_a_retry_a_new_one(api: Tes
     retry = api.post(f"/api/runs/{run['id']}/retry").json()
     assert retry["control_run_id"] not in (None, pairs[0][1]["id"])
     assert api.get(f"/api/runs/{retry['control_run_id']}").json()["control_of_run_id"] == retry["id"]
+
+
+def test_repeats_with_control_give_each_seed_its_control(api: TestClient) -> None:
+    """A seed group of 3 asked with control=true: 3 members, each with a control of its own seed;
+    the controls form a group of their own (the same recipe without the technique)."""
+    r = api.post("/api/runs", json={**PRUNING, "techniques": [{"name": "pruning"}], "repeats": 3})
+    assert r.status_code == 201, r.text
+    members = [api.get(f"/api/runs/{i}").json() for i in r.json()["group_run_ids"]]
+    assert len(members) == 3 and all(m["control_of_run_id"] is None for m in members)
+    twins = [api.get(f"/api/runs/{m['control_run_id']}").json() for m in members]
+    assert (
+        [t["spec"]["training"]["seed"] for t in twins] == [m["spec"]["training"]["seed"] for m in members] == [5, 6, 7]
+    )
+    assert len({m["group_key"] for m in members}) == 1 and members[0]["group_size"] == 3
+    assert len({t["group_key"] for t in twins}) == 1 and twins[0]["group_key"] != members[0]["group_key"]
+    assert twins[0]["group_size"] == 3
+    assert api.get("/api/runs", params={"experiment": "controls"}).json()["count"] == 6

@@ -16,7 +16,8 @@ from backend.api.deps import Authenticated, SessionDep
 from backend.api.schemas import MeasurementPublic, RunPublic, VariantPublic
 from backend.core.errors import Invalid, NotFound
 from backend.figures.devices import device_columns, on_device
-from backend.figures.table import compare_rows, rows_csv
+from backend.figures.table import compare_rows, group_rows_csv, rows_csv
+from backend.store import groups as group_store
 from backend.store import measurements, metrics, variants
 from backend.store import runs as run_store
 from runspec.vocabulary import (
@@ -53,6 +54,17 @@ DeviceQuery = Annotated[
 
 Summary = Literal["best", "last", "min", "max"]
 assert set(Summary.__args__) == set(SUMMARIES)  # type: ignore[attr-defined]
+GroupsQuery = Annotated[
+    bool,
+    Query(
+        description="also aggregate the runs by seed group (runs whose specs differ only by seed): `groups.rows` "
+        "has one row per group and format with each figure's mean, n, std and 95 % Student-t interval "
+        "(`<figure>`, `<figure>_n`, `<figure>_std`, `<figure>_ci_low`, `<figure>_ci_high`), the member run ids, "
+        "and its differences against the baseline's group with Welch's 95 % interval and whether it excludes 0; "
+        "the figures then show group means with error bars and mean curves with bands; the CSV export lists "
+        "the group rows"
+    ),
+]
 SummaryQuery = Annotated[
     Summary,
     Query(
@@ -85,6 +97,7 @@ def _comparison(
     summary: str = DEFAULT_SUMMARY,
     *,
     with_figures: bool,
+    groups: bool = False,
 ) -> dict[str, Any]:
     ids = _run_ids(raw_runs)
     records = run_store.get_runs(session, run_ids=ids)
@@ -152,6 +165,24 @@ def _comparison(
         "device_columns": per_device,
         "measurements": list(measured.values()),
     }
+    grouped: dict[str, Any] | None = None
+    if groups:
+        group_rows, group_ref = group_store.group_rows(
+            rows,
+            run_docs,
+            baseline_run_id=reference["run_id"] if reference else None,
+            baseline_format=reference["format"] if reference else None,
+        )
+        for row, on_front in zip(group_rows, figures.pareto_flags(group_rows, x, "accuracy"), strict=True):
+            row["pareto"] = on_front and row["format"] != "logged"
+        grouped = {
+            "rows": group_rows,
+            "baseline": group_ref,
+            "metrics": list(group_store.GROUP_METRICS),
+            "difference_metrics": list(group_store.DIFFERENCE_METRICS),
+            "confidence": 0.95,
+        }
+        out["groups"] = grouped
     if with_figures:
         # One bulk read for every run (not a query per run), downsampled in the store.
         # ~24k points in all keeps the browser responsive with 100 runs (bench/dashboard.py);
@@ -168,6 +199,28 @@ def _comparison(
             "latency": figures.latency_figure(rows, device=_device_name(device)),
             "loss": figures.loss_figure(series_by_run, keys=LOSS_KEYS),
         }
+        if grouped is not None:
+            members: dict[str, list[int]] = {}
+            labels: dict[str, str] = {}
+            for r in records:
+                members.setdefault(r.group_key, []).append(r.id)
+                labels.setdefault(r.group_key, group_store.group_name([r.name]))
+            by_id = {r.id: r.name for r in records}
+            raw: dict[int, dict[str, dict[str, Any]]] = {
+                rid: {k: {"steps": s.steps, "values": s.values} for k, s in ks.items()} for rid, ks in many.items()
+            }
+            curves = {
+                key: {k: group_store.mean_curves(raw, ids_, k) for k in LOSS_KEYS} for key, ids_ in members.items()
+            }
+            out["figures"]["tradeoff"] = figures.tradeoff_figure(
+                grouped["rows"], x=x, device=_device_name(device), grouped=True
+            )
+            out["figures"]["loss"] = figures.group_loss_figure(
+                curves,
+                {key: {f"#{rid} {by_id[rid]}": raw.get(rid, {}) for rid in ids_} for key, ids_ in members.items()},
+                labels=labels,
+                keys=LOSS_KEYS,
+            )
     return out
 
 
@@ -188,9 +241,10 @@ def read_comparison(
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
     summary: SummaryQuery = "best",
+    groups: GroupsQuery = False,
 ) -> Response:
     """Runs side by side: a row per variant with deltas, and loss/trade-off/latency figures."""
-    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True, groups=groups)
     # Encoded by orjson: FastAPI's encoder walked every point of the loss figure (~16,000
     # values for 100 runs) and took longer than building the comparison.
     return Response(orjson.dumps(data), media_type="application/json")
@@ -204,12 +258,12 @@ def export_csv(
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
     summary: SummaryQuery = "best",
+    groups: GroupsQuery = False,
 ) -> PlainTextResponse:
-    """The comparison table as CSV."""
-    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False)
-    return PlainTextResponse(
-        rows_csv(data["rows"], data["device_columns"]), media_type="text/csv; charset=utf-8", headers=_attachment("csv")
-    )
+    """The comparison table as CSV (with groups=true: one line per seed group and format)."""
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False, groups=groups)
+    text = group_rows_csv(data["groups"]["rows"]) if groups else rows_csv(data["rows"], data["device_columns"])
+    return PlainTextResponse(text, media_type="text/csv; charset=utf-8", headers=_attachment("csv"))
 
 
 @router.get("/compare.json")
@@ -220,9 +274,10 @@ def export_json(
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
     summary: SummaryQuery = "best",
+    groups: GroupsQuery = False,
 ) -> JSONResponse:
-    """The comparison table and its runs as a JSON file."""
-    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False)
+    """The comparison table and its runs as a JSON file (with groups=true: and the seed groups)."""
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=False, groups=groups)
     return JSONResponse(data, headers=_attachment("json"))
 
 
@@ -234,11 +289,17 @@ def export_report(
     x: XQuery = "size_bytes",
     device: DeviceQuery = OWN_DEVICE,
     summary: SummaryQuery = "best",
+    groups: GroupsQuery = False,
 ) -> HTMLResponse:
     """A self-contained HTML report (Plotly.js and figures inlined) that opens offline."""
-    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True)
+    data = _comparison(session, runs, baseline, x, device, summary, with_figures=True, groups=groups)
     html = figures.report_html(
-        data["rows"], data["figures"], data["runs"], measurements=data["measurements"], device=data["device"]
+        data["rows"],
+        data["figures"],
+        data["runs"],
+        measurements=data["measurements"],
+        device=data["device"],
+        groups=data["groups"]["rows"] if groups else None,
     )
     return HTMLResponse(html, headers=_attachment("html"))
 

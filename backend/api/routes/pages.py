@@ -19,6 +19,7 @@ PAGES = {
     "compare": "compare.html",
     "launch": "launch.html",
     "workers": "workers.html",
+    "study": "study.html",
     "models": "models.html",
     "docs": "docs.html",
     "redoc": "redoc.html",
@@ -67,6 +68,16 @@ def launch_page(settings: SettingsDep) -> FileResponse:
 @router.get("/models")
 def models_page(settings: SettingsDep) -> FileResponse:
     return _page(settings, "models")
+
+
+@router.get("/studies")
+def studies_page(settings: SettingsDep) -> FileResponse:
+    return _page(settings, "study")
+
+
+@router.get("/studies/{study_id}")
+def study_page(study_id: Id, settings: SettingsDep) -> FileResponse:
+    return _page(settings, "study")
 
 
 @router.get("/workers")

@@ -19,9 +19,18 @@ from backend.api.deps import (
     get_hot_reads,
     presented_token,
 )
-from backend.api.schemas import FinishRequest, LogsPublic, OptimizeRequest, RunPublic, RunsPublic, RunUpdate, public_run
+from backend.api.schemas import (
+    FinishRequest,
+    LogsPublic,
+    OptimizeRequest,
+    RunCreated,
+    RunPublic,
+    RunsPublic,
+    RunUpdate,
+    public_run,
+)
 from backend.core.errors import Conflict, Invalid, NotFound
-from backend.dispatch.submission import commit_and_enqueue, create_checked
+from backend.dispatch.submission import commit_and_enqueue, create_checked, create_repeats
 from backend.store import runs, tokens
 from backend.store.artifacts import removable_run_dir
 from backend.store.records import RunRecord
@@ -50,12 +59,14 @@ def _found(run: RunRecord | None, run_id: int) -> RunRecord:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunPublic:
-    """Submit a run; it is queued and sent to a worker once stored."""
-    created = create_checked(session, spec, max_attempts=settings.max_attempts)
+def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep) -> RunCreated:
+    """Submit a run (with `repeats` N: N runs over consecutive seeds, one seed group; with `control`, each with its same-budget control); each is queued and sent to a worker once stored. Answers the first run and `group_run_ids`."""
+    created = create_repeats(session, spec, max_attempts=settings.max_attempts)
     commit_and_enqueue(session, queue, created)
-    run = created[0]  # its control, if asked for, is `control_run_id`
-    return RunPublic.of(_found(runs.get_run(session, run_id=run.id), run.id))
+    first = _found(runs.get_run(session, run_id=created[0].id), created[0].id)
+    # the controls are not members of the group: each run's is its `control_run_id`
+    members = [r.id for r in created if r.control_of_run_id is None]
+    return RunCreated(**public_run(first), group_run_ids=members)
 
 
 @router.get("")
@@ -69,6 +80,10 @@ def read_runs(
     retry_of: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the retries of this run")] = None,
     control_of: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="only the same-budget control of this run")
+    ] = None,
+    group: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9a-f]{64}$", description="only the runs of this seed group (a run's group_key)"),
     ] = None,
     sort: Annotated[
         str,
@@ -88,6 +103,7 @@ def read_runs(
         parent_run_id=parent,
         retry_of_run_id=retry_of,
         control_of_run_id=control_of,
+        group_key=group,
     )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)

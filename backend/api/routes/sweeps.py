@@ -12,6 +12,7 @@ from backend.api.schemas import RunPublic
 from backend.core.errors import Invalid
 from backend.dispatch.submission import commit_and_enqueue, create_checked, raise_if_problems, reference_problems
 from backend.store import runs
+from runspec.groups import seed_repeats
 from runspec.sweeps import SweepError, SweepIn, expand
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"], dependencies=Authenticated)
@@ -37,10 +38,11 @@ def _expand(body: SweepIn) -> list[tuple[dict[str, Any], Any]]:
 
 @router.post("/preview")
 def preview_sweep(body: SweepIn) -> SweepPreview:
-    """How many runs a sweep would create (a control per point with `base.control`), and its grid points."""
+    """How many runs a sweep would create (points × the base's repeats, and a control for each
+    with `base.control`), and their grid points."""
     points = _expand(body)
-    count = sum(2 if spec.control else 1 for _, spec in points)
-    return SweepPreview(count=count, points=[p for p, _ in points])
+    per_point = body.base.repeats * (2 if body.base.control else 1)
+    return SweepPreview(count=len(points) * per_point, points=[p for p, _ in points])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -50,8 +52,14 @@ def create_sweep(body: SweepIn, session: SessionDep, queue: QueueDep, settings: 
     # Check every point before writing anything: all runs are created, or none.
     for _, spec in points:
         raise_if_problems(reference_problems(session, spec, loc=("body", "base")))
-    # a base spec with `control` gives each point its own control twin (same seed, same point)
-    created = [run for _, spec in points for run in create_checked(session, spec, max_attempts=settings.max_attempts)]
+    # a base spec with repeats N: every point N times over consecutive training seeds; with
+    # `control`, each of them followed by its own control twin (the same seed, the same point)
+    created = [
+        run
+        for _, spec in points
+        for one in seed_repeats(spec)
+        for run in create_checked(session, one, max_attempts=settings.max_attempts)
+    ]
     commit_and_enqueue(session, queue, created)
     records = runs.get_runs(session, run_ids=[r.id for r in created])
     return SweepCreated(experiment=body.base.experiment, count=len(records), data=[RunPublic.of(r) for r in records])

@@ -6,6 +6,7 @@ import * as api from "../api.js";
 import { loadPlotly, purge, renderFigure } from "../charts.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
+import { allTracesToggle, differencesTable, groupBaselineNote, groupTable } from "../groups.js";
 import { card, emptyState, errorState, loadingState, mountLayout, pageHeader, table } from "../layout.js";
 import { VOCAB } from "../vocabulary.js";
 
@@ -28,6 +29,8 @@ const state = {
   // spec columns shown (null: none yet) and the sort
   cols: params.has("cols") ? new Set(params.get("cols").split(",").filter(Boolean)) : null,
   sort: params.get("sort") || "",
+  // seed groups (issue 19 item 1): runs that differ only by seed, as means with 95 % intervals
+  groups: params.get("groups") === "1",
   data: null,
   candidates: [],
 };
@@ -69,6 +72,7 @@ function syncUrl() {
   if (state.summary !== (VOCAB.default_summary || "best")) p.set("summary", state.summary);
   if (state.cols) p.set("cols", [...state.cols].join(","));
   if (state.sort) p.set("sort", state.sort);
+  if (state.groups) p.set("groups", "1");
   const qs = p.toString().replace(/%2C/g, ",");
   history.replaceState(null, "", qs ? `/compare?${qs}` : "/compare");
 }
@@ -172,6 +176,7 @@ async function load() {
         x: state.x,
         device: deviceParam(),
         summary: state.summary,
+        groups: state.groups || undefined,
       },
       { signal: inflight.signal },
     );
@@ -268,6 +273,7 @@ function renderControls() {
     x: state.x,
     device: deviceParam(),
     summary: state.summary,
+    groups: state.groups || undefined,
   };
   const summarySelect = h(
     "select",
@@ -329,6 +335,26 @@ function renderControls() {
         ? h("span", { class: "toolbar-group" }, h("span", { class: "muted" }, "latency measured on"), deviceSwitch)
         : null,
       h("span", { class: "toolbar-group" }, h("label", { for: "summary" }, "Logged metrics"), summarySelect),
+      h(
+        "label",
+        {
+          class: "check",
+          title: "Runs that differ only by seed as one row each: mean with its 95 % confidence interval",
+        },
+        h("input", {
+          type: "checkbox",
+          id: "group-seeds",
+          checked: state.groups,
+          on: {
+            change: (e) => {
+              state.groups = e.target.checked;
+              syncUrl();
+              load();
+            },
+          },
+        }),
+        " Seed groups",
+      ),
       columnChooser,
       h("span", { class: "grow" }),
       h("span", { class: "muted" }, "Export"),
@@ -565,7 +591,19 @@ function render() {
       : null,
     h("section", { class: "card chart-card" }, figs.tradeoff),
     h("section", { class: "card chart-card" }, figs.latency),
-    h("section", { class: "card chart-card" }, figs.loss),
+    h(
+      "section",
+      { class: "card chart-card" },
+      state.data.groups ? h("div", { class: "toolbar" }, allTracesToggle(figs.loss, window.Plotly)) : null,
+      figs.loss,
+    ),
+    state.data.groups
+      ? card(`Seed groups (${state.data.groups.rows.length})`, [
+          groupBaselineNote(state.data.groups),
+          groupTable(state.data.groups),
+        ])
+      : null,
+    state.data.groups ? card("Differences against the baseline group", differencesTable(state.data.groups)) : null,
     card(
       `Variants (${rows.length})`,
       rows.length

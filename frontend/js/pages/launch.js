@@ -298,12 +298,24 @@ function build(meta) {
     preview();
   };
 
-  /** One run, or two with its same-budget control (`control`). */
+  /** `repeats` runs (one seed group), each with its same-budget control when `control` is set. */
   function countSingle() {
-    const n = form.value().control ? 2 : 1;
+    const value = form.value();
+    const repeats = Number(value.repeats) || 1;
+    const n = repeats * (value.control ? 2 : 1);
     countValue.textContent = String(n);
-    countLabel.textContent = n === 1 ? "run will be queued" : "runs will be queued: the run and its control";
-    submit.textContent = n === 1 ? "Launch run" : "Launch run + control";
+    const group = repeats > 1 ? " (one seed group)" : "";
+    countLabel.textContent =
+      n === 1
+        ? "run will be queued"
+        : value.control
+          ? `runs will be queued: ${repeats > 1 ? `${repeats} runs${group}` : "the run"} and ${repeats > 1 ? "their controls" : "its control"}`
+          : `runs will be queued${group}`;
+    submit.textContent = value.control
+      ? repeats > 1
+        ? "Launch runs + controls"
+        : "Launch run + control"
+      : "Launch run";
   }
 
   async function onSubmit(e) {
@@ -314,7 +326,9 @@ function build(meta) {
     try {
       if (state.mode === "single") {
         const run = await api.createRun(form.value());
-        window.location.href = `/runs/${run.id}`;
+        // repeats: the seed group on the compare page (runs differing only by seed, with intervals)
+        const ids = run.group_run_ids || [run.id];
+        window.location.href = ids.length > 1 ? `/compare?runs=${ids.join(",")}&groups=1` : `/runs/${run.id}`;
       } else {
         const { body, problems } = sweepBody();
         if (problems.length) throw new Error("Fix the highlighted sweep values first.");

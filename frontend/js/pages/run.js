@@ -462,13 +462,15 @@ function drawSystem() {
 async function loadContext(run) {
   const none = Promise.resolve({ data: [] });
   try {
-    const [children, retries, parentVariants] = await Promise.all([
+    const [children, retries, parentVariants, siblings] = await Promise.all([
       run.kind === "train" && !run.external ? api.listRuns({ parent: run.id, limit: 50 }) : none,
       fmt.isRetryable(run.status) && !run.external
         ? api.listRuns({ retry_of: run.id, sort: "created_at", limit: 50 })
         : none,
       run.kind === "optimize" && run.parent_run_id ? api.getVariants(run.parent_run_id) : none,
+      run.group_size > 1 ? api.listRuns({ group: run.group_key, sort: "created_at", limit: 20 }) : none,
     ]);
+    state.siblings = siblings.data;
     state.children = children.data;
     state.retries = retries.data;
     const byFormat = Object.fromEntries(parentVariants.data.map((v) => [v.format, v]));
@@ -666,6 +668,27 @@ function contextLine(run) {
     ]);
   if (state.retries?.length) {
     parts.push(["retried as ", state.retries.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} (${c.status})`)])]);
+  }
+  if (run.group_size > 1) {
+    const ids = (state.siblings || []).map((c) => c.id);
+    parts.push([
+      h(
+        "span",
+        { title: `group key ${run.group_key}` },
+        `seed group ${run.group_key.slice(0, 8)} of ${run.group_size} runs`,
+      ),
+      ids.length ? ": " : "",
+      ...(state.siblings || []).flatMap((c, i) => [
+        i ? ", " : "",
+        c.id === run.id ? `#${c.id}` : link(c.id, `#${c.id} (seed ${c.spec?.training?.seed})`),
+      ]),
+      " — ",
+      h(
+        "a",
+        { id: "compare-group", href: `/compare?runs=${ids.length ? ids.join(",") : run.id}&groups=1` },
+        "compare as a group",
+      ),
+    ]);
   }
   if (state.children && state.children.length) {
     parts.push(["optimized as ", state.children.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} ${c.name}`)])]);

@@ -40,6 +40,8 @@ const state = {
     status: params.get("status") || "",
     tag: params.get("tag") || "",
     q: params.get("q") || "",
+    // one seed group's runs (a run's group_key; the compare page and run page link here)
+    group: params.get("group") || "",
   },
   sort: params.get("sort") || "-created_at",
   offset: Number(params.get("offset")) || 0,
@@ -277,7 +279,7 @@ function setFilter(key, value) {
 }
 
 function clearFilters() {
-  state.filters = { experiment: "", status: "", tag: "", q: "" };
+  state.filters = { experiment: "", status: "", tag: "", q: "", group: "" };
   experimentSelect.value = "";
   statusSelect.value = "";
   tagInput.value = "";
@@ -380,6 +382,17 @@ function rowFor(run) {
       {},
       h("a", { class: "run-name", href: `/runs/${run.id}`, dataset: { runLink: run.id } }, run.name),
       h("span", { class: "muted" }, ` #${run.id}`),
+      run.group_size > 1
+        ? h(
+            "a",
+            {
+              class: "muted group-link",
+              href: `/?group=${run.group_key}`,
+              title: `one of ${run.group_size} runs of the same recipe over different seeds (group ${run.group_key.slice(0, 12)})`,
+            },
+            ` · seed group ×${run.group_size}`,
+          )
+        : null,
       run.retry_of_run_id
         ? h(
             "span",

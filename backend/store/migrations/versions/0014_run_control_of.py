@@ -4,12 +4,12 @@ A run submitted with `control: true` gets a same-budget control twin (runspec.co
 the same transaction; the twin names the run it controls, so each links to the other (the reverse
 link, a run's control, is read through the index).
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-30 23:00:00
 
-Written beside 0011 (another branch); the merge re-chains it after 0011. Nothing to back-fill:
-no control existed before.
+Written as 0012 beside 0011 (seed groups) and 0013 (studies); re-chained after them when
+merged. Nothing to back-fill: no control existed before.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0010"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,115 @@
+"""Studies (issue 20): goal-driven searches whose trials are ordinary runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.api.deps import Authenticated, Id, SessionDep
+from backend.core.errors import NotFound
+from backend.dispatch import studies as study_loop
+from backend.dispatch.study_view import study_detail, study_summary
+from backend.store import studies
+from backend.store.models import utcnow
+from runspec.studies import StudySpec
+
+router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=Authenticated)
+
+
+class StudiesPublic(BaseModel):
+    data: list[dict[str, Any]]
+    count: int
+
+
+class StudyExtend(BaseModel):
+    """How much to add to each budget limit (a limit the study does not have stays unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+    trials: int = Field(default=0, ge=0, le=10_000)
+    wall_seconds: float = Field(default=0.0, ge=0, le=90 * 86400)
+    worker_minutes: float = Field(default=0.0, ge=0, le=10_000_000)
+
+
+def _nudge(request: Request) -> None:
+    loop = getattr(request.app.state, "study_loop", None)
+    if loop is not None:
+        loop.nudge()
+
+
+def _read(session: SessionDep, study_id: int, include_infeasible: bool = False) -> dict[str, Any]:
+    study = studies.get_study(session, study_id=study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} does not exist")
+    return study_detail(session, study, include_infeasible=include_infeasible, now=utcnow())
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_study(body: StudySpec, session: SessionDep, request: Request) -> dict[str, Any]:
+    """Create a study; its trials start as workers free up."""
+    study = study_loop.create_study(session, body)
+    session.commit()
+    _nudge(request)
+    return _read(session, study.id)
+
+
+@router.get("")
+def read_studies(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> StudiesPublic:
+    """Studies, newest first, with trial counts and budget."""
+    rows, count = studies.list_studies(session, limit=limit, offset=offset)
+    now = utcnow()
+    data = [study_summary(s, studies.list_trials(session, study_id=s.id), now) for s in rows]
+    return StudiesPublic(data=data, count=count)
+
+
+@router.get("/{study_id}")
+def read_study(
+    study_id: Id,
+    session: SessionDep,
+    include_infeasible: Annotated[bool, Query(description="also infeasible trials in best and front")] = False,
+) -> dict[str, Any]:
+    """A study with its trials, hypervolume history, best trials, front and budget."""
+    return _read(session, study_id, include_infeasible)
+
+
+@router.post("/{study_id}/pause")
+def pause_study(study_id: Id, session: SessionDep) -> dict[str, Any]:
+    """No new trials; those in flight finish and are counted."""
+    study_loop.pause(session, study_id=study_id)
+    return _read(session, study_id)
+
+
+@router.post("/{study_id}/resume")
+def resume_study(study_id: Id, session: SessionDep, request: Request) -> dict[str, Any]:
+    """Resume a paused study."""
+    study_loop.resume(session, study_id=study_id)
+    session.commit()
+    _nudge(request)
+    return _read(session, study_id)
+
+
+@router.post("/{study_id}/stop")
+def stop_study(study_id: Id, session: SessionDep) -> dict[str, Any]:
+    """Stop for good: trials in flight are cancelled."""
+    study_loop.stop(session, study_id=study_id)
+    return _read(session, study_id)
+
+
+@router.post("/{study_id}/extend")
+def extend_study(study_id: Id, body: StudyExtend, session: SessionDep, request: Request) -> dict[str, Any]:
+    """Add trials, wall seconds or worker-minutes to the budget; a finished study runs again."""
+    study_loop.extend(
+        session,
+        study_id=study_id,
+        trials=body.trials,
+        wall_seconds=body.wall_seconds,
+        worker_minutes=body.worker_minutes,
+    )
+    session.commit()
+    _nudge(request)
+    return _read(session, study_id)

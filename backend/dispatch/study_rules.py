@@ -1,0 +1,92 @@
+"""The study's two stopping rules and its hypervolume: pure functions of numbers (issue 20).
+
+Hypervolume (2-D). A trial's point is (x, y) with x = its cost objective ÷ the baseline's
+(so the baseline sits at x = 1) and y = its constraint metric (accuracy or F1, a fraction).
+The reference point is (1, bar): the baseline's cost at the constraint's accuracy. A feasible
+point dominates the box [x, 1] × [bar, y]; the hypervolume is the area of the union of those
+boxes, in "fraction of the baseline's cost × accuracy above the bar". Computed exactly by
+sorting on x and sweeping with the running maximum of y (the 2-D case of the hypervolume
+indicator: Zitzler & Thiele 1998; the sort-and-sweep algorithm e.g. in Fonseca, Paquete &
+López-Ibáñez 2006, "An improved dimension-sweep algorithm for the hypervolume indicator").
+Points at or beyond the reference (x ≥ 1 or y < bar) add nothing.
+
+Trial pruning (a trial that can no longer reach the bar). After at least `min_epochs` epochs
+with validation accuracies a_1..a_k, and e remaining epochs, the optimistic final accuracy is
+
+    bound = max(a_1..a_k) + e · g + margin,    g = max(0, max_i (a_i − a_{i−1}))
+
+i.e. the best accuracy seen so far plus, for every remaining epoch, the largest one-epoch gain
+the trial has shown. Under the usual assumption that learning curves have diminishing returns
+(per-epoch gains do not grow; the saturating curve families of Domhan, Springenberg & Hutter
+2015, "Speeding up automatic hyperparameter optimization ... by extrapolation of learning
+curves"), the final accuracy cannot exceed max(a) + e · g; `margin` covers the gap between
+validation and test accuracy. The trial is pruned when bound < bar. The remaining epochs come
+from the run's progress p (the fraction of its planned steps done): e = k · (1 − p) / p.
+
+Study stopping. With H_n the hypervolume after the n-th told trial (in the order they were
+told), the study stops when n ≥ min_trials, n > K, H_n > 0 and H_n − H_{n−K} ≤ ε · H_n: the
+last K trials improved the hypervolume by at most the fraction ε. A study with no feasible
+point (H_n = 0) never stops early: it runs to its budget, so the closest miss is found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def hypervolume_2d(points: Sequence[tuple[float, float]], *, bar: float) -> float:
+    """The area dominated by `points` (x = cost ÷ baseline cost, minimised; y = accuracy,
+    maximised) up to the reference point (1, bar); 0.0 for no point inside it."""
+    inside = sorted((x, y) for x, y in points if math.isfinite(x) and math.isfinite(y) and x < 1.0 and y > bar)
+    area, best_y = 0.0, bar
+    for i, (x, y) in enumerate(inside):
+        best_y = max(best_y, y)
+        next_x = inside[i + 1][0] if i + 1 < len(inside) else 1.0
+        area += (next_x - x) * (best_y - bar)
+    return area
+
+
+def hypervolume_history(points: Sequence[tuple[float, float] | None], *, bar: float) -> list[float]:
+    """H_1..H_n: the hypervolume after each told trial (None for a trial without a point:
+    pruned, failed or infeasible trials leave it unchanged)."""
+    seen: list[tuple[float, float]] = []
+    out = []
+    for p in points:
+        if p is not None:
+            seen.append(p)
+        out.append(hypervolume_2d(seen, bar=bar))
+    return out
+
+
+def optimistic_final_accuracy(curve: Sequence[float], *, progress: float, margin: float) -> float:
+    """max(curve) + e · g + margin (module docstring), capped at 1.0; `curve` holds per-epoch
+    validation accuracies (fractions), `progress` the run's fraction of planned steps done."""
+    k = len(curve)
+    gain = max([0.0, *(b - a for a, b in zip(curve, curve[1:], strict=False))])
+    remaining = k * (1.0 - progress) / progress if progress > 0 else math.inf
+    bound = max(curve) + (remaining * gain if gain > 0 else 0.0) + margin
+    return min(1.0, bound)
+
+
+def cannot_reach(curve: Sequence[float], *, progress: float, bar: float, margin: float, min_epochs: int) -> str | None:
+    """Why a running trial cannot reach `bar` (its optimistic final accuracy is below it), or
+    None while it still might or has run fewer than `min_epochs` epochs."""
+    if len(curve) < min_epochs:
+        return None
+    bound = optimistic_final_accuracy(curve, progress=progress, margin=margin)
+    if bound >= bar:
+        return None
+    return (
+        f"pruned-infeasible after {len(curve)} epochs: best validation accuracy {max(curve):.4f}, "
+        f"optimistic final {bound:.4f} < bar {bar:.4f}"
+    )
+
+
+def should_stop(history: Sequence[float], *, min_trials: int, patience: int, min_improvement: float) -> bool:
+    """The study-stopping rule of the module docstring on H_1..H_n."""
+    n = len(history)
+    if n < min_trials or n <= patience:
+        return False
+    last, before = history[-1], history[-1 - patience]
+    return last > 0 and last - before <= min_improvement * last

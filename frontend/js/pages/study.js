@@ -1,0 +1,456 @@
+// Studies page (issue 20): /studies lists studies and launches one; /studies/{id} shows the
+// Pareto front (feasible and infeasible told apart, the baseline marked), the hypervolume
+// against trials and worker-minutes, the best feasible trial per objective, the budget and the
+// trials, with pause / resume / extend / stop.
+
+import * as api from "../api.js";
+import { PALETTE, PLOT_CONFIG } from "../charts.js";
+import { h, replace } from "../dom.js";
+import * as fmt from "../format.js";
+import {
+  card,
+  emptyState,
+  errorState,
+  loadingState,
+  mountLayout,
+  pageHeader,
+  statusBadge,
+  table,
+  toast,
+} from "../layout.js";
+
+const match = window.location.pathname.match(/^\/studies\/(\d+)/);
+const studyId = match ? Number(match[1]) : null;
+const main = mountLayout("studies", studyId ? `Study #${studyId}` : "Studies");
+const ACTIVE = ["queued", "running", "paused"];
+
+function value(objective, v) {
+  if (v === null || v === undefined) return "–";
+  if (objective.endsWith("_bytes")) return fmt.bytes(v);
+  if (objective.endsWith("_ms")) return `${Number(v).toFixed(2)} ms`;
+  if (objective === "accuracy" || objective === "f1") return `${(v * 100).toFixed(2)} %`;
+  return Number(v).toLocaleString("en");
+}
+
+function recipeText(recipe) {
+  if (!recipe) return "";
+  const rest = Object.entries(recipe)
+    .filter(([k]) => k !== "chain" && k !== "export")
+    .map(([k, v]) => `${k.split(".")[1]} ${typeof v === "number" ? Number(v.toPrecision(3)) : v}`);
+  return `${recipe.chain} → ${recipe.export}${rest.length ? ` (${rest.join(", ")})` : ""}`;
+}
+
+// --- one study ---------------------------------------------------------------------------
+
+function frontChart(el, s) {
+  const cost = s.objectives.find((o) => !["accuracy", "f1"].includes(o));
+  const metric = s.constraint.metric;
+  const done = s.trials.filter((t) => t.state === "complete" && t.values);
+  const y = (t) => t.constraint_metric;
+  const group = (rows, name, color, symbol) => ({
+    type: "scatter",
+    mode: "markers",
+    name,
+    x: rows.map((t) => t.values[cost]),
+    y: rows.map(y),
+    text: rows.map((t) => `trial ${t.number}: ${recipeText(t.recipe)}`),
+    hovertemplate: `%{text}<br>${cost} %{x:,}<br>${metric} %{y:.4f}<extra></extra>`,
+    marker: { color, symbol, size: 10, line: { width: 1, color: "#fff" } },
+  });
+  const front = new Set(s.front);
+  const frontRows = done.filter((t) => front.has(t.number)).sort((a, b) => a.values[cost] - b.values[cost]);
+  const data = [
+    group(
+      done.filter((t) => t.feasible && !front.has(t.number)),
+      "feasible",
+      PALETTE[0],
+      "circle",
+    ),
+    group(
+      done.filter((t) => !t.feasible),
+      "infeasible (below the bar)",
+      "#9ca3af",
+      "x",
+    ),
+    { ...group(frontRows, "Pareto front", PALETTE[1], "diamond"), mode: "lines+markers", line: { shape: "hv" } },
+    {
+      type: "scatter",
+      mode: "markers",
+      name: "baseline",
+      x: [s.reference[cost]],
+      y: [s.reference[metric]],
+      marker: { color: "#111827", symbol: "star", size: 16 },
+      hovertemplate: `baseline run ${s.baseline_run_id}<br>${cost} %{x:,}<br>${metric} %{y:.4f}<extra></extra>`,
+    },
+  ];
+  const layout = {
+    xaxis: { title: { text: `${cost} (log)` }, type: "log", gridcolor: "#e5e7eb", automargin: true },
+    yaxis: { title: { text: metric }, gridcolor: "#e5e7eb", automargin: true },
+    shapes: [
+      {
+        type: "line",
+        xref: "paper",
+        x0: 0,
+        x1: 1,
+        y0: s.bar,
+        y1: s.bar,
+        line: { color: "#dc2626", dash: "dash", width: 1 },
+      },
+    ],
+    annotations: [
+      {
+        xref: "paper",
+        x: 1,
+        y: s.bar,
+        xanchor: "right",
+        yanchor: "bottom",
+        text: `bar ${s.bar.toFixed(4)}`,
+        showarrow: false,
+        font: { color: "#dc2626", size: 11 },
+      },
+    ],
+    margin: { l: 60, r: 16, t: 40, b: 50 },
+    legend: { orientation: "h", y: -0.25 },
+  };
+  window.Plotly.react(el, data, layout, PLOT_CONFIG);
+}
+
+function hypervolumeChart(el, s, axis) {
+  const hv = s.hypervolume;
+  const layout = {
+    xaxis: {
+      title: { text: axis === "trials" ? "trials told" : "worker-minutes" },
+      gridcolor: "#e5e7eb",
+      automargin: true,
+    },
+    yaxis: {
+      title: { text: "hypervolume" },
+      gridcolor: "#e5e7eb",
+      automargin: true,
+      rangemode: "tozero",
+    },
+    margin: { l: 60, r: 16, t: 16, b: 50 },
+  };
+  if (!hv.length) {
+    layout.annotations = [
+      { text: "No trial told yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 },
+    ];
+    layout.xaxis.visible = false;
+    layout.yaxis.visible = false;
+  }
+  const data = [
+    {
+      type: "scatter",
+      mode: "lines+markers",
+      x: hv.map((p) => (axis === "trials" ? p.trials : p.worker_minutes)),
+      y: hv.map((p) => p.hypervolume),
+      line: { shape: "hv", color: PALETTE[2] },
+      hovertemplate: "%{x:.3g}: %{y:.4g}<extra></extra>",
+    },
+  ];
+  window.Plotly.react(el, data, layout, PLOT_CONFIG);
+}
+
+function budgetCard(s) {
+  const b = s.budget;
+  const row = (label, key, limit, unit) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, label),
+      h("td", { class: "num" }, `${Number(b.used[key]).toFixed(key === "trials" ? 0 : 1)} ${unit}`),
+      h(
+        "td",
+        { class: "num" },
+        limit === null ? "no limit" : `${Number(b.left[key]).toFixed(key === "trials" ? 0 : 1)} ${unit}`,
+      ),
+    );
+  return card(
+    "Budget",
+    h(
+      "table",
+      { class: "data" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, h("th", {}, ""), h("th", { class: "num" }, "used"), h("th", { class: "num" }, "left")),
+      ),
+      h(
+        "tbody",
+        {},
+        row("trials", "trials", b.limits.max_trials, ""),
+        row("worker time", "worker_minutes", b.limits.worker_minutes, "min"),
+        row("wall time", "wall_seconds", b.limits.wall_seconds, "s"),
+      ),
+    ),
+  );
+}
+
+function bestCard(s) {
+  if (!s.best.length) {
+    const miss = s.closest_miss;
+    return card(
+      "Best feasible",
+      miss
+        ? h(
+            "p",
+            {},
+            "Nothing met the bar yet. Closest miss: ",
+            h("a", { href: `/runs/${miss.run_id}` }, `trial ${miss.number}`),
+            ` with ${s.constraint.metric} ${miss.constraint_metric.toFixed(4)} (bar ${s.bar.toFixed(4)}).`,
+          )
+        : h("p", { class: "muted" }, "No trial has finished yet."),
+    );
+  }
+  return card(
+    s.include_infeasible ? "Best (all trials)" : "Best feasible",
+    table(
+      [
+        { label: "objective", cell: (b) => `${b.direction === "minimize" ? "smallest" : "largest"} ${b.objective}` },
+        { label: "value", num: true, cell: (b) => value(b.objective, b.value) },
+        { label: "trial", cell: (b) => h("a", { href: `/runs/${b.run_id}` }, `#${b.number} (run ${b.run_id})`) },
+        { label: "", cell: (b) => (b.download ? h("a", { href: b.download, download: "" }, "download") : "") },
+      ],
+      s.best,
+    ),
+  );
+}
+
+function trialsTable(s) {
+  const state = (t) => (t.state === "complete" ? (t.feasible ? "feasible" : "infeasible") : t.state);
+  return card(
+    `Trials (${s.trials.length})`,
+    s.trials.length
+      ? table(
+          [
+            { label: "#", num: true, cell: (t) => String(t.number) },
+            {
+              label: "state",
+              cell: (t) => h("span", { class: `badge trial-${state(t)}`, title: t.pruned_reason || "" }, state(t)),
+            },
+            { label: "recipe", cell: (t) => recipeText(t.recipe) },
+            ...s.objectives.map((o) => ({
+              label: o,
+              num: true,
+              cell: (t) => (t.values ? value(o, t.values[o]) : "–"),
+            })),
+            { label: "worker time", num: true, cell: (t) => fmt.duration(t.worker_seconds) },
+            {
+              label: "run",
+              cell: (t) =>
+                t.run_id ? h("a", { href: `/runs/${t.run_id}` }, `run ${t.run_id}`) : t.pruned_reason || "–",
+            },
+          ],
+          [...s.trials].reverse(),
+        )
+      : emptyState("No trials yet", "Trials start as soon as a worker is free."),
+  );
+}
+
+async function steer(action, body) {
+  try {
+    await api.steerStudy(studyId, action, body);
+    toast(`Study ${action === "extend" ? "extended" : `${action}d`}.`);
+  } catch (e) {
+    toast(e.message, "error");
+  }
+  load();
+}
+
+function actions(s) {
+  const btn = (label, action, enabled, body) =>
+    h("button", { type: "button", class: "btn", disabled: !enabled, on: { click: () => steer(action, body) } }, label);
+  return [
+    btn("Pause", "pause", ["queued", "running"].includes(s.status)),
+    btn("Resume", "resume", s.status === "paused"),
+    btn("Extend +10 trials", "extend", s.status !== "stopped", { trials: 10 }),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-danger",
+        disabled: !ACTIVE.includes(s.status),
+        on: { click: () => window.confirm("Stop this study and cancel its running trials?") && steer("stop") },
+      },
+      "Stop",
+    ),
+  ];
+}
+
+let includeInfeasible = false;
+let timer = null;
+const frontEl = h("div", { class: "chart tall", id: "study-front" });
+const hvTrialsEl = h("div", { class: "chart", id: "study-hv-trials" });
+const hvMinutesEl = h("div", { class: "chart", id: "study-hv-minutes" });
+
+async function load() {
+  clearTimeout(timer);
+  let s;
+  try {
+    s = await api.getStudy(studyId, includeInfeasible);
+  } catch (e) {
+    replace(main, errorState(e, load));
+    return;
+  }
+  const c = s.constraint;
+  const toggle = h(
+    "label",
+    { class: "inline" },
+    h("input", {
+      type: "checkbox",
+      id: "include-infeasible",
+      checked: includeInfeasible,
+      on: {
+        change: (ev) => {
+          includeInfeasible = ev.target.checked;
+          load();
+        },
+      },
+    }),
+    " include infeasible trials in best",
+  );
+  replace(
+    main,
+    pageHeader(s.name, {
+      subtitle:
+        `${s.strategy} search from baseline run ${s.baseline_run_id} · objectives ${s.objectives.join(", ")} · ` +
+        `${c.metric} ≥ ${(s.bar * 100).toFixed(2)} % (baseline − ${c.max_drop} ${c.unit})`,
+      actions: actions(s),
+    }),
+    h(
+      "p",
+      {},
+      statusBadge(s.status),
+      s.stop_reason ? ` ${s.stop_reason}` : "",
+      " · ",
+      h("a", { href: `/runs/${s.baseline_run_id}` }, "baseline run"),
+      " · ",
+      toggle,
+    ),
+    h(
+      "div",
+      { class: "grid-2" },
+      card("Pareto front: accuracy against cost", frontEl),
+      h("div", {}, bestCard(s), budgetCard(s)),
+    ),
+    h(
+      "div",
+      { class: "grid-2" },
+      card("Hypervolume against trials", hvTrialsEl),
+      card("Hypervolume against worker-minutes", hvMinutesEl),
+    ),
+    trialsTable(s),
+  );
+  if (window.Plotly) {
+    frontChart(frontEl, s);
+    hypervolumeChart(hvTrialsEl, s, "trials");
+    hypervolumeChart(hvMinutesEl, s, "minutes");
+  }
+  if (ACTIVE.includes(s.status)) timer = setTimeout(load, 3000);
+}
+
+// --- the list and the launch form ----------------------------------------------------------
+
+const EXAMPLE = {
+  name: "smallest within 1 point",
+  baseline_run_id: 1,
+  objectives: ["gzip_bytes", "accuracy"],
+  constraint: { metric: "accuracy", max_drop: 1, unit: "points" },
+  budget: { max_trials: 30 },
+  strategy: "nsga2",
+};
+
+function launchForm() {
+  const area = h(
+    "textarea",
+    { id: "study-spec", rows: 10, class: "mono", spellcheck: "false", "aria-label": "study spec (JSON)" },
+    JSON.stringify(EXAMPLE, null, 2),
+  );
+  const errors = h("ul", { class: "field-errors", role: "alert" });
+  const submit = async (ev) => {
+    ev.preventDefault();
+    replace(errors);
+    let spec;
+    try {
+      spec = JSON.parse(area.value);
+    } catch (e) {
+      replace(errors, h("li", {}, `Not valid JSON: ${e.message}`));
+      return;
+    }
+    try {
+      const s = await api.createStudy(spec);
+      window.location.assign(`/studies/${s.id}`);
+    } catch (e) {
+      replace(
+        errors,
+        ...(e.fieldErrors.length
+          ? e.fieldErrors.map((f) => h("li", {}, `${f.loc.filter((p) => p !== "body").join(".")}: ${f.msg}`))
+          : [h("li", {}, e.message)]),
+      );
+    }
+  };
+  return card(
+    "Start a study",
+    h(
+      "p",
+      { class: "muted" },
+      "A StudySpec as JSON (every field and its default: ",
+      h("a", { href: "/docs#/studies" }, "API docs"),
+      "). The baseline must be a finished run; trials fine-tune its model, distillation trains a fresh student.",
+    ),
+    h(
+      "form",
+      { on: { submit } },
+      area,
+      errors,
+      h("button", { type: "submit", class: "btn btn-primary" }, "Start study"),
+    ),
+  );
+}
+
+async function loadList() {
+  replace(
+    main,
+    pageHeader("Studies", {
+      subtitle: "Budgeted searches over whole recipes for the smallest or fastest model that meets an accuracy bar.",
+    }),
+    loadingState(),
+  );
+  let page;
+  try {
+    page = await api.listStudies();
+  } catch (e) {
+    replace(main, errorState(e, loadList));
+    return;
+  }
+  const list = page.data.length
+    ? table(
+        [
+          { label: "#", num: true, cell: (s) => String(s.id) },
+          { label: "name", cell: (s) => h("a", { href: `/studies/${s.id}` }, s.name) },
+          { label: "status", cell: (s) => statusBadge(s.status) },
+          { label: "strategy", cell: (s) => s.strategy },
+          { label: "trials", num: true, cell: (s) => String(s.budget.used.trials) },
+          { label: "feasible", num: true, cell: (s) => String(s.trial_counts.feasible) },
+          { label: "objectives", cell: (s) => s.objectives.join(", ") },
+        ],
+        page.data,
+      )
+    : emptyState("No study yet", "Start one below from a finished baseline run.");
+  replace(
+    main,
+    pageHeader("Studies", {
+      subtitle: "Budgeted searches over whole recipes for the smallest or fastest model that meets an accuracy bar.",
+    }),
+    card(null, list),
+    launchForm(),
+  );
+}
+
+if (studyId) {
+  replace(main, loadingState());
+  if (document.readyState === "complete") load();
+  else window.addEventListener("load", load);
+} else {
+  loadList();
+}
