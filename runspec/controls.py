@@ -42,8 +42,8 @@ def control_name(name: str) -> str:
 
 
 def control_spec(spec: RunSpec) -> RunSpec:
-    """The control twin of `spec` (a train run with `control` set; anything else is returned
-    unchanged in content but with control off): every pruning, QAT and clustering entry becomes
+    """The control twin of `spec` (the API builds it for train runs with `control` set): every
+    pruning, QAT and clustering entry becomes
     `fine_tuning` of the same epochs and rate, a distillation entry is dropped (the same student
     trained from scratch on the labels for `training.epochs`, with the same training options),
     `fine_tuning` entries stay; dataset, model, training (seed included), exports and
