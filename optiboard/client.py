@@ -334,10 +334,13 @@ class Client:
         status: str | None = None,
         tag: str | None = None,
         q: str | None = None,
+        study_id: int | None = None,
         sort: str = "-created_at",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
+        """Runs, filtered; `study_id` gives the trials of that study (each run carries
+        `study_id` and `trial_number`)."""
         params = {
             k: v
             for k, v in {
@@ -345,6 +348,7 @@ class Client:
                 "status": status,
                 "tag": tag,
                 "q": q,
+                "study_id": study_id,
                 "sort": sort,
                 "limit": limit,
                 "offset": offset,

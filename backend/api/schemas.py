@@ -62,6 +62,8 @@ class RunPublic(BaseModel):
         default=None, description="seconds since the running run's last heartbeat (None unless running)"
     )
     headline: dict[str, Any] | None
+    study_id: int | None = Field(default=None, description="the study this run is a trial of")
+    trial_number: int | None = Field(default=None, description="its trial number in that study (0-based)")
 
     @classmethod
     def of(cls, r: RunRecord) -> RunPublic:

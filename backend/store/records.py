@@ -26,7 +26,8 @@ class RunRecord:
     """One run as the API and the worker see it. Times are timezone-aware UTC datetimes;
     `progress` is 0.0–1.0; `eta_seconds`, `train_seconds` are seconds; `peak_memory_bytes` bytes;
     `status` one of runspec.vocabulary.RUN_STATUSES; `spec` the validated RunSpec as JSON data;
-    `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None.
+    `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None;
+    `study_id`/`trial_number` the study this run is a trial of and its number (0-based), or None.
     """
 
     id: int
@@ -61,6 +62,8 @@ class RunRecord:
     heartbeat_at: datetime | None
     lease: str | None = None
     headline: dict[str, Any] | None = None
+    study_id: int | None = None
+    trial_number: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -257,6 +260,8 @@ def run_record(row: m.Run, experiment_name: str, headline: dict[str, Any] | None
         heartbeat_at=row.heartbeat_at,
         lease=row.lease,
         headline=headline,
+        study_id=row.study_id,
+        trial_number=row.trial_number,
     )
 
 

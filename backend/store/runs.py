@@ -176,6 +176,7 @@ class RunFilter:
     q: str | None = None
     parent_run_id: int | None = None  # the optimize runs made from this run
     retry_of_run_id: int | None = None  # the retries of this run
+    study_id: int | None = None  # the trials of this study
 
 
 def list_runs(
@@ -197,6 +198,8 @@ def list_runs(
         query = query.where(m.Run.parent_run_id == filters.parent_run_id)
     if filters.retry_of_run_id is not None:
         query = query.where(m.Run.retry_of_run_id == filters.retry_of_run_id)
+    if filters.study_id is not None:
+        query = query.where(m.Run.study_id == filters.study_id)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:

@@ -66,6 +66,7 @@ def read_runs(
     q: Annotated[str | None, Query(max_length=200)] = None,
     parent: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the optimize runs of this run")] = None,
     retry_of: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the retries of this run")] = None,
+    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the trials of this study")] = None,
     sort: Annotated[
         str,
         Query(
@@ -75,9 +76,15 @@ def read_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
-    """List runs, newest first, filtered by experiment, status, tag and text."""
+    """List runs, newest first, filtered by experiment, status, tag, text, parent, retry and study."""
     filters = runs.RunFilter(
-        experiment=experiment, status=status_, tag=tag, q=q, parent_run_id=parent, retry_of_run_id=retry_of
+        experiment=experiment,
+        status=status_,
+        tag=tag,
+        q=q,
+        parent_run_id=parent,
+        retry_of_run_id=retry_of,
+        study_id=study_id,
     )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)

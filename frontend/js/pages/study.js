@@ -218,8 +218,15 @@ function bestCard(s) {
 
 function trialsTable(s) {
   const state = (t) => (t.state === "complete" ? (t.feasible ? "feasible" : "infeasible") : t.state);
+  const csv = `/api/studies/${s.id}/trials.csv${s.include_infeasible ? "?include_infeasible=true" : ""}`;
   return card(
     `Trials (${s.trials.length})`,
+    h(
+      "p",
+      { class: "muted" },
+      h("a", { href: csv, download: "", id: "trials-csv" }, "Download as CSV"),
+      s.include_infeasible ? " (every trial)" : " (feasible trials only)",
+    ),
     s.trials.length
       ? table(
           [
@@ -307,7 +314,7 @@ async function load() {
         },
       },
     }),
-    " include infeasible trials in best",
+    " include infeasible trials in best, front and export",
   );
   replace(
     main,
@@ -319,7 +326,7 @@ async function load() {
     }),
     h(
       "p",
-      {},
+      { id: "study-status" },
       statusBadge(s.status),
       s.stop_reason ? ` ${s.stop_reason}` : "",
       " · ",
