@@ -396,6 +396,14 @@ class Client:
         params = {"include_infeasible": str(include_infeasible).lower()}
         return self._json("GET", f"/api/studies/{study_id}", params=params)
 
+    def study_trials_csv(self, study_id: int, *, include_infeasible: bool = False) -> str:
+        """The study's trials as CSV text (GET /api/studies/{id}/trials.csv): feasible trials
+        only unless `include_infeasible`; columns number, run_id, state, feasible,
+        constraint_metric, worker_seconds, pruned_reason, each objective, then the recipe."""
+        params = {"include_infeasible": str(include_infeasible).lower()}
+        r = self._request("GET", f"/api/studies/{study_id}/trials.csv", params=params)
+        return r.text
+
     def pause_study(self, study_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/studies/{study_id}/pause")
 
