@@ -32,12 +32,18 @@ function value(objective, v) {
   return Number(v).toLocaleString("en");
 }
 
+/** "pruning (target_sparsity 0.9, epochs 2) → clustering (…) → int8": each technique of the
+ * chain in order with its own settings (two techniques both have "epochs"). */
 function recipeText(recipe) {
   if (!recipe) return "";
-  const rest = Object.entries(recipe)
-    .filter(([k]) => k !== "chain" && k !== "export")
-    .map(([k, v]) => `${k.split(".")[1]} ${typeof v === "number" ? Number(v.toPrecision(3)) : v}`);
-  return `${recipe.chain} → ${recipe.export}${rest.length ? ` (${rest.join(", ")})` : ""}`;
+  const techniques = recipe.chain === "none" ? [] : String(recipe.chain).split("+");
+  const steps = techniques.map((name) => {
+    const settings = Object.entries(recipe)
+      .filter(([k]) => k.startsWith(`${name}.`))
+      .map(([k, v]) => `${k.slice(name.length + 1)} ${typeof v === "number" ? Number(v.toPrecision(3)) : v}`);
+    return settings.length ? `${name} (${settings.join(", ")})` : name;
+  });
+  return [...steps, recipe.export].join(" → ");
 }
 
 // --- one study ---------------------------------------------------------------------------
@@ -100,9 +106,9 @@ function frontChart(el, s) {
     annotations: [
       {
         xref: "paper",
-        x: 1,
+        x: 0,
         y: s.bar,
-        xanchor: "right",
+        xanchor: "left",
         yanchor: "bottom",
         text: `bar ${s.bar.toFixed(4)}`,
         showarrow: false,
