@@ -52,8 +52,9 @@ def create_study(body: StudySpec, session: SessionDep, request: Request) -> dict
     """Create a study; its trials start as workers free up."""
     study = study_loop.create_study(session, body)
     session.commit()
+    created = _read(session, study.id)  # as created (queued): read before the loop is woken
     _nudge(request)
-    return _read(session, study.id)
+    return created
 
 
 @router.get("")
