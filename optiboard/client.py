@@ -364,11 +364,13 @@ class Client:
         tag: str | None = None,
         q: str | None = None,
         control_of: int | None = None,
+        study_id: int | None = None,
         sort: str = "-created_at",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """One page of runs; `control_of` lists only the same-budget control of that run."""
+        """One page of runs, filtered: `control_of` lists only the same-budget control of that run;
+        `study_id` gives the trials of that study (each run carries `study_id` and `trial_number`)."""
         params = {
             k: v
             for k, v in {
@@ -377,6 +379,7 @@ class Client:
                 "tag": tag,
                 "q": q,
                 "control_of": control_of,
+                "study_id": study_id,
                 "sort": sort,
                 "limit": limit,
                 "offset": offset,
@@ -423,6 +426,14 @@ class Client:
         trials with `include_infeasible`), Pareto front and budget."""
         params = {"include_infeasible": str(include_infeasible).lower()}
         return self._json("GET", f"/api/studies/{study_id}", params=params)
+
+    def study_trials_csv(self, study_id: int, *, include_infeasible: bool = False) -> str:
+        """The study's trials as CSV text (GET /api/studies/{id}/trials.csv): feasible trials
+        only unless `include_infeasible`; columns number, run_id, state, feasible,
+        constraint_metric, worker_seconds, pruned_reason, each objective, then the recipe."""
+        params = {"include_infeasible": str(include_infeasible).lower()}
+        r = self._request("GET", f"/api/studies/{study_id}/trials.csv", params=params)
+        return r.text
 
     def pause_study(self, study_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/studies/{study_id}/pause")

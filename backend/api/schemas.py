@@ -71,6 +71,8 @@ class RunPublic(BaseModel):
         "sharing it are repeats of one recipe (GET /api/runs?group=<key> lists them)"
     )
     group_size: int = Field(description="how many runs are in the run's seed group, this one included")
+    study_id: int | None = Field(default=None, description="the study this run is a trial of")
+    trial_number: int | None = Field(default=None, description="its trial number in that study (0-based)")
 
     @classmethod
     def of(cls, r: RunRecord) -> RunPublic:

@@ -139,3 +139,31 @@ def study_detail(session: Session, study: StudyRecord, *, include_infeasible: bo
     out["include_infeasible"] = include_infeasible
     out["quality_objectives"] = [o for o in spec.objectives if o in QUALITY_OBJECTIVES]
     return out
+
+
+def _count(objective: str, value: Any) -> Any:
+    counts = objective.endswith("_bytes") or objective.endswith("params")
+    return int(value) if counts and isinstance(value, float) and value.is_integer() else value
+
+
+TRIAL_COLUMNS = ("number", "run_id", "state", "feasible", "constraint_metric", "worker_seconds", "pruned_reason")
+
+
+def trial_table(detail: dict[str, Any], *, include_infeasible: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The study's trials as export rows and their columns: TRIAL_COLUMNS, then one column per
+    objective (its unit in the name: `gzip_bytes`, `latency_p50_ms`, accuracy a fraction 0–1),
+    then the recipe's settings (`chain`, `export`, then `<technique>.<setting>` sorted). Only
+    feasible trials (complete and meeting the constraint) unless `include_infeasible`, which
+    gives every trial, running, pruned and failed ones too. `detail` is study_detail's output."""
+    trials = [t for t in detail["trials"] if include_infeasible or t["feasible"]]
+    settings = sorted({k for t in trials for k in t["recipe"]} - {"chain", "export"})
+    recipe_columns = ["chain", "export", *settings]
+    columns = [*TRIAL_COLUMNS, *detail["objectives"], *recipe_columns]
+    rows = []
+    for t in trials:
+        row = {c: t[c] for c in TRIAL_COLUMNS}
+        # Counts (bytes, parameters) are stored as Optuna's floats: written as integers.
+        row.update({k: _count(k, v) for k, v in (t["values"] or {}).items()})
+        row.update({c: t["recipe"].get(c) for c in recipe_columns})
+        rows.append(row)
+    return columns, rows

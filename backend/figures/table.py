@@ -416,7 +416,12 @@ def _cell(value: Any) -> Any:
 
 def rows_csv(rows: Sequence[Mapping[str, Any]], extra_columns: Sequence[str] = ()) -> str:
     """CSV_COLUMNS then `extra_columns` (e.g. the per-device latency columns), one line per row."""
-    columns = (*CSV_COLUMNS, *extra_columns)
+    return table_csv(rows, (*CSV_COLUMNS, *extra_columns))
+
+
+def table_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A header of `columns`, then one line per row (missing keys and None empty; text that a
+    spreadsheet would run as a formula is prefixed with a quote)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

@@ -60,6 +60,8 @@ _RUN_COLUMNS = (
     "finished_at",
     "heartbeat_at",
     "group_key",
+    "study_id",
+    "trial_number",
 )
 _TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 _JSON = frozenset({"spec", "log_tail", "tags", "hardware", "final_metrics"})

@@ -26,7 +26,8 @@ class RunRecord:
     """One run as the API and the worker see it. Times are timezone-aware UTC datetimes;
     `progress` is 0.0–1.0; `eta_seconds`, `train_seconds` are seconds; `peak_memory_bytes` bytes;
     `status` one of runspec.vocabulary.RUN_STATUSES; `spec` the validated RunSpec as JSON data;
-    `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None.
+    `headline` the headline variant's {format, accuracy, size_bytes, latency_p50_ms} or None;
+    `study_id`/`trial_number` the study this run is a trial of and its number (0-based), or None.
     """
 
     id: int
@@ -66,6 +67,8 @@ class RunRecord:
     # The seed group (runspec.groups.group_key) and how many runs share it, this one included.
     group_key: str = ""
     group_size: int = 1
+    study_id: int | None = None
+    trial_number: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -273,6 +276,8 @@ def run_record(
         control_run_id=control_run_id,
         group_key=row.group_key,
         group_size=group_size,
+        study_id=row.study_id,
+        trial_number=row.trial_number,
     )
 
 

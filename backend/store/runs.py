@@ -216,6 +216,7 @@ class RunFilter:
     retry_of_run_id: int | None = None  # the retries of this run
     control_of_run_id: int | None = None  # the control of this run
     group_key: str | None = None  # the members of this seed group
+    study_id: int | None = None  # the trials of this study
 
 
 def list_runs(
@@ -241,6 +242,8 @@ def list_runs(
         query = query.where(m.Run.control_of_run_id == filters.control_of_run_id)
     if filters.group_key is not None:
         query = query.where(m.Run.group_key == filters.group_key)
+    if filters.study_id is not None:
+        query = query.where(m.Run.study_id == filters.study_id)
     if filters.status:
         query = query.where(m.Run.status == filters.status)
     if filters.tag:

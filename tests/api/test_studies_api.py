@@ -81,6 +81,31 @@ def test_a_study_shows_feasible_best_and_front_and_obeys_its_buttons(client: Tes
     assert {b["objective"]: b["number"] for b in every["best"]}["gzip_bytes"] == 1
     assert 1 in every["front"]
 
+    # The export shows feasible trials only unless asked; every trial's run names its study.
+    r = client.get(f"/api/studies/{sid}/trials.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert f"optiboard-study-{sid}-trials.csv" in r.headers["content-disposition"]
+    lines = r.text.splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["number", "run_id", "state", "feasible"]
+    assert {"gzip_bytes", "accuracy", "chain", "export", "pruning.target_sparsity"} <= set(header)
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    assert [row["number"] for row in rows] == ["0", "2"] and rows[0]["gzip_bytes"] == "4000"
+    assert rows[0]["chain"] == "pruning" and rows[1]["accuracy"] == "0.96"
+    every_csv = client.get(f"/api/studies/{sid}/trials.csv", params={"include_infeasible": "true"}).text
+    assert [line.split(",")[0] for line in every_csv.splitlines()[1:]] == ["0", "1", "2"]
+    assert ["query", "include_infeasible"] in _locs(
+        client.get(f"/api/studies/{sid}/trials.csv", params={"include_infeasible": "maybe"})
+    )
+    assert client.get("/api/studies/12345/trials.csv").status_code == 404
+    run = client.get(f"/api/runs/{trials[1]['run_id']}").json()
+    assert run["study_id"] == sid and run["trial_number"] == 1
+    listed = client.get("/api/runs", params={"study_id": sid}).json()
+    assert listed["count"] == 3 and {r["trial_number"] for r in listed["data"]} == {0, 1, 2}
+    assert client.get("/api/runs", params={"study_id": sid + 1}).json()["count"] == 0
+    assert ["query", "study_id"] in _locs(client.get("/api/runs", params={"study_id": 0}))
+    assert client.get(f"/api/runs/{base}").json()["study_id"] is None
+
     assert client.post(f"/api/studies/{sid}/pause").status_code == 409  # finished
     r = client.post(f"/api/studies/{sid}/extend", json={"trials": 2})
     assert r.status_code == 200 and r.json()["status"] == "running" and r.json()["budget"]["limits"]["max_trials"] == 5

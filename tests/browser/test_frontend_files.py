@@ -13,7 +13,7 @@ PAGES = sorted(FRONTEND.glob("*.html"))
 
 
 def test_there_is_something_to_check():
-    assert len(SCRIPTS) >= 10 and len(PAGES) == 10  # seven dashboard pages, sign-in, Swagger UI, ReDoc
+    assert len(SCRIPTS) >= 10 and len(PAGES) == 10  # seven dashboard pages (studies too), sign-in, Swagger UI, ReDoc
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)

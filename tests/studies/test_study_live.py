@@ -50,6 +50,11 @@ def test_a_digits_study_runs_its_trials_to_completion(live_stack: Stack) -> None
         assert done["best"][0]["objective"] == "gzip_bytes" and done["best"][0]["download"]
         assert done["hypervolume"][-1]["hypervolume"] > 0 and done["budget"]["used"]["worker_minutes"] > 0
         assert len(ob.list_runs(tag=f"study:{study['id']}")) == 3  # no duplicate trial runs
+        linked = ob.list_runs(study_id=study["id"])
+        assert sorted(r["trial_number"] for r in linked) == [0, 1, 2]
+        assert {r["id"] for r in linked} == {t["run_id"] for t in trials}
+        exported = ob.study_trials_csv(study["id"]).splitlines()
+        assert exported[0].startswith("number,run_id,state,feasible,") and len(exported) == 4
     finally:
         ob.close()
     out = subprocess.run(

@@ -198,7 +198,14 @@ def test_two_processes_ticking_at_once_ask_for_each_slot_once(factory: sessionma
 
 def test_grid_enumerates_distinct_recipes_and_asks_each_once(factory: sessionmaker[Session]) -> None:
     study_id = _study(
-        factory, strategy="grid", budget={"max_trials": 4}, search_space={"chains": ["pruning"], "grid_points": 4}
+        factory,
+        strategy="grid",
+        budget={"max_trials": 4},
+        search_space={
+            "chains": ["pruning"],
+            "grid_points": 4,
+            "pruning": {"target_sparsity": {"low": 0.5, "high": 0.95}},
+        },
     )
     queue = RecordingQueue()
     loop.tick(factory, queue, slots=lambda: 4)  # type: ignore[arg-type]

@@ -85,6 +85,7 @@ def read_runs(
         str | None,
         Query(pattern=r"^[0-9a-f]{64}$", description="only the runs of this seed group (a run's group_key)"),
     ] = None,
+    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the trials of this study")] = None,
     sort: Annotated[
         str,
         Query(
@@ -94,7 +95,7 @@ def read_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RunsPublic:
-    """List runs, newest first, filtered by experiment, status, tag and text."""
+    """List runs, newest first, filtered by experiment, status, tag, text, parent, retry and study."""
     filters = runs.RunFilter(
         experiment=experiment,
         status=status_,
@@ -104,6 +105,7 @@ def read_runs(
         retry_of_run_id=retry_of,
         control_of_run_id=control_of,
         group_key=group,
+        study_id=study_id,
     )
     records, count = runs.list_runs(session, filters=filters, sort=sort, limit=limit, offset=offset)
     return RunsPublic(data=[RunPublic.of(r) for r in records], count=count)

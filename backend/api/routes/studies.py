@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api.deps import Authenticated, Id, SessionDep
 from backend.core.errors import NotFound
 from backend.dispatch import studies as study_loop
-from backend.dispatch.study_view import study_detail, study_summary
+from backend.dispatch.study_view import study_detail, study_summary, trial_table
+from backend.figures.table import table_csv
 from backend.store import studies
 from backend.store.models import utcnow
 from runspec.studies import StudySpec
@@ -50,8 +52,9 @@ def create_study(body: StudySpec, session: SessionDep, request: Request) -> dict
     """Create a study; its trials start as workers free up."""
     study = study_loop.create_study(session, body)
     session.commit()
+    created = _read(session, study.id)  # as created (queued): read before the loop is woken
     _nudge(request)
-    return _read(session, study.id)
+    return created
 
 
 @router.get("")
@@ -75,6 +78,24 @@ def read_study(
 ) -> dict[str, Any]:
     """A study with its trials, hypervolume history, best trials, front and budget."""
     return _read(session, study_id, include_infeasible)
+
+
+@router.get("/{study_id}/trials.csv", response_class=PlainTextResponse)
+def export_trials_csv(
+    study_id: Id,
+    session: SessionDep,
+    include_infeasible: Annotated[
+        bool, Query(description="every trial (running, pruned, failed, infeasible), not only feasible ones")
+    ] = False,
+) -> PlainTextResponse:
+    """The study's feasible trials as CSV (all trials with include_infeasible=true): number,
+    run, state, constraint metric, worker seconds, each objective, then the recipe's settings."""
+    columns, rows = trial_table(_read(session, study_id), include_infeasible=include_infeasible)
+    return PlainTextResponse(
+        table_csv(rows, columns),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="optiboard-study-{study_id}-trials.csv"'},
+    )
 
 
 @router.post("/{study_id}/pause")

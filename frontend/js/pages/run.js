@@ -634,6 +634,11 @@ function contextLine(run) {
   const link = (id, text) => h("a", { href: `/runs/${id}`, dataset: { related: id } }, text || `run #${id}`);
   const parts = [];
   const spec = run.spec || {};
+  if (run.study_id != null)
+    parts.push([
+      `trial ${run.trial_number} of `,
+      h("a", { href: `/studies/${run.study_id}`, id: "run-study" }, `study #${run.study_id}`),
+    ]);
   if (run.kind === "optimize" && run.parent_run_id)
     parts.push(["post-training quantization of ", link(run.parent_run_id)]);
   const init = spec.model && spec.model.init_from_run_id;

@@ -32,12 +32,18 @@ function value(objective, v) {
   return Number(v).toLocaleString("en");
 }
 
+/** "pruning (target_sparsity 0.9, epochs 2) → clustering (…) → int8": each technique of the
+ * chain in order with its own settings (two techniques both have "epochs"). */
 function recipeText(recipe) {
   if (!recipe) return "";
-  const rest = Object.entries(recipe)
-    .filter(([k]) => k !== "chain" && k !== "export")
-    .map(([k, v]) => `${k.split(".")[1]} ${typeof v === "number" ? Number(v.toPrecision(3)) : v}`);
-  return `${recipe.chain} → ${recipe.export}${rest.length ? ` (${rest.join(", ")})` : ""}`;
+  const techniques = recipe.chain === "none" ? [] : String(recipe.chain).split("+");
+  const steps = techniques.map((name) => {
+    const settings = Object.entries(recipe)
+      .filter(([k]) => k.startsWith(`${name}.`))
+      .map(([k, v]) => `${k.slice(name.length + 1)} ${typeof v === "number" ? Number(v.toPrecision(3)) : v}`);
+    return settings.length ? `${name} (${settings.join(", ")})` : name;
+  });
+  return [...steps, recipe.export].join(" → ");
 }
 
 // --- one study ---------------------------------------------------------------------------
@@ -100,9 +106,9 @@ function frontChart(el, s) {
     annotations: [
       {
         xref: "paper",
-        x: 1,
+        x: 0,
         y: s.bar,
-        xanchor: "right",
+        xanchor: "left",
         yanchor: "bottom",
         text: `bar ${s.bar.toFixed(4)}`,
         showarrow: false,
@@ -218,8 +224,15 @@ function bestCard(s) {
 
 function trialsTable(s) {
   const state = (t) => (t.state === "complete" ? (t.feasible ? "feasible" : "infeasible") : t.state);
+  const csv = `/api/studies/${s.id}/trials.csv${s.include_infeasible ? "?include_infeasible=true" : ""}`;
   return card(
     `Trials (${s.trials.length})`,
+    h(
+      "p",
+      { class: "muted" },
+      h("a", { href: csv, download: "", id: "trials-csv" }, "Download as CSV"),
+      s.include_infeasible ? " (every trial)" : " (feasible trials only)",
+    ),
     s.trials.length
       ? table(
           [
@@ -307,7 +320,7 @@ async function load() {
         },
       },
     }),
-    " include infeasible trials in best",
+    " include infeasible trials in best, front and export",
   );
   replace(
     main,
@@ -319,7 +332,7 @@ async function load() {
     }),
     h(
       "p",
-      {},
+      { id: "study-status" },
       statusBadge(s.status),
       s.stop_reason ? ` ${s.stop_reason}` : "",
       " · ",
