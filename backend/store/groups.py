@@ -37,6 +37,12 @@ GROUP_METRICS: tuple[str, ...] = (
     "peak_memory_bytes",
     "mcu_ram_bytes",
     *(f"logged_{k}" for k in SUMMARY_COLUMNS),
+    # each member against its own same-budget control (backend/figures/table.py vs_control; the
+    # control has the member's seed): the mean over seeds of paired differences, so its interval
+    # is the paired Student-t interval of the technique's effect net of extra training
+    "vs_control_accuracy",
+    "vs_control_f1",
+    "vs_control_gzip_ratio",
 )
 # The figures whose difference against the baseline group is reported with Welch's interval.
 DIFFERENCE_METRICS: tuple[str, ...] = (
@@ -136,6 +142,7 @@ def group_rows(
             "n_runs": len(part),
             # the first member: where a click on the group's point leads
             "run_id": int(first["run_id"]),
+            "control_run_ids": [int(r["control_run_id"]) for r in part if r.get("control_run_id")],
             **{c: first.get(c) for c in _COPIED},
             "format": fmt,
         }

@@ -100,15 +100,60 @@ const GROUP_COLUMNS = [
   { label: "p50", num: true, cell: (r) => interval(r, "latency_p50_ms", fmt.ms) },
   { label: "p90", num: true, cell: (r) => interval(r, "latency_p90_ms", fmt.ms) },
   {
+    label: "vs control",
+    title:
+      "Each member against its own same-budget control (same seed, same epochs, no technique): " +
+      "the mean paired difference in accuracy points with its 95 % Student-t interval over seeds, and the gzip ratio",
+    num: true,
+    when: (rows) => rows.some((r) => r.control_run_ids?.length),
+    cell: (r) => (r.vs_control_accuracy_n ? vsControl(r) : ""),
+  },
+  {
     label: "Pareto",
     title: "The group's means are on the Pareto front",
     cell: (r) => (r.pareto ? "✓" : ""),
   },
 ];
 
+/** A group's effect net of extra training: the mean over seeds of each member's accuracy minus
+ * its own control's, in points, with the paired interval and a significant / not significant
+ * mark (the interval excludes 0), and the mean gzip ratio against the controls. */
+function vsControl(r) {
+  const points = (v) => `${v > 0 ? "+" : v < 0 ? "−" : "±"}${Math.abs(100 * v).toFixed(2)} pt`;
+  const mean = r.vs_control_accuracy;
+  const low = r.vs_control_accuracy_ci_low;
+  const high = r.vs_control_accuracy_ci_high;
+  const n = r.vs_control_accuracy_n;
+  const gzip = finite(r.vs_control_gzip_ratio) ? ` · gz ${fmt.ratio(r.vs_control_gzip_ratio)}` : "";
+  if (!finite(low) || !finite(high)) {
+    return h(
+      "span",
+      { class: "diff none" },
+      points(mean),
+      h("div", { class: "muted ci-line" }, `n=${n} · no interval${gzip}`),
+    );
+  }
+  const significant = low > 0 || high < 0;
+  return h(
+    "span",
+    {
+      class: `diff ${significant ? "sig" : "nonsig"}`,
+      title: `accuracy against the same-budget controls: ${points(mean)}, 95 % interval ${points(low)} to ${points(high)} (paired Student t over ${n} seeds)`,
+    },
+    points(mean),
+    h(
+      "div",
+      { class: "ci-line" },
+      `[${points(low)}, ${points(high)}]${gzip} `,
+      h("b", { class: "mark" }, significant ? "✓ significant" : "✗ not significant"),
+    ),
+  );
+}
+
 /** The group table: one row per seed group and format, every figure as mean ± half-width. */
 export function groupTable(groups) {
-  return table(GROUP_COLUMNS, groups.rows, {
+  const columns = GROUP_COLUMNS.filter((c) => !c.when || c.when(groups.rows));
+  return table(columns, groups.rows, {
     caption: "Seed groups: means with 95 % confidence intervals",
     id: "group-table",
     cls: "compact",

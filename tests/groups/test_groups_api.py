@@ -140,3 +140,31 @@ def test_a_sweep_repeats_every_point(client: TestClient) -> None:
     assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"][:3] == ["body", "base", "repeats"]
     bad = client.post("/api/runs", json=tiny_spec("x", repeats=21))
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "repeats"]
+
+
+def test_a_group_with_controls_gets_its_paired_effect_net_of_extra_training(client: TestClient, db_url: str) -> None:
+    """repeats × control: each seed's run has its own control; the group row's vs_control_* is
+    the mean over seeds of each member minus its own control (same format), with the paired
+    Student-t interval (mean_interval over the per-seed differences), not Welch's."""
+    spec = tiny_spec("prune", repeats=3, control=True, techniques=[{"name": "pruning", "epochs": 1}])
+    created = client.post("/api/runs", json=spec)
+    assert created.status_code == 201, created.text
+    ids = created.json()["group_run_ids"]
+    members = [client.get(f"/api/runs/{i}").json() for i in ids]
+    controls = [m["control_run_id"] for m in members]
+    assert all(controls) and len(set(controls)) == 3
+    # the controls share a seed with their runs, so they form a group of their own
+    twins = [client.get(f"/api/runs/{c}").json() for c in controls]
+    assert [t["spec"]["training"]["seed"] for t in twins] == [m["spec"]["training"]["seed"] for m in members]
+    assert len({t["group_key"] for t in twins}) == 1 and twins[0]["group_key"] != members[0]["group_key"]
+    acc = dict(zip(ids, (0.90, 0.93, 0.91), strict=True)) | dict(zip(controls, (0.89, 0.90, 0.90), strict=True))
+    _finish(db_url, acc, {i: 1000 for i in ids} | {c: 4000 for c in controls})
+
+    data = client.get("/api/compare", params={"runs": ",".join(map(str, ids)), "groups": "true"}).json()
+    row = next(r for r in data["groups"]["rows"] if r["format"] == "tflite-int8")
+    paired = mean_interval([0.01, 0.03, 0.01])  # int8 against int8, seed by seed
+    assert row["control_run_ids"] == controls
+    assert row["vs_control_accuracy"] == pytest.approx(paired.mean) and row["vs_control_accuracy_n"] == 3
+    assert row["vs_control_accuracy_ci_low"] == pytest.approx(paired.ci_low)
+    assert row["vs_control_accuracy_ci_high"] == pytest.approx(paired.ci_high)
+    assert row["vs_control_gzip_ratio"] == pytest.approx(0.25)  # 250 against 1000 gzip bytes, every seed
