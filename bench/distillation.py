@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher-width", type=float, default=1.0)
     p.add_argument("--teacher-mixup", type=float, default=0.0, help="the teacher's training.mixup_alpha")
     p.add_argument("--teacher-only", action="store_true", help="train and measure the teacher, then stop")
+    p.add_argument(
+        "--teacher-epoch",
+        type=int,
+        default=None,
+        help="distil from the teacher's checkpoint after this epoch (the teacher keeps one every epoch)",
+    )
     p.add_argument("--epochs", type=int, default=12, help="student epochs, distilled and from scratch alike")
     p.add_argument("--width", type=float, default=0.25, help="the student's width multiplier")
     p.add_argument("--batch-size", type=int, default=128)
@@ -96,7 +102,7 @@ def spec(
     return RunSpec.model_validate(base)
 
 
-def run(s: RunSpec, models: dict[int, Path], work: Path) -> dict[str, Any]:
+def run(s: RunSpec, models: dict[int, Path], work: Path, checkpoints: Path | None = None) -> dict[str, Any]:
     from worker.engine.job import run_job
 
     rep = RecordingReporter(s.name)
@@ -104,7 +110,12 @@ def run(s: RunSpec, models: dict[int, Path], work: Path) -> dict[str, Any]:
     out.mkdir()
     started = time.monotonic()
     summary = run_job(
-        s, rep, workdir=out, resolve_model=lambda i: models[i], resolve_upload=lambda i: Path("/nonexistent")
+        s,
+        rep,
+        workdir=out,
+        resolve_model=lambda i: models[i],
+        resolve_upload=lambda i: Path("/nonexistent"),
+        resolve_checkpoint=lambda i, epoch: (checkpoints or Path("/nonexistent")) / f"epoch-{epoch}.keras",
     )
     keras_variant = rep.variants["keras"]
     last = {k: v for k, _, v in rep.points if k.startswith("distillation/")}
@@ -117,6 +128,19 @@ def run(s: RunSpec, models: dict[int, Path], work: Path) -> dict[str, Any]:
         "wall_seconds": time.monotonic() - started,
         **last,
     }
+
+
+def measure_teacher(args: argparse.Namespace) -> dict[str, Any]:
+    """A reused teacher file's test accuracy and parameters, by the same harness as the runs."""
+    from worker.engine.data import load_data
+    from worker.engine.measure import TestSet, measure_variant
+
+    s = spec(args, "teacher", seed=0, width=args.teacher_width, epochs=1)
+    data = load_data(s.dataset, lambda i: Path("/nonexistent"))
+    measured = measure_variant(
+        Path(args.teacher_model), "keras", TestSet(data.x_test, data.y_test, data.classes), s.measurement
+    )
+    return {"accuracy": measured.accuracy, "params": measured.params}
 
 
 def paired_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -140,15 +164,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     models: dict[int, Path] = {}
     if args.teacher_model:
         models[1] = Path(args.teacher_model)
-        teacher: dict[str, Any] = {"path": args.teacher_model, "reused": True}
+        teacher: dict[str, Any] = {"path": args.teacher_model, "reused": True, **measure_teacher(args)}
     else:
-        teacher = run(
-            spec(
-                args, "teacher", seed=0, width=args.teacher_width, epochs=args.teacher_epochs, mixup=args.teacher_mixup
-            ),
-            models,
-            work,
+        teacher_spec = spec(
+            args, "teacher", seed=0, width=args.teacher_width, epochs=args.teacher_epochs, mixup=args.teacher_mixup
         )
+        if args.teacher_epoch:
+            training = teacher_spec.training.model_copy(update={"checkpoint_every_epochs": 1})
+            teacher_spec = teacher_spec.model_copy(update={"training": training})
+        teacher = run(teacher_spec, models, work)
         models[1] = Path(teacher["path"])
         if args.teacher_only:
             print(json.dumps(teacher), flush=True)
@@ -170,11 +194,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "teacher_run_id": 1,
                         "temperature": args.temperature,
                         "alpha": args.alpha,
+                        "teacher_epoch": args.teacher_epoch,
                     }
                 ],
             ),
             models,
             work,
+            checkpoints=work / "teacher" / "checkpoints",
         )
         scratch = run(spec(args, f"scratch-s{seed}", seed=seed, width=args.width, epochs=args.epochs), models, work)
         rows.append({"seed": seed, "distilled": distilled, "scratch": scratch})

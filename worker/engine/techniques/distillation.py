@@ -175,7 +175,8 @@ class Distiller(keras.Model):
     def _track(self, loss, y, student_logits):
         truth = tf.cast(tf.reshape(y, [-1]), tf.int64) if y.shape.rank == 1 else tf.argmax(y, axis=-1)
         hit = tf.cast(tf.equal(tf.argmax(student_logits, axis=-1), truth), tf.float32)
-        self.loss_tracker.update_state(loss)
+        # weighted by batch size, as Keras's own loss mean (a last, smaller batch counts less)
+        self.loss_tracker.update_state(loss, sample_weight=tf.cast(tf.shape(student_logits)[0], tf.float32))
         self.accuracy_tracker.update_state(hit)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
