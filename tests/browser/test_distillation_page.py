@@ -94,3 +94,25 @@ def test_the_run_page_shows_the_agreement_beside_the_variants(
     expect(page.locator("#run-headline")).to_be_visible()
     expect(page.locator("section.card h2", has_text="Variants")).to_be_visible()
     assert page.locator("#run-agreement").count() == 0
+
+
+def test_the_launch_form_offers_augmentation_mixup_and_schedules(dashboard: Dashboard) -> None:
+    """The new options come from the spec's schema: augmentation and mixup under training, the
+    end value of a T or α schedule only once a schedule is chosen."""
+    page = dashboard.open("/launch")
+    shift = page.locator('[data-path="training.augmentation.shift"]')
+    expect(shift).to_be_visible()
+    expect(page.locator('[data-path="training.augmentation.horizontal_flip"]')).to_contain_text("not digits")
+    expect(page.locator('[data-path="training.mixup_alpha"]')).to_be_visible()
+    expect(page.locator('[data-path="training.checkpoint_every_epochs"]')).to_be_visible()
+    page.locator('[data-path="techniques"] > .toolbar select').select_option("distillation")
+    end = page.locator('[data-path="techniques.0.temperature_end"]')
+    expect(end).to_be_hidden()  # constant: no end value
+    page.locator('[data-path="techniques.0.temperature_schedule"] select').select_option("cosine")
+    expect(end).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shift.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "launch-augmentation.png"))
+    end.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "launch-distillation.png"))
+    assert dashboard.console_errors == []

@@ -167,8 +167,8 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 @dataclass(frozen=True)
 class Arrays:
-    """Training inputs of a phase; `y` may carry more than labels (distillation packs the
-    teacher's logits next to them)."""
+    """Training inputs of a phase: x float32 (N, *input_shape), y integer labels (N,) (or any
+    per-example targets a phase's loss reads); the validation pair likewise, or None."""
 
     x: np.ndarray
     y: np.ndarray

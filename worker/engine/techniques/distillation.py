@@ -49,8 +49,9 @@ class Distillation(Technique[DistillationSpec]):
     def apply(self, model: keras.Model, spec: DistillationSpec, context: PhaseContext) -> Applied:
         """Raises ValueError when the teacher is not a .keras file or does not fit the data."""
         data, reporter = context.data, context.reporter
-        source = context.resolve_model(spec.teacher_run_id)
-        if spec.teacher_epoch is not None:
+        if spec.teacher_epoch is None:
+            source = context.resolve_model(spec.teacher_run_id)
+        else:
             source = context.resolve_checkpoint(spec.teacher_run_id, spec.teacher_epoch)
         what = "the teacher" if spec.teacher_epoch is None else f"the teacher's epoch-{spec.teacher_epoch} checkpoint"
         teacher = load_keras_model(source, what)
