@@ -320,6 +320,14 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
         )
     shape = info.get("input_shape", [])
     arch = spec.model.architecture
+    if spec.training.augmentation.enabled and len(shape) == 1:
+        out.append(
+            (
+                ("training", "augmentation"),
+                f"augmentation shifts and flips images, but {what} has {shape[0]} features per example: "
+                "leave training.augmentation off (mixup works on any inputs)",
+            )
+        )
     if spec.model.init_from_run_id is None and spec.model.upload_id is None and arch != "mlp":
         if len(shape) == 1:
             out.append(

@@ -98,3 +98,19 @@ def test_checkpoints_are_stored_with_their_hash_and_found_by_epoch(tmp_path: Pat
         checkpoint_path(root, 7, 2)
     assert store_checkpoints(tmp_path / "none", root, 9) == {}  # a run without checkpoints stores nothing
     assert not (root / "runs/9").exists()
+
+
+def test_augmentation_on_flat_inputs_is_refused_at_submit_naming_the_field() -> None:
+    from backend.dispatch.submission import dataset_problems
+
+    info = {"input_shape": [64], "train_examples": 100, "test_examples": 20, "classes": 3}
+    flat = RunSpec.model_validate(
+        {"model": {"architecture": "mlp"}, "training": {"augmentation": {"shift": 0.1}, "mixup_alpha": 0.2}}
+    )
+    problems = dataset_problems(flat, info, what="dataset 1")
+    assert [field for field, _ in problems] == [("training", "augmentation")]
+    assert "64 features" in problems[0][1]
+    mixup_only = RunSpec.model_validate({"model": {"architecture": "mlp"}, "training": {"mixup_alpha": 0.2}})
+    assert dataset_problems(mixup_only, info, what="dataset 1") == []
+    images = {**info, "input_shape": [8, 8]}
+    assert dataset_problems(flat.model_copy(update={"model": RunSpec().model}), images, what="d") == []
