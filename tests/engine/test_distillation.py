@@ -265,7 +265,13 @@ def test_a_digits_job_distils_with_augmentation_mixup_and_a_teacher_checkpoint(t
         {
             "dataset": {"name": "digits"},
             "model": {"width_multiplier": 0.5},
-            "training": {"epochs": 4, "augmentation": {"shift": 0.125}, "mixup_alpha": 0.2, "log_every_n_batches": 5},
+            "training": {
+                "epochs": 4,
+                "augmentation": {"shift": 0.125},
+                "mixup_alpha": 0.2,
+                "log_every_n_batches": 5,
+                "checkpoint_every_epochs": 4,
+            },
             "techniques": [
                 {
                     "name": "distillation",
@@ -303,3 +309,6 @@ def test_a_digits_job_distils_with_augmentation_mixup_and_a_teacher_checkpoint(t
     assert any("epoch-2 checkpoint" not in line and "at epoch 2" in line for line in rep.lines)
     loaded = load_keras_model(student.path, "the student")
     assert not isinstance(loaded, Distiller) and loaded.count_params() == student.params
+    # a distilled run's checkpoints are the student's, not the wrapper's (no teacher inside)
+    kept = load_keras_model(tmp_path / "student" / "checkpoints" / "epoch-4.keras", "the checkpoint")
+    assert kept.count_params() == student.params

@@ -230,13 +230,11 @@ def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> k
         )
         callbacks.append(early)
     if t.checkpoint_every_epochs:
-        trained = applied if first is None else None
+        # the model being trained: a wrapper's inner model (distillation's student) once stripped
+        strip = first.technique.strip if first is not None else (lambda a: a.model)
         callbacks.append(
             EpochCheckpoints(
-                t.checkpoint_every_epochs,
-                job.workdir / CHECKPOINT_DIR,
-                (lambda: trained.model) if trained is not None else (lambda: first.technique.strip(applied)),  # type: ignore[union-attr]
-                job.reporter,
+                t.checkpoint_every_epochs, job.workdir / CHECKPOINT_DIR, lambda: strip(applied), job.reporter
             )
         )
     if t.epochs:
