@@ -864,7 +864,7 @@ async function loadAgreement() {
     const res = await readKeys([AGREEMENT_KEYS.top1, AGREEMENT_KEYS.kl], undefined, 10);
     const last = (k) => {
       const s = res.series[k];
-      return s && s.values.length ? s.values[s.values.length - 1] : null;
+      return s?.values.length ? s.values[s.values.length - 1] : null;
     };
     const found = { top1: last(AGREEMENT_KEYS.top1), kl: last(AGREEMENT_KEYS.kl) };
     if (found.top1 != null || found.kl != null) state.agreement = found;
