@@ -7,6 +7,7 @@ every number and string, so a spec can never carry a path, URL, module name or c
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
@@ -239,6 +240,31 @@ class PipelineSpec(Strict):
     )
 
 
+MAX_CHECKPOINTS = 20  # per run: training.checkpoint_every_epochs keeps the latest ones
+
+
+class AugmentationSpec(Strict):
+    """Random changes to each training image, drawn per batch on the fly inside the input pipeline
+    (validation and test images are never changed); seeded by training.seed."""
+
+    shift: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="random translation of each training image by up to this fraction of its width and of its "
+        "height (whole pixels, the uncovered border filled with 0); 0: off",
+    )
+    horizontal_flip: bool = Field(
+        default=False,
+        description="mirror each training image left-right with probability 1/2: suits Fashion-MNIST- and "
+        "CIFAR-like photos of objects, not digits or text (a mirrored 3 is not a 3)",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.shift > 0 or self.horizontal_flip
+
+
 class TrainingSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
@@ -249,6 +275,24 @@ class TrainingSpec(Strict):
     batch_size: int = Field(default=32, ge=1, le=8192)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     log_every_n_batches: int = Field(default=10, ge=1, le=100_000)
+    augmentation: AugmentationSpec = Field(
+        default=AugmentationSpec(),
+        description="random shifts and flips of the training images (image datasets only); off by default",
+    )
+    mixup_alpha: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="mixup (Zhang et al. 2018): each training batch becomes λ·batch + (1−λ)·a shuffled copy of "
+        "itself, labels mixed alike, λ ~ Beta(α, α) per batch; 0: off (0.1–0.4 are usual)",
+    )
+    checkpoint_every_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="also keep the model after every N-th epoch of base training (at most "
+        f"{MAX_CHECKPOINTS} checkpoints, the latest kept), e.g. to distil from an earlier teacher; off by default",
+    )
 
 
 # Default fine-tuning recipes of the techniques (figures in docs/results.md): QAT and
@@ -376,11 +420,78 @@ class FineTuningSpec(Strict):
         return self.learning_rate if self.learning_rate is not None else training_rate
 
 
+ValueSchedule = Literal["constant", "linear", "cosine"]
+
+
+def scheduled_value(start: float, end: float | None, schedule: str, epoch: int, epochs: int) -> float:
+    """The value of a per-epoch schedule at `epoch` (0-based) of `epochs`: `start` throughout
+    when constant; else from `start` at the first epoch to `end` at the last, along a straight
+    line (linear) or half a cosine wave, end + (start − end)·(1 + cos(π·p))/2 with p = epoch /
+    (epochs − 1) (cosine, as SGDR's learning rate: Loshchilov & Hutter 2017). One epoch: `start`."""
+    if schedule == "constant" or end is None or epochs <= 1:
+        return start
+    p = min(max(epoch / (epochs - 1), 0.0), 1.0)
+    if schedule == "linear":
+        return start + (end - start) * p
+    return end + (start - end) * (1 + math.cos(math.pi * p)) / 2
+
+
 class DistillationSpec(Strict):
+    """Knowledge distillation (Hinton et al. 2015) taught consistently (Beyer et al. 2022): the
+    teacher's logits are computed every step on the very batch the student sees, after the run's
+    augmentation and mixup; loss α·CE(labels, student) + (1 − α)·T²·KL(teacher_T ‖ student_T)."""
+
     name: Literal["distillation"]
     teacher_run_id: int = Field(ge=1, le=MAX_ID)
-    temperature: float = Field(default=4.0, ge=1.0, le=100.0)
-    alpha: float = Field(default=0.1, ge=0.0, le=1.0)
+    teacher_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="distil from the teacher run's checkpoint saved after this epoch (the teacher must have "
+        "been trained with training.checkpoint_every_epochs dividing it) instead of its final model",
+    )
+    temperature: float = Field(default=4.0, ge=1.0, le=100.0, description="softmax temperature T (at the first epoch)")
+    temperature_schedule: ValueSchedule = Field(
+        default="constant", description="how T moves over the epochs: constant, or from temperature to temperature_end"
+    )
+    temperature_end: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=100.0,
+        description="T at the last epoch",
+        json_schema_extra=applies_when(temperature_schedule=["linear", "cosine"]),
+    )
+    alpha: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="weight α of the hard-label cross-entropy (at the first epoch)"
+    )
+    alpha_schedule: ValueSchedule = Field(
+        default="constant", description="how α moves over the epochs: constant, or from alpha to alpha_end"
+    )
+    alpha_end: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="α at the last epoch",
+        json_schema_extra=applies_when(alpha_schedule=["linear", "cosine"]),
+    )
+
+    @model_validator(mode="after")
+    def _schedules_have_ends(self) -> DistillationSpec:
+        for what in ("temperature", "alpha"):
+            if getattr(self, f"{what}_schedule") != "constant" and getattr(self, f"{what}_end") is None:
+                raise SpecError(
+                    f"{what}_end",
+                    f"{what}_end is required when {what}_schedule is {getattr(self, f'{what}_schedule')!r}",
+                )
+        return self
+
+    def temperature_at(self, epoch: int, epochs: int) -> float:
+        """T at `epoch` (0-based) of `epochs` (scheduled_value)."""
+        return scheduled_value(self.temperature, self.temperature_end, self.temperature_schedule, epoch, epochs)
+
+    def alpha_at(self, epoch: int, epochs: int) -> float:
+        """α at `epoch` (0-based) of `epochs` (scheduled_value)."""
+        return scheduled_value(self.alpha, self.alpha_end, self.alpha_schedule, epoch, epochs)
 
 
 Technique = Annotated[

@@ -4,6 +4,7 @@ and leave the run in a terminal state whatever happens."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -18,7 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.settings import Settings
 from backend.store import datasets, runs, uploaded_models, variants
-from backend.store.artifacts import resolve_inside
+from backend.store.artifacts import (
+    checkpoint_manifest_path,
+    checkpoint_relative_path,
+    copy_with_sha256,
+    resolve_inside,
+    sha256_file,
+    writable_inside,
+)
 from backend.store.db import make_engine, make_sessionmaker, unit_of_work
 from runspec.modelfile import KERAS3, tf_keras_copy_filename
 from runspec.spec import RunSpec
@@ -94,12 +102,14 @@ def execute(run_id: int, *, worker: str) -> str:
             resolve_model=lambda rid: _model_path(factory, settings, rid),
             resolve_upload=lambda did: _upload_path(factory, settings, did),
             resolve_uploaded_model=lambda mid: _uploaded_model(factory, settings, mid),
+            resolve_checkpoint=lambda rid, epoch: checkpoint_path(settings.artifacts, rid, epoch),
             max_dataset_bytes=settings.max_dataset_bytes,
             max_dataset_ratio=settings.max_dataset_ratio,
         )
         monitor.stop()
         reporter.close()
-        reporter.flush()
+        reporter.flush()  # raises LeaseLost before a lost attempt stores a checkpoint
+        store_checkpoints(workdir / "checkpoints", settings.artifacts, run_id)
         finish("succeeded", None, train_seconds=summary.train_seconds, peak_memory_bytes=monitor.peak_rss_bytes)
         outcome = "succeeded"
     except LeaseLost:
@@ -186,6 +196,36 @@ def _model_path(factory: sessionmaker[Session], settings: Settings, run_id: int)
             problem = e
     # outside the unit of work, which has committed the damage mark by now
     raise ValueError(f"the model file of run {run_id} cannot be used: {problem}")
+
+
+def store_checkpoints(folder: Path, root: Path, run_id: int) -> dict[str, str]:
+    """The checkpoints a job left in `folder` (epoch-<n>.keras, training.checkpoint_every_epochs)
+    copied under the artifact root with their SHA-256, then the manifest {"<n>": sha256} written
+    last (a checkpoint is resolvable only once every file is in place). Returns the manifest."""
+    manifest: dict[str, str] = {}
+    files = sorted(folder.glob("epoch-*.keras"), key=lambda f: int(f.stem.removeprefix("epoch-")))
+    for f in files:
+        epoch = int(f.stem.removeprefix("epoch-"))
+        manifest[str(epoch)] = copy_with_sha256(f, writable_inside(root, checkpoint_relative_path(run_id, epoch)))
+    if manifest:
+        writable_inside(root, checkpoint_manifest_path(run_id)).write_text(json.dumps(manifest), encoding="utf-8")
+    return manifest
+
+
+def checkpoint_path(root: Path, run_id: int, epoch: int) -> Path:
+    """The file of run `run_id`'s checkpoint after `epoch`, checked against the SHA-256 stored
+    with it. Raises ValueError naming what is missing: no checkpoints, not that epoch, damaged."""
+    manifest_file = resolve_inside(root, checkpoint_manifest_path(run_id))
+    if manifest_file is None:
+        raise ValueError(f"run {run_id} kept no checkpoints (it ran without training.checkpoint_every_epochs)")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    if str(epoch) not in manifest:
+        kept = ", ".join(sorted(manifest, key=int))
+        raise ValueError(f"run {run_id} kept no checkpoint after epoch {epoch}; it kept epochs {kept}")
+    path = resolve_inside(root, checkpoint_relative_path(run_id, epoch))
+    if path is None or sha256_file(path) != manifest[str(epoch)]:
+        raise ValueError(f"the checkpoint of run {run_id} after epoch {epoch} is missing or damaged")
+    return path
 
 
 def _upload_path(factory: sessionmaker[Session], settings: Settings, dataset_id: int) -> Path:

@@ -22,7 +22,7 @@ from runspec.architectures import check_spec_semantics
 from runspec.controls import control_spec
 from runspec.groups import seed_repeats
 from runspec.modelfile import KERAS3, SAVED_MODEL, TFLITE
-from runspec.spec import DatasetSpec, DistillationSpec, ModelSpec, RunSpec
+from runspec.spec import MAX_CHECKPOINTS, DatasetSpec, DistillationSpec, ModelSpec, RunSpec
 from runspec.zoo import ZOO
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,30 @@ def _finished_model(session: Session, run_id: int) -> str | None:
         return f"run {run_id} is {run.status}, not a finished (succeeded) run"
     if not any(v.format == "keras" for v in variants.list_variants(session, run_ids=[run_id])):
         return f"run {run_id} has no stored Keras model"
+    return None
+
+
+def kept_checkpoint_epochs(spec: RunSpec) -> list[int]:
+    """The epochs after which a run of `spec` keeps a checkpoint when its base training runs all
+    its epochs: every training.checkpoint_every_epochs-th, the latest MAX_CHECKPOINTS of them."""
+    every = spec.training.checkpoint_every_epochs
+    if not every:
+        return []
+    return list(range(every, spec.training.epochs + 1, every))[-MAX_CHECKPOINTS:]
+
+
+def _checkpoint_problem(teacher: RunSpec, run_id: int, epoch: int) -> str | None:
+    """None if the teacher's spec kept a checkpoint after `epoch`, else why not (an early-stopped
+    teacher may still lack it: the job then fails naming the epochs it kept)."""
+    kept = kept_checkpoint_epochs(teacher)
+    if not kept:
+        return (
+            f"teacher run {run_id} kept no checkpoints: it was trained without training.checkpoint_every_epochs "
+            "(leave teacher_epoch out to distil from its final model)"
+        )
+    if epoch not in kept:
+        listed = ", ".join(map(str, kept)) if len(kept) <= 12 else f"{kept[0]}, {kept[1]}, …, {kept[-1]}"
+        return f"teacher run {run_id} kept no checkpoint after epoch {epoch}; it kept epochs {listed}"
     return None
 
 
@@ -84,7 +108,12 @@ def reference_problems(session: Session, spec: RunSpec, loc: tuple[Any, ...] = (
             else:
                 teacher = runs.get_run(session, run_id=t.teacher_run_id)
                 if teacher is not None:
-                    teacher_model = RunSpec.model_validate(teacher.spec).model
+                    teacher_spec = RunSpec.model_validate(teacher.spec)
+                    teacher_model = teacher_spec.model
+                    if t.teacher_epoch is not None:
+                        why = _checkpoint_problem(teacher_spec, t.teacher_run_id, t.teacher_epoch)
+                        if why:
+                            problems.append(((*loc, "techniques", i, "teacher_epoch"), why))
     if spec.kind == "optimize" and spec.parent_run_id is not None:
         why = _finished_model(session, spec.parent_run_id)
         why = f"parent {why}" if why else _model_fits_data(session, spec.parent_run_id, spec, "the parent")
@@ -293,6 +322,14 @@ def dataset_problems(spec: RunSpec, info: dict[str, Any], *, what: str) -> list[
         )
     shape = info.get("input_shape", [])
     arch = spec.model.architecture
+    if spec.training.augmentation.enabled and len(shape) == 1:
+        out.append(
+            (
+                ("training", "augmentation"),
+                f"augmentation shifts and flips images, but {what} has {shape[0]} features per example: "
+                "leave training.augmentation off (mixup works on any inputs)",
+            )
+        )
     if spec.model.init_from_run_id is None and spec.model.upload_id is None and arch != "mlp":
         if len(shape) == 1:
             out.append(

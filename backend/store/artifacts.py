@@ -29,6 +29,17 @@ def relative_path(run_id: int, fmt: str, *, attempt: str = "", suffix: str | Non
     return f"runs/{int(run_id)}/{prefix}{fmt}{SUFFIX.get(fmt, '.tflite')}"
 
 
+def checkpoint_relative_path(run_id: int, epoch: int) -> str:
+    """Where a run's checkpoint after `epoch` is kept (training.checkpoint_every_epochs): beside
+    its variants, so deleting the run's directory deletes them too."""
+    return f"runs/{int(run_id)}/checkpoints/epoch-{int(epoch)}.keras"
+
+
+def checkpoint_manifest_path(run_id: int) -> str:
+    """The JSON object {"<epoch>": "<hex SHA-256>"} of a run's kept checkpoints, written last."""
+    return f"runs/{int(run_id)}/checkpoints/manifest.json"
+
+
 def resolve_inside(root: Path, relative: str) -> Path | None:
     """The real file for a stored relative path, or None if it is missing or escapes the root."""
     root_real = root.resolve()

@@ -33,6 +33,17 @@ def run_count(client: TestClient) -> int:
             ["body", "techniques", 0, "pruning", "target_sparsity"],
         ),
         ({"dataset": {"name": "digits", "path": "/etc/passwd"}}, ["body", "dataset", "path"]),
+        # distillation's schedules and the run's augmentation name their field
+        (
+            {"techniques": [{"name": "distillation", "teacher_run_id": 1, "alpha_schedule": "cosine"}]},
+            ["body", "techniques", 0, "distillation", "alpha_end"],
+        ),
+        (
+            {"techniques": [{"name": "distillation", "teacher_run_id": 1, "temperature_end": 2}]},
+            ["body", "techniques", 0, "distillation", "temperature_end"],
+        ),
+        ({"training": {"augmentation": {"shift": 0.9}}}, ["body", "training", "augmentation", "shift"]),
+        ({"training": {"mixup_alpha": -1}}, ["body", "training", "mixup_alpha"]),
         # set where it does not apply: it would be stored and silently ignored
         ({"training": {"optimizer": {"name": "adam", "momentum": 0.9}}}, ["body", "training", "optimizer", "momentum"]),
         (
@@ -71,6 +82,38 @@ def test_references_are_checked_at_submit(client: TestClient) -> None:
     r = client.post("/api/runs", json={"techniques": [{"name": "distillation", "teacher_run_id": queued}]})
     assert r.status_code == 422 and "not a finished" in r.json()["detail"][0]["msg"]
     assert run_count(client) == 1
+
+
+def test_a_teacher_checkpoint_is_checked_at_submit(client: TestClient, app_settings: Settings) -> None:
+    """teacher_epoch needs a teacher that kept a checkpoint after that epoch: else a 422 naming
+    teacher_epoch, saying which epochs it kept."""
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+    from backend.store.models import Run
+    from tests.factories import make_variant
+
+    plain = client.post("/api/runs", json={"name": "plain", "training": {"epochs": 6}}).json()["id"]
+    kept = client.post(
+        "/api/runs", json={"name": "kept", "training": {"epochs": 6, "checkpoint_every_epochs": 2}}
+    ).json()["id"]
+    with unit_of_work(make_sessionmaker(make_engine(app_settings.db_url))) as session:
+        for run_id in (plain, kept):
+            session.get(Run, run_id).status = "succeeded"  # type: ignore[union-attr]
+            make_variant(session, run_id, "keras", accuracy=0.9, size_bytes=1000)
+
+    def distil(teacher: int, epoch: int) -> Any:
+        technique = {"name": "distillation", "teacher_run_id": teacher, "teacher_epoch": epoch}
+        return client.post("/api/runs", json={"model": {"width_multiplier": 0.5}, "techniques": [technique]})
+
+    loc = ["body", "techniques", 0, "teacher_epoch"]
+    r = distil(plain, 2)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc
+    assert "kept no checkpoints" in r.json()["detail"][0]["msg"]
+    r = distil(kept, 3)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc
+    assert "it kept epochs 2, 4, 6" in r.json()["detail"][0]["msg"]
+    r = distil(kept, 4)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["techniques"][0]["teacher_epoch"] == 4
 
 
 def test_the_summary_names_mixed_precision(client: TestClient) -> None:

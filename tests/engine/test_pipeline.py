@@ -24,7 +24,7 @@ def _epochs(ds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 @pytest.mark.parametrize("cache", [True, False])
 def test_every_example_once_per_epoch_in_a_new_seeded_order(cache: bool) -> None:
     x = np.arange(100, dtype=np.float32).reshape(100, 1, 1, 1) * np.ones((1, 2, 2, 1), np.float32)
-    y = np.stack([np.arange(100), -np.arange(100)], axis=1).astype(np.float32)  # 2-D, as distillation packs
+    y = np.stack([np.arange(100), -np.arange(100)], axis=1).astype(np.float32)  # 2-D targets stay row-aligned
     pipe = PipelineSpec(cache=cache)
     ds = make_dataset(x, y, 32, shuffle=True, pipeline=pipe, seed=3)
     (x1, y1), (x2, y2) = _epochs(ds, 2)

@@ -123,6 +123,14 @@ class Reporter(Protocol):
 # Given a finished run's id, the path of its stored Keras model (teacher, optimize parent,
 # initial model). Raises LookupError or ValueError when the run has no stored model.
 ModelResolver = Callable[[int], Path]
+# Given a finished run's id and an epoch, the path of the Keras model that run kept after that
+# epoch (training.checkpoint_every_epochs). Raises LookupError or ValueError when there is none.
+CheckpointResolver = Callable[[int, int], Path]
+
+
+def no_checkpoints(run_id: int, epoch: int) -> Path:
+    """The CheckpointResolver of a runner that keeps no checkpoints: always raises LookupError."""
+    raise LookupError(f"no checkpoint of run {run_id} at epoch {epoch} is available here")
 
 
 @dataclass(frozen=True)

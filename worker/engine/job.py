@@ -17,11 +17,12 @@ from typing import NamedTuple
 import numpy as np
 
 from runspec.npz import DEFAULT_MAX_DATASET_BYTES
-from runspec.spec import RunSpec, techniques_summary
+from runspec.spec import MAX_CHECKPOINTS, RunSpec, techniques_summary
 from runspec.spec import Technique as TechniqueSpec
 from worker.engine import tfsetup  # noqa: I001 - first: sets TF_USE_LEGACY_KERAS before TF loads
 from worker.engine.callbacks import RunClock
 from worker.engine.contract import (
+    CheckpointResolver,
     ExpectedFailure,
     JobSummary,
     ModelResolver,
@@ -30,6 +31,7 @@ from worker.engine.contract import (
     UploadedModelResolver,
     UploadResolver,
     VariantResult,
+    no_checkpoints,
 )
 from worker.engine.data import Data, load_data
 from worker.engine.export import representative_samples, to_tflite
@@ -52,6 +54,7 @@ def run_job(
     resolve_model: ModelResolver,
     resolve_upload: UploadResolver,
     resolve_uploaded_model: UploadedModelResolver | None = None,
+    resolve_checkpoint: CheckpointResolver = no_checkpoints,
     max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES,
     max_dataset_ratio: float | None = 1000.0,
 ) -> JobSummary:
@@ -83,8 +86,8 @@ def run_job(
             if uploaded.format != "keras":
                 return _uploaded_without_training(spec, uploaded, data, reporter, workdir, max_dataset_bytes)
             start, data = _uploaded_start(spec, uploaded, data, reporter, workdir)
-            return _train(spec, data, reporter, workdir, resolve_model, start=start)
-        return _train(spec, data, reporter, workdir, resolve_model)
+            return _train(spec, data, reporter, workdir, resolve_model, resolve_checkpoint, start=start)
+        return _train(spec, data, reporter, workdir, resolve_model, resolve_checkpoint)
     finally:
         keras.mixed_precision.set_global_policy(FLOAT32)
 
@@ -113,6 +116,7 @@ class _TrainJob:
     reporter: Reporter
     workdir: Path
     resolve_model: ModelResolver
+    resolve_checkpoint: CheckpointResolver
     steps_per_epoch: int
     clock: RunClock  # one global step counter over every phase
     arrays: Arrays  # the job's own inputs and labels
@@ -127,6 +131,7 @@ class _TrainJob:
             kept=kept,
             reporter=self.reporter,
             resolve_model=self.resolve_model,
+            resolve_checkpoint=self.resolve_checkpoint,
         )
 
 
@@ -136,10 +141,11 @@ def _train(
     reporter: Reporter,
     workdir: Path,
     resolve_model: ModelResolver,
+    resolve_checkpoint: CheckpointResolver,
     *,
     start: keras.Model | None = None,
 ) -> JobSummary:
-    job, steps = _plan(spec, data, reporter, workdir, resolve_model)
+    job, steps = _plan(spec, data, reporter, workdir, resolve_model, resolve_checkpoint)
     model, policy = _initial_model(job, start)
     first = steps[0] if steps and steps[0].technique.replaces_training else None
     model = _base_training(job, model, first)
@@ -153,7 +159,12 @@ def _train(
 
 
 def _plan(
-    spec: RunSpec, data: Data, reporter: Reporter, workdir: Path, resolve_model: ModelResolver
+    spec: RunSpec,
+    data: Data,
+    reporter: Reporter,
+    workdir: Path,
+    resolve_model: ModelResolver,
+    resolve_checkpoint: CheckpointResolver,
 ) -> tuple[_TrainJob, list[_Step]]:
     """Each technique looked up in the registry (before anything trains) and the step count
     the run's progress is measured against."""
@@ -167,8 +178,10 @@ def _plan(
     clock = RunClock(total_steps=spe * (t.epochs + tune_epochs))
     reporter.log(f"recipe: {techniques_summary(spec)}")
     arrays = Arrays(data.x_train, data.y_train, data.x_val, data.y_val)
-    loss = make_loss(data.classes, t.regularization.label_smoothing)
-    job = _TrainJob(spec, data, reporter, workdir, resolve_model, spe, clock, arrays, loss, ["accuracy"])
+    loss = make_loss(data.classes, t.regularization.label_smoothing, soft_labels=t.mixup_alpha > 0)
+    job = _TrainJob(
+        spec, data, reporter, workdir, resolve_model, resolve_checkpoint, spe, clock, arrays, loss, ["accuracy"]
+    )
     return job, steps
 
 
@@ -216,12 +229,50 @@ def _base_training(job: _TrainJob, model: keras.Model, first: _Step | None) -> k
             restore_best_weights=True,
         )
         callbacks.append(early)
+    if t.checkpoint_every_epochs:
+        # the model being trained: a wrapper's inner model (distillation's student) once stripped
+        strip = first.technique.strip if first is not None else (lambda a: a.model)
+        callbacks.append(
+            EpochCheckpoints(
+                t.checkpoint_every_epochs, job.workdir / CHECKPOINT_DIR, lambda: strip(applied), job.reporter
+            )
+        )
     if t.epochs:
         _fit(job, applied, epochs=t.epochs, optimizer=make_optimizer(t.optimizer), callbacks=callbacks)
     if early is not None and early.stopped_epoch > 0:
         clock.stopped_early = True
         reporter.log(f"early stopping after epoch {early.stopped_epoch + 1}; best weights restored")
     return first.technique.strip(applied) if first is not None else model
+
+
+CHECKPOINT_DIR = "checkpoints"  # in the job's workdir: epoch-<n>.keras, taken by the adapter
+
+
+def checkpoint_name(epoch: int) -> str:
+    """The file name of the checkpoint after `epoch` (1-based) in CHECKPOINT_DIR."""
+    return f"epoch-{int(epoch)}.keras"
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """training.checkpoint_every_epochs: after every `every`-th epoch of base training, the model
+    (`model_of()`: the student while distilling) as a plain float32 `.keras` file in `folder`;
+    only the latest MAX_CHECKPOINTS are kept (older files are deleted as new ones come)."""
+
+    def __init__(self, every: int, folder: Path, model_of: Callable[[], keras.Model], reporter: Reporter) -> None:
+        super().__init__()
+        self.every, self.folder, self.model_of, self.reporter = every, folder, model_of, reporter
+        self.kept: list[int] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        done = epoch + 1
+        if done % self.every:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_keras_model(float32_copy(self.model_of()), self.folder / checkpoint_name(done))
+        self.kept.append(done)
+        while len(self.kept) > MAX_CHECKPOINTS:
+            (self.folder / checkpoint_name(self.kept.pop(0))).unlink(missing_ok=True)
+        self.reporter.log(f"checkpoint kept after epoch {done}")
 
 
 def _technique_chain(
@@ -278,7 +329,12 @@ def _fit(
         clock=job.clock,
         callbacks=[*callbacks, *applied.callbacks],
         allow_xla=allow_xla,
+        classes=job.data.classes,
     )
+    if applied.measure is not None:  # e.g. distillation's teacher–student agreement on the test split
+        figures = applied.measure()
+        job.reporter.log_metrics([(key, job.clock.step, value) for key, value in figures.items()])
+        job.reporter.log(", ".join(f"{key} {value:.4f}" for key, value in figures.items()))
 
 
 def _save_keras_variant(job: _TrainJob, model: keras.Model, test: TestSet) -> keras.Model:

@@ -123,9 +123,12 @@ def schedule_callbacks(
     return cbs
 
 
-def make_loss(classes: int, label_smoothing: float):
+def make_loss(classes: int, label_smoothing: float, *, soft_labels: bool = False):
     """Cross-entropy on logits with integer labels; label smoothing goes through one-hot
-    labels because the sparse loss of Keras 2 has no smoothing."""
+    labels because the sparse loss of Keras 2 has no smoothing. With `soft_labels` the labels
+    are already float32 (B, classes) distributions (one-hot, or mixed by mixup)."""
+    if soft_labels:
+        return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
     if label_smoothing == 0:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     cce = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)

@@ -43,6 +43,7 @@ const state = {
   series: {},
   lastStep: -1,
   variants: null,
+  agreement: null, // a distilled run's teacher–student figures: { top1, kl }, once recorded
   exports: VOCAB.export_formats,
   confusionFor: null,
   costFor: null, // the variant whose per-op cost is shown
@@ -566,6 +567,7 @@ async function loadVariants() {
   } catch (err) {
     state.variants = err;
   }
+  await loadAgreement();
   renderVariants();
   renderOverview();
   // once the run has succeeded with its variants: the card then keeps itself up to date
@@ -648,7 +650,9 @@ function contextLine(run) {
       parts.push([
         "distilled from teacher ",
         link(t.teacher_run_id),
-        ` (temperature ${t.temperature}, alpha ${t.alpha})`,
+        t.teacher_epoch ? ` at epoch ${t.teacher_epoch}` : "",
+        ` (${scheduleText("temperature", t.temperature, t.temperature_schedule, t.temperature_end)}, ` +
+          `${scheduleText("alpha", t.alpha, t.alpha_schedule, t.alpha_end)})`,
       ]);
   }
   if (run.retry_of_run_id) parts.push(["retry of ", link(run.retry_of_run_id)]);
@@ -887,6 +891,64 @@ const VARIANT_COLUMNS = [
   { label: "Artifact", cell: (v) => h("a", { href: api.variantDownloadUrl(v), download: "" }, "Download") },
 ];
 
+/** "temperature 4", or "temperature 4 → 1 (cosine)" under a schedule. */
+function scheduleText(name, start, schedule, end) {
+  return schedule && schedule !== "constant" && end != null
+    ? `${name} ${start} → ${end} (${schedule})`
+    : `${name} ${start}`;
+}
+
+const AGREEMENT_KEYS = { top1: "distillation/top1_agreement", kl: "distillation/mean_kl" };
+
+function distillationOf(run) {
+  return (run.spec?.techniques || []).find((t) => t.name === "distillation") || null;
+}
+
+/** A distilled run's agreement figures, recorded once after training (read once found). */
+async function loadAgreement() {
+  if (state.agreement || !distillationOf(state.run)) return;
+  try {
+    const res = await readKeys([AGREEMENT_KEYS.top1, AGREEMENT_KEYS.kl], undefined, 10);
+    const last = (k) => {
+      const s = res.series[k];
+      return s?.values.length ? s.values[s.values.length - 1] : null;
+    };
+    const found = { top1: last(AGREEMENT_KEYS.top1), kl: last(AGREEMENT_KEYS.kl) };
+    if (found.top1 != null || found.kl != null) state.agreement = found;
+  } catch {
+    // the figures stay "not recorded"; the curves above list the keys if they exist
+  }
+}
+
+/** How closely the distilled student follows its teacher, on the test split at T = 1. */
+function agreementStat() {
+  const d = distillationOf(state.run);
+  if (!d) return null;
+  const a = state.agreement;
+  const value = a
+    ? `top-1 agreement ${fmt.percent(a.top1, 1)} · mean KL(teacher ‖ student) ${fmt.number(a.kl, 3)} nats`
+    : fmt.isTerminal(state.run.status)
+      ? "not recorded"
+      : "measured on the test split when training ends";
+  return h(
+    "div",
+    { class: "stats", id: "run-agreement" },
+    stat(
+      "Teacher–student agreement · test split, softmax at T = 1",
+      value,
+      h(
+        "div",
+        { class: "muted" },
+        "against teacher ",
+        h("a", { href: `/runs/${d.teacher_run_id}` }, `run #${d.teacher_run_id}`),
+        d.teacher_epoch ? ` at epoch ${d.teacher_epoch}` : "",
+        ": the share of test images where both pick the same class, and the mean KL divergence of the " +
+          "student's softmax from the teacher's (0 when they agree exactly)",
+      ),
+    ),
+  );
+}
+
 function renderVariants() {
   const v = state.variants;
   let content;
@@ -905,7 +967,7 @@ function renderVariants() {
         : "Variants appear here when training ends and each export is measured.",
     );
   else content = table(VARIANT_COLUMNS, v, { caption: "Measured variants" });
-  replace(slots.variants, card("Variants", content));
+  replace(slots.variants, card("Variants", agreementStat(), content));
   renderCost();
   renderConfusion();
   renderBottom();

@@ -26,7 +26,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from runspec.spec import TrainingSpec
-from worker.engine.contract import ModelResolver, Reporter
+from worker.engine.contract import CheckpointResolver, ModelResolver, Reporter, no_checkpoints
 from worker.engine.data import Data
 from worker.engine.tfsetup import keras
 from worker.engine.training import Arrays
@@ -46,7 +46,8 @@ class PhaseContext:
     `training`: the run's training spec; `steps_per_epoch`: optimizer steps (batches) per epoch
     of the training set; `kept`: properties earlier techniques left (`SPARSITY`, `CLUSTERS`);
     `reporter`: for log lines and heartbeats during a long apply; `resolve_model`: finished
-    run id → path of its `.keras` file (raises LookupError/ValueError when there is none).
+    run id → path of its `.keras` file (raises LookupError/ValueError when there is none);
+    `resolve_checkpoint`: (run id, epoch) → path of that run's checkpoint after that epoch.
     """
 
     data: Data
@@ -55,6 +56,7 @@ class PhaseContext:
     kept: frozenset[str]
     reporter: Reporter
     resolve_model: ModelResolver
+    resolve_checkpoint: CheckpointResolver = no_checkpoints
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,8 @@ class Applied:
     """A technique applied to `base`: the model its phase fits and what that fit needs.
 
     `arrays`, `loss` and `metrics` are None when the phase trains on the job's own labels with
-    the job's loss and metrics; a technique that changes the problem (distillation packs the
-    teacher's logits next to the labels) sets all three.
+    the job's loss and metrics; a technique that changes the problem sets them (distillation
+    fits a wrapper whose own train step computes its loss and metrics: loss and metrics empty).
     """
 
     base: keras.Model  # the model before apply (float32 layers)
@@ -73,6 +75,9 @@ class Applied:
     arrays: Arrays | None = None
     loss: Callable | None = None
     metrics: Sequence | None = None
+    # figures the technique measures once its fit is over (before strip), recorded as run
+    # metrics at the phase's last step, e.g. {"distillation/top1_agreement": 0.97}
+    measure: Callable[[], dict[str, float]] | None = None
 
 
 class Technique(ABC, Generic[SpecT]):
