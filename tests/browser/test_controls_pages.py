@@ -38,13 +38,26 @@ def pair(live_stack: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return run, twin
 
 
-def test_the_run_and_its_control_link_each_other(dashboard: Dashboard, pair: tuple[dict, dict]) -> None:
+def test_the_run_and_its_control_link_each_other(
+    dashboard: Dashboard, live_stack: Any, pair: tuple[dict, dict]
+) -> None:
     run, twin = pair
+
+    def dashboard_variants(run_id: int) -> list[dict[str, Any]]:
+        return live_stack.client.http.get(f"/api/runs/{run_id}/variants").json()["data"]
+
     page = dashboard.open(f"/runs/{run['id']}")
     context = page.locator("#run-context")
     expect(context).to_contain_text(f"same-budget control #{twin['id']}")
+    # the Variants card states the net effect per format, as the comparison computes it (one
+    # seed: the difference without an interval, and how to get one)
+    effect = page.locator("#run-net-effect")
+    expect(effect).to_contain_text("Effect net of extra training")
+    expect(effect).to_contain_text("n=1: no interval")
+    expect(effect.locator(".net-effect-row")).to_have_count(len(dashboard_variants(run["id"])))  # one per format
+    expect(effect).to_contain_text("gzip")
     SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "run-with-control.png"))
+    page.screenshot(path=str(SHOTS / "run-with-control.png"), full_page=True)
     page.locator(f'#run-context a[data-related="{twin["id"]}"]').click()
     page.wait_for_url(f"**/runs/{twin['id']}")
     expect(page.locator("#run-context")).to_contain_text(f"same-budget control of run #{run['id']}")

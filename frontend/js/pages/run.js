@@ -44,6 +44,7 @@ const state = {
   lastStep: -1,
   variants: null,
   agreement: null, // a distilled run's teacher–student figures: { top1, kl }, once recorded
+  netEffect: null, // this run's seed group against its same-budget controls: group rows, once measured
   exports: VOCAB.export_formats,
   confusionFor: null,
   costFor: null, // the variant whose per-op cost is shown
@@ -568,6 +569,7 @@ async function loadVariants() {
     state.variants = err;
   }
   await loadAgreement();
+  await loadNetEffect();
   renderVariants();
   renderOverview();
   // once the run has succeeded with its variants: the card then keeps itself up to date
@@ -949,6 +951,65 @@ function agreementStat() {
   );
 }
 
+/** The run's effect net of extra training: its seed group (or itself) against each member's
+ * same-budget control, aggregated by the server (GET /api/compare?groups=true: vs_control_* are
+ * means of per-seed paired differences with their Student-t interval). Read once every member
+ * and its control are measured. */
+async function loadNetEffect() {
+  const run = state.run;
+  if (state.netEffect || !run.control_run_id || run.status !== "succeeded") return;
+  const ids = run.group_size > 1 && state.siblings?.length ? state.siblings.map((r) => r.id) : [run.id];
+  try {
+    const res = await api.getCompare({ runs: ids, groups: true });
+    const key = run.group_key || `run-${run.id}`;
+    const rows = (res.groups?.rows || []).filter((r) => r.group_key === key && r.vs_control_accuracy_n);
+    if (rows.length) state.netEffect = rows;
+  } catch {
+    // the links in the context line still lead to the comparison
+  }
+}
+
+/** "Gain over the same student from scratch" (distillation) or "effect net of extra training":
+ * per model format, the accuracy difference against the controls in points with its 95 %
+ * interval and whether it excludes 0, and the gzip ratio. */
+function netEffectStat() {
+  const run = state.run;
+  if (!run.control_run_id) return null;
+  const distilled = Boolean(distillationOf(run));
+  const label = distilled
+    ? "Gain over the same student trained from scratch · its same-budget control"
+    : "Effect net of extra training · against its same-budget control";
+  const rows = state.netEffect;
+  if (!rows) {
+    return h(
+      "div",
+      { class: "stats", id: "run-net-effect" },
+      stat(
+        label,
+        run.status === "succeeded" ? "waiting for the control's models" : "once this run and its control finish",
+      ),
+    );
+  }
+  const points = (v) => `${v > 0 ? "+" : v < 0 ? "−" : "±"}${Math.abs(100 * v).toFixed(2)} pt`;
+  const line = (r) => {
+    const n = r.vs_control_accuracy_n;
+    const low = r.vs_control_accuracy_ci_low;
+    const high = r.vs_control_accuracy_ci_high;
+    const ci =
+      low != null && high != null
+        ? ` [${points(low)}, ${points(high)}], ${low > 0 || high < 0 ? "significant" : "not significant"} (paired t, ${n} seeds)`
+        : ` (n=${n}: no interval; repeat the run over seeds for one)`;
+    const gz = r.vs_control_gzip_ratio != null ? ` · gzip ${fmt.ratio(r.vs_control_gzip_ratio)}` : "";
+    return h(
+      "div",
+      { class: "net-effect-row" },
+      h("span", { class: "mono" }, fmt.modelFormat(r.format)),
+      ` accuracy ${points(r.vs_control_accuracy)}${ci}${gz}`,
+    );
+  };
+  return h("div", { class: "stats", id: "run-net-effect" }, stat(label, h("div", {}, ...rows.map(line))));
+}
+
 function renderVariants() {
   const v = state.variants;
   let content;
@@ -967,7 +1028,7 @@ function renderVariants() {
         : "Variants appear here when training ends and each export is measured.",
     );
   else content = table(VARIANT_COLUMNS, v, { caption: "Measured variants" });
-  replace(slots.variants, card("Variants", agreementStat(), content));
+  replace(slots.variants, card("Variants", agreementStat(), netEffectStat(), content));
   renderCost();
   renderConfusion();
   renderBottom();
