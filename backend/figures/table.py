@@ -26,6 +26,15 @@ from runspec.vocabulary import (
     VARIANT_PROTOCOL_FIELDS,
 )
 
+# A variant against its run's same-budget control (vs_control below).
+CONTROL_COLUMNS = (
+    "control_run_id",
+    "control_format",
+    "vs_control_accuracy",
+    "vs_control_f1",
+    "vs_control_size_ratio",
+    "vs_control_gzip_ratio",
+)
 CSV_COLUMNS = (
     "run_id",
     "run_name",
@@ -53,12 +62,7 @@ CSV_COLUMNS = (
     "pareto",
     "baseline_run_id",
     "baseline_format",
-    "control_run_id",
-    "control_format",
-    "vs_control_accuracy",
-    "vs_control_f1",
-    "vs_control_size_ratio",
-    "vs_control_gzip_ratio",
+    *CONTROL_COLUMNS,
     "optimizer",
     "learning_rate",
     "batch_size",
@@ -252,16 +256,6 @@ def _ratio(a: Any, b: Any) -> float | None:
 def _diff(a: Any, b: Any) -> float | None:
     x, y = finite(a), finite(b)
     return x - y if x is not None and y is not None else None
-
-
-CONTROL_COLUMNS = (
-    "control_run_id",
-    "control_format",
-    "vs_control_accuracy",
-    "vs_control_f1",
-    "vs_control_size_ratio",
-    "vs_control_gzip_ratio",
-)
 
 
 def vs_control(variant: Mapping[str, Any], control_variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
