@@ -22,9 +22,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -156,7 +158,9 @@ def make_sampler(spec: StudySpec, *, n_trials: int) -> optuna.samplers.BaseSampl
     exist, so a rebuild after a restart draws what the lost process would have drawn and two
     ticks never draw the same random numbers. NSGA-II's population is a quarter of the trial
     budget (4–50): Optuna's default of 50 would make a 30-trial study pure random search."""
-    seed = (spec.seed * 1_000_003 + n_trials * 7919) % 2**31
+    # SeedSequence mixes (study seed, trial count) into independent streams; a linear mix of
+    # the two gave nearby seeds whose first draws were nearly equal (numpy's SeedSequence docs)
+    seed = int(np.random.SeedSequence([spec.seed, n_trials]).generate_state(1)[0]) % 2**31
     max_trials = spec.budget.max_trials or 100
     if spec.strategy == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, max_trials // 4)))
@@ -236,7 +240,12 @@ def bar_of(spec: StudySpec, reference: dict[str, Any]) -> float:
 def _outcome(
     session: Session, spec: StudySpec, reference: dict[str, Any], trial: TrialRecord
 ) -> tuple[str, list[float] | None, float | None, str | None]:
-    """(state, values, constraint value, reason) of a trial whose run has ended."""
+    """(state, values, constraint value, reason) of a trial whose run has ended. A run the
+    pruning rule cancelled after its model was already measured (the cancel came too late) is
+    told complete with those figures: nothing it measured is thrown away."""
+    if trial.run_status == "cancelled" and trial.pruned_reason:
+        measured = _outcome(session, spec, reference, replace(trial, run_status="succeeded"))
+        return measured if measured[0] == "complete" else ("pruned", None, None, trial.pruned_reason)
     if trial.run_status == "succeeded":
         fmt = f"tflite-{trial.params.get('export') or recipe_of(trial.params, spec.search_space, spec.strategy)['export']}"
         found = [v for v in variants.list_variants(session, run_ids=[trial.run_id or 0]) if v.format == fmt]
@@ -248,8 +257,6 @@ def _outcome(
             return "failed", None, None, f"the {fmt} variant has no {', '.join(missing)}"
         values = [float(figures[o]) for o in spec.objectives]
         return "complete", values, bar_of(spec, reference) - float(figures[spec.constraint.metric]), None
-    if trial.run_status == "cancelled" and trial.pruned_reason:
-        return "pruned", None, None, trial.pruned_reason
     return "failed", None, None, trial.run_error or f"the run ended {trial.run_status}"
 
 

@@ -62,17 +62,23 @@ def hypervolume_history(points: Sequence[tuple[float, float] | None], *, bar: fl
 def optimistic_final_accuracy(curve: Sequence[float], *, progress: float, margin: float) -> float:
     """max(curve) + e · g + margin (module docstring), capped at 1.0; `curve` holds per-epoch
     validation accuracies (fractions), `progress` the run's fraction of planned steps done."""
-    k = len(curve)
     gain = max([0.0, *(b - a for a, b in zip(curve, curve[1:], strict=False))])
-    remaining = k * (1.0 - progress) / progress if progress > 0 else math.inf
+    remaining = remaining_epochs(curve, progress=progress)
     bound = max(curve) + (remaining * gain if gain > 0 else 0.0) + margin
     return min(1.0, bound)
 
 
+def remaining_epochs(curve: Sequence[float], *, progress: float) -> float:
+    """e = k · (1 − p) / p (module docstring): the epochs the run still has to train."""
+    return len(curve) * (1.0 - progress) / progress if progress > 0 else math.inf
+
+
 def cannot_reach(curve: Sequence[float], *, progress: float, bar: float, margin: float, min_epochs: int) -> str | None:
     """Why a running trial cannot reach `bar` (its optimistic final accuracy is below it), or
-    None while it still might or has run fewer than `min_epochs` epochs."""
-    if len(curve) < min_epochs:
+    None while it still might, has run fewer than `min_epochs` epochs, or has less than one
+    epoch left (stopping it then saves nothing but its export, and would throw away a model
+    whose measured figures the study can still use)."""
+    if len(curve) < min_epochs or remaining_epochs(curve, progress=progress) < 1.0:
         return None
     bound = optimistic_final_accuracy(curve, progress=progress, margin=margin)
     if bound >= bar:
