@@ -110,7 +110,8 @@ def group_rows(
 
     `rows` are compare_rows' rows (one per measured variant, or a `logged` row of an external
     run), `runs` the compared runs as dicts with `id`, `name` and `group_key`. Each group row
-    has `group_key`, `group_name`, `run_ids`, `variant_ids`, `n_runs`, the recipe columns of
+    has `group_key`, `group_name`, `run_ids` (one per training seed: of runs sharing a seed, the
+    newest; the others in `superseded_run_ids`), `variant_ids`, `n_runs`, the recipe columns of
     its first member, and per metric of GROUP_METRICS the columns `<m>` (the mean), `<m>_n`,
     `<m>_std`, `<m>_ci_low`, `<m>_ci_high`, `<m>_half_width` (None when n < 2: no interval).
     Each row also gets `differences` against the baseline group ({metric: Difference as a dict,
@@ -126,11 +127,27 @@ def group_rows(
     names: dict[str, list[str]] = {}
     for r in runs:
         names.setdefault(key_of[int(r["id"])], []).append(str(r.get("name") or ""))
-    members: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    # one member per training seed: a re-run or retry of a seed already in the group repeats a
+    # draw, not a new one, and counting it twice would narrow the interval on no new information;
+    # the newest run of each seed (highest id) speaks for it, the others are listed as superseded
+    seed_of = {int(r["id"]): ((r.get("spec") or {}).get("training") or {}).get("seed") for r in runs}
+    by_seed: dict[tuple[str, str, Any], Mapping[str, Any]] = {}
+    superseded: dict[tuple[str, str], list[int]] = {}
     for member in rows:
-        key = key_of.get(int(member["run_id"]))
-        if key is not None:
-            members.setdefault((key, str(member.get("format"))), []).append(member)
+        run_id = int(member["run_id"])
+        key = key_of.get(run_id)
+        if key is None:
+            continue
+        slot = (key, str(member.get("format")), seed_of.get(run_id, run_id))
+        held = by_seed.get(slot)
+        if held is not None:
+            older, newer = sorted((held, member), key=lambda r: int(r["run_id"]))
+            superseded.setdefault(slot[:2], []).append(int(older["run_id"]))
+            member = newer
+        by_seed[slot] = member
+    members: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for (key, fmt, _), member in by_seed.items():
+        members.setdefault((key, fmt), []).append(member)
     out: list[dict[str, Any]] = []
     for (key, fmt), part in members.items():
         first = part[0]
@@ -140,6 +157,7 @@ def group_rows(
             "run_ids": [int(r["run_id"]) for r in part],
             "variant_ids": [r.get("variant_id") for r in part],
             "n_runs": len(part),
+            "superseded_run_ids": sorted(superseded.get((key, fmt), [])),
             # the first member: where a click on the group's point leads
             "run_id": int(first["run_id"]),
             "control_run_ids": [int(r["control_run_id"]) for r in part if r.get("control_run_id")],

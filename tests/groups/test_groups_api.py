@@ -168,3 +168,19 @@ def test_a_group_with_controls_gets_its_paired_effect_net_of_extra_training(clie
     assert row["vs_control_accuracy_ci_low"] == pytest.approx(paired.ci_low)
     assert row["vs_control_accuracy_ci_high"] == pytest.approx(paired.ci_high)
     assert row["vs_control_gzip_ratio"] == pytest.approx(0.25)  # 250 against 1000 gzip bytes, every seed
+
+
+def test_a_rerun_of_a_seed_replaces_it_instead_of_narrowing_the_interval(client: TestClient, db_url: str) -> None:
+    ids = client.post("/api/runs", json=tiny_spec("again", repeats=3)).json()["group_run_ids"]
+    first = client.get(f"/api/runs/{ids[0]}").json()
+    rerun = client.post("/api/runs", json=first["spec"]).json()  # the same seed submitted again
+    assert rerun["group_key"] == first["group_key"] and rerun["id"] not in ids
+    _finish(
+        db_url, {ids[0]: 0.80, ids[1]: 0.90, ids[2]: 0.85, rerun["id"]: 0.81}, dict.fromkeys([*ids, rerun["id"]], 1000)
+    )
+    every = ",".join(map(str, [*ids, rerun["id"]]))
+    data = client.get("/api/compare", params={"runs": every, "groups": "true"}).json()
+    row = next(r for r in data["groups"]["rows"] if r["format"] == "tflite-float32")
+    assert row["n_runs"] == 3 and row["accuracy_n"] == 3  # seeds 0, 1, 2 once each
+    assert sorted(row["run_ids"]) == sorted([rerun["id"], ids[1], ids[2]]) and row["superseded_run_ids"] == [ids[0]]
+    assert row["accuracy"] == pytest.approx(mean_interval([0.81, 0.90, 0.85]).mean)
