@@ -297,14 +297,20 @@ def delete_run(session: Session, *, run_id: int) -> bool:
 
 
 def request_cancel(session: Session, *, run_id: int) -> RunRecord | None:
-    """Queued (and external) runs are cancelled at once; a running one stops at its next batch."""
+    """Queued (and external) runs are cancelled at once; a running one stops at its next batch.
+    The run's same-budget control (runs.control_of_run_id = run_id) goes with it: a control
+    without its run measures nothing anyone asked for (a retry of the run gets a new one)."""
     now = m.utcnow()
-    session.execute(
-        update(m.Run)
-        .where(m.Run.id == run_id, or_(m.Run.status == "queued", (m.Run.status == "running") & m.Run.external))
-        .values(status="cancelled", finished_at=now, cancel_requested=True, lease=None, error="cancelled by user")
-    )
-    session.execute(update(m.Run).where(m.Run.id == run_id, m.Run.status == "running").values(cancel_requested=True))
+    for these, error in (
+        (m.Run.id == run_id, "cancelled by user"),
+        (m.Run.control_of_run_id == run_id, f"cancelled with run {run_id}, whose control it is"),
+    ):
+        session.execute(
+            update(m.Run)
+            .where(these, or_(m.Run.status == "queued", (m.Run.status == "running") & m.Run.external))
+            .values(status="cancelled", finished_at=now, cancel_requested=True, lease=None, error=error)
+        )
+        session.execute(update(m.Run).where(these, m.Run.status == "running").values(cancel_requested=True))
     session.flush()
     return get_run(session, run_id=run_id)
 

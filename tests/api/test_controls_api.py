@@ -64,6 +64,15 @@ def test_a_run_with_control_gets_a_linked_twin_queued_with_it(api: TestClient, s
     assert listed[run["id"]]["control_run_id"] == twin_id and listed[twin_id]["control_of_run_id"] == run["id"]
     only = api.get("/api/runs", params={"control_of": run["id"]}).json()
     assert [r["id"] for r in only["data"]] == [twin_id]
+    # cancelling the run cancels its control; the retry gets a new control, not a second live one
+    assert api.post(f"/api/runs/{run['id']}/cancel").json()["status"] == "cancelled"
+    gone = api.get(f"/api/runs/{twin_id}").json()
+    assert gone["status"] == "cancelled" and gone["error"] == f"cancelled with run {run['id']}, whose control it is"
+    retry = api.post(f"/api/runs/{run['id']}/retry").json()
+    live = [
+        r for r in api.get("/api/runs", params={"experiment": "controls"}).json()["data"] if r["status"] == "queued"
+    ]
+    assert sorted(r["id"] for r in live) == sorted([retry["id"], retry["control_run_id"]])
 
 
 @pytest.mark.parametrize(
