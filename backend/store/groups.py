@@ -86,14 +86,31 @@ def group_name(names: Sequence[str]) -> str:
     return _SEED_SUFFIX.sub("", names[0]) if names else ""
 
 
+# Figures that cannot be negative: a Student-t interval over few noisy seeds can reach below 0
+# (a latency of 1.3 ± 2.9 ms); its lower end is cut at 0 (fractions also at 1), the half-width
+# is kept as computed.
+NON_NEGATIVE = frozenset(
+    m
+    for m in GROUP_METRICS
+    if m.endswith(("_bytes", "_ms")) or m in ("params", "nonzero_params", "vs_control_gzip_ratio")
+)
+
+FRACTIONS = frozenset(("accuracy", "precision", "recall", "f1"))  # and their interval within [0, 1]
+
+
 def _stat_columns(metric: str, values: Sequence[Any]) -> dict[str, Any]:
     s = mean_interval(values)
+    low, high = s.ci_low, s.ci_high
+    if low is not None and (metric in NON_NEGATIVE or metric in FRACTIONS):
+        low = max(0.0, low)
+    if high is not None and metric in FRACTIONS:
+        high = min(1.0, high)
     return {
         metric: s.mean,
         f"{metric}_n": s.n,
         f"{metric}_std": s.std,
-        f"{metric}_ci_low": s.ci_low,
-        f"{metric}_ci_high": s.ci_high,
+        f"{metric}_ci_low": low,
+        f"{metric}_ci_high": high,
         f"{metric}_half_width": s.half_width,
     }
 

@@ -58,6 +58,18 @@ function difference(d, show) {
       h("div", { class: "muted ci-line" }, "no interval (n=1)"),
     );
   }
+  if (d.interval === "exact") {
+    // no member varies on either side (a file size, a parameter count): there is nothing to test
+    return h(
+      "span",
+      {
+        class: "diff exact",
+        title: `${show(d.diff)}: every member has the same value on both sides (n=${d.n_a} against n=${d.n_b})`,
+      },
+      show(d.diff),
+      h("div", { class: "muted ci-line" }, "exact (no spread)"),
+    );
+  }
   const mark = d.significant ? "significant" : "not significant";
   const what =
     d.interval === "exact"

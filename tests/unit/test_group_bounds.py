@@ -1,0 +1,27 @@
+"""A group's interval never claims an impossible value: latencies, sizes and counts are cut at 0,
+fractions (accuracy, F1) at 0 and 1; differences and the half-width stay as computed."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.store.groups import _stat_columns
+from backend.store.intervals import mean_interval
+
+
+def test_a_noisy_latency_interval_stops_at_zero() -> None:
+    cols = _stat_columns("latency_p90_ms", [0.1, 0.2, 3.6])
+    raw = mean_interval([0.1, 0.2, 3.6])
+    assert raw.ci_low is not None and raw.ci_low < 0
+    assert cols["latency_p90_ms_ci_low"] == 0.0 and cols["latency_p90_ms_ci_high"] == pytest.approx(raw.ci_high)
+    assert cols["latency_p90_ms_half_width"] == pytest.approx(raw.half_width)
+
+
+def test_an_accuracy_interval_stays_within_zero_and_one() -> None:
+    cols = _stat_columns("accuracy", [0.1, 0.5, 0.99])
+    assert cols["accuracy_ci_low"] == 0.0 and cols["accuracy_ci_high"] == 1.0
+
+
+def test_a_difference_against_the_control_may_be_negative() -> None:
+    cols = _stat_columns("vs_control_accuracy", [-0.05, -0.01, -0.03])
+    assert cols["vs_control_accuracy_ci_low"] < -0.03 < cols["vs_control_accuracy_ci_high"] < 0
