@@ -593,6 +593,7 @@ def create_study(session: Session, spec: StudySpec) -> StudyRecord:
         raise Invalid(problems)
     base_spec = RunSpec.model_validate(baseline.spec)
     space = spec.search_space
+    refused: dict[str, list[Problem]] = {}
     for i, chain in enumerate(space.chains):
         recipe: dict[str, Any] = {"chain": chain, "export": space.exports[0]}
         for tech in chain_techniques(chain):
@@ -601,10 +602,17 @@ def create_study(session: Session, spec: StudySpec) -> StudyRecord:
         try:
             trial = trial_spec(spec, study_id=1, number=0, baseline=base_spec, recipe=recipe)
         except ValueError as e:
-            problems.append((("body", "search_space", "chains", i), f"{chain}: {e}"))
+            refused.setdefault(chain, []).append((("body", "search_space", "chains", i), f"{chain}: {e}"))
             continue
         for field, msg in reference_problems(session, trial, loc=("body", "search_space", "chains", i)):
-            problems.append((field, f"{chain}: {msg}"))
+            refused.setdefault(chain, []).append((field, f"{chain}: {msg}"))
+    usable = [c for c in space.chains if c not in refused]
+    if refused and "chains" not in space.model_fields_set and usable:
+        # the default chains: those this baseline cannot take (a distilled student no smaller than
+        # a narrow baseline, say) are left out, not refused; the stored spec lists what remains
+        spec = spec.model_copy(update={"search_space": space.model_copy(update={"chains": usable})})
+    else:
+        problems.extend(p for chain_problems in refused.values() for p in chain_problems)
     if problems:
         raise Invalid(problems)
     return studies.create_study(

@@ -110,6 +110,7 @@ def test_a_study_shows_feasible_best_and_front_and_obeys_its_buttons(client: Tes
     r = client.post(f"/api/studies/{sid}/extend", json={"trials": 2})
     assert r.status_code == 200 and r.json()["status"] == "running" and r.json()["budget"]["limits"]["max_trials"] == 5
     assert ["body", "trials"] in _locs(client.post(f"/api/studies/{sid}/extend", json={"trials": -1}))
+    assert ["body", "trials"] in _locs(client.post(f"/api/studies/{sid}/extend", json={}))  # adds nothing
     assert client.post(f"/api/studies/{sid}/pause").json()["status"] == "paused"
     assert client.post(f"/api/studies/{sid}/resume").json()["status"] == "running"
     assert client.post(f"/api/studies/{sid}/stop").json()["status"] == "stopped"

@@ -66,3 +66,34 @@ def test_a_prune_that_came_after_the_model_was_measured_keeps_its_figures(db_url
     (trial,) = _trials(factory, study_id)
     assert trial.state == "complete" and trial.feasible is False, trial
     assert trial.values is not None and 4_000 in trial.values and 0.52 in trial.values
+
+
+def test_default_chains_a_narrow_baseline_cannot_take_are_left_out_not_refused(db_url: str) -> None:
+    """A ×0.5 baseline: the default 0.25–0.75 student width has its middle (0.5) no smaller than
+    the teacher, so the default distillation chain is dropped; asked for explicitly, it is a 422
+    naming the chain."""
+    from backend.core.errors import Invalid
+    from backend.dispatch import studies as loop
+    from backend.store import runs, studies
+    from backend.store.db import make_engine, make_sessionmaker, unit_of_work
+    from runspec.studies import DEFAULT_CHAINS
+    from tests.factories import make_run, make_variant
+
+    factory = make_sessionmaker(make_engine(db_url))
+    with unit_of_work(factory) as s:
+        run = make_run(s, name="narrow", dataset={"name": "digits"}, model={"width_multiplier": 0.5})
+        lease = runs.claim_run(s, run_id=run.id, worker="w")
+        make_variant(s, run.id, "keras", accuracy=0.9, size_bytes=40_000)
+        make_variant(s, run.id, "tflite-float32", accuracy=0.9, size_bytes=20_000)
+        runs.finish_run(s, run_id=run.id, lease=lease, status="succeeded")
+    with unit_of_work(factory) as s:
+        created = loop.create_study(s, StudySpec.model_validate({"baseline_run_id": run.id}))
+        stored = studies.get_study(s, study_id=created.id)
+    assert stored is not None
+    kept = stored.spec["search_space"]["chains"]
+    assert "distillation+pruning" in DEFAULT_CHAINS and "distillation+pruning" not in kept
+    assert kept == [c for c in DEFAULT_CHAINS if not c.startswith("distillation")]
+    explicit = {"baseline_run_id": run.id, "search_space": {"chains": ["pruning", "distillation+pruning"]}}
+    with unit_of_work(factory) as s, pytest.raises(Invalid) as refused:
+        loop.create_study(s, StudySpec.model_validate(explicit))
+    assert refused.value.problems[0][0][:4] == ("body", "search_space", "chains", 1)

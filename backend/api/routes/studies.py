@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.api.deps import Authenticated, Id, SessionDep
 from backend.core.errors import NotFound
@@ -15,6 +15,7 @@ from backend.dispatch.study_view import study_detail, study_summary, trial_table
 from backend.figures.table import table_csv
 from backend.store import studies
 from backend.store.models import utcnow
+from runspec.spec import SpecError
 from runspec.studies import StudySpec
 
 router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=Authenticated)
@@ -32,6 +33,12 @@ class StudyExtend(BaseModel):
     trials: int = Field(default=0, ge=0, le=10_000)
     wall_seconds: float = Field(default=0.0, ge=0, le=90 * 86400)
     worker_minutes: float = Field(default=0.0, ge=0, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _adds_something(self) -> StudyExtend:
+        if not (self.trials or self.wall_seconds or self.worker_minutes):
+            raise SpecError("trials", "extend adds nothing: give trials, wall_seconds or worker_minutes above 0")
+        return self
 
 
 def _nudge(request: Request) -> None:
