@@ -680,7 +680,10 @@ function contextLine(run) {
   if (state.retries?.length) {
     parts.push(["retried as ", state.retries.flatMap((c, i) => [i ? ", " : "", link(c.id, `#${c.id} (${c.status})`)])]);
   }
-  if (run.group_size > 1) {
+  // a seed group is repeats over seeds; a retry or re-run of this very seed is not one (it is
+  // linked as a retry above, and the group's figures count one run per seed)
+  const seeds = new Set((state.siblings || []).map((c) => c.spec?.training?.seed));
+  if (run.group_size > 1 && seeds.size > 1) {
     const ids = (state.siblings || []).map((c) => c.id);
     parts.push([
       h(
