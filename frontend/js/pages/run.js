@@ -1000,7 +1000,8 @@ function netEffectStat() {
     const high = r.vs_control_accuracy_ci_high;
     const ci =
       low != null && high != null
-        ? ` [${points(low)}, ${points(high)}], ${low > 0 || high < 0 ? "significant" : "not significant"} (paired t, ${n} seeds)`
+        ? ` [${points(low)}, ${points(high)}], ${low > 0 || high < 0 ? "significant" : "not significant"} ` +
+          `(mean over this run's seed group: ${n} seeds, each against its own control; paired t)`
         : ` (n=${n}: no interval; repeat the run over seeds for one)`;
     const gz = r.vs_control_gzip_ratio != null ? ` · gzip ${fmt.ratio(r.vs_control_gzip_ratio)}` : "";
     return h(
