@@ -130,7 +130,8 @@ function hypervolumeChart(el, s, axis) {
       automargin: true,
     },
     yaxis: {
-      title: { text: "hypervolume" },
+      // x of each point: log10(baseline cost / cost); y: metric − bar (backend study_rules)
+      title: { text: `hypervolume (decades × ${s.spec.constraint.metric} above bar)` },
       gridcolor: "#e5e7eb",
       automargin: true,
       rangemode: "tozero",
