@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,41 @@ def test_study_stops_on_a_plateau_never_before_min_trials_or_without_a_front() -
     assert not should_stop(plateau[:6], min_trials=5, patience=3, min_improvement=0.01)  # 0.3 - 0.2 > 1 %
     assert not should_stop([0.0] * 20, min_trials=5, patience=3, min_improvement=0.01)
     assert should_stop([0.3, 0.3, 0.3, 0.302], min_trials=1, patience=3, min_improvement=0.01)  # 0.7 % gain
+
+
+def _told(values: list[float] | None, constraint_value: float | None, state: str = "complete") -> Any:
+    from datetime import UTC, datetime
+
+    from backend.store.studies import TrialRecord
+
+    return TrialRecord(
+        study_id=1,
+        number=0,
+        run_id=1,
+        params={},
+        sampler_attrs={},
+        state=state,
+        values=values,
+        constraint_value=constraint_value,
+        pruned_reason=None,
+        worker_seconds=1.0,
+        created_at=datetime.now(UTC),
+        told_at=datetime.now(UTC),
+    )
+
+
+def test_a_trial_point_is_decades_of_compression_and_margin_over_the_bar() -> None:
+    from backend.dispatch.studies import trial_point
+    from runspec.studies import StudySpec
+
+    reference = {"accuracy": 0.95, "gzip_bytes": 200_000, "latency_p50_ms": 2.0}
+    gzip = StudySpec(baseline_run_id=1)  # gzip bytes and accuracy, bar 0.94
+    x, y = trial_point(gzip, reference, _told([20_000.0, 0.96], -0.02)) or (0.0, 0.0)
+    assert (x, y) == (pytest.approx(1.0), pytest.approx(0.02))  # 10x smaller: one decade
+    assert trial_point(gzip, reference, _told([20_000.0, 0.93], 0.01)) is None  # under the bar
+    assert trial_point(gzip, reference, _told(None, None, state="pruned")) is None
+    # A latency objective uses the baseline's latency; the metric comes from the constraint
+    # value when accuracy is not an objective (bar − metric = −0.005 → 0.945).
+    latency = StudySpec(baseline_run_id=1, objectives=["latency_p50_ms"])
+    x, y = trial_point(latency, reference, _told([0.5], -0.005)) or (0.0, 0.0)
+    assert (x, y) == (pytest.approx(math.log10(4)), pytest.approx(0.005))
