@@ -26,7 +26,7 @@ def test_defaults_are_a_gzip_size_study_within_one_point() -> None:
     assert StudySpec(baseline_run_id=1, constraint={"max_drop": 2, "unit": "percent"}).constraint.bar(
         0.9
     ) == pytest.approx(0.882)
-    assert s.strategy == "nsga2" and s.budget.max_trials == 30
+    assert s.strategy == "tpe" and s.budget.max_trials == 30
 
 
 @pytest.mark.parametrize(

@@ -371,7 +371,7 @@ const EXAMPLE = {
   objectives: ["gzip_bytes", "accuracy"],
   constraint: { metric: "accuracy", max_drop: 1, unit: "points" },
   budget: { max_trials: 30 },
-  strategy: "nsga2",
+  strategy: "tpe",
 };
 
 function launchForm() {
