@@ -8,7 +8,7 @@ loop, real Celery workers, Redis, SQLite), driven by the Python client as a user
     # worker-time saved by the early-stopping rules, and the final hypervolume with and without
     nice -n 5 .venv/bin/python bench/study.py early --trials 12
     # hypervolume after N trials: NSGA-II vs TPE vs random over study seeds
-    nice -n 5 .venv/bin/python bench/study.py efficiency --trials 10 --seeds 0 1 2
+    nice -n 5 .venv/bin/python bench/study.py efficiency --trials 15 --seeds 0 1 2 --workers 2 --threads 1
 
 Every mode first trains a baseline (the seed CNN, `--epochs` epochs, float32 export) through
 the service, then runs one or more studies on it with the default search space unless the mode
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -120,7 +121,8 @@ def baseline(client: optiboard.Client, args: argparse.Namespace) -> dict[str, An
     if done["status"] != "succeeded":
         raise RuntimeError(f"baseline {run['id']} {done['status']}: {done.get('error')}")
     print(
-        f"[{time.strftime('%H:%M:%S')}] baseline run {run['id']}: {done['headline']} in {time.perf_counter() - t:.0f} s"
+        f"[{time.strftime('%H:%M:%S')}] baseline run {run['id']}: {done['headline']} in {time.perf_counter() - t:.0f} s",
+        flush=True,
     )
     return done
 
@@ -138,7 +140,8 @@ def run_study(client: optiboard.Client, spec: dict[str, Any], *, timeout: float)
         if done != last:
             last = done
             print(
-                f"[{time.strftime('%H:%M:%S')}] study {study['id']} ({spec['name']}): {done} trials told, {s['status']}"
+                f"[{time.strftime('%H:%M:%S')}] study {study['id']} ({spec['name']}): {done} trials told, {s['status']}",
+                flush=True,
             )
         if s["status"] in ("finished", "stopped"):
             break
@@ -299,10 +302,13 @@ def mode_efficiency(client: optiboard.Client, args: argparse.Namespace, base: di
         hvs = [r["hypervolume"] for r in rows]
         out[strategy] = {
             "hypervolume": hvs,
-            "mean": sum(hvs) / len(hvs),
+            "mean": statistics.fmean(hvs),
             "spread": max(hvs) - min(hvs),
+            "std": statistics.stdev(hvs) if len(hvs) > 1 else None,
+            "best_gzip_bytes": [r.get("best", {}).get("values", {}).get("gzip_bytes") for r in rows],
             "studies": rows,
         }
+        print(f"[{time.strftime('%H:%M:%S')}] {strategy}: hypervolume {hvs}", flush=True)
     return out
 
 
@@ -317,7 +323,8 @@ def main() -> None:
     p.add_argument("--max-epochs", type=int, default=2, help="digits modes: fine-tuning epochs at most")
     p.add_argument("--min-trials", type=int, default=6, help="early: never stop before this many trials")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="workers: TensorFlow intra-op threads per job")
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads per job (default: per core)")
+    p.add_argument("--workers", type=int, default=1, help="headline/early/efficiency: Celery workers")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--probe", action="store_true", help="digits, 3 trials, nothing written")
     p.add_argument("--out", type=Path, default=None)
@@ -337,7 +344,7 @@ def main() -> None:
         if args.mode == "workers":
             result["result"] = mode_workers(args, data)
         else:
-            with service(data, workers=1) as (client, _):
+            with service(data, workers=args.workers, threads=args.threads) as (client, _):
                 base = baseline(client, args)
                 result["baseline"] = {"run_id": base["id"], "headline": base["headline"]}
                 fn = {"headline": mode_headline, "early": mode_early, "efficiency": mode_efficiency}[args.mode]

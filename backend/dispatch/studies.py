@@ -51,6 +51,7 @@ from runspec.studies import (
     StudySpec,
     chain_techniques,
     direction,
+    nsga2_population,
     trial_spec,
 )
 from runspec.vocabulary import REFERENCE_FORMATS
@@ -157,13 +158,14 @@ def make_sampler(spec: StudySpec, *, n_trials: int) -> optuna.samplers.BaseSampl
     """Optuna's sampler for the strategy, seeded from the study's seed and how many trials
     exist, so a rebuild after a restart draws what the lost process would have drawn and two
     ticks never draw the same random numbers. NSGA-II's population is a quarter of the trial
-    budget (4–50): Optuna's default of 50 would make a 30-trial study pure random search."""
+    budget (4–50, runspec.studies.nsga2_population): Optuna's default of 50 would make a
+    30-trial study pure random search."""
     # SeedSequence mixes (study seed, trial count) into independent streams; a linear mix of
     # the two gave nearby seeds whose first draws were nearly equal (numpy's SeedSequence docs)
     seed = int(np.random.SeedSequence([spec.seed, n_trials]).generate_state(1)[0]) % 2**31
     max_trials = spec.budget.max_trials or 100
     if spec.strategy == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, max_trials // 4)))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(spec.budget.max_trials))
     if spec.strategy == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, max_trials // 3))
@@ -215,7 +217,10 @@ def reference_figures(session: Session, *, run_id: int) -> dict[str, Any] | None
 
 
 def trial_point(spec: StudySpec, reference: dict[str, Any], trial: TrialRecord) -> tuple[float, float] | None:
-    """(cost ÷ baseline cost, constraint metric) of a complete, feasible trial; else None."""
+    """The hypervolume point of a complete, feasible trial, else None:
+    (log10(baseline cost ÷ cost), metric − bar), i.e. decades of compression of the cost
+    objective against the baseline's reference figure (bytes, gzip bytes, parameters or ms) and
+    the constraint metric's margin over the bar (a fraction); study_rules states why."""
     if trial.state != "complete" or trial.values is None or not trial.feasible:
         return None
     cost = trial.values[list[str](spec.objectives).index(spec.cost_objective)]
@@ -227,9 +232,9 @@ def trial_point(spec: StudySpec, reference: dict[str, Any], trial: TrialRecord) 
     )
     if metric is None:
         metric = bar_of(spec, reference) - (trial.constraint_value or 0.0)
-    if not base:
+    if not base or not cost or float(cost) <= 0:
         return None
-    return float(cost) / float(base), float(metric)
+    return math.log10(float(base) / float(cost)), float(metric) - bar_of(spec, reference)
 
 
 def bar_of(spec: StudySpec, reference: dict[str, Any]) -> float:
@@ -348,7 +353,7 @@ def _prune_hopeless(session: Session, study: StudyRecord, spec: StudySpec, trial
 def hv_history(spec: StudySpec, reference: dict[str, Any], trials: list[TrialRecord]) -> list[float]:
     """Hypervolume after each told trial, in the order they were told."""
     told = sorted((t for t in trials if t.state != "running"), key=lambda t: (t.told_at or t.created_at, t.number))
-    return study_rules.hypervolume_history([trial_point(spec, reference, t) for t in told], bar=bar_of(spec, reference))
+    return study_rules.hypervolume_history([trial_point(spec, reference, t) for t in told])
 
 
 def tick_study(
@@ -397,11 +402,11 @@ def _tick_study(
         history = hv_history(spec, study.reference, trials)
         rule = spec.early_stopping
         converged = rule.stop_study and study_rules.should_stop(
-            history, min_trials=spec.min_trials, patience=rule.patience_trials, min_improvement=rule.min_improvement
+            history, min_trials=spec.stop_min_trials, patience=spec.stop_patience, min_improvement=rule.min_improvement
         )
         if spent or converged:
             reason = spent or (
-                f"hypervolume improved by ≤ {rule.min_improvement:.0%} over the last {rule.patience_trials} trials"
+                f"hypervolume improved by ≤ {rule.min_improvement:.0%} over the last {spec.stop_patience} trials"
             )
             if not in_flight:
                 studies.set_status(

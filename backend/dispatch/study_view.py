@@ -88,9 +88,7 @@ def study_detail(session: Session, study: StudyRecord, *, include_infeasible: bo
     out["trials"] = [_trial(spec, study, t, now) for t in trials]
     # Hypervolume after each told trial, against trials told and worker-minutes spent by then.
     told = sorted((t for t in trials if t.state != "running"), key=lambda t: (t.told_at or t.created_at, t.number))
-    history = study_rules.hypervolume_history(
-        [trial_point(spec, study.reference, t) for t in told], bar=bar_of(spec, study.reference)
-    )
+    history = study_rules.hypervolume_history([trial_point(spec, study.reference, t) for t in told])
     minutes, spent = [], 0.0
     for t in told:
         spent += worker_seconds(t, now) / 60.0

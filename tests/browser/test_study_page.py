@@ -128,6 +128,11 @@ def test_the_front_hypervolume_trials_and_export_of_a_study(dashboard: Dashboard
     hv = _traces(page, "study-hv-trials")[0]
     assert hv["x"] == [1, 2, 3, 4, 5]  # every told trial, the pruned one too
     assert hv["y"][0] > 0 and hv["y"] == sorted(hv["y"]) and hv["y"][1] == hv["y"][0]  # trial 1 infeasible
+    # In decades of compression × accuracy above the bar (0.94), against the baseline's 20 000 B:
+    # trial 0 (4 000 B, 0.945) at (log10 5, 0.005), trial 2 (8 000 B, 0.96) at (log10 2.5, 0.02),
+    # trial 4 dominated: 0.39794 · 0.02 + (0.69897 − 0.39794) · 0.005 = 0.0094640.
+    assert hv["y"][-1] == pytest.approx(0.0094640, rel=1e-4)
+    expect(page.locator("#study-hv-trials .ytitle")).to_have_text("hypervolume (decades × accuracy above bar)")
     minutes = _traces(page, "study-hv-minutes")[0]
     assert minutes["x"][-1] == pytest.approx(sum(s for _, _, s in TRIALS.values()) / 60, rel=0.01)
 

@@ -26,7 +26,7 @@ def test_defaults_are_a_gzip_size_study_within_one_point() -> None:
     assert StudySpec(baseline_run_id=1, constraint={"max_drop": 2, "unit": "percent"}).constraint.bar(
         0.9
     ) == pytest.approx(0.882)
-    assert s.strategy == "nsga2" and s.budget.max_trials == 30
+    assert s.strategy == "tpe" and s.budget.max_trials == 30
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,31 @@ def test_a_distillation_trial_trains_a_fresh_student_taught_by_the_baseline() ->
     assert spec.techniques[0].teacher_run_id == 7  # type: ignore[union-attr]
     assert spec.training.epochs == 4 and spec.training.optimizer.learning_rate == 2e-3
     assert spec.measurement.protocol == "full"
+
+
+@pytest.mark.parametrize(
+    ("budget", "min_trials", "patience"),
+    [
+        # B = 30: NSGA-II population 7, so two generations = 14; half the budget = 15
+        ({"max_trials": 30}, 15, 14),
+        ({"max_trials": 12}, 10, 10),  # small budgets keep the floor of 10
+        ({"max_trials": 100}, 50, 50),  # population 25
+        ({"max_trials": 1000}, 500, 100),  # population capped at 50
+        ({"max_trials": None, "wall_seconds": 600}, 10, 50),  # no trial budget: population 25
+    ],
+)
+def test_stopping_defaults_scale_with_the_trial_budget(budget: dict[str, Any], min_trials: int, patience: int) -> None:
+    s = StudySpec(baseline_run_id=1, budget=budget)
+    assert s.min_trials is None and s.early_stopping.patience_trials is None
+    assert (s.stop_min_trials, s.stop_patience) == (min_trials, patience)
+
+
+def test_given_stopping_settings_win_over_the_budget_rule() -> None:
+    s = StudySpec(baseline_run_id=1, budget={"max_trials": 30}, min_trials=5, early_stopping={"patience_trials": 3})
+    assert (s.stop_min_trials, s.stop_patience) == (5, 3)
+    assert _locs({"baseline_run_id": 1, "min_trials": 0}) == [("min_trials",)]
+
+
+def test_default_pruning_fine_tunes_at_least_two_epochs() -> None:
+    space = StudySpec(baseline_run_id=1).search_space
+    assert (space.pruning.epochs.low, space.pruning.epochs.high) == (2, 4)

@@ -130,7 +130,8 @@ function hypervolumeChart(el, s, axis) {
       automargin: true,
     },
     yaxis: {
-      title: { text: "hypervolume" },
+      // x of each point: log10(baseline cost / cost); y: metric − bar (backend study_rules)
+      title: { text: `hypervolume (decades × ${s.spec.constraint.metric} above bar)` },
       gridcolor: "#e5e7eb",
       automargin: true,
       rangemode: "tozero",
@@ -370,7 +371,7 @@ const EXAMPLE = {
   objectives: ["gzip_bytes", "accuracy"],
   constraint: { metric: "accuracy", max_drop: 1, unit: "points" },
   budget: { max_trials: 30 },
-  strategy: "nsga2",
+  strategy: "tpe",
 };
 
 function launchForm() {
