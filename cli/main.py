@@ -751,7 +751,8 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
 
 def _study_line(s: dict[str, Any]) -> str:
     c = s["trial_counts"]
-    left = s["budget"]["left"]["trials"]
+    # what is left matters to a study that can still ask for trials, not to a stopped one
+    left = s["budget"]["left"]["trials"] if s["status"] in ("queued", "running", "paused") else None
     trials = f"{c['complete'] + c['pruned'] + c['failed']} done, {c['running']} running, {c['feasible']} feasible"
     return (
         f"{s['id']:>4}  {s['status']:<9} {s['strategy']:<6} {trials:<42} "
@@ -778,7 +779,7 @@ def _show_study(s: dict[str, Any]) -> None:
     b = s["budget"]
     used = b["used"]
     typer.echo(
-        f"  budget: {used['trials']:.0f} trials, {used['worker_minutes']:.1f} worker-min, {used['wall_seconds']:.0f} s wall; "
+        f"  budget used: {used['trials']:.0f} trials, {used['worker_minutes']:.1f} worker-min, {used['wall_seconds']:.0f} s wall; "
         f"left: {', '.join(f'{k} {v:g}' for k, v in b['left'].items() if v is not None) or 'no limit'}"
     )
     for best in s.get("best", []):

@@ -206,7 +206,13 @@ function bestCard(s) {
             h("a", { href: `/runs/${miss.run_id}` }, `trial ${miss.number}`),
             ` with ${s.constraint.metric} ${miss.constraint_metric.toFixed(4)} (bar ${s.bar.toFixed(4)}).`,
           )
-        : h("p", { class: "muted" }, "No trial has finished yet."),
+        : h(
+            "p",
+            { class: "muted" },
+            s.trial_counts && s.trial_counts.pruned + s.trial_counts.failed > 0
+              ? `No trial has a measured model yet: ${s.trial_counts.pruned} pruned, ${s.trial_counts.failed} failed (see the trials below).`
+              : "No trial has finished yet.",
+          ),
     );
   }
   return card(
@@ -337,7 +343,7 @@ async function load() {
       statusBadge(s.status),
       s.stop_reason ? ` ${s.stop_reason}` : "",
       " · ",
-      h("a", { href: `/runs/${s.baseline_run_id}` }, "baseline run"),
+      h("a", { href: `/runs/${s.baseline_run_id}` }, `baseline run #${s.baseline_run_id}`),
       " · ",
       toggle,
     ),
