@@ -12,6 +12,7 @@ import csv
 import io
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,6 +125,13 @@ def test_the_front_hypervolume_trials_and_export_of_a_study(dashboard: Dashboard
     assert front["baseline"]["x"] == [20_000] and front["baseline"]["y"] == [0.95]
     assert front["baseline"]["symbol"] == "star"
     assert all(front[n]["symbol"] != front["infeasible (below the bar)"]["symbol"] for n in ("feasible", "baseline"))
+    # the log cost axis labels every tick with its full size (not Plotly's bare "2" for 20k)
+    ticks = page.evaluate(
+        "() => { const a = document.getElementById('study-front').layout.xaxis; return [a.tickvals, a.ticktext]; }"
+    )
+    assert 10_000 in ticks[0] and "9.77 KiB" in ticks[1] and all(t.endswith("B") for t in ticks[1])
+    Path("/tmp/optiboard-shots").mkdir(exist_ok=True)
+    page.screenshot(path="/tmp/optiboard-shots/study-page.png", full_page=True)
 
     hv = _traces(page, "study-hv-trials")[0]
     assert hv["x"] == [1, 2, 3, 4, 5]  # every told trial, the pruned one too

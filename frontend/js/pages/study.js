@@ -4,7 +4,7 @@
 // trials, with pause / resume / extend / stop.
 
 import * as api from "../api.js";
-import { PALETTE, PLOT_CONFIG } from "../charts.js";
+import { logTicks, PALETTE, PLOT_CONFIG } from "../charts.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import {
@@ -18,6 +18,14 @@ import {
   table,
   toast,
 } from "../layout.js";
+
+/** Full labels on the log cost axis (1-2-5 per decade, charts.js logTicks), as bytes for sizes:
+ * Plotly's own minor labels read "2 3 … 9 100k", where "2" means 20k. */
+function costTicks(cost, values) {
+  const ticks = logTicks(values);
+  if (ticks.tickvals && cost.endsWith("_bytes")) ticks.ticktext = ticks.tickvals.map((v) => fmt.bytes(v));
+  return ticks;
+}
 
 const match = window.location.pathname.match(/^\/studies\/(\d+)/);
 const studyId = match ? Number(match[1]) : null;
@@ -64,7 +72,10 @@ function frontChart(el, s) {
     marker: { color, symbol, size: 10, line: { width: 1, color: "#fff" } },
   });
   const front = new Set(s.front);
-  const frontRows = done.filter((t) => front.has(t.number)).sort((a, b) => a.values[cost] - b.values[cost]);
+  // the front is of feasible trials only, whatever the include-infeasible switch adds to the lists
+  const frontRows = done
+    .filter((t) => t.feasible && front.has(t.number))
+    .sort((a, b) => a.values[cost] - b.values[cost]);
   const data = [
     group(
       done.filter((t) => t.feasible && !front.has(t.number)),
@@ -90,7 +101,13 @@ function frontChart(el, s) {
     },
   ];
   const layout = {
-    xaxis: { title: { text: `${cost} (log)` }, type: "log", gridcolor: "#e5e7eb", automargin: true },
+    xaxis: {
+      title: { text: `${cost} (log)` },
+      type: "log",
+      gridcolor: "#e5e7eb",
+      automargin: true,
+      ...costTicks(cost, [...done.map((t) => t.values[cost]), s.reference[cost]]),
+    },
     yaxis: { title: { text: metric }, gridcolor: "#e5e7eb", automargin: true },
     shapes: [
       {
