@@ -115,8 +115,8 @@ def test_submit_with_control_queues_the_run_and_its_control(client: optiboard.Cl
     twin = client.get_run(run["control_run_id"])
     assert twin["control_of_run_id"] == run["id"] and twin["name"] == "client control (control)"
     assert [r["id"] for r in client.list_runs(control_of=run["id"])] == [twin["id"]]
-    for rid in (run["id"], twin["id"]):  # nothing here needs them trained
-        client.cancel(rid)
+    client.cancel(run["id"])  # nothing here needs them trained; the control goes with its run
+    assert client.get_run(twin["id"])["status"] == "cancelled"
     with pytest.raises(optiboard.OptiboardError) as refused:
         client.submit({"name": "no technique"}, control=True)
     assert refused.value.status == 422 and "control" in str(refused.value)
