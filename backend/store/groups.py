@@ -147,7 +147,13 @@ def group_rows(
     # one member per training seed: a re-run or retry of a seed already in the group repeats a
     # draw, not a new one, and counting it twice would narrow the interval on no new information;
     # the newest run of each seed (highest id) speaks for it, the others are listed as superseded
-    seed_of = {int(r["id"]): ((r.get("spec") or {}).get("training") or {}).get("seed") for r in runs}
+    # an external run's spec carries the default seed, not the one its script used: it is its own draw
+    seed_of = {
+        int(r["id"]): ("run", int(r["id"]))
+        if r.get("external") or ((r.get("spec") or {}).get("training") or {}).get("seed") is None
+        else r["spec"]["training"]["seed"]
+        for r in runs
+    }
     by_seed: dict[tuple[str, str, Any], Mapping[str, Any]] = {}
     superseded: dict[tuple[str, str], list[int]] = {}
     for member in rows:
@@ -155,7 +161,7 @@ def group_rows(
         key = key_of.get(run_id)
         if key is None:
             continue
-        slot = (key, str(member.get("format")), seed_of.get(run_id, run_id))
+        slot = (key, str(member.get("format")), seed_of.get(run_id, ("run", run_id)))
         held = by_seed.get(slot)
         if held is not None:
             older, newer = sorted((held, member), key=lambda r: int(r["run_id"]))

@@ -25,3 +25,22 @@ def test_an_accuracy_interval_stays_within_zero_and_one() -> None:
 def test_a_difference_against_the_control_may_be_negative() -> None:
     cols = _stat_columns("vs_control_accuracy", [-0.05, -0.04, -0.045])
     assert cols["vs_control_accuracy_ci_low"] < -0.045 < cols["vs_control_accuracy_ci_high"] < 0
+
+
+def test_external_runs_of_one_spec_are_separate_draws_but_a_rerun_seed_is_not() -> None:
+    """Seed dedupe reads the spec's training seed; an external run's spec carries the default
+    seed, not its script's, so each external run counts on its own."""
+    from backend.store.groups import group_rows
+
+    def run(i: int, *, external: bool, seed: int = 0) -> dict:
+        return {"id": i, "name": f"r{i}", "group_key": "g", "external": external, "spec": {"training": {"seed": seed}}}
+
+    def row(i: int, acc: float) -> dict:
+        return {"run_id": i, "variant_id": i, "format": "keras", "accuracy": acc}
+
+    external = [run(1, external=True), run(2, external=True), run(3, external=True)]
+    rows, _ = group_rows([row(1, 0.8), row(2, 0.9), row(3, 0.85)], external)
+    assert rows[0]["n_runs"] == 3 and rows[0]["superseded_run_ids"] == []
+    rerun = [run(4, external=False), run(5, external=False, seed=1), run(6, external=False)]
+    rows, _ = group_rows([row(4, 0.8), row(5, 0.9), row(6, 0.85)], rerun)
+    assert rows[0]["n_runs"] == 2 and rows[0]["superseded_run_ids"] == [4]
