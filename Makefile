@@ -52,10 +52,14 @@ js-tools: node_modules/.bin/biome
 test: install-test fashion-mnist lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
-## make test-fast: the unit tier in seconds: no PostgreSQL, Redis, TensorFlow or browser needed
+## make test-fast: the unit tier in seconds: no PostgreSQL, Redis, TensorFlow or browser needed.
+## Plugins are named instead of autoloaded: pytest rewrites the asserts of every module of an
+## autoloaded plugin's distribution (schemathesis' 137 among them), seconds of each run's collection
+## when bytecode is not cached.
 test-fast: install-test
 	OPTIBOARD_TEST_TIER=fast OPTIBOARD_TEST_PG=postgresql://nobody@127.0.0.1:9/none \
-	  OPTIBOARD_TEST_REDIS=redis://127.0.0.1:9 $(PY) -m pytest -q -p no:cacheprovider
+	  OPTIBOARD_TEST_REDIS=redis://127.0.0.1:9 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider -p pytest_timeout -p _hypothesis_pytestplugin -p anyio.pytest_plugin
 
 lint: install-test js-tools
 	$(VENV)/bin/ruff check $(PY_PACKAGES)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from backend.core.settings import Settings
+from runspec.vocabulary import ACTIVE_STUDY_STATUSES
 
 app = typer.Typer(help="optiboard: launch and compare model-optimization runs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -752,7 +753,7 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
 def _study_line(s: dict[str, Any]) -> str:
     c = s["trial_counts"]
     # what is left matters to a study that can still ask for trials, not to a stopped one
-    left = s["budget"]["left"]["trials"] if s["status"] in ("queued", "running", "paused") else None
+    left = s["budget"]["left"]["trials"] if s["status"] in ACTIVE_STUDY_STATUSES else None
     trials = f"{c['complete'] + c['pruned'] + c['failed']} done, {c['running']} running, {c['feasible']} feasible"
     return (
         f"{s['id']:>4}  {s['status']:<9} {s['strategy']:<6} {trials:<42} "

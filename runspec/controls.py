@@ -9,21 +9,32 @@ submit, a bench builds it the same way.
 
 from __future__ import annotations
 
+from typing import Any, Protocol, cast
+
 from runspec.spec import (
     FINE_TUNING_TECHNIQUES,
-    ClusteringSpec,
     DistillationSpec,
     FineTuningSpec,
     PruningSpec,
-    QATSpec,
     RunSpec,
 )
+
+
+class FineTunes(Protocol):
+    """A technique spec named in FINE_TUNING_TECHNIQUES: its own epochs (None: plain
+    fine-tuning's default) and its resolved fine-tuning rate."""
+
+    @property
+    def epochs(self) -> int | None: ...
+
+    def fine_tuning_rate(self, training_rate: float) -> float: ...
+
 
 CONTROL_SUFFIX = " (control)"
 NAME_MAX = 200  # runspec.spec.Name
 
 
-def control_technique(t: PruningSpec | QATSpec | ClusteringSpec, training_rate: float) -> FineTuningSpec:
+def control_technique(t: FineTunes, training_rate: float) -> FineTuningSpec:
     """Plain fine-tuning with the technique's epochs and rate, resolved as the technique
     resolves them (runspec.spec): QAT's and clustering's default rate is FINE_TUNING_RATE_FACTOR
     × `training_rate` (the run's optimizer rate), so it is written out; pruning's defaults are
@@ -43,7 +54,7 @@ def control_name(name: str) -> str:
 
 def control_spec(spec: RunSpec) -> RunSpec:
     """The control twin of `spec` (the API builds it for train runs with `control` set): every
-    pruning, QAT and clustering entry becomes
+    entry named in FINE_TUNING_TECHNIQUES (pruning, QAT, clustering) becomes
     `fine_tuning` of the same epochs and rate, a distillation entry is dropped (the same student
     trained from scratch on the labels for `training.epochs`, with the same training options),
     `fine_tuning` entries stay; dataset, model, training (seed included), exports and
@@ -52,15 +63,13 @@ def control_spec(spec: RunSpec) -> RunSpec:
     Raises pydantic.ValidationError only if the result breaks a rule the input kept (it cannot:
     the chain rules concern techniques the twin does not have)."""
     rate = spec.training.optimizer.learning_rate
-    techniques: list[FineTuningSpec] = []
+    techniques: list[Any] = []
     for t in spec.techniques:
         if isinstance(t, DistillationSpec):
             continue
-        if isinstance(t, PruningSpec | QATSpec | ClusteringSpec):
-            assert t.name in FINE_TUNING_TECHNIQUES
-            techniques.append(control_technique(t, rate))
-        else:
-            techniques.append(t)
+        # by name, so a fine-tuning technique added to runspec.spec (and to its
+        # FINE_TUNING_TECHNIQUES) gets its control with no change here
+        techniques.append(control_technique(cast(FineTunes, t), rate) if t.name in FINE_TUNING_TECHNIQUES else t)
     data = spec.model_dump(mode="json")
     data.update(
         name=control_name(spec.name),

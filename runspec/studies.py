@@ -41,7 +41,6 @@ Objective = Literal[
     "size_bytes", "gzip_bytes", "params", "nonzero_params", "latency_p50_ms", "latency_p90_ms", "accuracy", "f1"
 ]
 STRATEGIES: tuple[str, ...] = ("nsga2", "tpe", "random", "grid")
-STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused", "stopped", "finished")
 # A trial's outcome as the study sees it (its run's status says how the job ended).
 TRIAL_STATES: tuple[str, ...] = ("running", "complete", "pruned", "failed")
 

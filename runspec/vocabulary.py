@@ -175,6 +175,10 @@ DEVICE_QUEUE_PREFIX = "measure."
 # A device measurement's life: queued → running → succeeded | failed; terminal states never change
 # (measuring again is a new measurement).
 MEASUREMENT_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+# A study's life (issue 20): queued → running ⇄ paused → stopped | finished. An active study may
+# still ask for trials (and its budget's "left" means something); stopped and finished are terminal.
+STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused", "stopped", "finished")
+ACTIVE_STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused")
 # What the compare page calls the measurement the worker that trained a run took itself.
 OWN_DEVICE = "worker"
 
@@ -209,6 +213,8 @@ def as_dict() -> dict[str, object]:
         "uploaded_name": UPLOADED_NAME,
         "device_label_pattern": DEVICE_LABEL_PATTERN,
         "measurement_statuses": list(MEASUREMENT_STATUSES),
+        "study_statuses": list(STUDY_STATUSES),
+        "active_study_statuses": list(ACTIVE_STUDY_STATUSES),
         "own_device": OWN_DEVICE,
         "max_id": MAX_ID,
         "max_step": MAX_STEP,

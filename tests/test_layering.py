@@ -4,6 +4,7 @@ it starts and serves with TensorFlow made unimportable."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,7 @@ OURS = ("runspec", "backend", "worker", "cli", "optiboard")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "runspec": ("backend", "worker", "cli", "optiboard", "fastapi", "sqlalchemy", "celery", *TF),
     "backend": ("worker", "cli", "optiboard", *TF),
+    "backend/core": ("backend.api", "backend.dispatch", "backend.store", "worker", "cli", "fastapi", "starlette", *TF),
     "backend/store": ("worker", "cli", "fastapi", "starlette", "celery", *TF),
     "backend/dispatch": ("worker", "cli", "fastapi", "starlette", *TF),
     "backend/figures": ("worker", "cli", "fastapi", "celery", *TF),
@@ -81,8 +83,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.cache
 def _imports(path: Path) -> list[tuple[str, bool]]:
-    """Every module a file imports: (name, at module level)."""
+    """Every module a file imports: (name, at module level); each file is parsed once per session."""
     tree = ast.parse(path.read_text())
     top = {id(n) for n in tree.body}
     out: list[tuple[str, bool]] = []
@@ -142,3 +145,21 @@ def test_no_import_cycles_between_our_modules() -> None:
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+# Outside the store, SQLAlchemy is a type (Session, sessionmaker) or an error to catch, never a
+# statement: every SELECT/UPDATE lives in backend/store (docs/architecture.md, "a store query").
+SQL_OUTSIDE_STORE_ALLOWED = ("sqlalchemy.orm", "sqlalchemy.exc")
+
+
+def test_sql_is_written_only_in_the_store() -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for pkg in ("backend", "worker", "cli", "runspec", "optiboard")
+        for path in (REPO / pkg).rglob("*.py")
+        if REPO / "backend" / "store" not in path.parents
+        for name, _ in _imports(path)
+        if (name == "sqlalchemy" or name.startswith("sqlalchemy."))
+        and not any(name == a or name.startswith(a + ".") for a in SQL_OUTSIDE_STORE_ALLOWED)
+    ]
+    assert offenders == []

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 # True inside a unit of work that only reads (the API sets it for GET and HEAD requests): its
@@ -63,6 +63,13 @@ def driver_marks(dialect: Dialect, n: int) -> str:
     """n positional placeholders in the driver's own style (sqlite3 `?`, psycopg `%s`), for SQL
     handed to the driver directly (exec_driver_sql, or a raw connection)."""
     return ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
+
+
+def ping(engine: Engine) -> None:
+    """One round trip to the database (`SELECT 1`) for the readiness probe; raises the driver's
+    error (sqlalchemy.exc.OperationalError and kin) when the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

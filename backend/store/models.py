@@ -135,7 +135,7 @@ class Run(Base):
 class Study(Base):
     """A goal-driven search (issue 20): its spec (runspec.studies.StudySpec as JSON, with the
     objectives, constraint, search space and budget also kept apart for reading), the baseline's
-    reference figures, its status (runspec.studies.STUDY_STATUSES) and budget extensions. The
+    reference figures, its status (runspec.vocabulary.STUDY_STATUSES) and budget extensions. The
     trials are ordinary runs (runs.study_id) with a StudyTrial row each."""
 
     __tablename__ = "studies"

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from backend.store import models as m
 from runspec.studies import StudySpec
-from runspec.vocabulary import MAX_ID
+from runspec.vocabulary import ACTIVE_STUDY_STATUSES, MAX_ID
 
-ACTIVE_STATUSES = ("queued", "running", "paused")
+ACTIVE_STATUSES = ACTIVE_STUDY_STATUSES
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ def set_status(
     states (stopped, finished) set finished_at; running sets started_at the first time."""
     now = m.utcnow()
     values: dict[str, Any] = {"status": status}
-    if status in ("stopped", "finished"):
-        values.update(finished_at=now, stop_reason=stop_reason)
-    if status in ("queued", "running", "paused"):
+    if status in ACTIVE_STATUSES:
         values.update(finished_at=None, stop_reason=stop_reason)
+    else:
+        values.update(finished_at=now, stop_reason=stop_reason)
     result = session.execute(
         update(m.Study).where(m.Study.id == study_id, m.Study.status.in_(list(only_from))).values(**values)
     )

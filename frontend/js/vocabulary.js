@@ -24,6 +24,8 @@ export const VOCAB = loaded || {
   run_chart_x_axes: {},
   own_device: "worker",
   measurement_statuses: [],
+  study_statuses: [],
+  active_study_statuses: [],
 };
 
 const terminal = new Set(VOCAB.terminal_statuses);

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from runspec.controls import control_spec
-from runspec.spec import FineTuningSpec, RunSpec, recovery_epochs
+from runspec.spec import FINE_TUNING_TECHNIQUES, FineTuningSpec, RunSpec, recovery_epochs
+from runspec.spec import Technique as TechniqueSpec
 
 TEACHER = {"name": "distillation", "teacher_run_id": 7, "temperature": 3.0}
 
@@ -141,3 +143,18 @@ def test_everything_else_is_the_runs_own() -> None:
 def test_a_long_name_keeps_its_suffix_within_the_limit() -> None:
     twin = control_spec(spec(name="x" * 200, techniques=[{"name": "qat"}]))
     assert len(twin.name) == 200 and twin.name.endswith(" (control)")
+
+
+def test_every_fine_tuning_technique_is_replaced_in_its_control() -> None:
+    """A technique spec with its own fine-tuning recipe is in FINE_TUNING_TECHNIQUES, so its
+    control fine-tunes plainly instead of keeping the technique (and measuring no effect)."""
+    members = typing.get_args(typing.get_args(TechniqueSpec)[0])
+    fine_tuning = {
+        m.model_fields["name"].annotation.__args__[0]
+        for m in members
+        if hasattr(m, "fine_tuning_rate") and m is not FineTuningSpec
+    }
+    assert fine_tuning == set(FINE_TUNING_TECHNIQUES)
+    for name in sorted(fine_tuning):
+        twin = control_spec(spec(techniques=[{"name": name}]))
+        assert [t.name for t in twin.techniques] == ["fine_tuning"]

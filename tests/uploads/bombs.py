@@ -4,7 +4,8 @@ gigabytes of zeros (a decompression bomb), written without compressing the zeros
 After a full flush deflate forgets its history, so the compressed form of one 16 MiB block of
 zeros is the same bytes every time: the bomb repeats them. The CRC-32 is computed over the
 real expanded bytes, so the archive is valid and any reader (numpy.load included) really
-expands it.
+expands it; it is combined from the block's CRC (zlib's crc32_combine, by repeated squaring)
+instead of being run over gigabytes (3 GB took seconds of the fast tier).
 """
 
 from __future__ import annotations
@@ -32,13 +33,62 @@ def _deflate_repeated(header: bytes, size: int, block: bytes) -> tuple[bytes, in
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     parts = [c.compress(header), c.flush(zlib.Z_FULL_FLUSH)]
     packed = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
-    crc = zlib.crc32(header)
     full, rest = divmod(size, len(block))
     parts.append(packed * full)
-    for _ in range(full):
-        crc = zlib.crc32(block, crc)
+    crc = crc32_combine(zlib.crc32(header), crc32_repeated(block, full), full * len(block))
     parts.append(c.compress(block[:rest]) + c.flush())
     return b"".join(parts), zlib.crc32(block[:rest], crc)
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    out, i = 0, 0
+    while vector:
+        if vector & 1:
+            out ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return out
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, row) for row in matrix]
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of A + B from crc1 = crc32(A), crc2 = crc32(B) and len2 = len(B) in bytes
+    (zlib's crc32_combine: shift crc1 over len2 zero bytes with a GF(2) matrix squared per bit)."""
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        even = _gf2_square(odd)  # the first pass: one zero byte
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+def crc32_repeated(block: bytes, times: int) -> int:
+    """CRC-32 of `block` repeated `times` times, in O(log times) combines."""
+    out, out_len = 0, 0  # crc32(b"") == 0
+    power, power_len = zlib.crc32(block), len(block)  # the CRC of block * 2**k
+    while times:
+        if times & 1:
+            out, out_len = crc32_combine(out, power, power_len), out_len + power_len
+        times >>= 1
+        if times:
+            power, power_len = crc32_combine(power, power, power_len), 2 * power_len
+    return out
 
 
 def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> None:

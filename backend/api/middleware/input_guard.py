@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.middleware import json_body as json_guard
 from backend.api.middleware.body_limit import TrackedSend
+from backend.core.errors import problem_detail
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _replay(body: bytes) -> Receive:
 
 
 async def _unprocessable(send: Send, loc: list[Any], msg: str) -> None:
-    body = json.dumps({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}).encode()
+    body = json.dumps({"detail": problem_detail([(tuple(loc), msg)])}).encode()
     await send(
         {
             "type": "http.response.start",

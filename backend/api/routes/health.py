@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+
+from backend.store.db import ping
 
 router = APIRouter(tags=["operations"])
 
@@ -20,8 +21,7 @@ def readyz(request: Request) -> JSONResponse:
     """The database and the broker answer."""
     checks: dict[str, str] = {}
     try:
-        with request.app.state.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(request.app.state.engine)
         checks["database"] = "ok"
     except Exception as e:  # report, never raise: this is the probe
         checks["database"] = f"error: {type(e).__name__}"

@@ -18,6 +18,7 @@ import {
   table,
   toast,
 } from "../layout.js";
+import { VOCAB } from "../vocabulary.js";
 
 /** Full labels on the log cost axis (1-2-5 per decade, charts.js logTicks), as bytes for sizes:
  * Plotly's own minor labels read "2 3 … 9 100k", where "2" means 20k. */
@@ -30,7 +31,7 @@ function costTicks(cost, values) {
 const match = window.location.pathname.match(/^\/studies\/(\d+)/);
 const studyId = match ? Number(match[1]) : null;
 const main = mountLayout("studies", studyId ? `Study #${studyId}` : "Studies");
-const ACTIVE = ["queued", "running", "paused"];
+const ACTIVE = VOCAB.active_study_statuses; // runspec/vocabulary.py, via GET /api/vocabulary
 
 function value(objective, v) {
   if (v === null || v === undefined) return "–";
@@ -57,7 +58,7 @@ function recipeText(recipe) {
 // --- one study ---------------------------------------------------------------------------
 
 function frontChart(el, s) {
-  const cost = s.objectives.find((o) => !["accuracy", "f1"].includes(o));
+  const cost = s.objectives.find((o) => !s.quality_objectives.includes(o));
   const metric = s.constraint.metric;
   const done = s.trials.filter((t) => t.state === "complete" && t.values);
   const y = (t) => t.constraint_metric;
@@ -298,7 +299,7 @@ function actions(s) {
   const btn = (label, action, enabled, body) =>
     h("button", { type: "button", class: "btn", disabled: !enabled, on: { click: () => steer(action, body) } }, label);
   return [
-    btn("Pause", "pause", ["queued", "running"].includes(s.status)),
+    btn("Pause", "pause", ACTIVE.includes(s.status) && s.status !== "paused"),
     btn("Resume", "resume", s.status === "paused"),
     btn("Extend +10 trials", "extend", s.status !== "stopped", { trials: 10 }),
     h(
