@@ -285,10 +285,13 @@ def mode_early(client: optiboard.Client, args: argparse.Namespace, base: dict[st
 
 
 def mode_efficiency(client: optiboard.Client, args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """Seed by seed, one study per strategy on the same space; the figures so far are written
+    to `args.partial` after each study, so a bench cut short keeps every whole seed."""
+    strategies = ("nsga2", "tpe", "random")
+    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
     out: dict[str, Any] = {}
-    for strategy in ("nsga2", "tpe", "random"):
-        rows = []
-        for seed in args.seeds:
+    for seed in args.seeds:
+        for strategy in strategies:
             spec = study_spec(
                 args,
                 base["id"],
@@ -298,17 +301,25 @@ def mode_efficiency(client: optiboard.Client, args: argparse.Namespace, base: di
                 search_space=digits_space(args),
                 early_stopping={"prune_trials": False, "stop_study": False},
             )
-            rows.append(summary(run_study(client, spec, timeout=3600)))
-        hvs = [r["hypervolume"] for r in rows]
-        out[strategy] = {
-            "hypervolume": hvs,
-            "mean": statistics.fmean(hvs),
-            "spread": max(hvs) - min(hvs),
-            "std": statistics.stdev(hvs) if len(hvs) > 1 else None,
-            "best_gzip_bytes": [r.get("best", {}).get("values", {}).get("gzip_bytes") for r in rows],
-            "studies": rows,
-        }
-        print(f"[{time.strftime('%H:%M:%S')}] {strategy}: hypervolume {hvs}", flush=True)
+            rows[strategy].append(summary(run_study(client, spec, timeout=3600)))
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {strategy} seed {seed}: {rows[strategy][-1]['hypervolume']}", flush=True
+            )
+            for name, done in rows.items():
+                hvs = [r["hypervolume"] for r in done]
+                if not hvs:
+                    continue
+                out[name] = {
+                    "seeds": [r["seed"] for r in done],
+                    "hypervolume": hvs,
+                    "mean": statistics.fmean(hvs),
+                    "spread": max(hvs) - min(hvs),
+                    "std": statistics.stdev(hvs) if len(hvs) > 1 else None,
+                    "best_gzip_bytes": [r.get("best", {}).get("values", {}).get("gzip_bytes") for r in done],
+                    "studies": done,
+                }
+            if args.partial:
+                args.partial.write_text(json.dumps(out, indent=2, default=str) + "\n")
     return out
 
 
@@ -321,13 +332,19 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--budget-s", type=float, default=None, help="headline: the study's wall-time budget")
     p.add_argument("--max-epochs", type=int, default=2, help="digits modes: fine-tuning epochs at most")
-    p.add_argument("--min-trials", type=int, default=6, help="early: never stop before this many trials")
+    p.add_argument(
+        "--min-trials",
+        type=int,
+        default=None,
+        help="early: never stop before this many trials (default: the study's own)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads per job (default: per core)")
     p.add_argument("--workers", type=int, default=1, help="headline/early/efficiency: Celery workers")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--probe", action="store_true", help="digits, 3 trials, nothing written")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--partial", type=Path, default=None, help="efficiency: the figures so far, after each study")
     args = p.parse_args()
     if args.probe:
         args.dataset, args.limit_train, args.trials, args.epochs, args.seeds = "digits", None, 3, 2, [0]
