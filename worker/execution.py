@@ -229,13 +229,27 @@ def checkpoint_path(root: Path, run_id: int, epoch: int) -> Path:
 
 
 def _upload_path(factory: sessionmaker[Session], settings: Settings, dataset_id: int) -> Path:
+    """The .npz of uploaded dataset `dataset_id`, checked against the SHA-256 recorded when it
+    was uploaded (`info.sha256`) before the job reads a byte of it; a dataset uploaded before
+    digests were kept has its digest recorded now and checked from then on.
+    Raises ValueError (the run fails with it as its reason): no such dataset, missing, damaged."""
     with unit_of_work(factory) as session:
         record = datasets.get_dataset(session, dataset_id=dataset_id)
     if record is None:
         raise ValueError(f"dataset {dataset_id} does not exist")
     path = resolve_inside(settings.uploads, record.filename)
-    if path is None:
+    if path is None or not path.is_file():
         raise ValueError(f"the file of dataset {dataset_id} is missing")
+    actual = sha256_file(path)
+    expected = record.info.get("sha256")
+    if not expected:
+        with unit_of_work(factory) as session:
+            datasets.record_sha256(session, dataset_id=dataset_id, sha256=actual)
+    elif actual != expected:
+        raise ValueError(
+            f"the file of dataset {dataset_id} is damaged: its SHA-256 {actual[:16]}… differs from "
+            f"the {str(expected)[:16]}… recorded at upload; upload the dataset again"
+        )
     return path
 
 

@@ -41,3 +41,12 @@ def get_dataset(session: Session, *, dataset_id: int) -> DatasetRecord | None:
 def list_datasets(session: Session) -> list[DatasetRecord]:
     """Every uploaded dataset, newest first."""
     return [_record(r) for r in session.scalars(select(m.Dataset).order_by(m.Dataset.id.desc()))]
+
+
+def record_sha256(session: Session, *, dataset_id: int, sha256: str) -> None:
+    """Store the hex SHA-256 of a dataset uploaded before digests were kept (`info.sha256`),
+    as read from its file the first time a job uses it; flushed, not committed."""
+    row = session.get(m.Dataset, dataset_id)
+    if row is not None and not (row.info or {}).get("sha256"):
+        row.info = {**(row.info or {}), "sha256": sha256}
+        session.flush()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from tests.reliability import figures
 from tests.stack import Worker, tiny_spec
 
 CHROMIUM = "/usr/bin/chromium"
@@ -151,3 +152,7 @@ def three_runs(_trained: dict[str, Any]) -> list[dict[str, Any]]:
     + int8); the third is a clustering run with the markup name, tags and notes, in an
     experiment of its own. The first is the compare page's baseline."""
     return [_trained["f16"], _trained["prune-int8"], _trained["evil"]]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    figures.terminal_summary(terminalreporter)  # the run page's timings at the key limit

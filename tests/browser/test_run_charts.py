@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Dashboard
+from tests.reliability import figures
 
 pytestmark = pytest.mark.browser
 
@@ -150,7 +151,11 @@ def test_a_run_with_as_many_keys_as_allowed_lists_them_and_plots_the_chosen(dash
     page.wait_for_function(
         "key => (document.getElementById('chart-other').data || []).some(t => t.meta.key === key)", arg=target
     )
-    assert time.monotonic() - start < 2.0
+    chosen_s = time.monotonic() - start
+    assert chosen_s < 2.0
+    label = f"run page at the key limit ({limit} keys): ms to its first chart (4 keys: {round(t_few * 1000)})"
+    figures.add(label, round(t_many * 1000))
+    figures.add("run page at the key limit: ms from choosing a key to its curve", round(chosen_s * 1000))
     assert not any(
         layers[-2].replace("/", "%2F") in u or layers[-2] in u for u in requested
     )  # only the chosen key read

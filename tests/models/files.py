@@ -4,6 +4,7 @@ given config.json, hostile zips (bomb, zip-slip, symlink), HDF5 and TFLite heade
 from __future__ import annotations
 
 import json
+import random
 import stat
 import zipfile
 import zlib
@@ -98,4 +99,52 @@ def hdf5_file(path: Path) -> Path:
 
 def tflite_like(path: Path, identifier: bytes = b"TFL3") -> Path:
     path.write_bytes(b"\x1c\x00\x00\x00" + identifier + bytes(64))
+    return path
+
+
+def _deflated(name: str, raw: bytes, *, crc: int | None = None) -> tuple[str, bytes, int, int, int]:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return (name, c.compress(raw) + c.flush(), zlib.crc32(raw) if crc is None else crc, len(raw), 8)
+
+
+def json_explosion(size: int) -> bytes:
+    """`size` bytes of JSON that parse into ~size/3 empty lists (`[[],[],[5],...]`), varied
+    enough that deflate packs it only ~70-fold (far under any ratio bound)."""
+    rng = random.Random(1)
+    parts, n = ["["], 1
+    while n < size - 4:
+        s = "[]," if rng.random() > 0.02 else f"[{rng.randint(0, 9)}],"
+        parts.append(s)
+        n += len(s)
+    parts.append("[]]")
+    return "".join(parts).encode()
+
+
+def exploding_keras(path: Path, *, config_bytes: int, metadata_too: bool = False) -> Path:
+    """A `.keras` whose config.json (and metadata.json with `metadata_too`) is `config_bytes`
+    of `json_explosion`: small on the wire, hundreds of MB once parsed."""
+    raw = json_explosion(config_bytes)
+    meta = raw if metadata_too else json.dumps(KERAS3_METADATA).encode()
+    members = [
+        _deflated("metadata.json", meta),
+        _deflated("config.json", raw),
+        _deflated("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64)),
+    ]
+    _write_zip(path, members)
+    return path
+
+
+def corrupt_member_keras(path: Path, how: str) -> Path:
+    """A `.keras` whose config.json cannot be read back: `how` is "crc" (the CRC-32 in the
+    directory is wrong) or "deflate" (the compressed bytes are garbage)."""
+    raw = json.dumps(sequential(*good_layers())).encode()
+    name, data, crc, size, method = _deflated("config.json", raw, crc=12345 if how == "crc" else None)
+    if how == "deflate":
+        data = b"\xff" * len(data)
+    members = [
+        _deflated("metadata.json", json.dumps(KERAS3_METADATA).encode()),
+        (name, data, crc, size, method),
+        _deflated("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64)),
+    ]
+    _write_zip(path, members)
     return path

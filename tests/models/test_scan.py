@@ -3,11 +3,22 @@ refusal names the member or layer at fault, and what Keras writes passes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from runspec.modelfile import KERAS, KERAS3, TF_KERAS, TFLITE, ModelRefused, model_limits, scan_model_file
+from runspec.modelfile import (
+    KERAS,
+    KERAS3,
+    MAX_CONFIG_TOKENS,
+    TF_KERAS,
+    TFLITE,
+    ModelRefused,
+    json_tokens,
+    model_limits,
+    scan_model_file,
+)
 from tests.models import files
 
 LIMITS = model_limits(64 << 20)
@@ -135,3 +146,27 @@ def test_an_empty_file_is_refused_as_empty(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(ModelRefused, match=r"the file is empty \(0 bytes\)"):
         scan_model_file(empty, "model.keras", LIMITS)
+
+
+@pytest.mark.parametrize("how", ["crc", "deflate"])
+def test_a_member_that_cannot_be_read_back_is_refused_naming_it(tmp_path: Path, how: str) -> None:
+    exc = refusal(files.corrupt_member_keras(tmp_path / "c.keras", how))
+    assert exc.status == 422 and exc.loc == ("config.json",)
+    assert "cannot be read from the archive" in str(exc)
+
+
+def test_json_that_would_build_too_many_objects_is_refused_before_parsing(tmp_path: Path) -> None:
+    bomb = files.exploding_keras(tmp_path / "x.keras", config_bytes=15 << 20)
+    assert bomb.stat().st_size < 400_000  # small on the wire, not a ratio bomb either
+    exc = refusal(bomb)
+    assert exc.status == 422 and exc.loc == ("config.json",)
+    assert f"at most {MAX_CONFIG_TOKENS:,} are parsed" in str(exc)
+    # every string is skipped, escaped quotes and backslashes included
+    assert json_tokens(b'{"a": "[,:{", "b\\\\": ["\\"[,", 1]}') == 6  # { : , : [ ,
+
+
+def test_a_real_keras_applications_config_is_far_under_the_value_bound() -> None:
+    # ResNet152 writes 52,385 and EfficientNetB7 81,192 (measured with keras.applications)
+    layers = [files.layer("Dense", f"d{i}", {"units": 4}) for i in range(800)]
+    raw = json.dumps(files.sequential(*layers)).encode()
+    assert json_tokens(raw) < MAX_CONFIG_TOKENS / 50

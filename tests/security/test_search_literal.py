@@ -13,7 +13,7 @@ from backend.store import runs
 from runspec.spec import RunSpec
 from tests.security.live import LiveApi, live_api
 
-NAMES = ["plain", "with % percent", "x_y", "xzy", "with / slash", "100%_done", "abc"]
+NAMES = ["plain", "with % percent", "x_y", "xzy", "with / slash", "100%_done", "abc", "back\\slash", "br[ack]et"]
 # What each query must find (case-insensitive substring, taken literally). Every run's summary
 # holds "seed_cnn", so a bare "_" matches them all; "x_y" must not match "xzy".
 EXPECTED = {
@@ -25,6 +25,13 @@ EXPECTED = {
     "/": {"with / slash"},
     "//": set(),
     "PLAIN": {"plain"},
+    # PostgreSQL's default LIKE escape is a backslash and SQL Server's patterns have [...] sets:
+    # with ESCAPE '/' neither means anything
+    "\\": {"back\\slash"},
+    "\\%": set(),
+    "[": {"br[ack]et"},
+    "[a-z]": set(),
+    "[ack]": {"br[ack]et"},
 }
 
 

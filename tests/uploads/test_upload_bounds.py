@@ -10,6 +10,7 @@ before a 401) go to tests/reliability/figures (OPTIBOARD_FIGURES_FILE) for docs/
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import io
 import select
 import socket
@@ -199,6 +200,39 @@ def test_the_worker_checks_a_bomb_again_before_loading_it(live_stack: Any, bombs
     assert growth < RSS_BOUND_BYTES, f"the job process's peak RSS grew {growth / MB:.0f} MB"
     figures.add("worker job on a bomb: peak RSS growth MB", round(growth / MB))
     figures.add("worker job on a bomb: ms from submit to failed", round(seconds * 1000))
+
+
+def test_a_job_never_reads_a_dataset_whose_file_changed_since_upload(live_stack: Any) -> None:
+    """Issue 15 item 5 for datasets: the upload's SHA-256 is kept and checked before a job reads
+    the file. A file replaced by another valid .npz (labels swapped) or truncated fails the run
+    naming the damage, instead of training on whatever is there."""
+    dataset_id = _small_upload(live_stack)
+    listed = {d["id"]: d for d in live_stack.client.http.get("/api/datasets").json()["data"]}
+    path = next(
+        p for p in live_stack.settings.uploads.glob("*.npz") if p.stat().st_size == listed[dataset_id]["size_bytes"]
+    )
+    recorded = listed[dataset_id]["info"].get("sha256")
+    spec = {
+        "name": "tampered",
+        "dataset": {"name": "upload", "upload_id": dataset_id},
+        "model": {"architecture": "mlp"},
+        "training": {"epochs": 1},
+        "measurement": {"protocol": "quick", "latency_runs": 10, "warmup_runs": 2, "throughput_batch": 8},
+        "exports": [],
+    }
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["y_train"] = (arrays["y_train"] + 1) % 10  # still a valid dataset: every label wrong
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    original = path.read_bytes()
+    for damage, content in (("swapped", buf.getvalue()), ("truncated", original[: len(original) - 100])):
+        path.write_bytes(content)
+        done = live_stack.client.wait_terminal(live_stack.client.submit({**spec, "name": damage})["id"])
+        assert done["status"] == "failed", (damage, done)
+        assert f"the file of dataset {dataset_id} is damaged" in done["error"], (damage, done["error"])
+        figures.add("dataset file changed after upload: runs failed naming it")
+    assert recorded == hashlib.sha256(original).hexdigest()
 
 
 # --- item 6: authentication before any body is read --------------------------------------

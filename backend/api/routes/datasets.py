@@ -37,6 +37,7 @@ def upload_dataset(
     no symlinks or traversal names), then its values are checked in 4 MiB chunks: memory does
     not grow with the dataset. 422 names the array at fault (`["body", "file", "y_train"]`).
     Labels must be 0..K-1, or mapped by an optional `classes` array; `class_names` optional.
+    `info.sha256` is the hex SHA-256 of the stored file; a run reading it checks it first.
     """
     if name is not None and "\x00" in name:
         raise Invalid.at(("body", "name"), "NUL characters are not allowed")
@@ -47,7 +48,7 @@ def upload_dataset(
     target = settings.uploads / filename
     tmp = target.with_suffix(".part")
     try:
-        size, _ = uploads.receive(file.file, tmp, max_bytes=settings.max_upload_bytes)
+        size, sha256 = uploads.receive(file.file, tmp, max_bytes=settings.max_upload_bytes)
         try:
             info = validate_npz(
                 tmp, max_expanded_bytes=settings.max_dataset_bytes, max_ratio=settings.max_dataset_ratio
@@ -63,7 +64,10 @@ def upload_dataset(
     finally:
         tmp.unlink(missing_ok=True)
     display = name or (file.filename or "dataset").replace("\x00", "")[:200] or "dataset"
-    record = datasets.add_dataset(session, name=display, filename=filename, size_bytes=size, info=info)
+    # the SHA-256 of the stored bytes: a job checks it before it reads the file (worker.execution)
+    record = datasets.add_dataset(
+        session, name=display, filename=filename, size_bytes=size, info={**info, "sha256": sha256}
+    )
     return _public(record)
 
 
