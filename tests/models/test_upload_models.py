@@ -93,7 +93,7 @@ def test_keras3_functional_cnn_is_accepted_with_a_per_layer_preflight(server: Li
     assert rows["rescale"]["qat"]["status"] == "fix" and "pass-through" in rows["rescale"]["qat"]["note"]
     assert rows["rescale"]["prune"]["status"] == "fix"
     assert p["techniques"]["qat"]["status"] == "fix"
-    assert p["seconds"] < 10, p["seconds"]
+    assert 0 < p["seconds"] < 120, p["seconds"]  # a hang bound, not a timing goal (those live in bench/)
     # the stored file is what was sent, under a name the server chose
     with server.http() as http:
         again = http.get(f"/api/models/{body['id']}").json()
