@@ -20,6 +20,7 @@ get at most `end_timeout_s` (5 s) to go out.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import math
@@ -51,8 +52,7 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # set, steps 0..2**62.
 KEY_MAX_CHARS = 200
 MAX_STEP = 2**62
-_KEY_OK = re.compile(r"^[A-Za-z0-9_.\-/ ]+$")
-_KEY_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-/ ]")
+_KEY_OK = re.compile(r"[A-Za-z0-9_.\-/ ]+")  # with fullmatch: `$` would let a final newline through
 # Answers worth trying again: the request may not have been processed, or the server is
 # briefly unable to (RFC 9110 §15.5.9 408, RFC 8470 425, RFC 6585 429, 5xx).
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -69,15 +69,32 @@ def _value(v: float | str | None) -> float:
     return math.nan if v is None else float(v)
 
 
+def _ascii_char(c: str) -> str:
+    """One character of a NFKD-normalised name in the server's alphabet: itself if accepted,
+    nothing for a combining accent, `u<hex>` for another letter or digit (so `精度` and `召回`
+    stay two keys), `_` for anything else."""
+    if _KEY_OK.fullmatch(c):
+        return c
+    if unicodedata.combining(c):
+        return ""
+    if unicodedata.category(c)[0] in "LN":
+        return f"u{ord(c):04x}"
+    return "_"
+
+
 def metric_key(name: str) -> str:
-    """The form of `name` the server accepts: accents dropped (NFKD), every other character
-    outside letters, digits and `_ . - /` space replaced by `_`, cut to 200 characters
-    (`"top@3"` → `"top_3"`, `"précision"` → `"precision"`). Raises ValueError for a name that
-    has nothing left (empty)."""
-    if _KEY_OK.match(name) and len(name) <= KEY_MAX_CHARS:
+    """The form of `name` the server accepts: accents dropped (NFKD), any other letter or
+    digit outside ASCII written as `u` and its code point in hex, every other character outside
+    letters, digits and `_ . - /` space replaced by `_`; a name longer than 200 characters is cut
+    to 191 and ends in `-` and 8 hex digits of its SHA-1, so long names stay distinct (`"top@3"` →
+    `"top_3"`, `"précision"` → `"precision"`, `"精度"` → `"u7cbeu5ea6"`, `"loss\n"` →
+    `"loss_"`). Raises ValueError for a name that has nothing left (empty, or only `_` and
+    spaces)."""
+    if _KEY_OK.fullmatch(name) and len(name) <= KEY_MAX_CHARS:
         return name
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    key = _KEY_BAD_CHAR.sub("_", ascii_name)[:KEY_MAX_CHARS]
+    key = "".join(_ascii_char(c) for c in unicodedata.normalize("NFKD", name))
+    if len(key) > KEY_MAX_CHARS:  # two long names that differ only at their ends stay two keys
+        key = f"{key[: KEY_MAX_CHARS - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     if not key.strip("_ "):
         raise ValueError(f"metric name {name!r} has no letter or digit the server accepts")
     return key

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import optiboard
+from optiboard.client import metric_key
 from tests.client.netproxy import DROP_REPLY, PASS, RESET, Proxy
 from tests.conftest import Stack
 from tests.stack import wait_for
@@ -161,17 +162,39 @@ def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog:
             for step in range(30):
                 ob.log_metrics(
                     rid,
-                    {"top@3": 0.5, "précision": 0.25, "loss": 1.0, "x" * 300: 2.0, "@@@": 1.0, "text": "n/a"},
+                    {
+                        "top@3": 0.5,
+                        "précision": 0.25,
+                        "loss": 1.0,
+                        "x" * 300 + "a": 2.0,
+                        "x" * 300 + "b": 3.0,
+                        "@@@": 1.0,
+                        "text": "n/a",
+                        "精度": 0.75,
+                        "召回": 0.5,
+                        "acc\n": 0.125,
+                    },
                     step=step,
                 )
             ob.finish(rid)
         series = ob.metrics(rid, max_points=100_000)
-        assert sorted(series) == ["loss", "precision", "top_3", "x" * 200]
+        long_a, long_b = metric_key("x" * 300 + "a"), metric_key("x" * 300 + "b")
+        # two long names that differ only at their ends stay two keys (both were "x" * 200 and
+        # the second was dropped); CJK names keep their letters as code points (both were "__",
+        # the first skipped, the second refused); a name ending in a newline passed the
+        # client's `$` check and every one of its points was refused by the server
+        assert long_a != long_b and len(long_a) == len(long_b) == 200 and long_a.startswith("x" * 191 + "-")
+        assert sorted(series) == sorted(
+            ["loss", "precision", "top_3", long_a, long_b, "u7cbeu5ea6", "u53ecu56de", "acc_"]
+        )
         assert all(len(s["steps"]) == 30 for s in series.values())
+        assert series["u7cbeu5ea6"]["values"] == [0.75] * 30 and series["acc_"]["values"] == [0.125] * 30
+        assert series[long_b]["values"] == [3.0] * 30
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 5, warnings  # one per name: top@3, précision, x*300, @@@, text
+        assert len(warnings) == 9, warnings  # one per name: all but loss
         assert any("'top@3' is stored as 'top_3'" in w for w in warnings)
         assert any("'@@@'" in w for w in warnings) and any("'text'" in w for w in warnings)
+        assert not any("refused" in w for w in warnings), warnings
     finally:
         ob.close()
 
