@@ -218,6 +218,8 @@ class Client:
         self._key_owner: dict[str, str] = {}  # key → the name that first took it
         self._skipped: set[str] = set()  # names already warned about and skipped
         self._warned: set[tuple[str, str]] = set()
+        self._stored_keys: dict[int, set[str]] = {}  # per run: keys the server acknowledged
+        self._over_limit: dict[int, set[str]] = {}  # per run: keys past its metric-key limit
         self.dropped = 0  # points dropped: refused by the server, or over max_buffered_points
         self._sender: threading.Thread | None = None
         self._sender_pid = 0
@@ -873,6 +875,7 @@ class Client:
             with self._lock:
                 if box.sealed and box.sealed[0] is batch:
                     box.sealed.popleft()
+                self._stored_keys.setdefault(run_id, set()).update(p[0] for p in batch.points)
             stored += answer["accepted"]
             if answer.get("duplicates") and not answer.get("replayed") and not box.duplicate_warned:
                 box.duplicate_warned = True
@@ -901,6 +904,8 @@ class Client:
                 timeout = min(timeout, left)
             response = None
             made += 1
+            if self._over_limit.get(run_id) and self._without_over_limit(run_id, batch) and not batch.points:
+                return {"accepted": 0, "duplicates": 0, "replayed": False}
             try:
                 response = self._http.post(
                     path,
@@ -922,7 +927,9 @@ class Client:
                 error = self._error("POST", path, response)
                 if response.status_code == 413 and len(batch.points) > 1:
                     raise _TooLarge()
-                if response.status_code == 422 and self._drop_invalid(batch, error):
+                if response.status_code == 422 and (
+                    self._drop_invalid(batch, error) or self._drop_over_key_limit(run_id, batch, error)
+                ):
                     return self._post_batch(run_id, batch, box, sleep=sleep, deadline=deadline)
                 if response.status_code in (404, 409, 413, 422):
                     raise _Refused(error)
@@ -974,6 +981,51 @@ class Client:
         batch.points = [p for i, p in enumerate(batch.points) if i not in bad]
         batch.key = uuid.uuid4().hex  # a different body: the refused one stored nothing
         return bool(batch.points)
+
+    def _drop_over_key_limit(self, run_id: int, batch: _Batch, error: OptiboardError) -> bool:
+        """A 422 `too_many_metric_keys` (the batch would take the run past its key limit; nothing
+        of it was stored): keep the points of keys the run already holds and of as many new keys
+        as the limit leaves room for (first come), drop the others' points now and later (one
+        warning naming them), and resend the rest. False when nothing can be dropped."""
+        detail = error.detail[0] if isinstance(error.detail, list) and error.detail else {}
+        if not isinstance(detail, dict) or detail.get("type") != "too_many_metric_keys":
+            return False
+        ctx = detail.get("ctx") or {}
+        with self._lock:
+            known = self._stored_keys.get(run_id, set())
+            try:
+                room = max(0, int(ctx["limit"]) - max(int(ctx["stored"]), len(known)))
+            except (KeyError, TypeError, ValueError):
+                room = 0
+            new = list(dict.fromkeys(p[0] for p in batch.points if p[0] not in known))
+            over = set(new[room:])
+            if not over:
+                return False
+            self._over_limit.setdefault(run_id, set()).update(over)
+        names = sorted(over)
+        log.warning(
+            "optiboard: run %s may hold at most %s metric keys (OPTIBOARD_MAX_METRIC_KEYS_PER_RUN); "
+            "%s are not logged: %s; the other keys are stored",
+            run_id,
+            ctx.get("limit", "?"),
+            count(len(names), "new key"),
+            ", ".join(names[:10]) + (", ..." if len(names) > 10 else ""),
+        )
+        self._without_over_limit(run_id, batch)
+        return bool(batch.points)
+
+    def _without_over_limit(self, run_id: int, batch: _Batch) -> bool:
+        """Drop the batch's points of keys past the run's key limit (counted in `dropped`); a
+        batch whose body changes gets a new idempotency key (the old body stored nothing: it was
+        refused, or never sent). True when points were dropped."""
+        over = self._over_limit.get(run_id, set())
+        kept = [p for p in batch.points if p[0] not in over]
+        if len(kept) == len(batch.points):
+            return False
+        self.dropped += len(batch.points) - len(kept)
+        batch.points = kept
+        batch.key = uuid.uuid4().hex
+        return True
 
     # --- uploaded models --------------------------------------------------------------------
 
