@@ -402,6 +402,8 @@ class OptiboardCallback:
         _active.discard(self)
         if self.run_id is None or self.disabled:
             return
+        if self._pending is not None:  # fit raised after a call of unknown size was held back
+            self._safe(self._settle_pending)
         rid, client, budget = self.run_id, self.client, self.end_timeout_s
         deadline = time.monotonic() + budget
 

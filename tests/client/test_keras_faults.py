@@ -312,3 +312,63 @@ def test_metric_names_of_any_alphabet_and_length_are_all_stored(
         assert s[metric_key(f"train_{name}")]["values"] == pytest.approx(h.history[name], rel=1e-6), name
     assert len({metric_key(n) for n in names}) == len(names)
     assert not [r for r in caplog.records if "refused" in r.getMessage() or "not logged" in r.getMessage()]
+
+
+def test_a_fit_raising_on_data_of_unknown_length_keeps_the_held_back_call(ob: optiboard.Client, digits: Any) -> None:
+    """Keras 3, steps_per_execution 4 on data of unknown length: each call's point waits for the
+    next call or the epoch end. A fit that raises in between still stores the held-back call's
+    point when the run ends failed."""
+    import keras
+    import tensorflow as tf
+
+    from optiboard.keras import OptiboardCallback
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 7:
+                raise RuntimeError("boom after the second call")
+
+    x, y = digits
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda a, b: True)
+    cb = OptiboardCallback(ob, run_name="unknown-length-raises", experiment="client-tests")
+    with pytest.raises(RuntimeError, match="boom"), cb:
+        mlp(keras, steps_per_execution=4).fit(ds, epochs=2, callbacks=[cb, Boom()], verbose=0)
+    assert ob.get_run(cb.run_id)["status"] == "failed"
+    assert series(ob, cb.run_id)["loss"]["steps"] == [4, 8]
+
+
+def test_a_flaky_network_through_the_end_of_fit_loses_nothing(K: Any, live_stack: Stack, digits: Any) -> None:
+    """Fault 5 at the callback's level, with the failures where they hurt most: through a real
+    TCP proxy, every second metrics reply is lost after the server stored the batch, every
+    third other POST is reset, the first finish is reset and the second one's reply lost. Every
+    point arrives once, and the run ends succeeded."""
+    from optiboard.keras import OptiboardCallback
+    from tests.client.netproxy import DROP_REPLY, PASS, RESET, Proxy
+
+    seen = {"metrics": 0, "finish": 0}
+
+    def policy(method: str, path: str) -> str:
+        if method == "POST" and path.endswith("/metrics"):
+            seen["metrics"] += 1
+            n = seen["metrics"]
+            return DROP_REPLY if n % 2 == 0 else RESET if n % 3 == 0 else PASS
+        if path.endswith("/finish"):
+            seen["finish"] += 1
+            return {1: RESET, 2: DROP_REPLY}.get(seen["finish"], PASS)
+        return PASS
+
+    proxy = Proxy(live_stack.url, policy)
+    flaky = optiboard.Client(proxy.url, token=live_stack.token, backoff_s=0.05, max_backoff_s=0.2, batch_size=7)
+    try:
+        x, y = digits
+        cb = OptiboardCallback(flaky, run_name=f"flaky-{K.__name__}", experiment="client-tests", end_timeout_s=30)
+        h = mlp(K).fit(x, y, batch_size=32, epochs=2, callbacks=[cb], verbose=0)
+        with optiboard.Client(live_stack.url, token=live_stack.token) as direct:
+            s = series(direct, cb.run_id)
+            assert direct.get_run(cb.run_id)["status"] == "succeeded"
+        assert s["loss"]["steps"] == list(range(1, 21)) and s["accuracy"]["steps"] == list(range(1, 21))
+        assert s["train_loss"]["values"] == pytest.approx(h.history["loss"], rel=1e-6)
+        assert seen["finish"] >= 3 and seen["metrics"] >= 6
+    finally:
+        flaky.close()
+        proxy.close()
