@@ -52,6 +52,7 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # set, steps 0..2**62.
 KEY_MAX_CHARS = 200
 MAX_STEP = 2**62
+MAX_WALL_TIME = 1e11  # s since the Unix epoch (year 5138): a time in ms is refused
 _KEY_OK = re.compile(r"[A-Za-z0-9_.\-/ ]+")  # with fullmatch: `$` would let a final newline through
 # Answers worth trying again: the request may not have been processed, or the server is
 # briefly unable to (RFC 9110 §15.5.9 408, RFC 8470 425, RFC 6585 429, 5xx).
@@ -593,9 +594,23 @@ class Client:
 
         Never raises for a logging problem: a name the server would refuse is stored under
         `metric_key(name)` (one warning), a value that is not a number is skipped (one warning),
-        and a batch the network or the server could not take stays buffered and is tried again
+        a `wall_time` (s since the Unix epoch) outside 0..1e11 is replaced by the time of
+        logging (one warning: a time in milliseconds made the server refuse every point), and a
+        batch the network or the server could not take stays buffered and is tried again
         by the sender thread (after a backoff) or by `flush()`."""
-        wall = time.time() if wall_time is None else float(wall_time)
+        try:
+            wall = time.time() if wall_time is None else float(wall_time)
+        except (TypeError, ValueError):
+            wall = math.nan
+        if not 0 <= wall <= MAX_WALL_TIME:  # NaN too: the server would refuse every point
+            if ("wall_time", "") not in self._warned:
+                self._warned.add(("wall_time", ""))
+                log.warning(
+                    "optiboard: wall_time %r is not seconds since the Unix epoch (0..1e11; milliseconds?); "
+                    "the time of logging is stored instead",
+                    wall_time,
+                )
+            wall = time.time()
         points = self._points(((k, step, v) for k, v in metrics.items()), wall)
         with self._lock:
             box = self._outboxes.setdefault(run_id, _Outbox())

@@ -216,3 +216,28 @@ def test_log_metrics_never_raises_when_the_run_ends_under_it(
     finally:
         ob._outboxes.clear()
         ob.close()
+
+
+def test_a_wall_time_in_milliseconds_loses_no_point(live_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """`wall_time=time.time() * 1000` (milliseconds, a common slip): the server refuses a
+    wall_time past 1e11 s, so every point was refused and dropped. Now the points are stored at
+    the time of logging, with one warning."""
+    import time
+
+    ob = _client(live_stack.url, live_stack.token)
+    try:
+        rid = ob.create_external_run("wall-ms", experiment="client-tests")["id"]
+        before = time.time()
+        with caplog.at_level(logging.WARNING, logger="optiboard"):
+            for step in range(5):
+                ob.log_metrics(rid, {"loss": 1.0 / (step + 1)}, step=step, wall_time=time.time() * 1000)
+            ob.log_metrics(rid, {"loss": 0.1}, step=5, wall_time="soon")  # type: ignore[arg-type]
+            ob.finish(rid)
+        assert _stored_steps(live_stack, rid) == list(range(6))
+        with _client(live_stack.url, live_stack.token) as direct:
+            r = direct._http.get(f"/api/runs/{rid}/metrics/times", params={"key": "loss"})
+        assert all(before - 1 <= w <= time.time() + 1 for w in r.json()["wall_times"])
+        warnings = [m.getMessage() for m in caplog.records if m.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "milliseconds?" in warnings[0], warnings
+    finally:
+        ob.close()
