@@ -20,6 +20,7 @@ get at most `end_timeout_s` (5 s) to go out.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import math
@@ -51,8 +52,8 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # set, steps 0..2**62.
 KEY_MAX_CHARS = 200
 MAX_STEP = 2**62
-_KEY_OK = re.compile(r"^[A-Za-z0-9_.\-/ ]+$")
-_KEY_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-/ ]")
+MAX_WALL_TIME = 1e11  # s since the Unix epoch (year 5138): a time in ms is refused
+_KEY_OK = re.compile(r"[A-Za-z0-9_.\-/ ]+")  # with fullmatch: `$` would let a final newline through
 # Answers worth trying again: the request may not have been processed, or the server is
 # briefly unable to (RFC 9110 §15.5.9 408, RFC 8470 425, RFC 6585 429, 5xx).
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -69,15 +70,32 @@ def _value(v: float | str | None) -> float:
     return math.nan if v is None else float(v)
 
 
+def _ascii_char(c: str) -> str:
+    """One character of a NFKD-normalised name in the server's alphabet: itself if accepted,
+    nothing for a combining accent, `u<hex>` for another letter or digit (so `精度` and `召回`
+    stay two keys), `_` for anything else."""
+    if _KEY_OK.fullmatch(c):
+        return c
+    if unicodedata.combining(c):
+        return ""
+    if unicodedata.category(c)[0] in "LN":
+        return f"u{ord(c):04x}"
+    return "_"
+
+
 def metric_key(name: str) -> str:
-    """The form of `name` the server accepts: accents dropped (NFKD), every other character
-    outside letters, digits and `_ . - /` space replaced by `_`, cut to 200 characters
-    (`"top@3"` → `"top_3"`, `"précision"` → `"precision"`). Raises ValueError for a name that
-    has nothing left (empty)."""
-    if _KEY_OK.match(name) and len(name) <= KEY_MAX_CHARS:
+    """The form of `name` the server accepts: accents dropped (NFKD), any other letter or
+    digit outside ASCII written as `u` and its code point in hex, every other character outside
+    letters, digits and `_ . - /` space replaced by `_`; a name longer than 200 characters is cut
+    to 191 and ends in `-` and 8 hex digits of its SHA-1, so long names stay distinct (`"top@3"` →
+    `"top_3"`, `"précision"` → `"precision"`, `"精度"` → `"u7cbeu5ea6"`, `"loss\n"` →
+    `"loss_"`). Raises ValueError for a name that has nothing left (empty, or only `_` and
+    spaces)."""
+    if _KEY_OK.fullmatch(name) and len(name) <= KEY_MAX_CHARS:
         return name
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    key = _KEY_BAD_CHAR.sub("_", ascii_name)[:KEY_MAX_CHARS]
+    key = "".join(_ascii_char(c) for c in unicodedata.normalize("NFKD", name))
+    if len(key) > KEY_MAX_CHARS:  # two long names that differ only at their ends stay two keys
+        key = f"{key[: KEY_MAX_CHARS - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     if not key.strip("_ "):
         raise ValueError(f"metric name {name!r} has no letter or digit the server accepts")
     return key
@@ -201,6 +219,8 @@ class Client:
         self._key_owner: dict[str, str] = {}  # key → the name that first took it
         self._skipped: set[str] = set()  # names already warned about and skipped
         self._warned: set[tuple[str, str]] = set()
+        self._stored_keys: dict[int, set[str]] = {}  # per run: keys the server acknowledged
+        self._over_limit: dict[int, set[str]] = {}  # per run: keys past its metric-key limit
         self.dropped = 0  # points dropped: refused by the server, or over max_buffered_points
         self._sender: threading.Thread | None = None
         self._sender_pid = 0
@@ -574,9 +594,23 @@ class Client:
 
         Never raises for a logging problem: a name the server would refuse is stored under
         `metric_key(name)` (one warning), a value that is not a number is skipped (one warning),
-        and a batch the network or the server could not take stays buffered and is tried again
+        a `wall_time` (s since the Unix epoch) outside 0..1e11 is replaced by the time of
+        logging (one warning: a time in milliseconds made the server refuse every point), and a
+        batch the network or the server could not take stays buffered and is tried again
         by the sender thread (after a backoff) or by `flush()`."""
-        wall = time.time() if wall_time is None else float(wall_time)
+        try:
+            wall = time.time() if wall_time is None else float(wall_time)
+        except (TypeError, ValueError):
+            wall = math.nan
+        if not 0 <= wall <= MAX_WALL_TIME:  # NaN too: the server would refuse every point
+            if ("wall_time", "") not in self._warned:
+                self._warned.add(("wall_time", ""))
+                log.warning(
+                    "optiboard: wall_time %r is not seconds since the Unix epoch (0..1e11; milliseconds?); "
+                    "the time of logging is stored instead",
+                    wall_time,
+                )
+            wall = time.time()
         points = self._points(((k, step, v) for k, v in metrics.items()), wall)
         with self._lock:
             box = self._outboxes.setdefault(run_id, _Outbox())
@@ -856,6 +890,7 @@ class Client:
             with self._lock:
                 if box.sealed and box.sealed[0] is batch:
                     box.sealed.popleft()
+                self._stored_keys.setdefault(run_id, set()).update(p[0] for p in batch.points)
             stored += answer["accepted"]
             if answer.get("duplicates") and not answer.get("replayed") and not box.duplicate_warned:
                 box.duplicate_warned = True
@@ -884,6 +919,8 @@ class Client:
                 timeout = min(timeout, left)
             response = None
             made += 1
+            if self._over_limit.get(run_id) and self._without_over_limit(run_id, batch) and not batch.points:
+                return {"accepted": 0, "duplicates": 0, "replayed": False}
             try:
                 response = self._http.post(
                     path,
@@ -905,7 +942,9 @@ class Client:
                 error = self._error("POST", path, response)
                 if response.status_code == 413 and len(batch.points) > 1:
                     raise _TooLarge()
-                if response.status_code == 422 and self._drop_invalid(batch, error):
+                if response.status_code == 422 and (
+                    self._drop_invalid(batch, error) or self._drop_over_key_limit(run_id, batch, error)
+                ):
                     return self._post_batch(run_id, batch, box, sleep=sleep, deadline=deadline)
                 if response.status_code in (404, 409, 413, 422):
                     raise _Refused(error)
@@ -957,6 +996,51 @@ class Client:
         batch.points = [p for i, p in enumerate(batch.points) if i not in bad]
         batch.key = uuid.uuid4().hex  # a different body: the refused one stored nothing
         return bool(batch.points)
+
+    def _drop_over_key_limit(self, run_id: int, batch: _Batch, error: OptiboardError) -> bool:
+        """A 422 `too_many_metric_keys` (the batch would take the run past its key limit; nothing
+        of it was stored): keep the points of keys the run already holds and of as many new keys
+        as the limit leaves room for (first come), drop the others' points now and later (one
+        warning naming them), and resend the rest. False when nothing can be dropped."""
+        detail = error.detail[0] if isinstance(error.detail, list) and error.detail else {}
+        if not isinstance(detail, dict) or detail.get("type") != "too_many_metric_keys":
+            return False
+        ctx = detail.get("ctx") or {}
+        with self._lock:
+            known = self._stored_keys.get(run_id, set())
+            try:
+                room = max(0, int(ctx["limit"]) - max(int(ctx["stored"]), len(known)))
+            except (KeyError, TypeError, ValueError):
+                room = 0
+            new = list(dict.fromkeys(p[0] for p in batch.points if p[0] not in known))
+            over = set(new[room:])
+            if not over:
+                return False
+            self._over_limit.setdefault(run_id, set()).update(over)
+        names = sorted(over)
+        log.warning(
+            "optiboard: run %s may hold at most %s metric keys (OPTIBOARD_MAX_METRIC_KEYS_PER_RUN); "
+            "%s are not logged: %s; the other keys are stored",
+            run_id,
+            ctx.get("limit", "?"),
+            count(len(names), "new key"),
+            ", ".join(names[:10]) + (", ..." if len(names) > 10 else ""),
+        )
+        self._without_over_limit(run_id, batch)
+        return bool(batch.points)
+
+    def _without_over_limit(self, run_id: int, batch: _Batch) -> bool:
+        """Drop the batch's points of keys past the run's key limit (counted in `dropped`); a
+        batch whose body changes gets a new idempotency key (the old body stored nothing: it was
+        refused, or never sent). True when points were dropped."""
+        over = self._over_limit.get(run_id, set())
+        kept = [p for p in batch.points if p[0] not in over]
+        if len(kept) == len(batch.points):
+            return False
+        self.dropped += len(batch.points) - len(kept)
+        batch.points = kept
+        batch.key = uuid.uuid4().hex
+        return True
 
     # --- uploaded models --------------------------------------------------------------------
 

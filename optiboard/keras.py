@@ -236,6 +236,10 @@ class OptiboardCallback:
         self._sums: dict[str, float] = {}
         self._seen_batches = 0
         self._running: dict[str, float] = {}
+        # a call of unknown size held back (batches Keras claimed, its logs, the optimizer's
+        # update count before it) and the update count after the last call taken
+        self._pending: tuple[int, dict[str, float], int | None] | None = None
+        self._iterations_mark: int | None = None
         self._warned_send = False
         self._last_epoch = 0  # the last `epoch` value logged into the run
         self._shift: int | None = None
@@ -398,6 +402,8 @@ class OptiboardCallback:
         _active.discard(self)
         if self.run_id is None or self.disabled:
             return
+        if self._pending is not None:  # fit raised after a call of unknown size was held back
+            self._safe(self._settle_pending)
         rid, client, budget = self.run_id, self.client, self.end_timeout_s
         deadline = time.monotonic() + budget
 
@@ -461,6 +467,9 @@ class OptiboardCallback:
         self._epoch_start = self.step
         self._logged_batches = self._seen_batches = 0
         self._sums, self._running = {}, {}
+        self._pending = None
+        steps = self.params.get("steps")
+        self._iterations_mark = None if isinstance(steps, int) and steps > 0 else self._iterations()
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.disabled or self.run_id is None:
@@ -471,12 +480,51 @@ class OptiboardCallback:
         steps = self.params.get("steps")
         if isinstance(steps, int) and steps > 0:
             batches = min(batches, steps)
+        elif batches - self._pending_or_seen() > 1:
+            # Data of unknown length (a generator, a filtered tf.data.Dataset) with
+            # steps_per_execution > 1: nobody knows yet whether this call was the epoch's last,
+            # partial one (Keras 3 then reports a full call: batch 11 for 10 batches in calls of
+            # 4). The previous call was full; this one waits for the next call or the epoch end.
+            self._settle_pending()
+            self._pending = (batches, _scalars(logs, self._skipped), self._iterations_mark)
+            self._iterations_mark = self._iterations()
+            return
+        self._settle_pending()
+        self._take(batches, _scalars(logs, self._skipped))
+
+    def _pending_or_seen(self) -> int:
+        return self._pending[0] if self._pending is not None else self._seen_batches
+
+    def _iterations(self) -> int | None:
+        """The optimizer's update count (both Kerases), or None."""
+        try:
+            it = self.model.optimizer.iterations
+            return int(it.numpy() if hasattr(it, "numpy") else it)
+        except Exception:  # no optimizer, or an exotic one: counts stay as Keras reports them
+            return None
+
+    def _settle_pending(self, *, last: bool = False) -> None:
+        """Take the call held back by on_train_batch_end. At the epoch end (`last`) it may have
+        been partial: the optimizer's update count over that call says how many batches it ran
+        (when it is between 1 and the batches Keras claimed; a skipped mixed-precision update
+        in that very call would undercount it)."""
+        if self._pending is None:
+            return
+        batches, running, mark = self._pending
+        self._pending = None
+        if last and mark is not None and (now := self._iterations()) is not None:
+            ran = now - mark
+            if 1 <= ran < batches - self._seen_batches:
+                batches = self._seen_batches + ran
+        self._take(batches, running)
+
+    def _take(self, batches: int, running: dict[str, float]) -> None:
         if batches <= self._seen_batches:  # pragma: no cover - Keras never repeats a batch
             return
         crossed = batches // self.log_every > self._seen_batches // self.log_every
         self._seen_batches = batches
         self.step = self._epoch_start + batches
-        self._running = _scalars(logs, self._skipped)
+        self._running = running
         if crossed:
             self._safe(self._emit_interval)
 
@@ -502,6 +550,7 @@ class OptiboardCallback:
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.disabled or self.run_id is None:
             return
+        self._settle_pending(last=True)
         self._safe(self._emit_interval)
         if self._shift is None:
             # epochs continue the run's count: after a resume without initial_epoch, or a

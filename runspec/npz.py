@@ -32,6 +32,7 @@ refused with "channels-first: transpose to (N, H, W, C)" rather than transposed 
 
 from __future__ import annotations
 
+import itertools
 import math
 import zipfile
 from collections.abc import Iterator
@@ -281,12 +282,16 @@ def _classes(
     found = sorted(train)
     if values is None:
         k = len(names) if names is not None else max(max(found, default=-1) + 1, len(found))
-        values = list(range(k))
+        # k may be as large as the largest label (2**63 for one stray uint64): never list 0..k-1
+        # before the labels are known to be exactly 0..K-1 (then K <= MAX_CLASSES).
         stray = [v for v in found if not 0 <= v < k]
         if stray or len(found) != k:
-            absent = [v for v in values if v not in train]
+            missing = k - sum(1 for v in found if 0 <= v < k)
+            absent = list(itertools.islice((v for v in range(k) if v not in train), SHOWN_LABELS + 1))
             why = (
-                f"labels outside 0..{k - 1}: {_fmt_labels(stray)}" if stray else f"no example of {_fmt_labels(absent)}"
+                f"labels outside 0..{k - 1}: {_fmt_labels(stray)}"
+                if stray
+                else f"no example of {f'{missing} labels: ' if missing > SHOWN_LABELS else ''}{_fmt_labels(absent)}"
             )
             raise DatasetRefused(
                 "y_train",
@@ -295,6 +300,7 @@ def _classes(
                 "(numpy.unique(y, return_inverse=True)) or add a 'classes' array listing the label "
                 "value of each class, e.g. classes=numpy.unique(y_train)",
             )
+        values = list(range(k))
     else:
         unlisted = [v for v in found if v not in set(values)]
         if unlisted:

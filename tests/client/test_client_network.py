@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import optiboard
+from optiboard.client import metric_key
 from tests.client.netproxy import DROP_REPLY, PASS, RESET, Proxy
 from tests.conftest import Stack
 from tests.stack import wait_for
@@ -161,17 +162,39 @@ def test_names_the_server_refuses_are_mapped_not_lost(live_stack: Stack, caplog:
             for step in range(30):
                 ob.log_metrics(
                     rid,
-                    {"top@3": 0.5, "précision": 0.25, "loss": 1.0, "x" * 300: 2.0, "@@@": 1.0, "text": "n/a"},
+                    {
+                        "top@3": 0.5,
+                        "précision": 0.25,
+                        "loss": 1.0,
+                        "x" * 300 + "a": 2.0,
+                        "x" * 300 + "b": 3.0,
+                        "@@@": 1.0,
+                        "text": "n/a",
+                        "精度": 0.75,
+                        "召回": 0.5,
+                        "acc\n": 0.125,
+                    },
                     step=step,
                 )
             ob.finish(rid)
         series = ob.metrics(rid, max_points=100_000)
-        assert sorted(series) == ["loss", "precision", "top_3", "x" * 200]
+        long_a, long_b = metric_key("x" * 300 + "a"), metric_key("x" * 300 + "b")
+        # two long names that differ only at their ends stay two keys (both were "x" * 200 and
+        # the second was dropped); CJK names keep their letters as code points (both were "__",
+        # the first skipped, the second refused); a name ending in a newline passed the
+        # client's `$` check and every one of its points was refused by the server
+        assert long_a != long_b and len(long_a) == len(long_b) == 200 and long_a.startswith("x" * 191 + "-")
+        assert sorted(series) == sorted(
+            ["loss", "precision", "top_3", long_a, long_b, "u7cbeu5ea6", "u53ecu56de", "acc_"]
+        )
         assert all(len(s["steps"]) == 30 for s in series.values())
+        assert series["u7cbeu5ea6"]["values"] == [0.75] * 30 and series["acc_"]["values"] == [0.125] * 30
+        assert series[long_b]["values"] == [3.0] * 30
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 5, warnings  # one per name: top@3, précision, x*300, @@@, text
+        assert len(warnings) == 9, warnings  # one per name: all but loss
         assert any("'top@3' is stored as 'top_3'" in w for w in warnings)
         assert any("'@@@'" in w for w in warnings) and any("'text'" in w for w in warnings)
+        assert not any("refused" in w for w in warnings), warnings
     finally:
         ob.close()
 
@@ -192,4 +215,29 @@ def test_log_metrics_never_raises_when_the_run_ends_under_it(
         assert ob.dropped >= 49  # step 0 may have gone out before the cancel
     finally:
         ob._outboxes.clear()
+        ob.close()
+
+
+def test_a_wall_time_in_milliseconds_loses_no_point(live_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """`wall_time=time.time() * 1000` (milliseconds, a common slip): the server refuses a
+    wall_time past 1e11 s, so every point was refused and dropped. Now the points are stored at
+    the time of logging, with one warning."""
+    import time
+
+    ob = _client(live_stack.url, live_stack.token)
+    try:
+        rid = ob.create_external_run("wall-ms", experiment="client-tests")["id"]
+        before = time.time()
+        with caplog.at_level(logging.WARNING, logger="optiboard"):
+            for step in range(5):
+                ob.log_metrics(rid, {"loss": 1.0 / (step + 1)}, step=step, wall_time=time.time() * 1000)
+            ob.log_metrics(rid, {"loss": 0.1}, step=5, wall_time="soon")  # type: ignore[arg-type]
+            ob.finish(rid)
+        assert _stored_steps(live_stack, rid) == list(range(6))
+        with _client(live_stack.url, live_stack.token) as direct:
+            r = direct._http.get(f"/api/runs/{rid}/metrics/times", params={"key": "loss"})
+        assert all(before - 1 <= w <= time.time() + 1 for w in r.json()["wall_times"])
+        warnings = [m.getMessage() for m in caplog.records if m.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "milliseconds?" in warnings[0], warnings
+    finally:
         ob.close()

@@ -252,3 +252,123 @@ def test_logging_problems_never_stop_training(
         s = series(ob, cb.run_id)
         assert {"train_f1_score/0", "train_f1_score/9"} <= set(s)
         assert all(math.isfinite(v) for v in s["train_f1_score/3"]["values"])
+
+
+@pytest.mark.parametrize("spe", [3, 4])
+def test_steps_per_execution_on_data_of_unknown_length(spe: int, ob: optiboard.Client, digits: Any) -> None:
+    """Keras 3 only: tf-keras refuses steps_per_execution > 1 on data of unknown length. A
+    filtered tf.data.Dataset (cardinality unknown) of 10 batches in calls of `spe`: Keras 3
+    reports the epoch's last, partial call as a full one (batch 11 for 10 batches in calls of
+    4) and never learns `steps`, so the points landed at 4, 8, 12, 16, 20, 24 with a last
+    value averaged over 4 batches where 2 ran. Now steps count batches and values are the
+    means over the batches that ran, as with steps_per_execution = 1."""
+    import keras
+    import tensorflow as tf
+
+    from optiboard.keras import OptiboardCallback
+
+    x, y = digits
+    got = {}
+    for k in (1, spe):
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda a, b: True)
+        assert int(ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+        cb = OptiboardCallback(ob, run_name=f"unknown-length-spe{k}", experiment="client-tests")
+        h = mlp(keras, steps_per_execution=k).fit(ds, epochs=2, callbacks=[cb], verbose=0)
+        got[k] = (series(ob, cb.run_id), h.history)
+    one, many = got[1][0], got[spe][0]
+    assert one["loss"]["steps"] == list(range(1, 21))
+    calls = [b for b in range(spe, 11, spe)] + ([10] if 10 % spe else [])
+    assert many["loss"]["steps"] == calls + [10 + c for c in calls]
+    assert many["epoch"] == {"steps": [10, 20], "values": [1.0, 2.0]}
+    per_batch = dict(zip(one["loss"]["steps"], one["loss"]["values"], strict=True))
+    expected, start = [], 0
+    for end in many["loss"]["steps"]:
+        expected.append(np.mean([per_batch[s] for s in range(start + 1, end + 1)]))
+        start = end
+    assert many["loss"]["values"] == pytest.approx(expected, rel=2e-3)
+    assert many["train_loss"]["values"] == pytest.approx(got[spe][1]["loss"], rel=1e-6)
+
+
+def test_metric_names_of_any_alphabet_and_length_are_all_stored(
+    K: Any, ob: optiboard.Client, digits: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keras metric names the server's alphabet lacks: CJK names (both became "__": the first
+    was skipped, the second refused), a name ending in a newline (passed the client's check,
+    every point refused) and two long names that differ after 200 characters (the second was
+    dropped as a collision). Each is stored, batch and epoch, under its own key."""
+    from optiboard.client import metric_key
+    from optiboard.keras import OptiboardCallback
+
+    x, y = digits
+    names = ["精度", "召回", "top3\n", "k" * 230 + "a", "k" * 230 + "b", "top 3/ok"]
+    metrics = ["accuracy", *(K.metrics.SparseTopKCategoricalAccuracy(k=3, name=n) for n in names)]
+    cb = OptiboardCallback(ob, run_name=f"alphabets-{K.__name__}", experiment="client-tests")
+    with caplog.at_level(logging.WARNING, logger="optiboard"):
+        h = mlp(K, metrics=metrics).fit(x, y, batch_size=32, epochs=2, callbacks=[cb], verbose=0)
+    assert ob.get_run(cb.run_id)["status"] == "succeeded"
+    s = series(ob, cb.run_id)
+    for name in names:
+        assert len(s[metric_key(name)]["steps"]) == 20, name
+        assert s[metric_key(f"train_{name}")]["values"] == pytest.approx(h.history[name], rel=1e-6), name
+    assert len({metric_key(n) for n in names}) == len(names)
+    assert not [r for r in caplog.records if "refused" in r.getMessage() or "not logged" in r.getMessage()]
+
+
+def test_a_fit_raising_on_data_of_unknown_length_keeps_the_held_back_call(ob: optiboard.Client, digits: Any) -> None:
+    """Keras 3, steps_per_execution 4 on data of unknown length: each call's point waits for the
+    next call or the epoch end. A fit that raises in between still stores the held-back call's
+    point when the run ends failed."""
+    import keras
+    import tensorflow as tf
+
+    from optiboard.keras import OptiboardCallback
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 7:
+                raise RuntimeError("boom after the second call")
+
+    x, y = digits
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda a, b: True)
+    cb = OptiboardCallback(ob, run_name="unknown-length-raises", experiment="client-tests")
+    with pytest.raises(RuntimeError, match="boom"), cb:
+        mlp(keras, steps_per_execution=4).fit(ds, epochs=2, callbacks=[cb, Boom()], verbose=0)
+    assert ob.get_run(cb.run_id)["status"] == "failed"
+    assert series(ob, cb.run_id)["loss"]["steps"] == [4, 8]
+
+
+def test_a_flaky_network_through_the_end_of_fit_loses_nothing(K: Any, live_stack: Stack, digits: Any) -> None:
+    """Fault 5 at the callback's level, with the failures where they hurt most: through a real
+    TCP proxy, every second metrics reply is lost after the server stored the batch, every
+    third other POST is reset, the first finish is reset and the second one's reply lost. Every
+    point arrives once, and the run ends succeeded."""
+    from optiboard.keras import OptiboardCallback
+    from tests.client.netproxy import DROP_REPLY, PASS, RESET, Proxy
+
+    seen = {"metrics": 0, "finish": 0}
+
+    def policy(method: str, path: str) -> str:
+        if method == "POST" and path.endswith("/metrics"):
+            seen["metrics"] += 1
+            n = seen["metrics"]
+            return DROP_REPLY if n % 2 == 0 else RESET if n % 3 == 0 else PASS
+        if path.endswith("/finish"):
+            seen["finish"] += 1
+            return {1: RESET, 2: DROP_REPLY}.get(seen["finish"], PASS)
+        return PASS
+
+    proxy = Proxy(live_stack.url, policy)
+    flaky = optiboard.Client(proxy.url, token=live_stack.token, backoff_s=0.05, max_backoff_s=0.2, batch_size=7)
+    try:
+        x, y = digits
+        cb = OptiboardCallback(flaky, run_name=f"flaky-{K.__name__}", experiment="client-tests", end_timeout_s=30)
+        h = mlp(K).fit(x, y, batch_size=32, epochs=2, callbacks=[cb], verbose=0)
+        with optiboard.Client(live_stack.url, token=live_stack.token) as direct:
+            s = series(direct, cb.run_id)
+            assert direct.get_run(cb.run_id)["status"] == "succeeded"
+        assert s["loss"]["steps"] == list(range(1, 21)) and s["accuracy"]["steps"] == list(range(1, 21))
+        assert s["train_loss"]["values"] == pytest.approx(h.history["loss"], rel=1e-6)
+        assert seen["finish"] >= 3 and seen["metrics"] >= 6
+    finally:
+        flaky.close()
+        proxy.close()

@@ -5,6 +5,7 @@ live_stack)."""
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import httpx
@@ -111,6 +112,28 @@ def _variant(stack: Any, run_id: int, fmt: str) -> dict[str, Any]:
     r.raise_for_status()
     body = r.json()
     return next(v for v in (body["data"] if isinstance(body, dict) else body) if v["format"] == fmt)
+
+
+@pytest.mark.parametrize(
+    "far",
+    [np.uint64(2**63 + 5), np.int64(10**12), np.float64(2**52)],
+    ids=["uint64-2^63", "int64-1e12", "float-2^52"],
+)
+def test_one_far_label_is_refused_at_once_without_listing_every_missing_class(live_stack: Any, far: Any) -> None:
+    """A gap of any size is a phantom class too, refused the same way in well under a second:
+    the validator listed every class 0..max(label) to say which were missing (a MemoryError,
+    HTTP 500, for 2**52 and above; 41 s and gigabytes for 10**8)."""
+    y = Y[:1400].astype(np.asarray(far).dtype)
+    y[7] = far
+    started = time.monotonic()
+    msg = _refused(
+        _upload(live_stack, _npz(y_train=y)),
+        ["body", "file", "y_train"],
+        f"found 11 distinct labels [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, {int(far)}]",
+        f"no example of {int(far) - 10} labels: [10, 11, 12,",
+    )
+    assert time.monotonic() - started < 5, msg
+    assert live_stack.client.http.get("/api/datasets").status_code == 200
 
 
 @pytest.mark.parametrize(
