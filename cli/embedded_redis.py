@@ -35,6 +35,28 @@ class EmbeddedRedis:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"embedded redis-server did not start; see {self.dir / 'redis.log'}")
             time.sleep(0.05)
+        # Listening is not serving: a server still loading its append-only file answers PING
+        # with LOADING, and one whose file is damaged exits after it began to listen. Only a
+        # PONG means it is up (else RuntimeError, like a server that never listened).
+        import redis
+
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1.0)
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        break
+                except (
+                    redis.exceptions.BusyLoadingError,
+                    redis.exceptions.ConnectionError,
+                    redis.exceptions.TimeoutError,
+                ):
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded redis-server did not start; see {self.dir / 'redis.log'}")
+                time.sleep(0.05)
+        finally:
+            client.close()
         log.info("embedded Redis listening on %s", self.socket)
         return f"redis+socket://{self.socket}"
 
