@@ -177,7 +177,13 @@ def make_sampler(spec: StudySpec, *, n_trials: int) -> optuna.samplers.BaseSampl
             seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, max_trials // 3))
         )
     if spec.strategy == "grid":
-        return optuna.samplers.GridSampler({"grid_point": list(range(len(grid_recipes(spec.search_space))))}, seed=seed)
+        # GridSampler shuffles its grid with its seed and gives trial k the k-th point: a seed
+        # that changed with the trial count re-shuffled on every rebuild and drew the same point
+        # twice (a 3-point grid ran pruning+qat twice and never clustering); the study seed keeps
+        # one order for the whole study
+        return optuna.samplers.GridSampler(
+            {"grid_point": list(range(len(grid_recipes(spec.search_space))))}, seed=spec.seed
+        )
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -524,6 +530,10 @@ def _json_attrs(study: optuna.Study, number: int) -> dict[str, Any]:
             out[k] = v
         elif isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v):
             out[k] = list(v)
+        elif isinstance(v, dict) and all(
+            isinstance(x, list | tuple) and all(isinstance(y, str | int | float | bool) for y in x) for x in v.values()
+        ):  # GridSampler's "search_space": without it, its visited-grid check raises KeyError
+            out[k] = {str(name): list(x) for name, x in v.items()}
     return out
 
 
