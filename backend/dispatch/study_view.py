@@ -18,7 +18,8 @@ from runspec.studies import QUALITY_OBJECTIVES, StudySpec, direction
 
 def study_summary(study: StudyRecord, trials: list[TrialRecord], now: datetime) -> dict[str, Any]:
     """The study's row as the list shows it: its fields, trial counts and budget. `bar` is None
-    and `note` says so while a study from an uploaded model waits for its baseline run;
+    while a study from an uploaded model has no reference (its baseline run has not succeeded),
+    and `note` says it is waiting for that run;
     `left_out_chains` maps default chains this baseline cannot take to why."""
     spec = study.study_spec()
     waiting = study.waiting_for_baseline
@@ -34,7 +35,8 @@ def study_summary(study: StudyRecord, trials: list[TrialRecord], now: datetime) 
         "objectives": study.objectives,
         "directions": [direction(o) for o in study.objectives],
         "constraint": study.constraint,
-        "bar": None if waiting else bar_of(spec, study.reference),
+        # no reference while waiting for the baseline run, nor after it failed
+        "bar": bar_of(spec, study.reference) if study.reference else None,
         "note": f"waiting for the baseline run {study.baseline_run_id}" if waiting else None,
         "left_out_chains": study.left_out_chains,
         "strategy": study.strategy,

@@ -172,6 +172,8 @@ def test_a_baseline_run_that_fails_fails_the_study(factory: sessionmaker[Session
         assert ended.stop_reason == ended.error
         assert f"the baseline run {study.baseline_run_id} ended {ending}" in (ended.stop_reason or "")
         assert studies.list_trials(s, study_id=study.id) == []
+        view = study_detail(s, ended, include_infeasible=False, now=utcnow())
+        assert view["status"] == "failed" and view["bar"] is None and view["note"] is None
         with pytest.raises(Conflict):
             loop.extend(s, study_id=study.id, trials=5)
 
