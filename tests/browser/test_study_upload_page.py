@@ -81,10 +81,12 @@ def test_the_models_page_starts_a_study_from_a_model(dashboard: Dashboard, live_
     page.wait_for_url("**/studies/*")
     status = page.locator("#study-status")
     expect(page.locator("#study-baseline-link")).to_contain_text(f"uploaded model #{model_id}")
-    expect(page.locator("#study-left-out")).to_contain_text("clustering left out: ")
+    expect(page.locator("#study-left-out")).to_contain_text("clustering — clustering cannot run on model")
     _shot(page, "waiting")
     expect(status).to_contain_text("the baseline run", timeout=5_000)  # waiting, or already failed
     expect(status.locator(".badge")).to_have_text("failed", timeout=90_000)
     expect(status).to_contain_text("ended failed")
+    expect(page.get_by_role("button", name="Extend +10 trials")).to_be_disabled()
+    expect(page.locator("#study-no-reference")).to_contain_text("the baseline run did not succeed")
     _shot(page, "failed")
     assert dashboard.console_errors == [] and dashboard.csp_violations(page) == []

@@ -281,7 +281,12 @@ function trialsTable(s) {
           ],
           [...s.trials].reverse(),
         )
-      : emptyState("No trials yet", "Trials start as soon as a worker is free."),
+      : s.status === "failed"
+        ? emptyState("No trials", "The study failed before its first trial (see why above).")
+        : emptyState(
+            "No trials yet",
+            s.note ? "Trials start once the baseline run has succeeded." : "Trials start as soon as a worker is free.",
+          ),
   );
 }
 
@@ -301,7 +306,7 @@ function actions(s) {
   return [
     btn("Pause", "pause", ACTIVE.includes(s.status) && s.status !== "paused"),
     btn("Resume", "resume", s.status === "paused"),
-    btn("Extend +10 trials", "extend", s.status !== "stopped", { trials: 10 }),
+    btn("Extend +10 trials", "extend", !["stopped", "failed"].includes(s.status), { trials: 10 }),
     h(
       "button",
       {
@@ -375,9 +380,14 @@ async function load() {
     ),
     Object.keys(s.left_out_chains || {}).length
       ? h(
-          "ul",
+          "div",
           { class: "muted", id: "study-left-out" },
-          Object.entries(s.left_out_chains).map(([chain, why]) => h("li", {}, `${chain} left out: ${why}`)),
+          "Left out of the default chains (this baseline cannot take them):",
+          h(
+            "ul",
+            {},
+            Object.entries(s.left_out_chains).map(([chain, why]) => h("li", {}, h("strong", {}, chain), ` — ${why}`)),
+          ),
         )
       : "",
     h(
@@ -592,7 +602,7 @@ async function loadList() {
         ],
         page.data,
       )
-    : emptyState("No study yet", "Start one below from a finished baseline run.");
+    : emptyState("No study yet", "Start one below from a finished run or an uploaded model.");
   replace(
     main,
     pageHeader("Studies", {
