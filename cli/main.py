@@ -772,11 +772,19 @@ def _value_text(objective: str, value: float) -> str:
 
 
 def _show_study(s: dict[str, Any]) -> None:
-    typer.echo(f"study {s['id']} {s['status']}: {s['name']} ({s['strategy']}, baseline run {s['baseline_run_id']})")
+    baseline = f"baseline run {s['baseline_run_id']}"
+    if s.get("baseline_model_id"):
+        baseline = f"baseline: uploaded model {s['baseline_model_id']}, measured by run {s['baseline_run_id']}"
+    typer.echo(f"study {s['id']} {s['status']}: {s['name']} ({s['strategy']}, {baseline})")
+    if s.get("note"):
+        typer.echo(f"  {s['note']}")
     if s.get("stop_reason"):
         typer.echo(f"  ended: {s['stop_reason']}")
+    for chain, why in (s.get("left_out_chains") or {}).items():
+        typer.echo(f"  left out {chain}: {why}")
     con = s["constraint"]
-    typer.echo(f"  constraint: {con['metric']} ≥ {s['bar'] * 100:.2f} % (baseline − {con['max_drop']:g} {con['unit']})")
+    bar = "the baseline's figures" if s.get("bar") is None else f"{s['bar'] * 100:.2f} %"
+    typer.echo(f"  constraint: {con['metric']} ≥ {bar} (baseline − {con['max_drop']:g} {con['unit']})")
     b = s["budget"]
     used = b["used"]
     typer.echo(
@@ -805,22 +813,61 @@ def _show_study(s: dict[str, Any]) -> None:
 @studies_app.command("create")
 def studies_create(
     spec: Annotated[
-        Path, typer.Argument(help="study spec, YAML or JSON (GET /docs: StudySpec)", exists=True, dir_okay=False)
-    ],
+        Path | None,
+        typer.Argument(help="study spec, YAML or JSON (GET /docs: StudySpec)", exists=True, dir_okay=False),
+    ] = None,
+    baseline_run: Annotated[
+        int | None, typer.Option("--baseline-run", help="baseline: a finished run (its dataset is used)")
+    ] = None,
+    baseline_model: Annotated[
+        int | None,
+        typer.Option("--baseline-model", help="baseline: an uploaded model id, measured on --dataset first"),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="with --baseline-model: digits, mnist, fashion_mnist, cifar10")
+    ] = None,
+    dataset_upload: Annotated[
+        int | None, typer.Option("--dataset-upload", help="with --baseline-model: an uploaded dataset id")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the study's name")] = None,
+    max_trials: Annotated[int | None, typer.Option("--max-trials", help="trial budget")] = None,
     url: Url = None,
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a study from a spec file and print its id."""
+    """Create a study from a spec file and/or options (options win) and print its id. With
+    --baseline-model the API measures the uploaded model first and the study waits for it."""
     import yaml
 
-    try:
-        body = yaml.safe_load(spec.read_text())
-    except yaml.YAMLError as e:
-        _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+    body: dict[str, Any] = {}
+    if spec is not None:
+        try:
+            body = yaml.safe_load(spec.read_text()) or {}
+        except yaml.YAMLError as e:
+            _fail(f"{spec} is not valid YAML or JSON: {str(e).splitlines()[0]}")
+        if not isinstance(body, dict):
+            _fail(f"{spec} must hold a mapping (a StudySpec)")
+    if baseline_run is not None:
+        body["baseline_run_id"] = baseline_run
+    if baseline_model is not None:
+        body["baseline_model_id"] = baseline_model
+    if dataset_upload is not None:
+        body["dataset"] = {**(body.get("dataset") or {}), "name": "upload", "upload_id": dataset_upload}
+    elif dataset is not None:
+        body["dataset"] = {**(body.get("dataset") or {}), "name": dataset}
+    if name is not None:
+        body["name"] = name
+    if max_trials is not None:
+        body["budget"] = {**(body.get("budget") or {}), "max_trials": max_trials}
+    if "baseline_run_id" not in body and "baseline_model_id" not in body:
+        _fail("give a baseline: --baseline-run RUN_ID or --baseline-model MODEL_ID --dataset NAME (or a spec file)")
     with _Api(url, token, data_dir) as api:
         study = api.call("POST", "/api/studies", json=body)
     typer.echo(f"study {study['id']} {study['status']}: {study['name']}")
+    if study.get("note"):
+        typer.echo(f"  {study['note']}")
+    for chain, why in (study.get("left_out_chains") or {}).items():
+        typer.echo(f"  left out {chain}: {why}")
 
 
 @studies_app.command("list")

@@ -431,11 +431,29 @@ class Client:
 
     # --- studies (issue 20) ---------------------------------------------------------------
 
-    def create_study(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Start a study (a StudySpec as a dict: baseline_run_id, objectives, constraint,
-        search_space, budget, strategy); returns it as stored (status queued). Raises
-        OptiboardError (HTTP 422 names the field)."""
-        return self._json("POST", "/api/studies", json=dict(spec))
+    def create_study(
+        self,
+        spec: Mapping[str, Any] | None = None,
+        *,
+        baseline_run_id: int | None = None,
+        baseline_model_id: int | None = None,
+        dataset: str | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a study (a StudySpec as a dict: baseline_run_id or baseline_model_id,
+        objectives, constraint, search_space, budget, strategy); the keyword arguments are
+        merged into `spec`. With `baseline_model_id` (an uploaded model) and `dataset` (a name
+        such as "digits", or a DatasetSpec dict) the server measures the model in a baseline run
+        first: the study answers status queued with `note` "waiting for the baseline run N",
+        and ends `failed` if that run does. Returns the study as stored. Raises OptiboardError
+        (HTTP 422 names the field: both or neither baseline, a chain the model cannot take)."""
+        body = dict(spec or {})
+        if baseline_run_id is not None:
+            body["baseline_run_id"] = int(baseline_run_id)
+        if baseline_model_id is not None:
+            body["baseline_model_id"] = int(baseline_model_id)
+        if dataset is not None:
+            body["dataset"] = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
+        return self._json("POST", "/api/studies", json=body)
 
     def list_studies(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Studies, newest first, with trial counts and budget used/left."""
@@ -472,11 +490,12 @@ class Client:
         return self._json("POST", f"/api/studies/{study_id}/extend", json=body)
 
     def wait_study(self, study_id: int, *, timeout: float | None = None, poll: float = 1.0) -> dict[str, Any]:
-        """Block until the study is finished or stopped; returns it. Raises OptiboardError on timeout."""
+        """Block until the study is finished, stopped or failed (its baseline run failed); returns
+        it. `timeout` and `poll` in seconds. Raises OptiboardError on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             study = self.get_study(study_id)
-            if study["status"] in ("finished", "stopped"):
+            if study["status"] in ("finished", "stopped", "failed"):
                 return study
             if deadline is not None and time.monotonic() + poll > deadline:
                 raise OptiboardError(f"study {study_id} still {study['status']} after {timeout} s")

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from runspec.spec import (
     WIDTH_ARCHITECTURES,
     ClusteringSpec,
+    DatasetSpec,
     DistillationSpec,
     MeasurementSpec,
     Name,
@@ -258,11 +259,29 @@ class EarlyStopping(Strict):
 class StudySpec(Strict):
     """A whole study. `objectives` are minimised (costs) or maximised (accuracy, f1); the first
     cost objective is the hypervolume's x axis. Trials fine-tune the baseline's model
-    (`model.init_from_run_id`), except distillation, which trains a fresh student taught by it."""
+    (`model.init_from_run_id`), except distillation, which trains a fresh student taught by it.
+
+    The baseline is exactly one of `baseline_run_id` (a finished run) and `baseline_model_id`
+    (an uploaded model, measured on `dataset` by a baseline run the API creates; the study
+    waits for that run). Raises SpecError naming the field when neither or both are given, or
+    when `dataset` is missing with a model baseline or given with a run baseline."""
 
     name: Name = "study"
     experiment: Name | None = Field(default=None, description="default: the study's name")
-    baseline_run_id: int = Field(ge=1, le=MAX_ID, description="a finished (succeeded) run with a Keras model")
+    baseline_run_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="a finished (succeeded) run with a Keras model"
+    )
+    baseline_model_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="an uploaded model (the id from POST /api/models) instead of baseline_run_id: the API "
+        "measures it on `dataset` in a baseline run of its own and the study starts when that run succeeds",
+    )
+    dataset: DatasetSpec | None = Field(
+        default=None,
+        description="with baseline_model_id: the dataset to measure the model on and to train trials on",
+    )
     objectives: list[Objective] = Field(default_factory=lambda: ["gzip_bytes", "accuracy"], min_length=1, max_length=4)  # type: ignore[arg-type]
     constraint: Constraint = Constraint()
     search_space: SearchSpace = SearchSpace()
@@ -288,6 +307,19 @@ class StudySpec(Strict):
     measurement_protocol: Literal["full", "quick", "off"] | None = Field(
         default=None, description="default: full with a latency objective, else quick"
     )
+
+    @model_validator(mode="after")
+    def _one_baseline(self) -> StudySpec:
+        if (self.baseline_run_id is None) == (self.baseline_model_id is None):
+            raise SpecError(
+                "baseline_run_id",
+                "give exactly one baseline: baseline_run_id (a finished run) or baseline_model_id (an uploaded model)",
+            )
+        if self.baseline_model_id is not None and self.dataset is None:
+            raise SpecError("dataset", "baseline_model_id needs the dataset to measure the model on (dataset.name)")
+        if self.baseline_run_id is not None and self.dataset is not None:
+            raise SpecError("dataset", "a baseline run brings its own dataset: leave dataset out with baseline_run_id")
+        return self
 
     @model_validator(mode="after")
     def _objectives(self) -> StudySpec:
@@ -335,15 +367,57 @@ def chain_techniques(chain: str) -> list[str]:
     return [] if chain == "none" else chain.split("+")
 
 
-def trial_spec(study: StudySpec, *, study_id: int, number: int, baseline: RunSpec, recipe: dict[str, Any]) -> RunSpec:
+def study_protocol(study: StudySpec) -> Literal["full", "quick", "off"]:
+    """The measurement protocol of the study's runs: the spec's, else full with a latency
+    objective, else quick."""
+    return study.measurement_protocol or ("full" if any(o.startswith("latency") for o in study.objectives) else "quick")
+
+
+def baseline_spec(study: StudySpec, *, study_id: int) -> RunSpec:
+    """The baseline run a study with `baseline_model_id` creates: the uploaded model measured as
+    it came on the study's dataset (no training, no technique) with a float32 .tflite export,
+    whose figures become the study's reference. The dataset keeps only the fields the user set,
+    so defaults that depend on the model (normalize) are resolved at submit as for any run.
+    Raises pydantic.ValidationError when the result is not a valid RunSpec."""
+    assert study.baseline_model_id is not None and study.dataset is not None  # _one_baseline
+    return RunSpec.model_validate(
+        {
+            "name": f"{study.name} baseline",
+            "experiment": study.experiment or study.name,
+            "kind": "train",
+            "dataset": study.dataset.model_dump(exclude_unset=True),
+            "model": {"upload_id": study.baseline_model_id},
+            "training": {"epochs": 0},
+            "exports": ["float32"],
+            "measurement": {"protocol": study_protocol(study)},
+            "tags": [f"study-baseline:{study_id}"],
+            "notes": f"baseline of study {study_id} ({study.name}): uploaded model {study.baseline_model_id} "
+            "measured as it came",
+        }
+    )
+
+
+def trial_spec(
+    study: StudySpec,
+    *,
+    study_id: int,
+    number: int,
+    baseline: RunSpec,
+    recipe: dict[str, Any],
+    baseline_run_id: int | None = None,
+) -> RunSpec:
     """The RunSpec of one trial: the baseline's dataset and training settings plus the sampled
     recipe. `recipe` is flat: {"chain", "export", "<technique>.<setting>": value, ...} (the
-    Optuna parameter names). Techniques fine-tune the baseline's model (init_from_run_id, no base
-    epochs); distillation trains a fresh student at the sampled width (teacher = baseline).
-    Raises pydantic.ValidationError/SpecError when the result is not a valid RunSpec."""
+    Optuna parameter names). Techniques fine-tune the baseline run's model (init_from_run_id,
+    no base epochs); distillation trains a fresh student at the sampled width (teacher =
+    baseline). `baseline_run_id` defaults to the spec's (a study from an uploaded model passes
+    the baseline run it created). Raises pydantic.ValidationError/SpecError when the result is
+    not a valid RunSpec."""
+    run_id = baseline_run_id if baseline_run_id is not None else study.baseline_run_id
+    assert run_id is not None
     names = chain_techniques(str(recipe["chain"]))
     techniques: list[Any] = []
-    model = baseline.model.model_copy(update={"init_from_run_id": study.baseline_run_id, "upload_id": None})
+    model = baseline.model.model_copy(update={"init_from_run_id": run_id, "upload_id": None})
     optimizer = baseline.training.optimizer
     epochs = 0
     for name in names:
@@ -372,7 +446,7 @@ def trial_spec(study: StudySpec, *, study_id: int, number: int, baseline: RunSpe
             techniques.append(
                 DistillationSpec(
                     name="distillation",
-                    teacher_run_id=study.baseline_run_id,
+                    teacher_run_id=run_id,
                     temperature=float(get("temperature")),
                     alpha=float(get("alpha")),
                 )
@@ -386,9 +460,7 @@ def trial_spec(study: StudySpec, *, study_id: int, number: int, baseline: RunSpe
     dataset = baseline.dataset
     if study.limit_train is not None:
         dataset = dataset.model_copy(update={"limit_train": study.limit_train})
-    protocol = study.measurement_protocol or (
-        "full" if any(o.startswith("latency") for o in study.objectives) else "quick"
-    )
+    protocol = study_protocol(study)
     measurement = (
         baseline.measurement.model_copy(update={"protocol": protocol})
         if protocol == baseline.measurement.protocol

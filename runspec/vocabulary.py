@@ -175,9 +175,10 @@ DEVICE_QUEUE_PREFIX = "measure."
 # A device measurement's life: queued → running → succeeded | failed; terminal states never change
 # (measuring again is a new measurement).
 MEASUREMENT_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
-# A study's life (issue 20): queued → running ⇄ paused → stopped | finished. An active study may
-# still ask for trials (and its budget's "left" means something); stopped and finished are terminal.
-STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused", "stopped", "finished")
+# A study's life (issue 20): queued → running ⇄ paused → stopped | finished | failed. An active
+# study may still ask for trials (and its budget's "left" means something); stopped, finished and
+# failed (the baseline run a study from an uploaded model created did not succeed) are terminal.
+STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused", "stopped", "finished", "failed")
 ACTIVE_STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "paused")
 # What the compare page calls the measurement the worker that trained a run took itself.
 OWN_DEVICE = "worker"

@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.errors import Conflict, Invalid, NotFound, Problem
 from backend.dispatch import study_rules
 from backend.dispatch.queue import JobQueue
-from backend.dispatch.submission import commit_and_enqueue, create_checked, reference_problems
+from backend.dispatch.submission import (
+    commit_and_enqueue,
+    create_checked,
+    reference_problems,
+    uploaded_model_problems,
+)
 from backend.store import models as m
 from backend.store import runs, studies, variants
 from backend.store.db import unit_of_work
@@ -49,6 +54,7 @@ from runspec.studies import (
     IntRange,
     SearchSpace,
     StudySpec,
+    baseline_spec,
     chain_techniques,
     direction,
     nsga2_population,
@@ -171,7 +177,13 @@ def make_sampler(spec: StudySpec, *, n_trials: int) -> optuna.samplers.BaseSampl
             seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, max_trials // 3))
         )
     if spec.strategy == "grid":
-        return optuna.samplers.GridSampler({"grid_point": list(range(len(grid_recipes(spec.search_space))))}, seed=seed)
+        # GridSampler shuffles its grid with its seed and gives trial k the k-th point: a seed
+        # that changed with the trial count re-shuffled on every rebuild and drew the same point
+        # twice (a 3-point grid ran pruning+qat twice and never clustering); the study seed keeps
+        # one order for the whole study
+        return optuna.samplers.GridSampler(
+            {"grid_point": list(range(len(grid_recipes(spec.search_space))))}, seed=spec.seed
+        )
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -391,6 +403,12 @@ def _tick_study(
         if study is None or study.status not in studies.ACTIVE_STATUSES:
             return 0
         spec = study.study_spec()
+        if study.waiting_for_baseline:
+            if not baseline_ready(session, study, spec):
+                return 0
+            reread = studies.get_study(session, study_id=study_id)
+            assert reread is not None
+            study = reread
         now = clock()
         _tell_ended(session, study, spec, studies.list_trials(session, study_id=study_id), now)
         trials = studies.list_trials(session, study_id=study_id)
@@ -440,7 +458,14 @@ def _tick_study(
             params, recipe = suggest_recipe(asked, spec.search_space, spec.strategy)
             attrs = _json_attrs(sampler_study, asked.number)
             try:
-                run_spec = trial_spec(spec, study_id=study_id, number=number, baseline=baseline, recipe=recipe)
+                run_spec = trial_spec(
+                    spec,
+                    study_id=study_id,
+                    number=number,
+                    baseline=baseline,
+                    recipe=recipe,
+                    baseline_run_id=study.baseline_run_id,
+                )
                 # a trial's same-budget control (a study spec with `control`) runs too, but is no trial
                 run, *controls = create_checked(session, run_spec, max_attempts=max_attempts)
             except (ValueError, Invalid) as e:  # a recipe the spec rules refuse: a failed trial, no run
@@ -466,6 +491,37 @@ def _tick_study(
     return len(created)
 
 
+def baseline_ready(session: Session, study: StudyRecord, spec: StudySpec) -> bool:
+    """For a study waiting for the baseline run it created (an uploaded model's): True once the
+    run has succeeded and its reference figures are stored; False while it is queued or running;
+    a run that failed, was cancelled or was deleted, or that measured no usable reference, ends
+    the study `failed` with the reason (False). Called under the study's row lock."""
+    run_id = study.baseline_run_id
+    run = runs.get_run(session, run_id=run_id) if run_id else None
+    reason: str | None = None
+    if run is None:
+        reason = f"the baseline run {run_id} does not exist (deleted?)"
+    elif run.status in ("queued", "running"):
+        return False
+    elif run.status != "succeeded":
+        reason = f"the baseline run {run_id} ended {run.status}" + (f": {run.error}" if run.error else "")
+    else:
+        reference = reference_figures(session, run_id=run_id)
+        missing = [k for k in (*spec.objectives, spec.constraint.metric) if reference and reference.get(k) is None]
+        if reference is None:
+            reason = f"the baseline run {run_id} measured no float32 .tflite or Keras variant to compare with"
+        elif missing:
+            reason = f"the baseline's {reference['format']} variant has no {', '.join(missing)} measured"
+        else:
+            studies.set_reference(session, study_id=study.id, reference=reference)
+            return True
+    studies.set_status(
+        session, study_id=study.id, status="failed", only_from=studies.ACTIVE_STATUSES, stop_reason=reason
+    )
+    log.info("study %s failed: %s", study.id, reason)
+    return False
+
+
 def _json_attrs(study: optuna.Study, number: int) -> dict[str, Any]:
     attrs = study.get_trials(deepcopy=False)[number].system_attrs
     out: dict[str, Any] = {}
@@ -474,6 +530,10 @@ def _json_attrs(study: optuna.Study, number: int) -> dict[str, Any]:
             out[k] = v
         elif isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v):
             out[k] = list(v)
+        elif isinstance(v, dict) and all(
+            isinstance(x, list | tuple) and all(isinstance(y, str | int | float | bool) for y in x) for x in v.values()
+        ):  # GridSampler's "search_space": without it, its visited-grid check raises KeyError
+            out[k] = {str(name): list(x) for name, x in v.items()}
     return out
 
 
@@ -574,10 +634,35 @@ class StudyLoop:
 # --- creating and steering studies (called by the API) ---------------------------------------
 
 
+# Why a chain starting with distillation is not offered for an uploaded model's baseline.
+NO_DISTILLATION_FROM_UPLOAD = (
+    "distillation trains a narrower student of a built-in architecture, and an uploaded model has no "
+    "architecture here to shrink"
+)
+
+
 def create_study(session: Session, spec: StudySpec) -> StudyRecord:
-    """Checks the baseline (a succeeded run with a Keras model and a measured reference
-    variant) and that each chain's middle recipe is a valid run spec; raises Invalid (422
-    naming the field) otherwise. The study is queued; the loop starts it."""
+    """create_study_and_runs without the runs: a baseline run it created stays queued in the
+    database (the dispatcher sends it; the API route sends it after its commit)."""
+    return create_study_and_runs(session, spec)[0]
+
+
+def create_study_and_runs(session: Session, spec: StudySpec) -> tuple[StudyRecord, list[RunRecord]]:
+    """Checks the baseline and that each chain's middle recipe is a valid run spec; raises
+    Invalid (422 naming the field) otherwise. Returns the queued study and the runs to send
+    after the commit (the baseline run a study from an uploaded model creates; none for a
+    baseline run). The loop starts the study (when its baseline run has succeeded).
+
+    - `baseline_run_id`: a succeeded run with a Keras model and a measured reference variant;
+    - `baseline_model_id`: an uploaded model that can be run on `dataset` (the checks of a run
+      of it), measured by a baseline run created here in the same transaction.
+    Default chains this baseline cannot take (the uploaded model's preflight says a technique
+    is unsupported; distillation from an uploaded model) are left out, with why, in
+    `left_out_chains`; chains the user listed are refused with a 422 naming
+    `search_space.chains.N`."""
+    if spec.baseline_model_id is not None:
+        return _create_from_model(session, spec)
+    assert spec.baseline_run_id is not None
     problems: list[Problem] = []
     loc = ("body", "baseline_run_id")
     baseline = runs.get_run(session, run_id=spec.baseline_run_id)
@@ -597,32 +682,98 @@ def create_study(session: Session, spec: StudySpec) -> StudyRecord:
     if problems:
         raise Invalid(problems)
     base_spec = RunSpec.model_validate(baseline.spec)
+    spec, left_out = _checked_chains(session, spec, base_spec, baseline_run_id=spec.baseline_run_id)
+    study = studies.create_study(
+        session,
+        spec=spec,
+        reference=reference,
+        dataset=base_spec.dataset.model_dump(mode="json"),
+        left_out_chains=left_out,
+    )
+    return study, []
+
+
+def _create_from_model(session: Session, spec: StudySpec) -> tuple[StudyRecord, list[RunRecord]]:
+    """A study whose baseline is an uploaded model: the study row (reference empty: it waits),
+    then its baseline run (the model measured as it came, float32 export), linked by
+    `studies.baseline_run_id`. A problem of the baseline run is a 422 naming baseline_model_id
+    or the dataset field."""
+    base_spec = baseline_spec(spec, study_id=1)
+    problems: list[Problem] = []
+    for field, msg in reference_problems(session, base_spec, loc=()):
+        if field[:1] == ("model",):
+            problems.append((("body", "baseline_model_id"), msg))
+        elif field[:1] == ("dataset",):
+            problems.append((("body", *field), msg))
+        else:
+            problems.append((("body", "baseline_model_id"), f"{'.'.join(map(str, field))}: {msg}"))
+    if problems:
+        raise Invalid(problems)
+    spec, left_out = _checked_chains(session, spec, base_spec, baseline_run_id=None)
+    study = studies.create_study(
+        session,
+        spec=spec,
+        reference={},
+        dataset=base_spec.dataset.model_dump(mode="json"),
+        baseline_run_id=0,
+        left_out_chains=left_out,
+    )
+    created = create_checked(session, baseline_spec(spec, study_id=study.id), max_attempts=1)
+    studies.set_baseline_run(session, study_id=study.id, run_id=created[0].id)
+    linked = studies.get_study(session, study_id=study.id)
+    assert linked is not None
+    return linked, created
+
+
+def _checked_chains(
+    session: Session, spec: StudySpec, base_spec: RunSpec, *, baseline_run_id: int | None
+) -> tuple[StudySpec, dict[str, str]]:
+    """(spec, left out) after checking each chain's middle recipe like a submitted run: the
+    trial's references (`reference_problems`, when the baseline run exists) and, when the
+    baseline is an uploaded model's (`base_spec.model.upload_id`), the model's stored preflight
+    (`uploaded_model_problems` on the same recipe run from the upload) and the rule that
+    distillation needs a built-in architecture. Default chains that fail are left out (the
+    returned spec lists what remains, the dict says why); listed ones raise Invalid."""
     space = spec.search_space
+    upload_id = base_spec.model.upload_id
     refused: dict[str, list[Problem]] = {}
     for i, chain in enumerate(space.chains):
+        loc = ("body", "search_space", "chains", i)
+        if upload_id is not None and "distillation" in chain_techniques(chain):
+            refused[chain] = [(loc, f"{chain}: {NO_DISTILLATION_FROM_UPLOAD}")]
+            continue
         recipe: dict[str, Any] = {"chain": chain, "export": space.exports[0]}
         for tech in chain_techniques(chain):
             tech_space = getattr(space, tech)
             recipe.update({f"{tech}.{k}": _mid(getattr(tech_space, k)) for k in type(tech_space).model_fields})
         try:
-            trial = trial_spec(spec, study_id=1, number=0, baseline=base_spec, recipe=recipe)
+            trial = trial_spec(
+                spec, study_id=1, number=0, baseline=base_spec, recipe=recipe, baseline_run_id=baseline_run_id or 1
+            )
         except ValueError as e:
-            refused.setdefault(chain, []).append((("body", "search_space", "chains", i), f"{chain}: {e}"))
+            refused.setdefault(chain, []).append((loc, f"{chain}: {e}"))
             continue
-        for field, msg in reference_problems(session, trial, loc=("body", "search_space", "chains", i)):
-            refused.setdefault(chain, []).append((field, f"{chain}: {msg}"))
+        found: list[Problem] = []
+        if baseline_run_id is not None:
+            found += reference_problems(session, trial, loc=loc)
+        if upload_id is not None:
+            as_upload = trial.model_copy(
+                update={"model": trial.model.model_copy(update={"init_from_run_id": None, "upload_id": upload_id})}
+            )
+            found += [p for p in uploaded_model_problems(session, as_upload, loc=loc) if p not in found]
+        for _field, msg in found:
+            refused.setdefault(chain, []).append((loc if upload_id is not None else _field, f"{chain}: {msg}"))
     usable = [c for c in space.chains if c not in refused]
     if refused and "chains" not in space.model_fields_set and usable:
         # the default chains: those this baseline cannot take (a distilled student no smaller than
-        # a narrow baseline, say) are left out, not refused; the stored spec lists what remains
+        # a narrow baseline, a technique the uploaded model's preflight refuses) are left out, not
+        # refused; the stored spec lists what remains and `left_out_chains` says why
         spec = spec.model_copy(update={"search_space": space.model_copy(update={"chains": usable})})
-    else:
-        problems.extend(p for chain_problems in refused.values() for p in chain_problems)
+        return spec, {c: "; ".join(msg.partition(": ")[2] for _, msg in ps) for c, ps in refused.items()}
+    problems = [p for chain_problems in refused.values() for p in chain_problems]
     if problems:
         raise Invalid(problems)
-    return studies.create_study(
-        session, spec=spec, reference=reference, dataset=base_spec.dataset.model_dump(mode="json")
-    )
+    return spec, {}
 
 
 def _get(session: Session, study_id: int, *, lock: bool = True) -> StudyRecord:
@@ -659,6 +810,10 @@ def stop(session: Session, *, study_id: int) -> StudyRecord:
     for t in studies.list_trials(session, study_id=study_id):
         if t.state == "running" and t.run_id is not None:
             runs.request_cancel(session, run_id=t.run_id)
+    if study.waiting_for_baseline and study.spec.get("baseline_model_id") and study.baseline_run_id:
+        baseline = runs.get_run(session, run_id=study.baseline_run_id)
+        if baseline is not None and baseline.status in ("queued", "running"):
+            runs.request_cancel(session, run_id=study.baseline_run_id)  # it was made for this study alone
     return _get(session, study_id)
 
 
@@ -668,8 +823,8 @@ def extend(
     """Raises the budget's limits by these amounts (a limit not set stays unlimited); a study
     that finished because its budget was spent runs again. Stopped studies stay stopped."""
     study = _get(session, study_id)
-    if study.status == "stopped":
-        raise Conflict(f"study {study_id} was stopped: it cannot be extended")
+    if study.status in ("stopped", "failed"):
+        raise Conflict(f"study {study_id} was {study.status}: it cannot be extended")
     budget = Budget.model_validate(study.budget)
     data = budget.model_dump()
     for key, add in (("max_trials", trials), ("wall_seconds", wall_seconds), ("worker_minutes", worker_minutes)):

@@ -17,8 +17,12 @@ from runspec.studies import QUALITY_OBJECTIVES, StudySpec, direction
 
 
 def study_summary(study: StudyRecord, trials: list[TrialRecord], now: datetime) -> dict[str, Any]:
-    """The study's row as the list shows it: its fields, trial counts and budget."""
+    """The study's row as the list shows it: its fields, trial counts and budget. `bar` is None
+    while a study from an uploaded model has no reference (its baseline run has not succeeded),
+    and `note` says it is waiting for that run;
+    `left_out_chains` maps default chains this baseline cannot take to why."""
     spec = study.study_spec()
+    waiting = study.waiting_for_baseline
     used = budget_used(study, trials, now)
     counts = {s: sum(1 for t in trials if t.state == s) for s in ("running", "complete", "pruned", "failed")}
     counts["feasible"] = sum(1 for t in trials if t.feasible)
@@ -26,11 +30,15 @@ def study_summary(study: StudyRecord, trials: list[TrialRecord], now: datetime) 
         "id": study.id,
         "name": study.name,
         "experiment": study.experiment,
-        "baseline_run_id": study.baseline_run_id,
+        "baseline_run_id": study.baseline_run_id or None,
+        "baseline_model_id": spec.baseline_model_id,
         "objectives": study.objectives,
         "directions": [direction(o) for o in study.objectives],
         "constraint": study.constraint,
-        "bar": bar_of(spec, study.reference),
+        # no reference while waiting for the baseline run, nor after it failed
+        "bar": bar_of(spec, study.reference) if study.reference else None,
+        "note": f"waiting for the baseline run {study.baseline_run_id}" if waiting else None,
+        "left_out_chains": study.left_out_chains,
         "strategy": study.strategy,
         "seed": study.seed,
         "status": study.status,
@@ -131,7 +139,7 @@ def study_detail(session: Session, study: StudyRecord, *, include_infeasible: bo
         else _trial(spec, study, min(misses, key=lambda t: t.constraint_value or 0.0), now)
     )
     cost_i = list[str](spec.objectives).index(spec.cost_objective)
-    bar = bar_of(spec, study.reference)
+    bar = bar_of(spec, study.reference) if study.reference else 0.0  # no trial before the reference
     points = [(t.number, (t.values or [])[cost_i], bar - (t.constraint_value or 0.0)) for t in shown]
     out["front"] = _front(points)
     out["include_infeasible"] = include_infeasible

@@ -20,6 +20,8 @@ from runspec.studies import StudySpec
 from runspec.vocabulary import ACTIVE_STUDY_STATUSES, MAX_ID
 
 ACTIVE_STATUSES = ACTIVE_STUDY_STATUSES
+# Where the stored spec JSON keeps the default chains left out at creation (not a StudySpec field).
+LEFT_OUT_KEY = "left_out_chains"
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,20 @@ class StudyRecord:
 
     def study_spec(self) -> StudySpec:
         """The spec with the current budget (extensions included)."""
-        return StudySpec.model_validate({**self.spec, "budget": self.budget})
+        data = {k: v for k, v in self.spec.items() if k != LEFT_OUT_KEY}
+        return StudySpec.model_validate({**data, "budget": self.budget})
+
+    @property
+    def left_out_chains(self) -> dict[str, str]:
+        """Default chains left out at creation because this baseline cannot take them: chain →
+        why (kept in the stored spec's JSON beside the StudySpec fields)."""
+        return dict(self.spec.get(LEFT_OUT_KEY) or {})
+
+    @property
+    def waiting_for_baseline(self) -> bool:
+        """True while a study from an uploaded model waits for its baseline run: no reference
+        figures yet, and not ended."""
+        return not self.reference and self.status in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -111,14 +126,24 @@ def _study(row: m.Study) -> StudyRecord:
 
 
 def create_study(
-    session: Session, *, spec: StudySpec, reference: dict[str, Any], dataset: dict[str, Any]
+    session: Session,
+    *,
+    spec: StudySpec,
+    reference: dict[str, Any],
+    dataset: dict[str, Any],
+    baseline_run_id: int | None = None,
+    left_out_chains: dict[str, str] | None = None,
 ) -> StudyRecord:
-    """A new `queued` study for a validated spec, flushed."""
+    """A new `queued` study for a validated spec, flushed. `baseline_run_id` defaults to the
+    spec's (0 for a study from an uploaded model until its baseline run exists: set_baseline_run);
+    an empty `reference` means the study waits for its baseline run."""
     data = spec.model_dump(mode="json")
+    if left_out_chains:
+        data[LEFT_OUT_KEY] = dict(left_out_chains)
     row = m.Study(
         name=spec.name,
         experiment=spec.experiment or spec.name,
-        baseline_run_id=spec.baseline_run_id,
+        baseline_run_id=baseline_run_id if baseline_run_id is not None else (spec.baseline_run_id or 0),
         dataset=dataset,
         objectives=data["objectives"],
         constraint=data["constraint"],
@@ -174,6 +199,8 @@ def set_status(
     states (stopped, finished) set finished_at; running sets started_at the first time."""
     now = m.utcnow()
     values: dict[str, Any] = {"status": status}
+    if status == "failed":
+        values.update(error=stop_reason)
     if status in ACTIVE_STATUSES:
         values.update(finished_at=None, stop_reason=stop_reason)
     else:
@@ -186,6 +213,16 @@ def set_status(
             update(m.Study).where(m.Study.id == study_id, m.Study.started_at.is_(None)).values(started_at=now)
         )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_baseline_run(session: Session, *, study_id: int, run_id: int) -> None:
+    """Links the baseline run a study from an uploaded model created."""
+    session.execute(update(m.Study).where(m.Study.id == study_id).values(baseline_run_id=run_id))
+
+
+def set_reference(session: Session, *, study_id: int, reference: dict[str, Any]) -> None:
+    """Stores the baseline's reference figures once its run has succeeded (the study stops waiting)."""
+    session.execute(update(m.Study).where(m.Study.id == study_id).values(reference=reference))
 
 
 def set_budget(session: Session, *, study_id: int, budget: dict[str, Any]) -> None:

@@ -351,7 +351,7 @@ def test_the_vocabulary_endpoint_serves_the_shared_definitions(client: TestClien
     assert body["variant_formats"] == ["keras"] + [f"tflite-{f}" for f in body["export_formats"]] + ["uploaded"]
     assert body["max_id"] == 2**31 - 1
     # the study page reads which studies can still ask for trials (and be paused) from here
-    assert body["study_statuses"] == ["queued", "running", "paused", "stopped", "finished"]
+    assert body["study_statuses"] == ["queued", "running", "paused", "stopped", "finished", "failed"]
     assert body["active_study_statuses"] == ["queued", "running", "paused"]
     assert client.get("/api/vocabulary", headers={"Authorization": ""}).status_code == 401
 

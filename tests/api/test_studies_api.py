@@ -47,6 +47,18 @@ def test_bad_studies_are_refused_naming_the_field(client: TestClient) -> None:
     assert client.get("/api/studies").json()["count"] == 0
 
 
+def test_a_study_names_exactly_one_baseline(client: TestClient) -> None:
+    base = _baseline(client)
+    for body in ({}, {"baseline_run_id": base, "baseline_model_id": 1, "dataset": {"name": "digits"}}):
+        r = client.post("/api/studies", json=body)
+        assert _locs(r) == [["body", "baseline_run_id"]]
+        assert "baseline_run_id" in r.text and "baseline_model_id" in r.text  # the message names both
+    assert _locs(client.post("/api/studies", json={"baseline_model_id": 1})) == [["body", "dataset"]]
+    r = client.post("/api/studies", json={"baseline_model_id": 77, "dataset": {"name": "digits"}})
+    assert _locs(r) == [["body", "baseline_model_id"]] and "model 77 does not exist" in r.text
+    assert client.get("/api/studies").json()["count"] == 0  # nothing stored, no baseline run made
+
+
 def test_a_study_shows_feasible_best_and_front_and_obeys_its_buttons(client: TestClient) -> None:
     base = _baseline(client)
     r = client.post(

@@ -223,3 +223,27 @@ def test_a_baseline_that_is_not_finished_is_refused_naming_the_field(factory: se
         with pytest.raises(Invalid) as e:
             loop.create_study(s, StudySpec(baseline_run_id=queued.id))
     assert e.value.problems[0][0] == ("body", "baseline_run_id")
+
+
+def test_grid_asked_one_trial_a_tick_still_visits_each_point_once(factory: sessionmaker[Session]) -> None:
+    """The sampler is rebuilt on every tick; GridSampler gives trial k the k-th point of a grid
+    it shuffles with its seed, so a seed that changed with the trial count drew points twice."""
+    study_id = _study(
+        factory,
+        strategy="grid",
+        budget={"max_trials": 5},  # one more than the grid: asking past it must not break the tick
+        min_trials=5,
+        search_space={
+            "chains": ["pruning"],
+            "grid_points": 4,
+            "pruning": {"target_sparsity": {"low": 0.5, "high": 0.95}},
+        },
+    )
+    queue = RecordingQueue()
+    for _ in range(5):
+        assert loop.tick(factory, queue, slots=lambda: 1) == 1  # type: ignore[arg-type]
+        _finish(factory, queue.sent[-1], accuracy=0.945, gzip=4_000)
+    with unit_of_work(factory) as s:
+        specs = [runs.get_run(s, run_id=t.run_id or 0).spec for t in studies.list_trials(s, study_id=study_id)]  # type: ignore[union-attr]
+    sparsities = [sp["techniques"][0]["target_sparsity"] for sp in specs]
+    assert sorted(sparsities[:4]) == [0.5, 0.65, 0.8, 0.95] and sparsities[4] in sparsities[:4]

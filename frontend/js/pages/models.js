@@ -165,6 +165,18 @@ function modelsTable(models) {
                 "Optimize…",
               ),
               " ",
+              m.format === "keras"
+                ? h(
+                    "a",
+                    {
+                      class: "btn",
+                      href: `/studies?model=${m.id}`,
+                      title: "Start a study (a search over recipes) with this model as its baseline",
+                    },
+                    "Study…",
+                  )
+                : "",
+              m.format === "keras" ? " " : "",
               h(
                 "button",
                 {

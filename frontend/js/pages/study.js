@@ -281,7 +281,12 @@ function trialsTable(s) {
           ],
           [...s.trials].reverse(),
         )
-      : emptyState("No trials yet", "Trials start as soon as a worker is free."),
+      : s.status === "failed"
+        ? emptyState("No trials", "The study failed before its first trial (see why above).")
+        : emptyState(
+            "No trials yet",
+            s.note ? "Trials start once the baseline run has succeeded." : "Trials start as soon as a worker is free.",
+          ),
   );
 }
 
@@ -301,7 +306,7 @@ function actions(s) {
   return [
     btn("Pause", "pause", ACTIVE.includes(s.status) && s.status !== "paused"),
     btn("Resume", "resume", s.status === "paused"),
-    btn("Extend +10 trials", "extend", s.status !== "stopped", { trials: 10 }),
+    btn("Extend +10 trials", "extend", !["stopped", "failed"].includes(s.status), { trials: 10 }),
     h(
       "button",
       {
@@ -351,8 +356,9 @@ async function load() {
     main,
     pageHeader(s.name, {
       subtitle:
-        `${s.strategy} search from baseline run ${s.baseline_run_id} · objectives ${s.objectives.join(", ")} · ` +
-        `${c.metric} ≥ ${(s.bar * 100).toFixed(2)} % (baseline − ${c.max_drop} ${c.unit})`,
+        `${s.strategy} search from ${s.baseline_model_id ? `uploaded model #${s.baseline_model_id}` : `baseline run ${s.baseline_run_id}`}` +
+        ` · objectives ${s.objectives.join(", ")} · ` +
+        `${c.metric} ≥ ${s.bar == null ? "baseline" : `${(s.bar * 100).toFixed(2)} %`} (baseline − ${c.max_drop} ${c.unit})`,
       actions: actions(s),
     }),
     h(
@@ -360,11 +366,30 @@ async function load() {
       { id: "study-status" },
       statusBadge(s.status),
       s.stop_reason ? ` ${s.stop_reason}` : "",
+      s.note ? ` ${s.note}` : "",
       " · ",
-      h("a", { href: `/runs/${s.baseline_run_id}` }, `baseline run #${s.baseline_run_id}`),
+      h(
+        "a",
+        { href: `/runs/${s.baseline_run_id}`, id: "study-baseline-link" },
+        s.baseline_model_id
+          ? `baseline run #${s.baseline_run_id} (uploaded model #${s.baseline_model_id} as uploaded)`
+          : `baseline run #${s.baseline_run_id}`,
+      ),
       " · ",
       toggle,
     ),
+    Object.keys(s.left_out_chains || {}).length
+      ? h(
+          "div",
+          { class: "muted", id: "study-left-out" },
+          "Left out of the default chains (this baseline cannot take them):",
+          h(
+            "ul",
+            {},
+            Object.entries(s.left_out_chains).map(([chain, why]) => h("li", {}, h("strong", {}, chain), ` — ${why}`)),
+          ),
+        )
+      : "",
     h(
       "div",
       { class: "grid-2" },
@@ -379,8 +404,22 @@ async function load() {
     ),
     trialsTable(s),
   );
-  if (window.Plotly) {
+  if (s.bar == null) {
+    // a study from an uploaded model: no reference until its baseline run has succeeded
+    replace(
+      frontEl,
+      h(
+        "p",
+        { class: "muted", id: "study-no-reference" },
+        s.note
+          ? `The front appears once the baseline is measured: ${s.note}.`
+          : "No baseline figures: the baseline run did not succeed.",
+      ),
+    );
+  } else if (window.Plotly) {
     frontChart(frontEl, s);
+  }
+  if (window.Plotly) {
     hypervolumeChart(hvTrialsEl, s, "trials");
     hypervolumeChart(hvMinutesEl, s, "minutes");
   }
@@ -398,12 +437,92 @@ const EXAMPLE = {
   strategy: "tpe",
 };
 
-function launchForm() {
+// Datasets an uploaded model can be measured on without an upload of its own.
+const BUILTIN_DATASETS = ["digits", "mnist", "fashion_mnist", "cifar10"];
+
+/** The example spec with the chosen baseline: a finished run (`run`) or an uploaded model
+ * (`model`, measured on `dataset` first). Keeps every other field the user typed. */
+function withBaseline(spec, kind, id, dataset) {
+  const out = { ...spec };
+  delete out.baseline_run_id;
+  delete out.baseline_model_id;
+  delete out.dataset;
+  const keyed = kind === "model" ? { baseline_model_id: id, dataset: { name: dataset } } : { baseline_run_id: id };
+  const { name, ...rest } = out;
+  return { name, ...keyed, ...rest };
+}
+
+function baselinePicker(area, models, chosenModel) {
+  const kind = h(
+    "select",
+    { id: "study-baseline-kind", "aria-label": "baseline kind" },
+    h("option", { value: "run" }, "a finished run"),
+    h("option", { value: "model", disabled: !models.length }, "an uploaded model"),
+  );
+  const runId = h("input", {
+    id: "study-baseline-run",
+    type: "number",
+    min: 1,
+    value: 1,
+    "aria-label": "baseline run id",
+  });
+  const model = h(
+    "select",
+    { id: "study-baseline-model", "aria-label": "uploaded model" },
+    models.map((m) => h("option", { value: String(m.id) }, `#${m.id} ${m.name}`)),
+  );
+  const dataset = h(
+    "select",
+    { id: "study-dataset", "aria-label": "dataset to measure the model on" },
+    BUILTIN_DATASETS.map((d) => h("option", { value: d }, d)),
+  );
+  const runPart = h("span", { class: "inline" }, " run ", runId);
+  const modelPart = h("span", { class: "inline" }, " ", model, " measured on ", dataset);
+  const note = h("p", { class: "muted", id: "study-baseline-note" });
+  const sync = () => {
+    const isModel = kind.value === "model";
+    runPart.hidden = isModel;
+    modelPart.hidden = !isModel;
+    let spec;
+    try {
+      spec = JSON.parse(area.value);
+    } catch {
+      spec = { ...EXAMPLE };
+    }
+    const id = Number(isModel ? model.value : runId.value);
+    area.value = JSON.stringify(withBaseline(spec, kind.value, id, dataset.value), null, 2);
+    replace(
+      note,
+      isModel
+        ? "The model is measured as uploaded first (a baseline run with a float32 .tflite export); the study waits " +
+            "for that run, then trials prune, cluster and quantize it. Distillation is left out: it trains a " +
+            "narrower built-in architecture, and an uploaded model has none to shrink."
+        : "The baseline must be a finished run; trials fine-tune its model, distillation trains a fresh student.",
+    );
+  };
+  if (chosenModel != null && models.some((m) => m.id === chosenModel)) {
+    kind.value = "model";
+    model.value = String(chosenModel);
+  }
+  for (const el of [kind, runId, model, dataset]) el.addEventListener("change", sync);
+  sync();
+  return h(
+    "div",
+    { class: "study-baseline" },
+    h("label", { class: "inline" }, "Baseline: ", kind),
+    runPart,
+    modelPart,
+    note,
+  );
+}
+
+function launchForm(models = [], chosenModel = null) {
   const area = h(
     "textarea",
-    { id: "study-spec", rows: 10, class: "mono", spellcheck: "false", "aria-label": "study spec (JSON)" },
+    { id: "study-spec", rows: 12, class: "mono", spellcheck: "false", "aria-label": "study spec (JSON)" },
     JSON.stringify(EXAMPLE, null, 2),
   );
+  const picker = baselinePicker(area, models, chosenModel);
   const errors = h("ul", { class: "field-errors", role: "alert" });
   const submit = async (ev) => {
     ev.preventDefault();
@@ -434,11 +553,12 @@ function launchForm() {
       { class: "muted" },
       "A StudySpec as JSON (every field and its default: ",
       h("a", { href: "/docs#/studies" }, "API docs"),
-      "). The baseline must be a finished run; trials fine-tune its model, distillation trains a fresh student.",
+      "). Choose the baseline below: it fills in the spec.",
     ),
     h(
       "form",
       { on: { submit } },
+      picker,
       area,
       errors,
       h("button", { type: "submit", class: "btn btn-primary" }, "Start study"),
@@ -455,12 +575,20 @@ async function loadList() {
     loadingState(),
   );
   let page;
+  let models = [];
   try {
-    page = await api.listStudies();
+    [page, models] = await Promise.all([
+      api.listStudies(),
+      api.listModels().then(
+        (r) => (r.data || []).filter((m) => m.format === "keras"),
+        () => [], // the launch form still works with run baselines
+      ),
+    ]);
   } catch (e) {
     replace(main, errorState(e, loadList));
     return;
   }
+  const chosen = new URLSearchParams(window.location.search).get("model");
   const list = page.data.length
     ? table(
         [
@@ -474,15 +602,16 @@ async function loadList() {
         ],
         page.data,
       )
-    : emptyState("No study yet", "Start one below from a finished baseline run.");
+    : emptyState("No study yet", "Start one below from a finished run or an uploaded model.");
   replace(
     main,
     pageHeader("Studies", {
       subtitle: "Budgeted searches over whole recipes for the smallest or fastest model that meets an accuracy bar.",
     }),
     card(null, list),
-    launchForm(),
+    launchForm(models, chosen == null ? null : Number(chosen)),
   );
+  if (chosen != null) document.getElementById("study-spec")?.scrollIntoView({ block: "center" });
 }
 
 if (studyId) {
