@@ -180,6 +180,11 @@ def summary(study: dict[str, Any]) -> dict[str, Any]:
         "states": {s: sum(1 for t in trials if t["state"] == s) for s in ("complete", "pruned", "failed", "running")},
         "feasible": len(feasible),
         "worker_s": sum(t["worker_seconds"] or 0.0 for t in told),
+        # load-independent work: the fine-tuning epochs each told trial's recipe asked for, times
+        # the share of them its run completed (a pruned trial stops part way)
+        "epochs_trained": sum(
+            sum(v for k, v in t["recipe"].items() if k.endswith(".epochs")) * (t["run_progress"] or 0.0) for t in told
+        ),
         "mean_trial_worker_s": sum(t["worker_seconds"] or 0.0 for t in told) / max(1, len(told)),
         "wall_s": study["wall_s"],
         "hypervolume": hv,
@@ -281,6 +286,7 @@ def mode_early(client: optiboard.Client, args: argparse.Namespace, base: dict[st
     off, on_ = out["off"], out["on"]
     out["worker_time_saved"] = 1 - on_["worker_s"] / off["worker_s"] if off["worker_s"] else None
     out["hypervolume_ratio"] = on_["hypervolume"] / off["hypervolume"] if off["hypervolume"] else None
+    out["epochs_saved"] = 1 - on_["epochs_trained"] / off["epochs_trained"] if off["epochs_trained"] else None
     return out
 
 
