@@ -282,7 +282,9 @@ def mode_early(client: optiboard.Client, args: argparse.Namespace, base: dict[st
             early_stopping={"prune_trials": on, "stop_study": on},
             min_trials=args.min_trials,
         )
-        out["on" if on else "off"] = summary(run_study(client, spec, timeout=3600))
+        study = run_study(client, spec, timeout=3600)
+        out["on" if on else "off"] = summary(study)
+        out[f"trials_{'on' if on else 'off'}"] = study["trials"]  # every trial, to see why two arms differ
     off, on_ = out["off"], out["on"]
     out["worker_time_saved"] = 1 - on_["worker_s"] / off["worker_s"] if off["worker_s"] else None
     out["hypervolume_ratio"] = on_["hypervolume"] / off["hypervolume"] if off["hypervolume"] else None
