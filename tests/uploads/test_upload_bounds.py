@@ -154,17 +154,18 @@ def _add_dataset_row(stack: Any, filename: str, info: dict[str, Any]) -> int:
         engine.dispose()
 
 
-def _small_upload(stack: Any) -> int:
+def _small_upload(stack: Any, first: int = 0) -> int:
+    """Digits `first`..`first`+400 (300 train, 100 test) uploaded as a dataset; its id."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     buf = io.BytesIO()
     np.savez(
         buf,
-        x_train=d.images[:300].astype(np.uint8),
-        y_train=d.target[:300],
-        x_test=d.images[300:400].astype(np.uint8),
-        y_test=d.target[300:400],
+        x_train=d.images[first : first + 300].astype(np.uint8),
+        y_train=d.target[first : first + 300],
+        x_test=d.images[first + 300 : first + 400].astype(np.uint8),
+        y_test=d.target[first + 300 : first + 400],
     )
     r = _upload(stack, buf.getvalue())
     assert r.status_code == 201, r.text
@@ -206,12 +207,14 @@ def test_a_job_never_reads_a_dataset_whose_file_changed_since_upload(live_stack:
     """Issue 15 item 5 for datasets: the upload's SHA-256 is kept and checked before a job reads
     the file. A file replaced by another valid .npz (labels swapped) or truncated fails the run
     naming the damage, instead of training on whatever is there."""
-    dataset_id = _small_upload(live_stack)
+    # Content no other test uploads, found by its digest: uploads of the same shapes have the same
+    # size, and a file picked by size was another dataset's (the suite then saw 'succeeded').
+    dataset_id = _small_upload(live_stack, first=1111)
     listed = {d["id"]: d for d in live_stack.client.http.get("/api/datasets").json()["data"]}
-    path = next(
-        p for p in live_stack.settings.uploads.glob("*.npz") if p.stat().st_size == listed[dataset_id]["size_bytes"]
-    )
     recorded = listed[dataset_id]["info"].get("sha256")
+    (path,) = [
+        p for p in live_stack.settings.uploads.glob("*.npz") if hashlib.sha256(p.read_bytes()).hexdigest() == recorded
+    ]
     spec = {
         "name": "tampered",
         "dataset": {"name": "upload", "upload_id": dataset_id},
